@@ -1,0 +1,125 @@
+// Reader and writer for the safetensors format: an 8-byte little-endian
+// header length N, N bytes of JSON header, then raw little-endian tensor
+// bytes. The header maps tensor names to {dtype, shape, data_offsets} (offsets
+// relative to the end of the header) plus an optional "__metadata__" object of
+// string -> string.
+//
+// The reader memory-maps the file and validates everything before handing
+// out a view: header size (at most 100 MB and inside the file), JSON shape and
+// nesting depth, known dtypes, shape/size agreement without overflow, offsets
+// inside the data section, no overlapping tensors and no unindexed bytes.
+// Damaged or hostile files produce an error Status, never a crash or an
+// out-of-bounds read.
+//
+// Thread-safety: a SafetensorsFile is immutable after Open() and may be read
+// from any number of threads. Views point into the mapping and live as long
+// as the SafetensorsFile.
+#ifndef RECSYS_COMMON_SAFETENSORS_H_
+#define RECSYS_COMMON_SAFETENSORS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace recsys {
+
+enum class DType { kF64, kF32, kF16, kBF16, kI64, kI32, kI16, kI8, kU8, kBool };
+
+// "F32", "BF16", ...
+absl::string_view DTypeName(DType dtype);
+absl::StatusOr<DType> ParseDType(absl::string_view name);
+size_t DTypeSize(DType dtype);
+
+struct TensorView {
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;  // little-endian, not necessarily aligned
+  size_t size_bytes = 0;
+
+  int64_t num_elements() const;
+};
+
+class SafetensorsFile {
+ public:
+  static constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;
+
+  // Maps and validates the file at `path`.
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(
+      const std::string& path);
+  // Validates `bytes`, which the returned object takes ownership of. Used for
+  // small files and by the corruption tests.
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> FromBuffer(
+      std::string bytes);
+
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  // Tensor names in file order (by offset).
+  const std::vector<std::string>& names() const { return names_; }
+  bool Contains(const std::string& name) const;
+  // NOT_FOUND when absent.
+  absl::StatusOr<TensorView> Get(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const {
+    return metadata_;
+  }
+
+ private:
+  SafetensorsFile() = default;
+  absl::Status Parse(const uint8_t* data, size_t size);
+
+  void* mapping_ = nullptr;
+  size_t mapping_size_ = 0;
+  std::string owned_;
+  std::vector<std::string> names_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Collects tensors and writes one safetensors file atomically (temp file,
+// fsync, rename). The bytes passed to AddTensor are copied.
+class SafetensorsWriter {
+ public:
+  // INVALID_ARGUMENT if the name is empty, "__metadata__" or a duplicate, or
+  // if `bytes` does not match shape x dtype.
+  absl::Status AddTensor(const std::string& name, DType dtype,
+                         std::vector<int64_t> shape, absl::string_view bytes);
+  void SetMetadata(const std::string& key, const std::string& value);
+
+  // The complete file contents.
+  std::string Serialize() const;
+  absl::Status WriteFile(const std::string& path) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::string bytes;
+  };
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// IEEE half / bfloat16 <-> float conversions (round to nearest even).
+float HalfToFloat(uint16_t h);
+uint16_t FloatToHalf(float f);
+float BFloat16ToFloat(uint16_t b);
+uint16_t FloatToBFloat16(float f);
+
+// Copies `n` elements of a float tensor view (F32, F16, BF16 or F64) starting
+// at element `offset` into `out` as float. INVALID_ARGUMENT for other dtypes
+// or a range outside the tensor.
+absl::Status ReadAsFloat(const TensorView& view, int64_t offset, int64_t n,
+                         float* out);
+
+}  // namespace recsys
+
+#endif  // RECSYS_COMMON_SAFETENSORS_H_
