@@ -1,6 +1,7 @@
 #include "trainer/backbone/torch_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "trainer/backbone/torch_runtime.h"
 
 namespace recsys {
 
@@ -29,5 +30,15 @@ absl::Status TorchErrorToStatus(const std::exception& e,
   if (nl != std::string::npos) msg.resize(nl);
   return absl::InternalError(absl::StrCat(what, ": ", msg));
 }
+
+}  // namespace recsys
+
+namespace recsys {
+
+void SetTorchThreads(int n) {
+  if (n > 0) torch::set_num_threads(n);
+}
+
+int TorchThreads() { return torch::get_num_threads(); }
 
 }  // namespace recsys
