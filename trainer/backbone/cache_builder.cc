@@ -315,7 +315,20 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
                                         all_states.data(), info.num_states,
                                         info.hidden_size, options.dtype,
                                         cache_info));
-  if (!options.keep_work_dir) RETURN_IF_ERROR(RemoveRecursively(dir));
+  // Read back through the trainer's reader: what we wrote must open.
+  ASSIGN_OR_RETURN(std::unique_ptr<HiddenStateCache> written,
+                   HiddenStateCache::Open(options.output_path));
+  if (written->num_items() != static_cast<int64_t>(keys.size()) ||
+      written->num_states() != info.num_states ||
+      written->hidden_size() != info.hidden_size) {
+    return absl::InternalError(absl::StrCat(
+        options.output_path, " reads back with a different shape"));
+  }
+  if (!options.keep_work_dir) {
+    RETURN_IF_ERROR(RemoveRecursively(dir));
+    absl::StatusOr<std::vector<std::string>> left = ListDirectory(work_root);
+    if (left.ok() && left->empty()) RETURN_IF_ERROR(RemoveRecursively(work_root));
+  }
 
   result.items_written = static_cast<int64_t>(keys.size());
   result.items_failed = static_cast<int64_t>(failures.size());
