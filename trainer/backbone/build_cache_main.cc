@@ -9,18 +9,22 @@
 // (default 6 x 256 text, 4 x 192 image), marked standin=true in the output.
 // A killed build resumes from its chunk files when rerun with the same flags.
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "trainer/backbone/bert_text_encoder.h"
 #include "trainer/backbone/cache_builder.h"
 #include "trainer/backbone/torch_runtime.h"
+#include "trainer/backbone/torchscript_encoder.h"
 #include "trainer/backbone/vit_image_encoder.h"
 
 ABSL_FLAG(std::string, items, "", "text items: key<TAB>title TSV");
@@ -39,6 +43,8 @@ ABSL_FLAG(int32_t, threads, 0, "LibTorch intra-op threads (0: all cores)");
 ABSL_FLAG(int64_t, stop_after_chunks, -1,
           "testing: stop after computing this many chunks (resume later)");
 ABSL_FLAG(bool, keep_work_dir, false, "keep chunk files after assembly");
+ABSL_FLAG(absl::Duration, progress_interval, absl::Seconds(5),
+          "progress log interval (0: only the final line)");
 ABSL_FLAG(uint64_t, seed, 42, "seed of the stand-in weights");
 // Text backbone.
 ABSL_FLAG(std::string, vocab, "", "BERT vocab.txt (required for text)");
@@ -60,6 +66,17 @@ ABSL_FLAG(int32_t, vit_hidden, 192, "stand-in/flag config: width");
 ABSL_FLAG(int32_t, vit_heads, 3, "stand-in/flag config: attention heads");
 ABSL_FLAG(int32_t, vit_image_size, 224, "stand-in/flag config: input size");
 ABSL_FLAG(int32_t, vit_patch_size, 16, "stand-in/flag config: patch size");
+// TorchScript backbones (instead of BERT / ViT).
+ABSL_FLAG(std::string, text_torchscript, "",
+          "TorchScript text module: forward(input_ids, attention_mask) -> "
+          "all hidden states (uses --vocab and --max_length)");
+ABSL_FLAG(std::string, image_torchscript, "",
+          "TorchScript image module: forward(pixel_values) -> all hidden "
+          "states (uses --vit_image_size, --image_mean, --image_std)");
+ABSL_FLAG(std::vector<std::string>, image_mean, {},
+          "TorchScript image normalisation mean, e.g. 0.485,0.456,0.406");
+ABSL_FLAG(std::vector<std::string>, image_std, {},
+          "TorchScript image normalisation std, e.g. 0.229,0.224,0.225");
 
 namespace recsys {
 namespace {
@@ -79,16 +96,27 @@ absl::StatusOr<CacheBuildOptions> CommonOptions(const std::string& out) {
   }
   o.stop_after_chunks = absl::GetFlag(FLAGS_stop_after_chunks);
   o.keep_work_dir = absl::GetFlag(FLAGS_keep_work_dir);
+  o.progress_interval = absl::GetFlag(FLAGS_progress_interval);
   o.images_per_batch = absl::GetFlag(FLAGS_batch_size);
   return o;
 }
 
-absl::Status BuildText() {
-  BertTextEncoderOptions eo;
-  eo.vocab_path = absl::GetFlag(FLAGS_vocab);
-  if (eo.vocab_path.empty()) {
+absl::StatusOr<std::unique_ptr<TextEncoder>> MakeTextEncoder() {
+  const std::string vocab = absl::GetFlag(FLAGS_vocab);
+  if (vocab.empty()) {
     return absl::InvalidArgumentError("--vocab is required with --items");
   }
+  if (!absl::GetFlag(FLAGS_text_torchscript).empty()) {
+    TorchScriptTextEncoderOptions to;
+    to.module_path = absl::GetFlag(FLAGS_text_torchscript);
+    to.vocab_path = vocab;
+    to.max_length = absl::GetFlag(FLAGS_max_length);
+    to.batch_size = absl::GetFlag(FLAGS_batch_size);
+    to.device = absl::GetFlag(FLAGS_device);
+    return CreateTorchScriptTextEncoder(to);
+  }
+  BertTextEncoderOptions eo;
+  eo.vocab_path = vocab;
   eo.weights_path = absl::GetFlag(FLAGS_bert_weights);
   eo.config_path = absl::GetFlag(FLAGS_bert_config);
   eo.config.num_hidden_layers = absl::GetFlag(FLAGS_bert_layers);
@@ -100,19 +128,49 @@ absl::Status BuildText() {
   eo.max_length = absl::GetFlag(FLAGS_max_length);
   eo.batch_size = absl::GetFlag(FLAGS_batch_size);
   eo.device = absl::GetFlag(FLAGS_device);
-  ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder,
-                   CreateBertTextEncoder(eo));
+  return CreateBertTextEncoder(eo);
+}
+
+absl::Status BuildText() {
+  ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, MakeTextEncoder());
   ASSIGN_OR_RETURN(std::vector<CacheItem> items,
                    ReadItemTable(absl::GetFlag(FLAGS_items)));
   ASSIGN_OR_RETURN(CacheBuildOptions o,
                    CommonOptions(absl::GetFlag(FLAGS_text_out)));
   o.extra_metadata["source"] = absl::GetFlag(FLAGS_items);
-  o.extra_metadata["max_length"] = absl::StrCat(eo.max_length);
+  o.extra_metadata["max_length"] = absl::StrCat(absl::GetFlag(FLAGS_max_length));
   o.extra_metadata["tokenizer"] = "bert-wordpiece-uncased";
   return BuildTextCache(items, encoder.get(), o).status();
 }
 
-absl::Status BuildImages() {
+absl::StatusOr<std::vector<float>> ParseFloats(
+    const std::vector<std::string>& values, const char* flag) {
+  std::vector<float> out;
+  for (const std::string& v : values) {
+    float f;
+    if (!absl::SimpleAtof(v, &f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", v, "' is not a number"));
+    }
+    out.push_back(f);
+  }
+  if (out.empty()) out = {0.5f, 0.5f, 0.5f};
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<ImageEncoder>> MakeImageEncoder() {
+  if (!absl::GetFlag(FLAGS_image_torchscript).empty()) {
+    TorchScriptImageEncoderOptions to;
+    to.module_path = absl::GetFlag(FLAGS_image_torchscript);
+    to.image_size = absl::GetFlag(FLAGS_vit_image_size);
+    ASSIGN_OR_RETURN(to.image_mean,
+                     ParseFloats(absl::GetFlag(FLAGS_image_mean), "image_mean"));
+    ASSIGN_OR_RETURN(to.image_std,
+                     ParseFloats(absl::GetFlag(FLAGS_image_std), "image_std"));
+    to.batch_size = absl::GetFlag(FLAGS_batch_size);
+    to.device = absl::GetFlag(FLAGS_device);
+    return CreateTorchScriptImageEncoder(to);
+  }
   ViTImageEncoderOptions eo;
   eo.weights_path = absl::GetFlag(FLAGS_vit_weights);
   eo.config_path = absl::GetFlag(FLAGS_vit_config);
@@ -125,8 +183,11 @@ absl::Status BuildImages() {
   eo.seed = absl::GetFlag(FLAGS_seed);
   eo.batch_size = absl::GetFlag(FLAGS_batch_size);
   eo.device = absl::GetFlag(FLAGS_device);
-  ASSIGN_OR_RETURN(std::unique_ptr<ImageEncoder> encoder,
-                   CreateViTImageEncoder(eo));
+  return CreateViTImageEncoder(eo);
+}
+
+absl::Status BuildImages() {
+  ASSIGN_OR_RETURN(std::unique_ptr<ImageEncoder> encoder, MakeImageEncoder());
   const std::string images = absl::GetFlag(FLAGS_images);
   ASSIGN_OR_RETURN(std::vector<CacheItem> items, ReadItemTable(images));
   ASSIGN_OR_RETURN(CacheBuildOptions o,

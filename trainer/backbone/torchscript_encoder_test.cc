@@ -17,15 +17,20 @@ using testing_util::TempPath;
 
 class TorchScriptEncoderTest : public ::testing::Test {
  protected:
+  // The modules are made once: importing torch in Python takes seconds.
+  static void SetUpTestSuite() {
+    if (!testing_util::PythonHasTorch()) return;
+    dir_ = new std::string(TempPath("torchscript", /*make_dir=*/true));
+    made_ = testing_util::RunPython(
+                "trainer/backbone/testdata/make_torchscript.py", *dir_) == 0;
+  }
   void SetUp() override {
-    if (!testing_util::PythonHasTorch()) {
+    if (dir_ == nullptr) {
       GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
     }
-    dir_ = TempPath("torchscript", /*make_dir=*/true);
-    ASSERT_EQ(testing_util::RunPython(
-                  "trainer/backbone/testdata/make_torchscript.py", dir_), 0);
+    ASSERT_TRUE(made_) << "make_torchscript.py failed";
     ASSERT_OK_AND_ASSIGN(expected_,
-                         SafetensorsFile::Open(JoinPath(dir_, "expected.safetensors")));
+                         SafetensorsFile::Open(JoinPath(*dir_, "expected.safetensors")));
   }
   std::vector<float> Expected(const std::string& name) {
     auto view = expected_->Get(name);
@@ -34,15 +39,19 @@ class TorchScriptEncoderTest : public ::testing::Test {
     EXPECT_OK(ReadAsFloat(*view, 0, out.size(), out.data()));
     return out;
   }
-  std::string dir_;
+  static std::string* dir_;
+  static bool made_;
   std::unique_ptr<SafetensorsFile> expected_;
 };
 
+std::string* TorchScriptEncoderTest::dir_ = nullptr;
+bool TorchScriptEncoderTest::made_ = false;
+
 TEST_F(TorchScriptEncoderTest, TextModuleReturningHiddenStateTuple) {
-  const std::string vocab = JoinPath(dir_, "vocab.txt");
+  const std::string vocab = JoinPath(*dir_, "vocab.txt");
   ASSERT_OK(WriteFileAtomically(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\nc\nd\n"));
   TorchScriptTextEncoderOptions o;
-  o.module_path = JoinPath(dir_, "text.pt");
+  o.module_path = JoinPath(*dir_, "text.pt");
   o.vocab_path = vocab;
   ASSERT_OK_AND_ASSIGN(auto enc, CreateTorchScriptTextEncoder(o));
   EXPECT_EQ(enc->info().num_states, 3);
@@ -59,7 +68,7 @@ TEST_F(TorchScriptEncoderTest, TextModuleReturningHiddenStateTuple) {
 
 TEST_F(TorchScriptEncoderTest, ImageModuleReturningStackedStates) {
   TorchScriptImageEncoderOptions o;
-  o.module_path = JoinPath(dir_, "image.pt");
+  o.module_path = JoinPath(*dir_, "image.pt");
   o.image_size = 8;
   o.image_mean = {0.4f, 0.5f, 0.6f};
   o.image_std = {0.2f, 0.25f, 0.3f};
@@ -83,14 +92,14 @@ TEST_F(TorchScriptEncoderTest, ImageModuleReturningStackedStates) {
 
 TEST_F(TorchScriptEncoderTest, BadModules) {
   TorchScriptImageEncoderOptions o;
-  o.module_path = JoinPath(dir_, "missing.pt");
+  o.module_path = JoinPath(*dir_, "missing.pt");
   EXPECT_THAT(CreateTorchScriptImageEncoder(o), StatusIs(absl::StatusCode::kNotFound));
-  ASSERT_OK(WriteFileAtomically(JoinPath(dir_, "junk.pt"), "not a zip archive"));
-  o.module_path = JoinPath(dir_, "junk.pt");
+  ASSERT_OK(WriteFileAtomically(JoinPath(*dir_, "junk.pt"), "not a zip archive"));
+  o.module_path = JoinPath(*dir_, "junk.pt");
   EXPECT_THAT(CreateTorchScriptImageEncoder(o),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // The text module called as an image module fails its probe.
-  o.module_path = JoinPath(dir_, "text.pt");
+  o.module_path = JoinPath(*dir_, "text.pt");
   o.image_size = 8;
   EXPECT_THAT(CreateTorchScriptImageEncoder(o),
               StatusIs(absl::StatusCode::kInvalidArgument));
