@@ -60,6 +60,15 @@ TEST(FileUtilTest, Crc32cMatchesKnownVectors) {
   EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
   // Incremental computation equals one pass.
   EXPECT_EQ(Crc32c("56789", Crc32c("1234")), Crc32c("123456789"));
+  // Lengths around the 8-byte stride of the hardware path agree with a
+  // bytewise computation.
+  std::string data;
+  for (int i = 0; i < 37; ++i) data.push_back(static_cast<char>(i * 37 + 11));
+  for (size_t n = 0; n <= data.size(); ++n) {
+    uint32_t bytewise = 0;
+    for (size_t i = 0; i < n; ++i) bytewise = Crc32c(data.substr(i, 1), bytewise);
+    EXPECT_EQ(Crc32c(data.substr(0, n)), bytewise) << n;
+  }
 }
 
 TEST(FileUtilTest, JoinPath) {
