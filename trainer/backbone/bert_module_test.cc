@@ -124,6 +124,14 @@ TEST(BertModuleTest, WeightsRoundTripAndLoadErrors) {
   EXPECT_EQ(FingerprintWeights(a->HfParameters(), ""),
             FingerprintWeights(b->HfParameters(), ""));
 
+  // A BertModel export has no "bert." prefix: accepted too.
+  const std::string bare = TempPath("tiny_bert_bare.safetensors");
+  ASSERT_OK(SaveHfWeights(bare, "", a->HfParameters()));
+  Bert e(TinyConfig());
+  ASSERT_OK(LoadHfWeights(bare, "bert.", e->HfParameters()));
+  EXPECT_EQ(FingerprintWeights(a->HfParameters(), ""),
+            FingerprintWeights(e->HfParameters(), ""));
+
   BertConfig wider = TinyConfig();
   wider.intermediate_size = 64;
   Bert c(wider);

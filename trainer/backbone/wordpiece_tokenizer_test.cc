@@ -110,6 +110,46 @@ TEST_F(RealVocabTest, TokenizesEveryRealTitle) {
   EXPECT_LT(unknown, pieces / 1000);
 }
 
+// Every real title against an independent Python tokenizer (unicodedata +
+// html.unescape), id for id.
+TEST_F(RealVocabTest, MatchesIndependentPythonTokenizerOnAllTitles) {
+  const std::string items = JoinPath(DataDir(), "amazon-scientific/items.tsv");
+  if (!PathExists(items)) GTEST_SKIP() << "no " << items;
+  if (std::system("/usr/bin/python3 -c 'import unicodedata, html' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no /usr/bin/python3";
+  }
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string out = JoinPath(tmp ? tmp : "/tmp", "python_ids.txt");
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const std::string script =
+      std::string(srcdir ? srcdir : ".") +
+      "/recsys/trainer/backbone/testdata/wordpiece_reference.py";
+  const std::string cmd = "/usr/bin/python3 '" + script + "' '" +
+                          JoinPath(DataDir(), "bert-base-uncased/vocab.txt") +
+                          "' '" + items + "' 30 '" + out + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ASSERT_OK_AND_ASSIGN(std::string contents, ReadFileToString(items));
+  ASSERT_OK_AND_ASSIGN(std::string expected, ReadFileToString(out));
+  std::vector<std::string> want = absl::StrSplit(expected, '\n', absl::SkipEmpty());
+  size_t i = 0, mismatches = 0;
+  for (absl::string_view line : absl::StrSplit(contents, '\n', absl::SkipEmpty())) {
+    ASSERT_LT(i, want.size());
+    const std::string title(line.substr(line.find('\t') + 1));
+    std::string got;
+    for (int64_t id : tok_->Encode(title)) {
+      if (!got.empty()) got += " ";
+      got += std::to_string(id);
+    }
+    if (got != want[i] && ++mismatches <= 5) {
+      ADD_FAILURE() << "title " << i << " '" << title << "'\n  C++:    " << got
+                    << "\n  Python: " << want[i];
+    }
+    ++i;
+  }
+  EXPECT_EQ(i, want.size());
+  EXPECT_EQ(mismatches, 0u);
+}
+
 TEST(WordPieceTokenizerTest, RejectsVocabWithoutSpecialTokens) {
   WordPieceTokenizer::Options options;
   EXPECT_THAT(WordPieceTokenizer::FromTokens({"[CLS]", "[SEP]", "a"}, options),
