@@ -1,5 +1,6 @@
 #include "trainer/backbone/bert_module.h"
 
+#include <cstdio>
 #include <string>
 
 #include "common/file_util.h"
@@ -73,6 +74,8 @@ TEST(BertModuleTest, MatchesPythonReferenceTo1e4) {
   ASSERT_EQ(got.sizes(), expected.sizes());
   EXPECT_EQ(got.size(1), 4);  // embeddings + 3 layers
   const double max_diff = (got - expected).abs().max().item<double>();
+  RecordProperty("max_abs_diff", std::to_string(max_diff));
+  std::printf("max |C++ - reference| = %.3g\n", max_diff);
   EXPECT_LT(max_diff, 1e-4) << "max |C++ - reference| = " << max_diff;
   // Guard against a vacuous comparison (e.g. all-zero states).
   EXPECT_GT(expected.abs().mean().item<double>(), 0.1);

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "trainer/backbone/bert_text_encoder.h"
 #include "trainer/backbone/test_util.h"
+#include "trainer/backbone/vit_image_encoder.h"
 #include "trainer/cache/hidden_state_cache.h"
 
 namespace recsys {
@@ -245,6 +246,50 @@ TEST(CacheBuilderTest, ReadItemTable) {
   ASSERT_OK(WriteFileAtomically(path, "a\tok\nno tab here\n"));
   EXPECT_THAT(ReadItemTable(path),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(":2:")));
+}
+
+// Synthetic PNG/missing images through the real (stand-in) ViT.
+TEST(CacheBuilderTest, SyntheticImagesWithStandinViT) {
+  const std::string dir = TempPath("vit_images", /*make_dir=*/true);
+  std::vector<CacheItem> items;
+  for (int i = 0; i < 5; ++i) {
+    RgbImage im;
+    im.width = 24 + 8 * i;
+    im.height = 40 - 4 * i;
+    for (int p = 0; p < im.width * im.height * 3; ++p) {
+      im.pixels.push_back(static_cast<uint8_t>((p * (3 + i)) % 256));
+    }
+    ASSERT_OK_AND_ASSIGN(std::string png, EncodePng(im));
+    ASSERT_OK(WriteFileAtomically(JoinPath(dir, absl::StrCat(i, ".png")), png));
+    items.push_back({absl::StrCat("P", i), absl::StrCat(i, ".png")});
+  }
+  items.push_back({"GONE", "gone.png"});
+  ViTImageEncoderOptions eo;
+  eo.config.hidden_size = 32;
+  eo.config.num_hidden_layers = 2;
+  eo.config.num_attention_heads = 2;
+  eo.config.intermediate_size = 64;
+  eo.config.image_size = 32;
+  eo.config.patch_size = 8;
+  ASSERT_OK_AND_ASSIGN(auto enc, CreateViTImageEncoder(eo));
+  CacheBuildOptions o = Options("vit");
+  o.image_base_dir = dir;
+  o.images_per_batch = 2;
+  ASSERT_OK_AND_ASSIGN(CacheBuildResult r, BuildImageCache(items, enc.get(), o));
+  EXPECT_EQ(r.items_written, 5);
+  EXPECT_EQ(r.items_failed, 1);
+  ASSERT_OK_AND_ASSIGN(auto cache, HiddenStateCache::Open(o.output_path));
+  EXPECT_EQ(cache->info().modality, "image");
+  EXPECT_EQ(cache->info().backbone, "vit-standin-2x32-p8-32");
+  EXPECT_TRUE(cache->info().standin);
+  EXPECT_EQ(cache->num_states(), 3);
+  EXPECT_EQ(cache->RowOf("GONE"), -1);
+  std::vector<float> a(3 * 32), b(3 * 32);
+  ASSERT_OK(cache->Gather({0}, a.data()));
+  ASSERT_OK(cache->Gather({1}, b.data()));
+  float diff = 0;
+  for (int j = 64; j < 96; ++j) diff += std::fabs(a[j] - b[j]);
+  EXPECT_GT(diff, 1e-3);  // different images, different final states
 }
 
 // The real catalog through the real (stand-in) BERT: a few hundred items to

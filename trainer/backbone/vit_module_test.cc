@@ -1,5 +1,6 @@
 #include "trainer/backbone/vit_module.h"
 
+#include <cstdio>
 #include <string>
 
 #include "common/file_util.h"
@@ -43,6 +44,8 @@ TEST(ViTModuleTest, MatchesPythonReferenceTo1e4) {
   const torch::Tensor got = model->forward(ToTensor(pixels));
   ASSERT_EQ(got.sizes(), expected.sizes());
   const double max_diff = (got - expected).abs().max().item<double>();
+  RecordProperty("max_abs_diff", std::to_string(max_diff));
+  std::printf("max |C++ - reference| = %.3g\n", max_diff);
   EXPECT_LT(max_diff, 1e-4) << "max |C++ - reference| = " << max_diff;
   EXPECT_GT(expected.abs().mean().item<double>(), 0.1);
 }

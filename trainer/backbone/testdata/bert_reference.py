@@ -57,7 +57,12 @@ def make_weights(rng, c):
         lin(p + "output.dense", i, d)
         ln(p + "output.LayerNorm")
     lin("bert.pooler.dense", d, d)
-    return {k: v.astype(np.float32) for k, v in w.items()}
+    out = {k: v.astype(np.float32) for k, v in w.items()}
+    # One tensor stored as F16, as in half-precision checkpoints: the C++
+    # loader converts it; the reference uses the same rounded values.
+    out["bert.embeddings.word_embeddings.weight"] = out[
+        "bert.embeddings.word_embeddings.weight"].astype(np.float16)
+    return out
 
 
 def forward(w, c, ids, mask):
