@@ -127,7 +127,7 @@ class Chunker {
     if (get("build_fingerprint") != fingerprint_ ||
         get("chunk_index") != absl::StrCat(index) ||
         get("first_item") != absl::StrCat(first) ||
-        get("num_items") != absl::StrCat(n)) {
+        get("num_items") != absl::StrCat(n) || !meta.count("failed_rows")) {
       return absl::FailedPreconditionError("chunk belongs to another build");
     }
     ASSIGN_OR_RETURN(TensorView view, file->Get("hidden_states"));

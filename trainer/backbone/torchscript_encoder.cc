@@ -102,10 +102,12 @@ class TorchScriptTextEncoder : public TextEncoder {
     torch::Tensor input = torch::full({b, static_cast<int64_t>(t)},
                                       tokenizer_->pad_id(), torch::kLong);
     torch::Tensor mask = torch::zeros({b, static_cast<int64_t>(t)}, torch::kLong);
+    auto in_a = input.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<int64_t, 2>();
     for (int64_t k = 0; k < b; ++k) {
       for (size_t j = 0; j < ids[k].size(); ++j) {
-        input[k][j] = ids[k][j];
-        mask[k][j] = 1;
+        in_a[k][j] = ids[k][j];
+        mask_a[k][j] = 1;
       }
     }
     try {
