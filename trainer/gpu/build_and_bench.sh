@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the trainer's LibTorch core + the device benchmark against the CUDA
+# LibTorch inside the PyTorch package and runs the benchmark.
+#
+# For a GPU machine with python3 + torch (CUDA), CMake and ninja, and nothing
+# else: no Bazel, no Abseil, no Debian -dev packages. Only the LibTorch-only
+# part of the trainer builds there (trainer/model/*, trainer/training/loss,
+# trainer/training/evaluation); the data layer and training loop depend on Abseil.
+#
+# Usage (from anywhere): trainer/gpu/build_and_bench.sh [build_dir] [extra bench flags]
+# Output: JSON lines from the benchmark (CPU and, when present, CUDA).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build="${1:-${here}/../../build-gpu}"
+shift || true
+
+prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+cuda="$(python3 -c 'import torch; print(int(torch.cuda.is_available()))')"
+echo "torch cmake prefix: ${prefix}; cuda available: ${cuda}" >&2
+
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+cmake -S "${here}" -B "${build}" "${generator[@]}" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="${prefix}"
+cmake --build "${build}" --parallel "$(nproc)"
+
+"${build}/bench" --device=cpu --steps=5 "$@"
+if [ "${cuda}" = "1" ]; then
+  "${build}/bench" --device=cuda --modalities=1 --steps=50 "$@"
+  "${build}/bench" --device=cuda --modalities=2 --steps=50 "$@"
+  "${build}/bench" --device=cuda --modalities=2 --steps=50 --amp=0 "$@"
+fi
