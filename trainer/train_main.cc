@@ -40,13 +40,19 @@ ABSL_FLAG(std::string, layer_mode, "every_second", "every_second | group | all")
 ABSL_FLAG(int, num_groups, 6, "groups for layer_mode=group");
 ABSL_FLAG(int, embedding_dim, 64, "item / user embedding width");
 ABSL_FLAG(int, bottleneck, 64, "side-block bottleneck width");
+ABSL_FLAG(int, ffn_dim, 256, "user-encoder feed-forward width");
+ABSL_FLAG(int, num_heads, 2, "user-encoder attention heads");
+ABSL_FLAG(int, num_layers, 2, "user-encoder transformer blocks");
 ABSL_FLAG(bool, inter_path, true, "IISAN inter-modal path (two modalities)");
 ABSL_FLAG(double, item_tower_lr, 1e-3, "learning rate of the side network / ID table");
 ABSL_FLAG(double, user_encoder_lr, 1e-3, "learning rate of the user encoder");
 ABSL_FLAG(double, weight_decay, 0.0, "Adam weight decay");
 ABSL_FLAG(double, dropout, 0.1, "user-encoder dropout");
 ABSL_FLAG(uint64_t, seed, 42, "random seed");
-ABSL_FLAG(int, threads, 0, "intra-op threads (0: LibTorch default)");
+// On a small shared CPU, one intra-op thread is much faster than several:
+// OpenMP workers spin while other processes hold the cores (measured ~10x on
+// the 2-core build machine). Raise it on a dedicated machine.
+ABSL_FLAG(int, threads, 1, "intra-op threads (0: LibTorch default)");
 ABSL_FLAG(int, max_steps_per_epoch, 0, "cap on steps per epoch (0: all)");
 ABSL_FLAG(bool, allow_missing_items, false, "zero states for items absent from a cache");
 ABSL_FLAG(std::string, out_dir, "", "where model versions are written (empty: no export)");
@@ -101,6 +107,9 @@ absl::Status Run() {
   o.max_len = absl::GetFlag(FLAGS_max_len);
   o.embedding_dim = absl::GetFlag(FLAGS_embedding_dim);
   o.bottleneck = absl::GetFlag(FLAGS_bottleneck);
+  o.ffn_dim = absl::GetFlag(FLAGS_ffn_dim);
+  o.num_heads = absl::GetFlag(FLAGS_num_heads);
+  o.num_layers = absl::GetFlag(FLAGS_num_layers);
   o.inter_path = absl::GetFlag(FLAGS_inter_path);
   o.item_tower_lr = absl::GetFlag(FLAGS_item_tower_lr);
   o.user_encoder_lr = absl::GetFlag(FLAGS_user_encoder_lr);

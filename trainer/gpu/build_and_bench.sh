@@ -9,14 +9,18 @@
 #
 # Usage (from anywhere): trainer/gpu/build_and_bench.sh [build_dir] [extra bench flags]
 # Output: JSON lines from the benchmark (CPU and, when present, CUDA).
+# UNTESTED: written without access to a GPU machine; the bench itself builds
+# and runs on CPU under Bazel (//trainer/gpu:bench).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build="${1:-${here}/../../build-gpu}"
+build="${1:-${TMPDIR:-/tmp}/recsys-trainer-gpu-build}"
 shift || true
 
-prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-cuda="$(python3 -c 'import torch; print(int(torch.cuda.is_available()))')"
+# TORCH_CMAKE_PREFIX overrides the package's LibTorch (e.g. Debian's CPU
+# LibTorch: /usr/lib/x86_64-linux-gnu/cmake, used to check this script here).
+prefix="${TORCH_CMAKE_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')}"
+cuda="$(python3 -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)"
 echo "torch cmake prefix: ${prefix}; cuda available: ${cuda}" >&2
 
 generator=()
