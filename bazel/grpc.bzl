@@ -12,12 +12,13 @@ def _label_with_suffix(dep, suffix):
         return dep + suffix
     return dep + ":" + dep.split("/")[-1] + suffix
 
-def cc_grpc_proto_library(name, srcs, deps = [], grpc = True, visibility = None):
+def cc_grpc_proto_library(name, srcs, deps = [], grpc = True, visibility = None, testonly = False):
     dep_files = [_label_with_suffix(d, "_files") for d in deps]
     native.filegroup(
         name = name + "_files",
         srcs = srcs + dep_files,
         visibility = visibility,
+        testonly = testonly,
     )
 
     pkg = native.package_name()
@@ -37,6 +38,7 @@ def cc_grpc_proto_library(name, srcs, deps = [], grpc = True, visibility = None)
         outs = outs,
         cmd = "/usr/bin/protoc -I. --cpp_out=$(GENDIR) " + grpc_flags +
               " ".join([(pkg + "/" + s) if pkg else s for s in srcs]),
+        testonly = testonly,
     )
 
     native.cc_library(
@@ -45,4 +47,5 @@ def cc_grpc_proto_library(name, srcs, deps = [], grpc = True, visibility = None)
         hdrs = [o for o in outs if o.endswith(".h")],
         deps = deps + ["@system//:grpc", "@system//:protobuf"],
         visibility = visibility,
+        testonly = testonly,
     )

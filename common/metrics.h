@@ -30,6 +30,9 @@ class Counter {
  public:
   // REQUIRES: v >= 0 (negative increments are ignored).
   void Increment(double v = 1.0);
+  // Raises the value to `v` if it is larger: for mirroring a monotonic
+  // counter kept elsewhere (e.g. CPU seconds from /proc).
+  void IncrementTo(double v);
   double value() const { return value_.load(std::memory_order_relaxed); }
 
  private:

@@ -49,6 +49,9 @@ struct ServerOptions {
   // If set, "grpc_port=N\nmetrics_port=M\n" is written here (atomically)
   // once both are listening, for scripts that start the binary.
   std::string port_file;
+  // Service names (e.g. "recsys.v1.Retrieval") the health service knows
+  // from the start, NOT_SERVING until SetServing. "" is always registered.
+  std::vector<std::string> health_service_names;
   // Metrics exported on /metrics; nullptr means MetricsRegistry::Global().
   MetricsRegistry* registry = nullptr;
 };

@@ -1,0 +1,183 @@
+#include "common/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/file_util.h"
+#include "common/health_service.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+
+namespace recsys {
+namespace {
+
+std::atomic<bool> g_signals_blocked{false};
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  g_signals_blocked = true;
+}
+
+struct ServiceServer::State {
+  ServerOptions options;
+  HealthService health;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsHttpServer> http;
+  absl::Notification shutdown_requested;
+  absl::Mutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+};
+
+absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
+    const ServerOptions& options, const std::vector<grpc::Service*>& services) {
+  std::unique_ptr<ServiceServer> s(new ServiceServer());
+  s->state_ = std::make_unique<State>();
+  State& st = *s->state_;
+  st.options = options;
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
+                           &s->grpc_port_);
+  // gRPC enables SO_REUSEPORT by default: a second instance on the same port
+  // would silently take half the connections instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  // Keepalive: ping idle clients so dead connections are noticed, and let
+  // well-behaved clients ping us without being sent GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.RegisterService(&st.health);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  st.health.SetStatus("", false);
+  for (const std::string& name : options.health_service_names) {
+    st.health.SetStatus(name, false);
+  }
+
+  st.server = builder.BuildAndStart();
+  if (st.server == nullptr || s->grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot start gRPC server on ", options.address,
+                     " (address in use or invalid?)"));
+  }
+
+  if (options.metrics_port >= 0) {
+    MetricsHttpServer::Options http;
+    http.host = options.metrics_host;
+    http.port = options.metrics_port;
+    http.registry = options.registry;
+    HealthService* health = &st.health;
+    http.ready = [health] {
+      return health->GetStatus("") ==
+             grpc::health::v1::HealthCheckResponse::SERVING;
+    };
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> h =
+        MetricsHttpServer::Create(std::move(http));
+    if (!h.ok()) return h.status();
+    st.http = std::move(*h);
+  }
+
+  if (!options.port_file.empty()) {
+    absl::Status w = WriteFileAtomically(
+        options.port_file, absl::StrCat("grpc_port=", s->grpc_port_,
+                                        "\nmetrics_port=", s->metrics_port(),
+                                        "\n"));
+    if (!w.ok()) {
+      s->Shutdown();
+      s->Wait();
+      return w;
+    }
+  }
+  LOG(INFO) << "listening: grpc " << s->grpc_target() << ", metrics "
+            << (st.http ? absl::StrCat("http://", options.metrics_host, ":",
+                                       st.http->port(), "/metrics")
+                        : std::string("off"));
+  return s;
+}
+
+ServiceServer::~ServiceServer() {
+  if (state_ != nullptr) {
+    Shutdown();
+    Wait();
+  }
+}
+
+int ServiceServer::metrics_port() const {
+  return state_->http ? state_->http->port() : -1;
+}
+
+std::string ServiceServer::grpc_target() const {
+  return absl::StrCat("127.0.0.1:", grpc_port_);
+}
+
+void ServiceServer::SetServing(bool serving) {
+  state_->health.SetAll(serving);
+}
+
+void ServiceServer::SetServing(const std::string& service, bool serving) {
+  state_->health.SetStatus(service, serving);
+}
+
+void ServiceServer::Shutdown() {
+  if (!state_->shutdown_requested.HasBeenNotified()) {
+    state_->shutdown_requested.Notify();
+  }
+}
+
+void ServiceServer::Wait() {
+  State& st = *state_;
+  if (g_signals_blocked) {
+    const sigset_t set = TerminationSignals();
+    while (!st.shutdown_requested.HasBeenNotified()) {
+      // A bounded wait, so that Shutdown() from another thread is noticed.
+      struct timespec timeout = {0, 200 * 1000 * 1000};
+      const int sig = sigtimedwait(&set, nullptr, &timeout);
+      if (sig == SIGTERM || sig == SIGINT) {
+        LOG(INFO) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                  << ": draining for up to " << st.options.grace_period;
+        Shutdown();
+      }
+    }
+  } else {
+    st.shutdown_requested.WaitForNotification();
+  }
+
+  absl::MutexLock lock(&st.mu);
+  if (st.stopped) return;
+  st.stopped = true;
+  // Tell load balancers first, then stop accepting and drain.
+  st.health.Shutdown();
+  const absl::Time start = absl::Now();
+  if (st.server != nullptr) {  // null when Create failed to bind
+    st.server->Shutdown(absl::ToChronoTime(start + st.options.grace_period));
+    st.server->Wait();
+  }
+  if (st.http) st.http->Stop();
+  LOG(INFO) << "server stopped after draining for " << absl::Now() - start;
+}
+
+}  // namespace recsys
