@@ -147,7 +147,8 @@ absl::Status Run() {
   }
   epochs += "]";
   const std::string metrics = absl::StrCat(
-      "{\"validation\":", r.best_validation.ToJson(), ",\"test\":", r.test.ToJson(), "}");
+      "{\"validation\":", r.best_validation.ToJson(), ",\"test\":", r.test.ToJson(),
+      ",\"test_repeats_as_misses\":", r.test_repeats_as_misses.ToJson(), "}");
 
   std::string version_dir;
   if (!out_dir.empty() && o.model != "popularity") {
@@ -172,10 +173,11 @@ absl::Status Run() {
   const std::string line = absl::StrFormat(
       "{\"model\":\"%s\",\"users\":%d,\"items\":%d,\"epochs_run\":%d,\"best_epoch\":%d,"
       "\"mean_epoch_seconds\":%.2f,\"total_seconds\":%.1f,%s,\"best_validation\":%s,"
-      "\"test\":%s,\"epochs\":%s,\"version_dir\":\"%s\"}",
+      "\"test\":%s,\"test_repeats_as_misses\":%s,\"epochs\":%s,\"version_dir\":\"%s\"}",
       o.model, data.num_users(), data.num_items(), static_cast<int>(r.epochs.size()),
       r.best_epoch, r.mean_epoch_seconds, absl::ToDoubleSeconds(absl::Now() - start),
-      MemoryJson(), r.best_validation.ToJson(), r.test.ToJson(), epochs, version_dir);
+      MemoryJson(), r.best_validation.ToJson(), r.test.ToJson(),
+      r.test_repeats_as_misses.ToJson(), epochs, version_dir);
   std::cout << line << std::endl;
   if (!absl::GetFlag(FLAGS_metrics_out).empty()) {
     RETURN_IF_ERROR(WriteFileAtomically(absl::GetFlag(FLAGS_metrics_out), line + "\n"));

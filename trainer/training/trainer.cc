@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <utility>
@@ -343,7 +344,8 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   return steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0;
 }
 
-absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& examples) {
+absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& examples,
+                                                bool repeated_target_is_miss) {
   State& s = *state_;
   RankingMetrics metrics;
   try {
@@ -369,7 +371,16 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
         scores = torch::matmul(s.EncodeHistories(items, hist_ptrs), items.t());
       }
       for (size_t i = begin; i < end; ++i) histories.push_back(examples[i].history);
-      metrics.AddAll(RankTargets(scores, targets, histories));
+      std::vector<int64_t> ranks = RankTargets(scores, targets, histories);
+      if (repeated_target_is_miss) {
+        for (size_t i = 0; i < ranks.size(); ++i) {
+          const auto& h = histories[i];
+          if (std::find(h.begin(), h.end(), targets[i]) != h.end()) {
+            ranks[i] = std::numeric_limits<int64_t>::max();
+          }
+        }
+      }
+      metrics.AddAll(ranks);
     }
     if (s.model) s.model->train();
   } catch (const c10::Error& e) {
@@ -384,6 +395,7 @@ absl::StatusOr<TrainResult> Trainer::Train() {
   if (s.kind == ModelKind::kPopularity) {
     ASSIGN_OR_RETURN(result.best_validation, Evaluate(s.split.validation));
     ASSIGN_OR_RETURN(result.test, Evaluate(s.split.test));
+    ASSIGN_OR_RETURN(result.test_repeats_as_misses, Evaluate(s.split.test, true));
     return result;
   }
   std::vector<std::pair<std::string, torch::Tensor>> best;
@@ -433,6 +445,7 @@ absl::StatusOr<TrainResult> Trainer::Train() {
     result.mean_epoch_seconds = train_seconds / static_cast<double>(result.epochs.size());
   }
   ASSIGN_OR_RETURN(result.test, Evaluate(s.split.test));
+  ASSIGN_OR_RETURN(result.test_repeats_as_misses, Evaluate(s.split.test, true));
   return result;
 }
 

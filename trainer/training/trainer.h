@@ -77,6 +77,10 @@ struct TrainResult {
   int best_epoch = 0;             // 1-based; 0 when no epoch ran
   RankingReport best_validation;
   RankingReport test;             // with the best weights
+  // The same test ranking, but a target that already occurs in the user's
+  // history counts as a miss (protocols that mask the whole history,
+  // target included, report this).
+  RankingReport test_repeats_as_misses;
   double mean_epoch_seconds = 0;  // training time only
 };
 
@@ -93,7 +97,11 @@ class Trainer {
   absl::StatusOr<TrainResult> Train();
   // One pass over the training windows; returns the mean loss.
   absl::StatusOr<double> TrainEpoch(int epoch);
-  absl::StatusOr<RankingReport> Evaluate(const std::vector<EvalExample>& examples);
+  // Full ranking with the history masked (never the target). With
+  // `repeated_target_is_miss`, an example whose target is in its history
+  // counts as a miss instead.
+  absl::StatusOr<RankingReport> Evaluate(const std::vector<EvalExample>& examples,
+                                         bool repeated_target_is_miss = false);
 
   // [num_items * d] item embeddings (row-major), d = embedding_dim().
   absl::StatusOr<std::vector<float>> ItemEmbeddings();
