@@ -14,8 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-// LibTorch pulls in glog, whose LOG macro common/logging.h replaces here.
-#undef LOG
 #include "common/logging.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
