@@ -12,7 +12,7 @@ DIR="${TEST_TMPDIR:-$(mktemp -d)}/cli"
   --text_cache="$DIR/data/text_states.safetensors" \
   --image_cache="$DIR/data/image_states.safetensors" \
   --model=iisan --epochs=1 --embedding_dim=16 --bottleneck=8 --ffn_dim=32 \
-  --out_dir="$DIR/models" --version=v1 --metrics_out="$DIR/metrics.json" > "$DIR/stdout"
+  --out_dir="$DIR/models" --version=7 --metrics_out="$DIR/metrics.json" > "$DIR/stdout"
 line=$(tail -n 1 "$DIR/stdout")
 for key in '"model":"iisan"' '"test":{"count":80' '"peak_rss_mb":' '"mean_epoch_seconds":' '"version_dir":"'; do
   if [[ "$line" != *"$key"* ]]; then
@@ -23,10 +23,10 @@ done
 cmp <(echo "$line") "$DIR/metrics.json"
 for f in manifest.json model.safetensors user_encoder.safetensors item_keys.txt \
          item_embeddings.safetensors; do
-  [[ -s "$DIR/models/v1/$f" ]] || { echo "missing $f"; exit 1; }
+  [[ -s "$DIR/models/7/$f" ]] || { echo "missing $f"; exit 1; }
 done
-[[ $(wc -l < "$DIR/models/v1/item_keys.txt") -gt 0 ]]
-grep -q '"format": "recsys.model_version.v1"' "$DIR/models/v1/manifest.json"
+[[ $(wc -l < "$DIR/models/7/item_keys.txt") -gt 0 ]]
+grep -q '"format": "recsys.model_version.v1"' "$DIR/models/7/manifest.json"
 # Bad flags fail with a message naming the flag.
 if "$TRAIN" --interactions="$DIR/data/users.tsv" --model=iisan --layer_mode=bogus \
      --text_cache="$DIR/data/text_states.safetensors" 2> "$DIR/err"; then

@@ -56,7 +56,9 @@ ABSL_FLAG(int, threads, 1, "intra-op threads (0: LibTorch default)");
 ABSL_FLAG(int, max_steps_per_epoch, 0, "cap on steps per epoch (0: all)");
 ABSL_FLAG(bool, allow_missing_items, false, "zero states for items absent from a cache");
 ABSL_FLAG(std::string, out_dir, "", "where model versions are written (empty: no export)");
-ABSL_FLAG(std::string, version, "", "version directory name (default: UTC time + model)");
+ABSL_FLAG(int64_t, version, 0,
+          "model version number, also the retrieval collection version it is "
+          "published as (0: one more than the newest version in --out_dir)");
 ABSL_FLAG(std::string, metrics_out, "", "also write the JSON metrics line here");
 
 namespace recsys {
@@ -153,11 +155,13 @@ absl::Status Run() {
   std::string version_dir;
   if (!out_dir.empty() && o.model != "popularity") {
     ModelVersion v;
-    v.version = absl::GetFlag(FLAGS_version);
-    if (v.version.empty()) {
-      v.version = absl::StrCat(
-          absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()), "-", o.model);
+    int64_t number = absl::GetFlag(FLAGS_version);
+    if (number == 0) {
+      ASSIGN_OR_RETURN(number, NextModelVersion(out_dir));
+    } else if (number < 0) {
+      return absl::InvalidArgumentError("--version: must be >= 0");
     }
+    v.version = absl::StrCat(number);
     v.model = o.model;
     v.config_json = trainer->ConfigJson();
     v.data_fingerprint = Fingerprint(data);

@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -39,6 +42,19 @@ absl::Status WriteItemEmbeddings(const std::string& path, const ModelVersion& v)
 }
 
 }  // namespace
+
+absl::StatusOr<int64_t> NextModelVersion(const std::string& base_dir) {
+  if (!PathExists(base_dir)) return 1;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(base_dir));
+  int64_t newest = 0;
+  for (const std::string& name : names) {
+    int64_t v;
+    if (absl::SimpleAtoi(name, &v) && absl::StrCat(v) == name) {
+      newest = std::max(newest, v);
+    }
+  }
+  return newest + 1;
+}
 
 absl::StatusOr<std::string> ExportModelVersion(const std::string& base_dir,
                                                const ModelVersion& v) {

@@ -30,7 +30,7 @@ namespace recsys {
 inline constexpr char kModelVersionFormat[] = "recsys.model_version.v1";
 
 struct ModelVersion {
-  std::string version;           // directory name, e.g. "20261123T190000Z-iisan"
+  std::string version;           // directory name: the decimal version, e.g. "3"
   std::string model;             // "iisan" | "sasrec"
   std::string config_json;       // training configuration
   std::string data_fingerprint;  // Fingerprint(InteractionData)
@@ -41,6 +41,10 @@ struct ModelVersion {
   std::vector<float> item_embeddings;  // [item_keys.size() * embedding_dim]
   std::vector<NamedTensor> weights;    // all model parameters
 };
+
+// One more than the largest version directory (decimal name) in `base_dir`;
+// 1 when there is none or `base_dir` does not exist.
+absl::StatusOr<int64_t> NextModelVersion(const std::string& base_dir);
 
 // Returns the final directory path. ALREADY_EXISTS when the version exists;
 // INVALID_ARGUMENT for mismatched sizes or an unsafe version name.

@@ -59,5 +59,17 @@ TEST(ModelExportTest, WritesACompleteVersionDirectory) {
   EXPECT_THAT(ExportModelVersion(base, v), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(ModelExportTest, NextModelVersionFollowsTheNewestNumericDirectory) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string base = JoinPath(tmp ? tmp : "/tmp", "numbered");
+  ASSERT_OK_AND_ASSIGN(int64_t first, NextModelVersion(base));  // missing dir
+  EXPECT_EQ(first, 1);
+  for (const char* name : {"3", "10", "v1", "007", ".tmp-11-1"}) {
+    ASSERT_OK(CreateDirectories(JoinPath(base, name)));
+  }
+  ASSERT_OK_AND_ASSIGN(int64_t next, NextModelVersion(base));
+  EXPECT_EQ(next, 11);  // "007" and temporaries are not version names
+}
+
 }  // namespace
 }  // namespace recsys
