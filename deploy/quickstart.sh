@@ -1,35 +1,139 @@
 #!/usr/bin/env bash
-# The main job, end to end on loopback: install, build, start the services,
-# check that they answer, stop them. Later stages (train -> publish ->
-# recommend) are added as their components land.
+# The main job, end to end on loopback:
+#   install -> build -> item hidden-state caches -> train IISAN (model v1)
+#   -> retrieval sidecar <- publish v1 -> recommendation server -> recommend.
+#
+# Data: the real Amazon "Scientific" set when ../shared/data is there (text
+# states from a seeded stand-in BERT, since no weights ship here), otherwise
+# the project's synthetic two-modality demo catalog. Force one with
+# RECSYS_QUICKSTART_DATA=scientific|demo.
+#
+# Services stay up at the end (their ports are printed) unless
+# RECSYS_QUICKSTART_STOP=1; stop them with: kill $(cat run/*.pid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 RUN="${RECSYS_RUN_DIR:-$ROOT/run}"
-mkdir -p "$RUN"
+SHARED="${RECSYS_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data}"
+EPOCHS="${RECSYS_QUICKSTART_EPOCHS:-5}"
+step() { printf '\n== %s\n' "$*"; }
 
+step "installing dependencies"
 bash deploy/install_deps.sh
-bazel build //common:demo_server
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+step "building"
+bazel build //retrieval:retrieval_server //server:recommendation_server \
+  //trainer:train //trainer:make_demo_data //trainer/backbone:build_cache \
+  //clients:publish_model //clients:recommend_cli //clients:retrieval_cli
+BIN="$ROOT/bazel-bin"
+
+mkdir -p "$RUN"
+for f in "$RUN"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; done
+
+DATA="${RECSYS_QUICKSTART_DATA:-}"
+if [ -z "$DATA" ]; then
+  if [ -f "$SHARED/amazon-scientific/users.tsv" ]; then DATA=scientific; else DATA=demo; fi
+fi
+
+if [ "$DATA" = scientific ]; then
+  step "data: Amazon Scientific from $SHARED"
+  ITEMS="$SHARED/amazon-scientific/items.tsv"
+  USERS="$SHARED/amazon-scientific/users.tsv"
+  TEXT_CACHE="$RUN/cache/scientific_text_bert6x256.safetensors"
+  if [ ! -f "$TEXT_CACHE" ]; then
+    step "text hidden-state cache (stand-in BERT 6x256; resumable)"
+    "$BIN/trainer/backbone/build_cache" --items="$ITEMS" \
+      --vocab="$SHARED/bert-base-uncased/vocab.txt" \
+      --text_out="$TEXT_CACHE" --work_dir="$RUN/cache/work" --threads=1
+  fi
+  TRAIN_DATA=(--interactions="$USERS" --text_cache="$TEXT_CACHE")
+else
+  step "data: synthetic demo catalog (text + image states with planted structure)"
+  if [ ! -f "$RUN/demo/users.tsv" ]; then
+    "$BIN/trainer/make_demo_data" --out_dir="$RUN/demo" --text_hidden=128 --image_hidden=96
+  fi
+  ITEMS="$RUN/demo/items.tsv"
+  USERS="$RUN/demo/users.tsv"
+  TRAIN_DATA=(--interactions="$USERS" --text_cache="$RUN/demo/text_states.safetensors"
+              --image_cache="$RUN/demo/image_states.safetensors")
+fi
+
+step "training IISAN ($EPOCHS epochs at most)"
+"$BIN/trainer/train" "${TRAIN_DATA[@]}" --model=iisan --epochs="$EPOCHS" \
+  --out_dir="$RUN/models" --metrics_out="$RUN/train_metrics.json"
+VERSION_DIR=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version_dir"])' "$RUN/train_metrics.json")
+VERSION=$(basename "$VERSION_DIR")
+PREVIOUS_VERSION=$(ls "$RUN/models" | grep -E '^[0-9]+$' | sort -n | awk -v v="$VERSION" '$1 < v' | tail -1)
+PREVIOUS=${PREVIOUS_VERSION:+$RUN/models/$PREVIOUS_VERSION}
 
 start() {  # name, binary, args...
   local name=$1 bin=$2; shift 2
   rm -f "$RUN/$name.ports"
   "$bin" --port_file="$RUN/$name.ports" "$@" >"$RUN/$name.log" 2>&1 &
-  PIDS+=($!)
-  local deadline=$((SECONDS + 60))
+  echo $! >"$RUN/$name.pid"
+  local deadline=$((SECONDS + 120))
   until [ -s "$RUN/$name.ports" ]; do
     [ $SECONDS -lt $deadline ] || { cat "$RUN/$name.log"; echo "$name did not start"; exit 1; }
     sleep 0.1
   done
-  echo "$name: $(tr '\n' ' ' <"$RUN/$name.ports")(log: $RUN/$name.log)"
+  echo "$name: $(tr '\n' ' ' <"$RUN/$name.ports")log $RUN/$name.log"
 }
+port() { sed -n 's/^grpc_port=//p' "$RUN/$1.ports"; }
 
-start demo bazel-bin/common/demo_server
-. "$RUN/demo.ports"
-echo "metrics sample:"
-curl -sf "http://127.0.0.1:$metrics_port/metrics" | grep -E '^process_(resident|threads)'
+step "starting the retrieval sidecar"
+start retrieval "$BIN/retrieval/retrieval_server" --data_dir="$RUN/retrieval"
+
+step "publishing model version $VERSION"
+"$BIN/clients/publish_model" --retrieval="127.0.0.1:$(port retrieval)" \
+  --version_dir="$VERSION_DIR" --items="$ITEMS" \
+  ${PREVIOUS:+--previous_version_dir="$PREVIOUS"}
+
+step "starting the recommendation server"
+start recommender "$BIN/server/recommendation_server" --models_dir="$RUN/models" \
+  --retrieval="127.0.0.1:$(port retrieval)" --poll_interval=500ms
+deadline=$((SECONDS + 60))
+live_version() {
+  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" --list_models 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; print(([m["version"] for m in json.load(sys.stdin)["models"] if m["live"]] or [0])[0])' ||
+    echo 0
+}
+until [ "$(live_version)" = "$VERSION" ]; do
+  [ $SECONDS -lt $deadline ] || { tail "$RUN/recommender.log"; echo "model $VERSION never went live"; exit 1; }
+  sleep 0.2
+done
+
+step "recommending for three users (their history minus the last item)"
+head -3 "$USERS" | while IFS=$'\t' read -r user items; do
+  read -r -a seq <<<"$items"
+  history=$(IFS=,; echo "${seq[*]:0:${#seq[@]}-1}")
+  echo "user $user, history ${#seq[@]}-1 items, held-out next item ${seq[-1]}:"
+  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" \
+    --history="$history" --k=5 |
+    /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for i in r["items"]:
+    print(f"  {i[\"score\"]:7.3f}  {i[\"key\"]}  {i.get(\"title\", \"\")[:70]}")'
+done
+
+step "metrics (test set) of model version $VERSION"
+/usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = m.get("test", {})
+print(json.dumps({k: t[k] for k in sorted(t) if k.startswith(("hr", "ndcg"))}))' "$RUN/train_metrics.json"
+
+if [ "${RECSYS_QUICKSTART_STOP:-0}" = 1 ]; then
+  for f in "$RUN"/*.pid; do kill -TERM "$(cat "$f")"; rm -f "$f"; done
+  echo "services stopped"
+else
+  cat <<MSG
+
+Services are running:
+  retrieval sidecar    grpc 127.0.0.1:$(port retrieval)    metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/retrieval.ports")/metrics
+  recommendation       grpc 127.0.0.1:$(port recommender)  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/recommender.ports")/metrics
+Try:   bazel-bin/clients/recommend_cli --server=127.0.0.1:$(port recommender) --history=KEY1,KEY2 --k=10
+Stop:  kill \$(cat $RUN/*.pid)
+MSG
+fi
 echo "quickstart: ok"

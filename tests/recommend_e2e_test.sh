@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The product end to end, every component a real process on loopback:
+#   make_demo_data -> train (v1) -> retrieval_server <- publish_model
+#   -> recommendation_server -> recommend_cli
+# then a rollout (train v2, publish: the server switches, v1 still answers
+# when pinned), a rollback in the sidecar (the server follows), bad input
+# answered with precise statuses, and SIGTERM draining both servers.
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+R="${TEST_SRCDIR:-.}/recsys"
+MAKE_DEMO="$R/trainer/make_demo_data"
+TRAIN="$R/trainer/train"
+RETRIEVAL="$R/retrieval/retrieval_server"
+RECOMMENDER="$R/server/recommendation_server"
+PUBLISH="$R/clients/publish_model"
+RECOMMEND="$R/clients/recommend_cli"
+RCLI="$R/clients/retrieval_cli"
+T="${TEST_TMPDIR:-$(mktemp -d)}/e2e"
+rm -rf "$T"; mkdir -p "$T"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start() {  # name, binary, args...: starts and waits for the port file
+  local name=$1 bin=$2; shift 2
+  "$bin" --port_file="$T/$name.ports" "$@" >"$T/$name.log" 2>&1 &
+  PIDS+=($!)
+  eval "${name}_PID=$!"
+  local deadline=$((SECONDS + 60))
+  until [ -s "$T/$name.ports" ]; do
+    [ $SECONDS -lt $deadline ] || { cat "$T/$name.log"; fail "$name did not start"; }
+    sleep 0.05
+  done
+  eval "${name}_PORT=$(sed -n 's/^grpc_port=//p' "$T/$name.ports")"
+}
+
+live_version() {
+  "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --list_models 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; m=json.load(sys.stdin)["models"]; print(([x["version"] for x in m if x["live"]] or [0])[0])' ||
+    echo 0
+}
+
+wait_live() {  # version
+  local deadline=$((SECONDS + 60))
+  until [ "$(live_version)" = "$1" ]; do
+    [ $SECONDS -lt $deadline ] || { tail -20 "$T/recommender.log"; fail "live version never became $1"; }
+    sleep 0.1
+  done
+}
+
+train() {  # seed
+  "$TRAIN" --interactions="$T/data/users.tsv" \
+    --text_cache="$T/data/text_states.safetensors" \
+    --image_cache="$T/data/image_states.safetensors" \
+    --model=iisan --epochs=2 --embedding_dim=16 --bottleneck=8 --ffn_dim=32 \
+    --seed="$1" --out_dir="$T/models" >"$T/train.$1.log" 2>&1 ||
+    { tail -20 "$T/train.$1.log"; fail "training failed"; }
+}
+
+"$MAKE_DEMO" --out_dir="$T/data" --num_items=120 --num_users=200 --num_categories=4 \
+  --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
+  >"$T/demo.log" 2>&1
+train 1
+[ -f "$T/models/1/manifest.json" ] || fail "no model version 1"
+
+start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
+"$PUBLISH" --retrieval="127.0.0.1:$retrieval_PORT" --version_dir="$T/models/1" \
+  --items="$T/data/items.tsv" | tee "$T/publish1.log"
+grep -q "published items version 1" "$T/publish1.log" || fail "publish v1"
+
+start recommender "$RECOMMENDER" --models_dir="$T/models" \
+  --retrieval="127.0.0.1:$retrieval_PORT" --poll_interval=100ms
+wait_live 1
+
+# A user's history: all but the last item of the first user.
+read -r -a ITEMS <<<"$(head -1 "$T/data/users.tsv" | cut -f2)"
+HISTORY=$(IFS=,; echo "${ITEMS[*]:0:${#ITEMS[@]}-1}")
+"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=10 \
+  >"$T/rec1.json"
+/usr/bin/python3 - "$T/rec1.json" "$HISTORY" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); history = set(sys.argv[2].split(","))
+assert r["model_version"] == 1, r
+items = r["items"]
+assert len(items) == 10, r
+assert not history & {i["key"] for i in items}, "history item recommended"
+assert all(i.get("title") for i in items), "titles missing"
+scores = [i["score"] for i in items]
+assert scores == sorted(scores, reverse=True), scores
+print("v1 recommends", [i["key"] for i in items[:3]], "...")
+PY
+
+# Bad input: precise statuses, nothing served.
+if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=0 2>"$T/err"; then
+  fail "k=0 accepted"
+fi
+grep -q "k: must be in \[1, 1000\]" "$T/err" || fail "k=0 message: $(cat "$T/err")"
+if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history=no-such-item --k=5 2>"$T/err"; then
+  fail "unknown history accepted"
+fi
+grep -q "^recommend_cli: 3 history: none of its 1 item keys" "$T/err" || fail "history message: $(cat "$T/err")"
+if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --version=9 2>"$T/err"; then
+  fail "unknown version accepted"
+fi
+grep -q "^recommend_cli: 5 model.version: 9 is not loaded" "$T/err" || fail "version message: $(cat "$T/err")"
+
+# Rollout: v2 is trained and published; the server switches to it, and v1
+# still answers when pinned.
+train 2
+"$PUBLISH" --retrieval="127.0.0.1:$retrieval_PORT" --version_dir="$T/models/2" \
+  --previous_version_dir="$T/models/1" --items="$T/data/items.tsv" >"$T/publish2.log"
+wait_live 2
+"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 >"$T/rec2.json"
+grep -q '"model_version":2' "$T/rec2.json" || fail "live is not v2: $(cat "$T/rec2.json")"
+"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 --version=1 >"$T/rec1p.json"
+grep -q '"model_version":1' "$T/rec1p.json" || fail "pinned v1: $(cat "$T/rec1p.json")"
+echo "rollout: live v2, pinned v1 answers"
+
+# Rollback in the sidecar: the recommendation server follows.
+"$RCLI" --target="127.0.0.1:$retrieval_PORT" rollback --collection=items --version=1 >/dev/null
+wait_live 1
+echo "rollback: live v1 again"
+
+# SIGTERM drains and exits 0.
+for name in recommender retrieval; do
+  pid_var="${name}_PID"; pid=${!pid_var}
+  kill -TERM "$pid"
+  deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "$name ignored SIGTERM"
+    sleep 0.05
+  done
+  wait "$pid" && rc=0 || rc=$?
+  [ "$rc" -eq 0 ] || { tail "$T/$name.log"; fail "$name exited $rc"; }
+done
+echo "recommend e2e: ok"
