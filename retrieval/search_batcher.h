@@ -1,0 +1,79 @@
+// SearchBatcher: coalesces concurrent searches on the same collection
+// version (and the same search options) into one FAISS call. One batched
+// call over BLAS costs a fraction per query of separate calls.
+//
+// Queries queue per batching key; worker threads take the oldest queued
+// query and every other queued query with the same key, up to
+// max_batch_size. With max_wait = 0 (the default) a worker never waits for
+// a batch to fill: a lone query runs at once, and queries that arrive while
+// a batch runs form the next batch, so batching grows with load and adds no
+// latency when idle. max_wait > 0 lets a worker wait that long for more.
+//
+// Thread-safety: Submit is thread-safe. `done` runs on a worker thread and
+// must not block. The destructor finishes queued work first.
+#ifndef RECSYS_RETRIEVAL_SEARCH_BATCHER_H_
+#define RECSYS_RETRIEVAL_SEARCH_BATCHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "retrieval/collection_version.h"
+
+namespace recsys {
+namespace retrieval {
+
+struct BatchQuery {
+  std::vector<float> vector;  // validated and normalised
+  int k = 10;
+  std::vector<int64_t> exclude_ids;
+};
+
+class SearchBatcher {
+ public:
+  struct Options {
+    int max_batch_size = 64;                         // queries per FAISS call
+    absl::Duration max_wait = absl::ZeroDuration();  // wait to fill a batch
+    int num_threads = 2;                             // concurrent batches
+  };
+  // (hits or error, size of the batch the query ran in)
+  using Done =
+      std::function<void(absl::StatusOr<std::vector<SearchHit>>, int batch)>;
+
+  static absl::StatusOr<std::unique_ptr<SearchBatcher>> Create(
+      const Options& options);
+  ~SearchBatcher();
+
+  void Submit(std::shared_ptr<const CollectionVersion> version,
+              VersionSearchOptions options, BatchQuery query, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Pending {
+    std::shared_ptr<const CollectionVersion> version;
+    VersionSearchOptions options;
+    BatchQuery query;
+    Done done;
+  };
+  explicit SearchBatcher(const Options& options) : options_(options) {}
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  static bool SameBatch(const Pending& a, const Pending& b);
+
+  const Options options_;
+  absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_SEARCH_BATCHER_H_
