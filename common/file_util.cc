@@ -170,13 +170,45 @@ std::array<uint32_t, 256> MakeCrc32cTable() {
   return table;
 }
 
+uint32_t Crc32cPortable(absl::string_view data, uint32_t crc) {
+  static const std::array<uint32_t, 256> kTable = MakeCrc32cTable();
+  for (unsigned char ch : data) crc = kTable[(crc ^ ch) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes CRC-32C 8 bytes at a time: snapshot
+// checksums of multi-GB indexes are then bounded by memory bandwidth.
+__attribute__((target("sse4.2"))) uint32_t Crc32cHardware(absl::string_view data,
+                                                         uint32_t crc) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n > 0) {
+    c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+    ++p;
+    --n;
+  }
+  return c32;
+}
+#endif
+
 }  // namespace
 
 uint32_t Crc32c(absl::string_view data, uint32_t seed) {
-  static const std::array<uint32_t, 256> kTable = MakeCrc32cTable();
-  uint32_t crc = ~seed;
-  for (unsigned char ch : data) crc = kTable[(crc ^ ch) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+#if defined(__x86_64__)
+  static const bool kHardware = __builtin_cpu_supports("sse4.2");
+  if (kHardware) return ~Crc32cHardware(data, ~seed);
+#endif
+  return ~Crc32cPortable(data, ~seed);
 }
 
 }  // namespace recsys

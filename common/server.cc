@@ -58,6 +58,9 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
                            &s->grpc_port_);
+  // gRPC enables SO_REUSEPORT by default: a second instance on the same port
+  // would silently take half the connections instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
   // Keepalive: ping idle clients so dead connections are noticed, and let
@@ -94,10 +97,7 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
     };
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> h =
         MetricsHttpServer::Create(std::move(http));
-    if (!h.ok()) {
-      st.server->Shutdown();
-      return h.status();
-    }
+    if (!h.ok()) return h.status();
     st.http = std::move(*h);
   }
 
@@ -172,8 +172,10 @@ void ServiceServer::Wait() {
   // Tell load balancers first, then stop accepting and drain.
   st.health.Shutdown();
   const absl::Time start = absl::Now();
-  st.server->Shutdown(absl::ToChronoTime(start + st.options.grace_period));
-  st.server->Wait();
+  if (st.server != nullptr) {  // null when Create failed to bind
+    st.server->Shutdown(absl::ToChronoTime(start + st.options.grace_period));
+    st.server->Wait();
+  }
   if (st.http) st.http->Stop();
   LOG(INFO) << "server stopped after draining for " << absl::Now() - start;
 }

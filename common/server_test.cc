@@ -1,0 +1,261 @@
+#include "common/server.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/metrics.h"
+#include "common/status_matchers.h"
+#include "common/test_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "proto/health.grpc.pb.h"
+
+namespace recsys {
+namespace {
+
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+using recsys::test::SleepReply;
+using recsys::test::SleepRequest;
+using recsys::test::TestService;
+using ::testing::HasSubstr;
+
+// Sleeps as long as asked (the work under test), ending early if cancelled.
+class SleepService final : public TestService::CallbackService {
+ public:
+  ~SleepService() override {
+    absl::MutexLock lock(&mu_);
+    for (auto& t : threads_) t.join();
+  }
+
+  grpc::ServerUnaryReactor* Sleep(grpc::CallbackServerContext* context,
+                                  const SleepRequest* request,
+                                  SleepReply* reply) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    const absl::Time until = absl::Now() + absl::Milliseconds(request->millis());
+    absl::MutexLock lock(&mu_);
+    started_++;
+    threads_.emplace_back([context, reactor, reply, until] {
+      while (absl::Now() < until) {
+        if (context->IsCancelled()) {
+          reactor->Finish(grpc::Status::CANCELLED);
+          return;
+        }
+        absl::SleepFor(absl::Milliseconds(2));
+      }
+      reply->set_completed(true);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  int started() {
+    absl::MutexLock lock(&mu_);
+    return started_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  int started_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(ServerOptions options = ServerOptions()) {
+    options.health_service_names = {"recsys.test.TestService"};
+    options.registry = &registry_;
+    ASSERT_OK_AND_ASSIGN(server_, ServiceServer::Create(options, {&service_}));
+    channel_ = grpc::CreateChannel(server_->grpc_target(),
+                                   grpc::InsecureChannelCredentials());
+    health_ = Health::NewStub(channel_);
+    test_ = TestService::NewStub(channel_);
+  }
+
+  grpc::Status Check(const std::string& service, HealthCheckResponse* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    HealthCheckRequest req;
+    req.set_service(service);
+    return health_->Check(&ctx, req, out);
+  }
+
+  MetricsRegistry registry_;
+  SleepService service_;
+  std::unique_ptr<ServiceServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Health::Stub> health_;
+  std::unique_ptr<TestService::Stub> test_;
+};
+
+TEST_F(ServerTest, HealthIsNotServingUntilReady) {
+  Start();
+  HealthCheckResponse resp;
+  ASSERT_TRUE(Check("", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  ASSERT_TRUE(Check("recsys.test.TestService", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  grpc::Status unknown = Check("no.such.Service", &resp);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  server_->SetServing(true);
+  ASSERT_TRUE(Check("", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(Check("recsys.test.TestService", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+
+  server_->SetServing("recsys.test.TestService", false);
+  ASSERT_TRUE(Check("recsys.test.TestService", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  ASSERT_TRUE(Check("", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+}
+
+TEST_F(ServerTest, WatchStreamsChangesAndEndsOnShutdown) {
+  Start();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  HealthCheckRequest req;
+  auto reader = health_->Watch(&ctx, req);
+  HealthCheckResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  server_->SetServing(true);
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+
+  std::thread stopper([this] {
+    server_->Shutdown();
+    server_->Wait();
+  });
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_TRUE(reader->Finish().ok());
+  stopper.join();
+}
+
+TEST_F(ServerTest, ServesMetricsAndReadinessOverHttp) {
+  Start();
+  registry_.AddCounter("test_hits_total", "Hits.")->WithLabels({})->Increment(4);
+  httplib::Client http("127.0.0.1", server_->metrics_port());
+  auto ready = http.Get("/healthz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  server_->SetServing(true);
+  ready = http.Get("/healthz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_THAT(metrics->body, HasSubstr("test_hits_total 4\n"));
+  EXPECT_THAT(metrics->get_header_value("Content-Type"),
+              HasSubstr("version=0.0.4"));
+}
+
+TEST_F(ServerTest, DrainsInFlightCallsOnShutdown) {
+  ServerOptions options;
+  options.grace_period = absl::Seconds(20);
+  Start(options);
+  grpc::ClientContext ctx;
+  SleepRequest req;
+  req.set_millis(300);
+  SleepReply reply;
+  grpc::Status status;
+  absl::Notification done;
+  test_->async()->Sleep(&ctx, &req, &reply, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  // Shut down only once the call is known to be running on the server.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (service_.started() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(service_.started(), 1);
+  const absl::Time begin = absl::Now();
+  server_->Shutdown();
+  server_->Wait();
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(10));
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(reply.completed());
+
+  // New calls are refused after shutdown.
+  grpc::ClientContext late;
+  late.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  SleepReply late_reply;
+  grpc::Status late_status = test_->Sleep(&late, req, &late_reply);
+  EXPECT_FALSE(late_status.ok());
+}
+
+TEST_F(ServerTest, CancelsCallsThatOutliveTheGracePeriod) {
+  ServerOptions options;
+  options.grace_period = absl::Milliseconds(200);
+  Start(options);
+  grpc::ClientContext ctx;
+  SleepRequest req;
+  req.set_millis(60 * 1000);
+  SleepReply reply;
+  grpc::Status status;
+  absl::Notification done;
+  test_->async()->Sleep(&ctx, &req, &reply, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (service_.started() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(service_.started(), 1);
+  const absl::Time begin = absl::Now();
+  server_->Shutdown();
+  server_->Wait();
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(5));
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(status.ok());
+  EXPECT_FALSE(reply.completed());
+}
+
+TEST_F(ServerTest, RejectsOversizeMessages) {
+  ServerOptions options;
+  options.max_receive_message_bytes = 1024;
+  Start(options);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  HealthCheckRequest req;
+  req.set_service(std::string(4096, 'x'));
+  HealthCheckResponse resp;
+  grpc::Status s = health_->Check(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, WritesPortFile) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ServerOptions options;
+  options.port_file = std::string(tmp ? tmp : "/tmp") + "/ports";
+  Start(options);
+  ASSERT_OK_AND_ASSIGN(std::string ports, ReadFileToString(options.port_file));
+  EXPECT_EQ(ports, "grpc_port=" + std::to_string(server_->grpc_port()) +
+                       "\nmetrics_port=" +
+                       std::to_string(server_->metrics_port()) + "\n");
+}
+
+TEST_F(ServerTest, BusyAddressIsAnError) {
+  Start();
+  ServerOptions options;
+  options.address = server_->grpc_target();
+  SleepService other;
+  EXPECT_THAT(ServiceServer::Create(options, {&other}),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+}  // namespace
+}  // namespace recsys
