@@ -20,6 +20,8 @@ ABSL_FLAG(int, max_batch_size, 64, "Most queries per batched FAISS call.");
 ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
           "How long a batch may wait to fill (0: never wait; batches form under load).");
 ABSL_FLAG(int, search_threads, 2, "Threads running batched searches.");
+ABSL_FLAG(int, faiss_blas_threshold, 2,
+          "Exact searches of at least this many queries use BLAS (0: FAISS default 20).");
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
 
 int main(int argc, char** argv) {
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
   service_options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   service_options.batching.max_wait = absl::GetFlag(FLAGS_max_batch_wait);
   service_options.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
+  service_options.faiss_blas_threshold = absl::GetFlag(FLAGS_faiss_blas_threshold);
   auto service = recsys::retrieval::RetrievalService::Create(service_options);
   if (!service.ok()) {
     LOG(ERROR) << service.status();

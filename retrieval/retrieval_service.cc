@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "faiss/utils/distances.h"
 
 namespace recsys {
 namespace retrieval {
@@ -215,6 +216,14 @@ absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
     const Options& options) {
   auto s = std::unique_ptr<RetrievalService>(new RetrievalService(options));
   ASSIGN_OR_RETURN(s->batcher_, SearchBatcher::Create(options.batching));
+  if (options.faiss_blas_threshold < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "faiss_blas_threshold: expected >= 0, got ",
+        options.faiss_blas_threshold));
+  }
+  if (options.faiss_blas_threshold > 0) {
+    faiss::distance_compute_blas_threshold = options.faiss_blas_threshold;
+  }
   M();
   static bool hook_added = [] {
     MetricsRegistry::Global().AddCollectHook([] {

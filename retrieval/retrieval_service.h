@@ -39,6 +39,11 @@ class RetrievalService final : public recsys::v1::Retrieval::CallbackService {
     SearchBatcher::Options batching;
     int max_queries_per_request = 1024;
     int max_exclude_keys = 10000;
+    // Process-wide FAISS setting (faiss::distance_compute_blas_threshold):
+    // exact searches of at least this many queries use BLAS. FAISS's default
+    // (20) leaves small dynamic batches on the per-query scan, which reads
+    // every vector once per query; 0 keeps FAISS's default.
+    int faiss_blas_threshold = 2;
   };
 
   static absl::StatusOr<std::unique_ptr<RetrievalService>> Create(

@@ -75,6 +75,25 @@ TEST(VectorIndexTest, SelectorFiltersInsideTheSearch) {
   }
 }
 
+TEST(VectorIndexTest, SelectorHoldsOnTheBatchedBlasPath) {
+  // FAISS switches Flat search to BLAS at distance_compute_blas_threshold
+  // queries; the selector must hold there too.
+  const int64_t n = 1000;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 9);
+  ASSERT_OK_AND_ASSIGN(auto index,
+                       VectorIndex::Build(TestConfig("t", kDim), base.data(), n));
+  std::vector<faiss::Index::idx_t> even;
+  for (int64_t i = 0; i < n; i += 2) even.push_back(i);
+  faiss::IDSelectorBatch sel(even.size(), even.data());
+  IndexSearchParams p;
+  p.selector = &sel;
+  const int nq = 64;
+  std::vector<float> d(nq * 5);
+  std::vector<int64_t> l(nq * 5);
+  ASSERT_OK(index->Search(base.data(), nq, 5, p, d.data(), l.data()));
+  for (int64_t id : l) EXPECT_EQ(id % 2, 0);
+}
+
 TEST(VectorIndexTest, NprobeComesFromParamsWithoutMutatingTheIndex) {
   const int64_t n = 2000;
   std::vector<float> base = RandomUnitVectors(n, kDim, 4);
