@@ -1,5 +1,7 @@
 #include "retrieval/collection.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -339,6 +341,14 @@ void Collection::RunBuild(int64_t version,
     build_ = nullptr;
   }
   progress.Finish();
+  // A build frees large transient buffers (the merged entry table, the
+  // serialized index, the frozen delta) across several malloc arenas;
+  // glibc keeps them unless asked, and RSS would grow by a few times the
+  // collection's size on every publish.
+  frozen.reset();
+  base.reset();
+  built = absl::StatusOr<std::shared_ptr<const CollectionVersion>>();
+  malloc_trim(0);
   if (done) done(std::move(result));
 }
 

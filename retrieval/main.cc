@@ -1,6 +1,8 @@
 // retrieval_server: the retrieval sidecar. Parses flags into Options,
 // starts the gRPC server (NOT_SERVING), restores every collection from
 // --data_dir, then serves until SIGTERM/SIGINT.
+#include <malloc.h>
+
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -19,14 +21,21 @@ ABSL_FLAG(int, versions_to_keep, 3, "Loaded versions per collection besides the 
 ABSL_FLAG(int, max_batch_size, 64, "Most queries per batched FAISS call.");
 ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
           "How long a batch may wait to fill (0: never wait; batches form under load).");
-ABSL_FLAG(int, search_threads, 2, "Threads running batched searches.");
+ABSL_FLAG(int, search_threads, 1,
+          "Threads running batched searches (1 lets batches grow largest on small machines).");
 ABSL_FLAG(int, faiss_blas_threshold, 2,
           "Exact searches of at least this many queries use BLAS (0: FAISS default 20).");
+ABSL_FLAG(int, malloc_arena_max, 2,
+          "glibc malloc arenas (M_ARENA_MAX; 0: glibc default of 8 per core). "
+          "Few arenas keep RSS close to what the collections hold.");
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_malloc_arena_max) > 0) {
+    mallopt(M_ARENA_MAX, absl::GetFlag(FLAGS_malloc_arena_max));
+  }
 
   recsys::retrieval::RetrievalService::Options service_options;
   service_options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);

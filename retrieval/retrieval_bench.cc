@@ -42,7 +42,7 @@ ABSL_FLAG(int, queries, 2000, "Sequential queries per latency run.");
 ABSL_FLAG(int, clients, 16, "Concurrent clients for the throughput run.");
 ABSL_FLAG(double, seconds, 10, "Duration of each throughput run.");
 ABSL_FLAG(int, max_batch_size, 64, "Service batching: max batch.");
-ABSL_FLAG(int, search_threads, 2, "Service batching: worker threads.");
+ABSL_FLAG(int, search_threads, 1, "Service batching: worker threads.");
 ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
@@ -174,6 +174,7 @@ double Throughput(int clients, double seconds, Fn one_query) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  mallopt(M_ARENA_MAX, 2);  // as retrieval_server does by default
   const int64_t n = absl::GetFlag(FLAGS_n);
   const int d = absl::GetFlag(FLAGS_dim);
   const int k = absl::GetFlag(FLAGS_k);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <omp.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -52,6 +54,10 @@ bool SearchBatcher::SameBatch(const Pending& a, const Pending& b) {
 }
 
 void SearchBatcher::Loop() {
+  // Per-thread setting: index builds on other threads keep every core.
+  if (options_.omp_threads_per_batch > 0) {
+    omp_set_num_threads(options_.omp_threads_per_batch);
+  }
   while (true) {
     std::vector<Pending> batch;
     {

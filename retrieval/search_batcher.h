@@ -41,7 +41,11 @@ class SearchBatcher {
   struct Options {
     int max_batch_size = 64;                         // queries per FAISS call
     absl::Duration max_wait = absl::ZeroDuration();  // wait to fill a batch
-    int num_threads = 2;                             // concurrent batches
+    int num_threads = 1;                             // concurrent batches
+    // OpenMP threads per batch. 1: parallelism comes from num_threads
+    // batches at once; OpenMP workers spinning beside busy gRPC threads on
+    // a small machine cost more than they give.
+    int omp_threads_per_batch = 1;
   };
   // (hits or error, size of the batch the query ran in)
   using Done =
