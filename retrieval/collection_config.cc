@@ -79,15 +79,15 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
         "' for dimension ", config.dimension, ": ", e.what()));
   }
   for (const auto& [k, v] : config.build_params) {
-    if (k != "efConstruction") {
+    if (k != "efConstruction" && k != "efSearch") {
       return absl::InvalidArgumentError(absl::StrCat(
           "config.build_params: unknown key '", k,
-          "'; expected one of: efConstruction"));
+          "'; expected one of: efConstruction, efSearch"));
     }
     int ef = 0;
     if (!absl::SimpleAtoi(v, &ef) || ef < 1 || ef > 4096) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.build_params[efConstruction]: expected 1..4096, got '", v,
+          "config.build_params[", k, "]: expected 1..4096, got '", v,
           "'"));
     }
   }

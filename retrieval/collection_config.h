@@ -33,7 +33,8 @@ struct CollectionConfig {
   int64_t max_training_vectors = 0;
   // Build an exact Flat index when a version is too small to train.
   bool flat_fallback_when_untrainable = false;
-  // E.g. {"efConstruction": "80"} for HNSW.
+  // HNSW: {"efConstruction": "80", "efSearch": "64"} (efSearch: the default
+  // when a request gives none).
   std::map<std::string, std::string> build_params;
 };
 

@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <limits>
+#include <queue>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
+#include "faiss/impl/DistanceComputer.h"
 #include "absl/strings/str_cat.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexHNSW.h"
@@ -48,6 +52,95 @@ const faiss::IndexFlat* FlatStorage(const faiss::Index* index) {
   return nullptr;
 }
 
+// HNSW search with a per-call efSearch. FAISS 1.7.3 (Debian 12) mixes
+// SearchParametersHNSW::efSearch with the index's own efSearch member
+// (measured: params efSearch=500 gives lower recall than 10), and setting
+// the member would mutate a shared index. So the wrapper walks the graph
+// itself through FAISS's public pieces: the storage's distance computer,
+// the levels and neighbour tables. Same algorithm as HNSW::search: greedy
+// descent on the upper levels, then a best-first search on level 0 with a
+// candidate list of size ef. The selector filters results, not the walk.
+void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
+                int ef, const faiss::IDSelector* selector, float* distances,
+                int64_t* labels) {
+  using Node = std::pair<float, int>;  // (distance, id); smaller is closer
+  const faiss::HNSW& hnsw = index.hnsw;
+  const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
+  std::fill(labels, labels + k, -1);
+  std::fill(distances, distances + k,
+            ip ? -std::numeric_limits<float>::infinity()
+               : std::numeric_limits<float>::infinity());
+  if (hnsw.entry_point < 0) return;
+  std::unique_ptr<faiss::DistanceComputer> dc(
+      index.storage->get_distance_computer());
+  dc->set_query(x);
+  auto dist = [&](int id) {
+    const float s = (*dc)(id);
+    return ip ? -s : s;
+  };
+  int nearest = hnsw.entry_point;
+  float d_nearest = dist(nearest);
+  for (int level = hnsw.max_level; level >= 1; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      size_t begin, end;
+      hnsw.neighbor_range(nearest, level, &begin, &end);
+      for (size_t i = begin; i < end; ++i) {
+        const int v = hnsw.neighbors[i];
+        if (v < 0) break;
+        const float d = dist(v);
+        if (d < d_nearest) {
+          nearest = v;
+          d_nearest = d;
+          moved = true;
+        }
+      }
+    }
+  }
+  ef = std::max<int>(ef, static_cast<int>(k));
+  std::priority_queue<Node, std::vector<Node>, std::greater<Node>> candidates;
+  std::priority_queue<Node> top;      // the ef closest seen (max-heap)
+  std::priority_queue<Node> results;  // the k closest accepted (max-heap)
+  absl::flat_hash_set<int> visited;
+  visited.reserve(static_cast<size_t>(ef) * 8);
+  auto consider = [&](int id, float d) {
+    if (selector == nullptr || selector->is_member(id)) {
+      if (static_cast<int64_t>(results.size()) < k || d < results.top().first) {
+        results.emplace(d, id);
+        if (static_cast<int64_t>(results.size()) > k) results.pop();
+      }
+    }
+  };
+  visited.insert(nearest);
+  candidates.emplace(d_nearest, nearest);
+  top.emplace(d_nearest, nearest);
+  consider(nearest, d_nearest);
+  while (!candidates.empty()) {
+    const Node c = candidates.top();
+    if (static_cast<int>(top.size()) >= ef && c.first > top.top().first) break;
+    candidates.pop();
+    size_t begin, end;
+    hnsw.neighbor_range(c.second, 0, &begin, &end);
+    for (size_t i = begin; i < end; ++i) {
+      const int v = hnsw.neighbors[i];
+      if (v < 0) break;
+      if (!visited.insert(v).second) continue;
+      const float d = dist(v);
+      if (static_cast<int>(top.size()) < ef || d < top.top().first) {
+        candidates.emplace(d, v);
+        top.emplace(d, v);
+        if (static_cast<int>(top.size()) > ef) top.pop();
+      }
+      consider(v, d);
+    }
+  }
+  for (int64_t i = static_cast<int64_t>(results.size()) - 1; i >= 0; --i) {
+    labels[i] = results.top().second;
+    distances[i] = ip ? -results.top().first : results.top().first;
+    results.pop();
+  }
+}
+
 }  // namespace
 
 VectorIndex::~VectorIndex() = default;
@@ -67,6 +160,11 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
       int ef = 0;
       if (it != config.build_params.end() && absl::SimpleAtoi(it->second, &ef)) {
         hnsw->hnsw.efConstruction = ef;
+      }
+      // The default efSearch is part of the version: set before any reader.
+      it = config.build_params.find("efSearch");
+      if (it != config.build_params.end() && absl::SimpleAtoi(it->second, &ef)) {
+        hnsw->hnsw.efSearch = ef;
       }
     }
     if (!out->index_->is_trained) {
@@ -169,7 +267,6 @@ absl::Status VectorIndex::Search(const float* queries, int64_t nq, int k,
                                  const IndexSearchParams& params,
                                  float* distances, int64_t* labels) const {
   faiss::SearchParametersIVF ivf_params;
-  faiss::SearchParametersHNSW hnsw_params;
   faiss::SearchParameters plain_params;
   faiss::SearchParameters* sp = &plain_params;
   if (const faiss::IndexIVF* ivf =
@@ -177,9 +274,18 @@ absl::Status VectorIndex::Search(const float* queries, int64_t nq, int k,
     ivf_params.nprobe = params.nprobe > 0 ? params.nprobe : ivf->nprobe;
     sp = &ivf_params;
   } else if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_.get())) {
-    hnsw_params.efSearch =
-        params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
-    sp = &hnsw_params;
+    const int ef = params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
+    try {
+#pragma omp parallel for if (nq > 1)
+      for (int64_t q = 0; q < nq; ++q) {
+        SearchHnsw(*hnsw, queries + q * hnsw->d, k, ef, params.selector,
+                   distances + q * k, labels + q * k);
+      }
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("FAISS HNSW search failed on '",
+                                              description_, "': ", e.what()));
+    }
+    return absl::OkStatus();
   }
   sp->sel = const_cast<faiss::IDSelector*>(params.selector);
   try {

@@ -119,6 +119,39 @@ TEST(VectorIndexTest, NprobeComesFromParamsWithoutMutatingTheIndex) {
   EXPECT_GT(differ, 0);
 }
 
+TEST(VectorIndexTest, EfSearchComesFromParams) {
+  // Random 64-d data is hard for HNSW: a small efSearch misses neighbours
+  // that a large one finds, so recall shows whether the parameter arrived.
+  const int d = 64;
+  const int64_t n = 5000;
+  std::vector<float> base = RandomUnitVectors(n, d, 10);
+  std::vector<float> queries = RandomUnitVectors(100, d, 11);
+  ASSERT_OK_AND_ASSIGN(auto exact,
+                       VectorIndex::Build(TestConfig("t", d), base.data(), n));
+  CollectionConfig config = TestConfig("t", d, "HNSW8");
+  config.build_params["efConstruction"] = "16";
+  ASSERT_OK_AND_ASSIGN(auto hnsw, VectorIndex::Build(config, base.data(), n));
+  std::vector<float> dist(100 * 10);
+  std::vector<int64_t> truth(100 * 10), got(100 * 10);
+  ASSERT_OK(exact->Search(queries.data(), 100, 10, {}, dist.data(), truth.data()));
+  auto recall = [&](int ef) {
+    IndexSearchParams p;
+    p.ef_search = ef;
+    EXPECT_OK(hnsw->Search(queries.data(), 100, 10, p, dist.data(), got.data()));
+    int hits = 0;
+    for (int q = 0; q < 100; ++q) {
+      for (int i = 0; i < 10; ++i) {
+        for (int j = 0; j < 10; ++j) hits += got[q * 10 + i] == truth[q * 10 + j];
+      }
+    }
+    return hits / 1000.0;
+  };
+  const double low = recall(10);
+  const double high = recall(500);
+  EXPECT_GT(high, low + 0.1) << "low " << low << " high " << high;
+  EXPECT_GT(high, 0.9);
+}
+
 TEST(VectorIndexTest, SerializeRoundTrip) {
   const int64_t n = 300;
   std::vector<float> base = RandomUnitVectors(n, kDim, 6);
