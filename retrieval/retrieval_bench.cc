@@ -47,6 +47,7 @@ ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
+ABSL_FLAG(int, hnsw_ef_construction, 40, "HNSW build efConstruction.");
 ABSL_FLAG(int, hnsw_queries, 1000, "Queries for HNSW recall and latency.");
 
 namespace pb = ::recsys::v1;
@@ -110,7 +111,8 @@ void Load(pb::Retrieval::Stub& stub, const std::string& name,
   creq.mutable_config()->set_metric(pb::METRIC_INNER_PRODUCT);
   creq.mutable_config()->set_index_factory(factory);
   if (factory.rfind("HNSW", 0) == 0) {
-    (*creq.mutable_config()->mutable_build_params())["efConstruction"] = "40";
+    (*creq.mutable_config()->mutable_build_params())["efConstruction"] =
+        absl::StrCat(absl::GetFlag(FLAGS_hnsw_ef_construction));
   }
   pb::CreateCollectionResponse cresp;
   {
@@ -304,7 +306,8 @@ int main(int argc, char** argv) {
     auto hstub = pb::Retrieval::NewStub(grpc::CreateCustomChannel(
         (*hserver)->grpc_target(), grpc::InsecureChannelCredentials(), channel_args));
     std::vector<float> hbase = recsys::retrieval::RandomUnitVectors(hn, d, 3);
-    const std::string name = absl::StrCat("hnsw32_", hn, "_", d);
+    const std::string name = absl::StrCat("hnsw32_", hn, "_", d, "_efc",
+                                          absl::GetFlag(FLAGS_hnsw_ef_construction));
     Load(*hstub, name, "HNSW32", hbase, hn, d);
     const int hq = absl::GetFlag(FLAGS_hnsw_queries);
     std::vector<float> hqueries = recsys::retrieval::RandomUnitVectors(hq, d, 4);
@@ -314,7 +317,7 @@ int main(int argc, char** argv) {
     std::vector<faiss::Index::idx_t> truth(hq * k);
     exact.search(hq, hqueries.data(), k, dist.data(), truth.data());
     json runs = json::array();
-    for (int ef : {16, 32, 64, 128, 256}) {
+    for (int ef : {16, 32, 64, 128, 256, 384, 512}) {
       std::vector<double> ms;
       int64_t hits = 0;
       for (int i = 0; i < hq; ++i) {
@@ -336,7 +339,10 @@ int main(int argc, char** argv) {
                       {"p50_ms", p["p50_ms"]},
                       {"p99_ms", p["p99_ms"]}});
     }
-    report["hnsw32"] = {{"n", hn}, {"restore_seconds", restore_s}, {"runs", runs}};
+    report["hnsw32"] = {{"n", hn},
+                        {"ef_construction", absl::GetFlag(FLAGS_hnsw_ef_construction)},
+                        {"restore_seconds", restore_s},
+                        {"runs", runs}};
     (*hserver)->Shutdown();
   }
   printf("%s\n", report.dump(2).c_str());

@@ -7,7 +7,6 @@
 #include <queue>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "faiss/impl/DistanceComputer.h"
 #include "absl/strings/str_cat.h"
@@ -101,8 +100,21 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
   std::priority_queue<Node, std::vector<Node>, std::greater<Node>> candidates;
   std::priority_queue<Node> top;      // the ef closest seen (max-heap)
   std::priority_queue<Node> results;  // the k closest accepted (max-heap)
-  absl::flat_hash_set<int> visited;
-  visited.reserve(static_cast<size_t>(ef) * 8);
+  // Visited marks: one byte per vector and a generation per search, reused
+  // by the thread (FAISS's VisitedTable idea) instead of a hash set.
+  thread_local std::vector<uint8_t> marks;
+  thread_local uint8_t generation = 0;
+  const size_t n = static_cast<size_t>(index.ntotal);
+  if (marks.size() < n) marks.assign(n, 0), generation = 0;
+  if (++generation == 0) {
+    std::fill(marks.begin(), marks.end(), 0);
+    generation = 1;
+  }
+  auto first_visit = [&](int id) {
+    if (marks[id] == generation) return false;
+    marks[id] = generation;
+    return true;
+  };
   auto consider = [&](int id, float d) {
     if (selector == nullptr || selector->is_member(id)) {
       if (static_cast<int64_t>(results.size()) < k || d < results.top().first) {
@@ -111,7 +123,7 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
       }
     }
   };
-  visited.insert(nearest);
+  first_visit(nearest);
   candidates.emplace(d_nearest, nearest);
   top.emplace(d_nearest, nearest);
   consider(nearest, d_nearest);
@@ -124,7 +136,7 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     for (size_t i = begin; i < end; ++i) {
       const int v = hnsw.neighbors[i];
       if (v < 0) break;
-      if (!visited.insert(v).second) continue;
+      if (!first_visit(v)) continue;
       const float d = dist(v);
       if (static_cast<int>(top.size()) < ef || d < top.top().first) {
         candidates.emplace(d, v);
