@@ -561,6 +561,7 @@ grpc::ServerUnaryReactor* RetrievalService::Search(
     BatchQuery& out = queries[i];
     out.k = req->k();
     out.exclude_ids = excluded;
+    out.deadline = absl::FromChrono(ctx->deadline());
     if (q.has_vector()) {
       out.vector.assign(q.vector().values().begin(), q.vector().values().end());
       absl::Status s = ValidateVector(
@@ -594,7 +595,7 @@ grpc::ServerUnaryReactor* RetrievalService::Search(
         version, std::move(options), std::move(queries[0]),
         [finish, version, resp, include_payload, batch_size](
             absl::StatusOr<std::vector<SearchHit>> hits, int batch) {
-          batch_size->Observe(batch);
+          if (batch > 0) batch_size->Observe(batch);
           if (hits.ok()) {
             pb::SearchResult* r = resp->add_results();
             for (const SearchHit& h : *hits) {

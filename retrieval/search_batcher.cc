@@ -97,6 +97,20 @@ void SearchBatcher::Loop() {
       }
     }
 
+    const absl::Time now = absl::Now();
+    std::vector<Pending> live;
+    live.reserve(batch.size());
+    for (Pending& p : batch) {
+      if (p.query.deadline < now) {
+        p.done(absl::DeadlineExceededError(
+                   "deadline expired while the query waited for a batch"),
+               0);
+      } else {
+        live.push_back(std::move(p));
+      }
+    }
+    batch = std::move(live);
+    if (batch.empty()) continue;
     std::vector<VersionQuery> queries(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
       queries[i].vector = batch[i].query.vector.data();

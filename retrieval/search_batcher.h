@@ -34,6 +34,9 @@ struct BatchQuery {
   std::vector<float> vector;  // validated and normalised
   int k = 10;
   std::vector<int64_t> exclude_ids;
+  // A query still queued at its deadline is answered DEADLINE_EXCEEDED
+  // instead of being searched.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 class SearchBatcher {

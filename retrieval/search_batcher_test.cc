@@ -94,6 +94,27 @@ TEST(SearchBatcherTest, DifferentOptionsAreNotMixed) {
   EXPECT_EQ(wrong, 0);
 }
 
+TEST(SearchBatcherTest, ExpiredQueriesAreNotSearched) {
+  auto version = Version(100);
+  ASSERT_OK_AND_ASSIGN(auto batcher, SearchBatcher::Create({}));
+  absl::Mutex mu;
+  bool finished = false;
+  absl::Status status;
+  BatchQuery q;
+  auto v = version->vector(0);
+  q.vector.assign(v.begin(), v.end());
+  q.deadline = absl::Now() - absl::Seconds(1);
+  batcher->Submit(version, {}, std::move(q),
+                  [&](absl::StatusOr<std::vector<SearchHit>> hits, int) {
+                    absl::MutexLock l(&mu);
+                    status = hits.status();
+                    finished = true;
+                  });
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(&finished));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
 TEST(SearchBatcherTest, RejectsBadOptions) {
   SearchBatcher::Options o;
   o.max_batch_size = 0;
