@@ -1,6 +1,7 @@
 #include "retrieval/collection.h"
 
 #include <atomic>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -50,6 +51,24 @@ TEST(CollectionTest, NothingIsVisibleUntilPublished) {
   ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
   EXPECT_EQ(live->version(), 1);
   EXPECT_TRUE(live->Find("key42").has_value());
+}
+
+TEST(CollectionTest, ABadBatchIsNotHalfApplied) {
+  const std::string dir = FreshTestDir("c0");
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir)));
+    ASSERT_OK(c->Upsert(MakeEntries(0, 5, kDim, 1)));
+    std::vector<Entry> bad = MakeEntries(100, 10, kDim, 2);
+    bad[9].vector[0] = std::numeric_limits<float>::infinity();
+    EXPECT_THAT(c->Upsert(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("entries[9].vector[0]")));
+    EXPECT_EQ(c->Status().staging_entries, 5);
+  }
+  // Nor did it reach the log.
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir)));
+  EXPECT_EQ(c->Status().staging_entries, 5);
+  ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(0));
+  EXPECT_EQ(s.entries, 5);
 }
 
 TEST(CollectionTest, DeletedAndReplacedEntriesDoNotComeBack) {
