@@ -26,6 +26,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/metrics.h"
 #include "common/server.h"
 #include "faiss/IndexFlat.h"
 #include "grpcpp/grpcpp.h"
@@ -277,6 +278,12 @@ int main(int argc, char** argv) {
     std::vector<faiss::Index::idx_t> lab(k);
     index.search(1, &queries[(i % nq) * d], k, dist.data(), lab.data());
   });
+  recsys::Histogram* batches =
+      recsys::MetricsRegistry::Global()
+          .AddHistogram("recsys_retrieval_search_batch_size", "", {"collection"},
+                        recsys::SizeBuckets())
+          ->WithLabels({"flat"});
+  const double batch_count0 = batches->count(), batch_sum0 = batches->sum();
   const double service_qps = Throughput(clients, secs, [&](int c, int64_t i) {
     pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
     pb::SearchResponse resp;
@@ -288,6 +295,8 @@ int main(int argc, char** argv) {
       {"in_process_one_query_per_call_1_thread_qps", local_seq_qps},
       {"in_process_one_query_per_call_16_threads_qps", local_par_qps},
       {"service_dynamic_batching_qps", service_qps},
+      {"service_mean_batch_size",
+       (batches->sum() - batch_sum0) / std::max(1.0, batches->count() - batch_count0)},
       {"ratio_vs_best_in_process", service_qps / std::max(local_seq_qps, local_par_qps)},
   };
   fprintf(stderr, "%s\n", report.dump(2).c_str());
