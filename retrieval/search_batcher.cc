@@ -42,9 +42,55 @@ SearchBatcher::~SearchBatcher() {
 void SearchBatcher::Submit(std::shared_ptr<const CollectionVersion> version,
                            VersionSearchOptions options, BatchQuery query,
                            Done done) {
+  Pending p{std::move(version), std::move(options), std::move(query),
+            std::move(done)};
+  {
+    absl::MutexLock l(&mu_);
+    const bool idle = queue_.empty() && running_ == 0 &&
+                      options_.max_wait == absl::ZeroDuration();
+    if (!(options_.run_inline_when_idle && idle)) {
+      queue_.push_back(std::move(p));
+      return;
+    }
+    ++running_;
+  }
+  std::vector<Pending> batch;
+  batch.push_back(std::move(p));
+  Run(std::move(batch));
   absl::MutexLock l(&mu_);
-  queue_.push_back(
-      {std::move(version), std::move(options), std::move(query), std::move(done)});
+  --running_;
+}
+
+void SearchBatcher::Run(std::vector<Pending> batch) {
+  const absl::Time now = absl::Now();
+  std::vector<Pending> live;
+  live.reserve(batch.size());
+  for (Pending& p : batch) {
+    if (p.query.deadline < now) {
+      p.done(absl::DeadlineExceededError(
+                 "deadline expired while the query waited for a batch"),
+             0);
+    } else {
+      live.push_back(std::move(p));
+    }
+  }
+  batch = std::move(live);
+  if (batch.empty()) return;
+  std::vector<VersionQuery> queries(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    queries[i].vector = batch[i].query.vector.data();
+    queries[i].k = batch[i].query.k;
+    queries[i].exclude_ids = std::move(batch[i].query.exclude_ids);
+  }
+  auto results = batch.front().version->Search(queries, batch.front().options);
+  const int n = static_cast<int>(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (results.ok()) {
+      batch[i].done(std::move((*results)[i]), n);
+    } else {
+      batch[i].done(results.status(), n);
+    }
+  }
 }
 
 bool SearchBatcher::SameBatch(const Pending& a, const Pending& b) {
@@ -81,6 +127,7 @@ void SearchBatcher::Loop() {
         }
       };
       take_matching();
+      ++running_;
       if (options_.max_wait > absl::ZeroDuration() &&
           static_cast<int>(batch.size()) < options_.max_batch_size) {
         const absl::Time deadline = absl::Now() + options_.max_wait;
@@ -97,35 +144,9 @@ void SearchBatcher::Loop() {
       }
     }
 
-    const absl::Time now = absl::Now();
-    std::vector<Pending> live;
-    live.reserve(batch.size());
-    for (Pending& p : batch) {
-      if (p.query.deadline < now) {
-        p.done(absl::DeadlineExceededError(
-                   "deadline expired while the query waited for a batch"),
-               0);
-      } else {
-        live.push_back(std::move(p));
-      }
-    }
-    batch = std::move(live);
-    if (batch.empty()) continue;
-    std::vector<VersionQuery> queries(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      queries[i].vector = batch[i].query.vector.data();
-      queries[i].k = batch[i].query.k;
-      queries[i].exclude_ids = std::move(batch[i].query.exclude_ids);
-    }
-    auto results = batch.front().version->Search(queries, batch.front().options);
-    const int n = static_cast<int>(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (results.ok()) {
-        batch[i].done(std::move((*results)[i]), n);
-      } else {
-        batch[i].done(results.status(), n);
-      }
-    }
+    Run(std::move(batch));
+    absl::MutexLock l(&mu_);
+    --running_;
   }
 }
 

@@ -9,8 +9,9 @@
 // a batch runs form the next batch, so batching grows with load and adds no
 // latency when idle. max_wait > 0 lets a worker wait that long for more.
 //
-// Thread-safety: Submit is thread-safe. `done` runs on a worker thread and
-// must not block. The destructor finishes queued work first.
+// Thread-safety: Submit is thread-safe. `done` runs on a worker thread, or
+// on the submitting thread before Submit returns when the query ran inline;
+// it must not block. The destructor finishes queued work first.
 #ifndef RECSYS_RETRIEVAL_SEARCH_BATCHER_H_
 #define RECSYS_RETRIEVAL_SEARCH_BATCHER_H_
 
@@ -49,6 +50,9 @@ class SearchBatcher {
     // batches at once; OpenMP workers spinning beside busy gRPC threads on
     // a small machine cost more than they give.
     int omp_threads_per_batch = 1;
+    // When nothing is queued or running, search a query on the caller's
+    // thread: an idle service then adds no thread hand-off to its latency.
+    bool run_inline_when_idle = true;
   };
   // (hits or error, size of the batch the query ran in)
   using Done =
@@ -71,12 +75,15 @@ class SearchBatcher {
   };
   explicit SearchBatcher(const Options& options) : options_(options) {}
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops expired queries, searches the rest in one call, runs callbacks.
+  static void Run(std::vector<Pending> batch);
   static bool SameBatch(const Pending& a, const Pending& b);
 
   const Options options_;
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;  // batches being searched
   std::vector<std::thread> threads_;
 };
 
