@@ -44,6 +44,7 @@ ABSL_FLAG(int, clients, 16, "Concurrent clients for the throughput run.");
 ABSL_FLAG(double, seconds, 10, "Duration of each throughput run.");
 ABSL_FLAG(int, max_batch_size, 64, "Service batching: max batch.");
 ABSL_FLAG(int, search_threads, 1, "Service batching: worker threads.");
+ABSL_FLAG(bool, inline_when_idle, false, "Service batching: run_inline_when_idle.");
 ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
@@ -192,6 +193,7 @@ int main(int argc, char** argv) {
   recsys::retrieval::RetrievalService::Options so;
   so.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   so.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
+  so.batching.run_inline_when_idle = absl::GetFlag(FLAGS_inline_when_idle);
   so.faiss_blas_threshold = absl::GetFlag(FLAGS_blas_threshold);
   auto service = recsys::retrieval::RetrievalService::Create(so);
   if (!service.ok()) return 1;
