@@ -115,6 +115,27 @@ TEST(SearchBatcherTest, ExpiredQueriesAreNotSearched) {
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
+TEST(SearchBatcherTest, IdleQueryRunsInlineWhenAsked) {
+  auto version = Version(100);
+  SearchBatcher::Options o;
+  o.run_inline_when_idle = true;
+  ASSERT_OK_AND_ASSIGN(auto batcher, SearchBatcher::Create(o));
+  bool finished = false;
+  int64_t top = -1;
+  BatchQuery q;
+  auto v = version->vector(42);
+  q.vector.assign(v.begin(), v.end());
+  q.k = 1;
+  batcher->Submit(version, {}, std::move(q),
+                  [&](absl::StatusOr<std::vector<SearchHit>> hits, int batch) {
+                    ASSERT_OK(hits.status());
+                    top = (*hits)[0].id;
+                    finished = true;
+                  });
+  EXPECT_TRUE(finished);  // ran on this thread, before Submit returned
+  EXPECT_EQ(top, 42);
+}
+
 TEST(SearchBatcherTest, RejectsBadOptions) {
   SearchBatcher::Options o;
   o.max_batch_size = 0;
