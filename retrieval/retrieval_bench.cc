@@ -29,6 +29,7 @@
 #include "common/metrics.h"
 #include "common/server.h"
 #include "faiss/IndexFlat.h"
+#include "faiss/utils/distances.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "proto/retrieval.grpc.pb.h"
@@ -44,6 +45,8 @@ ABSL_FLAG(int, clients, 16, "Concurrent clients for the throughput run.");
 ABSL_FLAG(double, seconds, 10, "Duration of each throughput run.");
 ABSL_FLAG(int, max_batch_size, 64, "Service batching: max batch.");
 ABSL_FLAG(int, search_threads, 1, "Service batching: worker threads.");
+ABSL_FLAG(int, blas_database_bs, 0, "faiss::distance_compute_blas_database_bs (0: keep).");
+ABSL_FLAG(int, omp_per_batch, 1, "Service batching: OpenMP threads per batch.");
 ABSL_FLAG(bool, inline_when_idle, false, "Service batching: run_inline_when_idle.");
 ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
@@ -179,6 +182,9 @@ double Throughput(int clients, double seconds, Fn one_query) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   mallopt(M_ARENA_MAX, 2);  // as retrieval_server does by default
+  if (absl::GetFlag(FLAGS_blas_database_bs) > 0) {
+    faiss::distance_compute_blas_database_bs = absl::GetFlag(FLAGS_blas_database_bs);
+  }
   const int64_t n = absl::GetFlag(FLAGS_n);
   const int d = absl::GetFlag(FLAGS_dim);
   const int k = absl::GetFlag(FLAGS_k);
@@ -194,6 +200,7 @@ int main(int argc, char** argv) {
   so.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   so.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
   so.batching.run_inline_when_idle = absl::GetFlag(FLAGS_inline_when_idle);
+  so.batching.omp_threads_per_batch = absl::GetFlag(FLAGS_omp_per_batch);
   so.faiss_blas_threshold = absl::GetFlag(FLAGS_blas_threshold);
   auto service = recsys::retrieval::RetrievalService::Create(so);
   if (!service.ok()) return 1;
