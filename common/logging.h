@@ -33,6 +33,11 @@ class LogMessage {
 #define RECSYS_LOG_LEVEL_ERROR ::recsys::logging_internal::Level::kError
 #define RECSYS_LOG_LEVEL_FATAL ::recsys::logging_internal::Level::kFatal
 
+// LibTorch's headers bring glog's LOG (whose INFO lines go to files, not
+// stderr); this one replaces it in files that include this header after them.
+#ifdef LOG
+#undef LOG
+#endif
 #define LOG(level)                                                         \
   ::recsys::logging_internal::LogMessage(RECSYS_LOG_LEVEL_##level, __FILE__, \
                                          __LINE__)                         \

@@ -1,0 +1,111 @@
+// recommendation_server: serves recsys.v1.Recommender.
+//   recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/time.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/server.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/retrieval.grpc.pb.h"
+#include "server/model_registry.h"
+#include "server/recommender_service.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address.");
+ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
+ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
+ABSL_FLAG(std::string, models_dir, "", "Model version directories (trainer export).");
+ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar.");
+ABSL_FLAG(std::string, model_name, "items",
+          "Model name; also the retrieval collection holding its items.");
+ABSL_FLAG(int, versions_to_keep, 2, "Model versions kept loaded.");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
+          "How often models_dir and the sidecar's versions are checked.");
+ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10),
+          "How long in-flight calls may finish after SIGTERM.");
+ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per request.");
+
+namespace recsys {
+namespace {
+
+int Run() {
+  const std::string model_name = absl::GetFlag(FLAGS_model_name);
+  if (absl::GetFlag(FLAGS_models_dir).empty() || absl::GetFlag(FLAGS_retrieval).empty()) {
+    LOG(ERROR) << "--models_dir and --retrieval are required";
+    return 2;
+  }
+  torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
+
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_retrieval),
+                                     grpc::InsecureChannelCredentials());
+  std::unique_ptr<v1::Retrieval::Stub> retrieval = v1::Retrieval::NewStub(channel);
+
+  std::atomic<ServiceServer*> server_ptr{nullptr};
+  ModelRegistry::Options ro;
+  ro.models_dir = absl::GetFlag(FLAGS_models_dir);
+  ro.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
+  ro.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  ro.servable = [&retrieval, model_name]() -> absl::StatusOr<ServableVersions> {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    v1::ListVersionsRequest req;
+    req.set_collection(model_name);
+    v1::ListVersionsResponse resp;
+    grpc::Status s = retrieval->ListVersions(&ctx, req, &resp);
+    ServableVersions out;
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) return out;  // nothing published
+    if (!s.ok()) return FromGrpcStatus(s);
+    for (const auto& v : resp.versions()) {
+      if (v.state() == v1::VERSION_READY || v.state() == v1::VERSION_LIVE) {
+        out.loaded.insert(v.version());
+      }
+    }
+    out.live = resp.live_version();
+    return out;
+  };
+  ro.on_change = [&server_ptr](int64_t live) {
+    if (ServiceServer* s = server_ptr.load()) s->SetServing(live != 0);
+  };
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Create(ro);
+  if (!registry.ok()) {
+    LOG(ERROR) << registry.status();
+    return 1;
+  }
+
+  RecommenderService::Options so;
+  so.model_name = model_name;
+  RecommenderService service(so, registry->get(), retrieval.get());
+
+  ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  options.health_service_names = {"recsys.v1.Recommender"};
+  absl::StatusOr<std::unique_ptr<ServiceServer>> server =
+      ServiceServer::Create(options, {&service});
+  if (!server.ok()) {
+    LOG(ERROR) << server.status();
+    return 1;
+  }
+  server_ptr = server->get();
+  (*server)->SetServing((*registry)->live_version() != 0);
+  (*server)->Wait();
+  server_ptr = nullptr;
+  return 0;
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) {
+  recsys::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  return recsys::Run();
+}

@@ -1,0 +1,65 @@
+// One trained model version, loaded for serving: the user encoder and the
+// item embeddings of a version directory written by the trainer's export
+// (trainer/training/model_export.h).
+//
+// EncodeUser turns a history of item keys into the user vector whose inner
+// product with an item embedding is the model's score for that item; the
+// retrieval sidecar holds the same embeddings as collection version
+// `version()`.
+//
+// Thread-safety: immutable after Load(); EncodeUser may run concurrently.
+#ifndef RECSYS_SERVER_SERVING_MODEL_H_
+#define RECSYS_SERVER_SERVING_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace recsys {
+
+struct ServingModelInfo {
+  int64_t version = 0;
+  std::string model_kind;    // "iisan" | "sasrec"
+  std::string created_at;
+  std::string metrics_json;  // the manifest's evaluation metrics
+  std::string directory;
+  int64_t num_items = 0;
+  int64_t embedding_dim = 0;
+  int64_t max_len = 0;
+};
+
+class ServingModel {
+ public:
+  // Loads `dir`: verifies the manifest's checksums, loads the item
+  // embeddings and the user-encoder weights. The directory name must be the
+  // decimal version number. Any damage is an error; nothing half-loaded is
+  // returned.
+  static absl::StatusOr<std::unique_ptr<ServingModel>> Load(
+      const std::string& dir);
+  ~ServingModel();
+
+  const ServingModelInfo& info() const { return info_; }
+  int64_t version() const { return info_.version; }
+
+  // The user vector for `history` (oldest first). Keys the model does not
+  // know are skipped and counted in `*unknown`; only the last max_len known
+  // items are used. INVALID_ARGUMENT when no key is known.
+  absl::StatusOr<std::vector<float>> EncodeUser(
+      const std::vector<std::string>& history, int* unknown) const;
+
+  // Row of `key` in the item embeddings, or -1.
+  int64_t RowOf(const std::string& key) const;
+
+ private:
+  struct Impl;
+  explicit ServingModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  ServingModelInfo info_;
+};
+
+}  // namespace recsys
+
+#endif  // RECSYS_SERVER_SERVING_MODEL_H_

@@ -1,0 +1,71 @@
+// The cached backbone states of the catalog's items, by dense item id, for
+// one or more modalities (one HiddenStateCache file each), restricted to the
+// states the side blocks use.
+//
+// The caches stay memory-mapped (F16 or F32); Gather() copies and converts
+// only the rows and states a batch needs. Modalities are ordered text first,
+// then image, whatever the order of the paths given.
+//
+// Thread-safety: immutable after Create(); Gather() may run concurrently.
+#ifndef RECSYS_TRAINER_DATA_ITEM_STATE_STORE_H_
+#define RECSYS_TRAINER_DATA_ITEM_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/cache/hidden_state_cache.h"
+#include "trainer/data/layer_selection.h"
+
+namespace recsys {
+
+class ItemStateStore {
+ public:
+  struct Options {
+    std::vector<std::string> cache_paths;  // one per modality
+    LayerSelection layers;                 // which states feed the blocks
+    // Items absent from a cache get all-zero states instead of NOT_FOUND.
+    bool allow_missing_items = false;
+  };
+
+  // `item_keys`: dense id -> key. INVALID_ARGUMENT for two caches of the same
+  // modality or an unknown modality; NOT_FOUND for an item missing from a
+  // cache (unless allowed).
+  static absl::StatusOr<std::unique_ptr<ItemStateStore>> Create(
+      const Options& options, const std::vector<std::string>& item_keys);
+
+  int num_modalities() const { return static_cast<int>(modalities_.size()); }
+  const std::string& modality(int m) const { return modalities_[m].name; }
+  // Index of modality `name`, or -1.
+  int IndexOf(const std::string& name) const;
+  int64_t num_blocks(int m) const {
+    return static_cast<int64_t>(modalities_[m].states.size());
+  }
+  int64_t hidden_size(int m) const { return modalities_[m].cache->hidden_size(); }
+  const std::vector<int>& state_indices(int m) const { return modalities_[m].states; }
+  const HiddenStateCacheInfo& info(int m) const { return modalities_[m].cache->info(); }
+  int64_t num_items() const { return num_items_; }
+
+  // Writes [ids.size(), num_blocks(m), hidden_size(m)] floats to `out`.
+  // INVALID_ARGUMENT for an id outside [0, num_items).
+  absl::Status Gather(int m, const std::vector<int64_t>& ids, float* out) const;
+
+ private:
+  struct Modality {
+    std::string name;
+    std::unique_ptr<HiddenStateCache> cache;
+    std::vector<int64_t> row_of_item;  // -1: missing (zeros)
+    std::vector<int> states;
+  };
+  ItemStateStore() = default;
+
+  int64_t num_items_ = 0;
+  std::vector<Modality> modalities_;
+};
+
+}  // namespace recsys
+
+#endif  // RECSYS_TRAINER_DATA_ITEM_STATE_STORE_H_

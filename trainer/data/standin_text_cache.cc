@@ -1,0 +1,112 @@
+#include "trainer/data/standin_text_cache.h"
+
+#include <cctype>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "trainer/cache/hidden_state_cache.h"
+
+namespace recsys {
+namespace {
+
+uint64_t SplitMix(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t HashString(const std::string& s, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Adds a unit-variance pseudo-random vector keyed by `key` to `acc`.
+void AddHashedVector(uint64_t key, float scale, std::vector<float>* acc) {
+  uint64_t state = key;
+  constexpr float kToUnit = 1.0f / 9007199254740992.0f;  // 2^-53
+  for (float& x : *acc) {
+    const float u = static_cast<float>(SplitMix(state) >> 11) * kToUnit;  // [0,1)
+    x += scale * (u - 0.5f) * 3.4641016f;  // uniform with variance 1
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> TitleTokens(const std::string& title) {
+  std::string t = absl::StrReplaceAll(
+      title, {{"&amp;", "&"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"}, {"&gt;", ">"}});
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : t) {
+    if (std::isalnum(static_cast<unsigned char>(ch))) {
+      cur += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::vector<float> StandinTextStates(const std::string& title,
+                                     const StandinTextOptions& o) {
+  const std::vector<std::string> tokens = TitleTokens(title);
+  std::vector<float> uni(o.hidden_size, 0.0f), bi(o.hidden_size, 0.0f);
+  for (const auto& tok : tokens) AddHashedVector(HashString(tok, o.seed), 1.0f, &uni);
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    AddHashedVector(HashString(tokens[i] + " " + tokens[i + 1], o.seed + 1), 1.0f, &bi);
+  }
+  const float nu = tokens.empty() ? 1.0f : 1.0f / std::sqrt(1.0f * tokens.size());
+  const float nb = tokens.size() < 2 ? 1.0f : 1.0f / std::sqrt(tokens.size() - 1.0f);
+  std::vector<float> out(static_cast<size_t>(o.num_states) * o.hidden_size);
+  for (int s = 0; s < o.num_states; ++s) {
+    const float a = o.num_states > 1 ? 0.5f * s / (o.num_states - 1) : 0.0f;
+    for (int d = 0; d < o.hidden_size; ++d) {
+      out[static_cast<size_t>(s) * o.hidden_size + d] = (1 - a) * uni[d] * nu + a * bi[d] * nb;
+    }
+  }
+  return out;
+}
+
+absl::Status WriteStandinTextCache(const std::string& items_tsv,
+                                   const std::string& out_path,
+                                   const StandinTextOptions& o) {
+  ASSIGN_OR_RETURN(std::string contents, ReadFileToString(items_tsv));
+  std::vector<std::string> keys;
+  std::vector<float> states;
+  const size_t per_item = static_cast<size_t>(o.num_states) * o.hidden_size;
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits('\t', 1));
+    const std::string key(absl::StripAsciiWhitespace(parts[0]));
+    const std::string title = parts.size() > 1 ? std::string(parts[1]) : "";
+    if (key.empty()) continue;
+    keys.push_back(key);
+    std::vector<float> s = StandinTextStates(title, o);
+    states.insert(states.end(), s.begin(), s.end());
+  }
+  if (keys.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
+  (void)per_item;
+  HiddenStateCacheInfo info;
+  info.modality = "text";
+  info.backbone = absl::StrFormat("hashed-bow-standin-%dx%d", o.num_states - 1, o.hidden_size);
+  info.backbone_config = absl::StrFormat(
+      "{\"kind\":\"hashed bag of title unigrams/bigrams, random projection\","
+      "\"seed\":%d,\"num_states\":%d,\"hidden_size\":%d}",
+      o.seed, o.num_states, o.hidden_size);
+  info.fingerprint = absl::StrFormat("standin-bow-%d-%08x", o.seed, Crc32c(contents));
+  info.standin = true;
+  return WriteHiddenStateCache(out_path, keys, states.data(), o.num_states, o.hidden_size,
+                               o.dtype, info);
+}
+
+}  // namespace recsys

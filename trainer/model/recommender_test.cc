@@ -1,0 +1,62 @@
+#include "trainer/model/recommender.h"
+
+#include <cstdlib>
+
+#include "common/file_util.h"
+#include "common/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace recsys {
+namespace {
+
+TEST(RecommenderTest, ParsesKinds) {
+  ASSERT_OK_AND_ASSIGN(ModelKind k, ParseModelKind("sasrec"));
+  EXPECT_EQ(k, ModelKind::kSasrec);
+  EXPECT_EQ(ModelKindName(ModelKind::kPopularity), "popularity");
+  EXPECT_THAT(ParseModelKind("bert4rec"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(RecommenderTest, IisanOverGatheredStates) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path = JoinPath(tmp ? tmp : "/tmp", "t.st");
+  std::vector<float> v(3 * 5 * 8, 0.5f);
+  HiddenStateCacheInfo info;
+  info.modality = "text";
+  ASSERT_OK(WriteHiddenStateCache(path, {"a", "b", "c"}, v.data(), 5, 8, DType::kF16, info));
+  ItemStateStore::Options so;
+  so.cache_paths = {path};
+  ASSERT_OK_AND_ASSIGN(auto store, ItemStateStore::Create(so, {"a", "b", "c"}));
+
+  RecommenderOptions o;
+  o.item_encoder = ItemEncoderOptionsFor(*store, 4, 16, true);
+  o.user_encoder.dim(16).max_len(4);
+  Recommender model(o);
+  ASSERT_OK_AND_ASSIGN(ItemInputs in, GatherItemInputs(store.get(), {2, 0}, torch::kCPU));
+  ASSERT_EQ(in.states.size(), 1u);
+  EXPECT_EQ(in.states[0].sizes(), torch::IntArrayRef({2, 3, 8}));
+  torch::Tensor e = model->EmbedItems(in);
+  EXPECT_EQ(e.sizes(), torch::IntArrayRef({2, 16}));
+  torch::Tensor u = model->EncodeUsers(e.unsqueeze(0), torch::ones({1, 2}, torch::kBool));
+  EXPECT_EQ(u.sizes(), torch::IntArrayRef({1, 2, 16}));
+  auto names = model->named_parameters();
+  EXPECT_TRUE(names.contains("item_encoder.intra_text.blocks.2.up.weight"));
+  EXPECT_TRUE(names.contains("user_encoder.blocks.1.ln2.weight"));
+  EXPECT_FALSE(model->ItemTowerParameters().empty());
+}
+
+TEST(RecommenderTest, SasrecUsesIdEmbeddings) {
+  RecommenderOptions o;
+  o.kind = ModelKind::kSasrec;
+  o.num_items = 7;
+  o.user_encoder.dim(8);
+  Recommender model(o);
+  ASSERT_OK_AND_ASSIGN(ItemInputs in, GatherItemInputs(nullptr, {6, 1, 1}, torch::kCPU));
+  torch::Tensor e = model->EmbedItems(in);
+  EXPECT_EQ(e.sizes(), torch::IntArrayRef({3, 8}));
+  EXPECT_TRUE(torch::equal(e[1], e[2]));
+  EXPECT_EQ(model->named_parameters()["item_embedding.weight"].sizes(),
+            torch::IntArrayRef({7, 8}));
+}
+
+}  // namespace
+}  // namespace recsys

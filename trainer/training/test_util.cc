@@ -1,0 +1,32 @@
+#include "trainer/training/test_util.h"
+
+#include <cstdlib>
+
+#include "common/file_util.h"
+#include "common/status_macros.h"
+
+namespace recsys {
+
+absl::StatusOr<SyntheticCatalog> MakeSyntheticCatalog(const std::string& name,
+                                                      const DemoDataOptions& options) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  SyntheticCatalog c;
+  c.dir = JoinPath(tmp ? tmp : "/tmp", name);
+  RETURN_IF_ERROR(WriteDemoData(GenerateDemoData(options), options, c.dir));
+  ASSIGN_OR_RETURN(c.data, LoadInteractions(JoinPath(c.dir, "users.tsv")));
+  c.text_cache = JoinPath(c.dir, "text_states.safetensors");
+  c.image_cache = JoinPath(c.dir, "image_states.safetensors");
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<ItemStateStore>> MakeStore(const SyntheticCatalog& c,
+                                                          bool text, bool image,
+                                                          LayerSelection layers) {
+  ItemStateStore::Options o;
+  if (text) o.cache_paths.push_back(c.text_cache);
+  if (image) o.cache_paths.push_back(c.image_cache);
+  o.layers = layers;
+  return ItemStateStore::Create(o, c.data.item_keys);
+}
+
+}  // namespace recsys

@@ -1,0 +1,32 @@
+// Test helpers: a small synthetic two-modality catalog on disk.
+#ifndef RECSYS_TRAINER_TRAIN_TEST_UTIL_H_
+#define RECSYS_TRAINER_TRAIN_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "trainer/data/demo_data.h"
+#include "trainer/data/interactions.h"
+#include "trainer/data/item_state_store.h"
+
+namespace recsys {
+
+struct SyntheticCatalog {
+  std::string dir;
+  InteractionData data;
+  std::string text_cache;
+  std::string image_cache;
+};
+
+// Generates demo data with `options` under $TEST_TMPDIR/<name>.
+absl::StatusOr<SyntheticCatalog> MakeSyntheticCatalog(const std::string& name,
+                                                      const DemoDataOptions& options);
+
+// A store over the given caches ("" entries are skipped).
+absl::StatusOr<std::unique_ptr<ItemStateStore>> MakeStore(
+    const SyntheticCatalog& catalog, bool text, bool image, LayerSelection layers);
+
+}  // namespace recsys
+
+#endif  // RECSYS_TRAINER_TRAIN_TEST_UTIL_H_

@@ -1,0 +1,569 @@
+#include "trainer/training/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/progress.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "trainer/model/recommender.h"
+#include "trainer/training/evaluation.h"
+#include "trainer/training/loss.h"
+
+namespace recsys {
+namespace {
+
+absl::Status TorchError(absl::string_view where, const c10::Error& e) {
+  return absl::InternalError(absl::StrCat(where, ": ", e.what_without_backtrace()));
+}
+
+// Enables CUDA autocast for its lifetime when `on`; CPU runs stay fp32.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_;
+};
+
+// The CPU-side index structure of one training step.
+struct Batch {
+  int64_t rows = 0;                  // B
+  std::vector<int64_t> items;        // distinct item ids, sorted (U)
+  std::vector<int64_t> seq_local;    // [B * L] index into items, U = padding
+  std::vector<uint8_t> valid;        // [B * L]
+  std::vector<int64_t> positions;    // flat b * L + t of positions with a target
+  std::vector<int64_t> position_row; // b of each position
+  std::vector<int64_t> target;       // candidate index of each position
+  std::vector<int64_t> candidates;   // index into items of each candidate (C)
+  std::vector<uint8_t> excluded;     // [B * C]: candidate in the user's items
+};
+
+int64_t LocalIndex(const std::vector<int64_t>& sorted, int64_t id) {
+  return std::lower_bound(sorted.begin(), sorted.end(), id) - sorted.begin();
+}
+
+Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
+                size_t begin, size_t end, int max_len) {
+  Batch b;
+  b.rows = static_cast<int64_t>(end - begin);
+  const int64_t L = max_len;
+  std::vector<int64_t> targets;
+  for (size_t i = begin; i < end; ++i) {
+    const auto& w = split.train[order[i]].items;
+    b.items.insert(b.items.end(), w.begin(), w.end());
+    targets.insert(targets.end(), w.begin() + 1, w.end());
+  }
+  std::sort(b.items.begin(), b.items.end());
+  b.items.erase(std::unique(b.items.begin(), b.items.end()), b.items.end());
+  std::sort(targets.begin(), targets.end());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  const int64_t u = static_cast<int64_t>(b.items.size());
+  const int64_t c = static_cast<int64_t>(targets.size());
+  for (int64_t t : targets) b.candidates.push_back(LocalIndex(b.items, t));
+  b.seq_local.assign(b.rows * L, u);
+  b.valid.assign(b.rows * L, 0);
+  b.excluded.assign(b.rows * c, 0);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const TrainWindow& win = split.train[order[begin + r]];
+    const auto& w = win.items;
+    const int64_t n_in = static_cast<int64_t>(w.size()) - 1;
+    const int64_t first = L - n_in;
+    for (int64_t t = 0; t < n_in; ++t) {
+      const int64_t flat = r * L + first + t;
+      b.seq_local[flat] = LocalIndex(b.items, w[t]);
+      b.valid[flat] = 1;
+      b.positions.push_back(flat);
+      b.position_row.push_back(r);
+      b.target.push_back(LocalIndex(targets, w[t + 1]));
+    }
+    const auto& own = split.train_items_of_user[win.user];
+    for (int64_t j = 0; j < c; ++j) {
+      b.excluded[r * c + j] =
+          std::binary_search(own.begin(), own.end(), static_cast<int32_t>(targets[j]));
+    }
+  }
+  return b;
+}
+
+torch::Tensor LongTensor(const std::vector<int64_t>& v, const torch::Device& d) {
+  return torch::from_blob(const_cast<int64_t*>(v.data()),
+                          {static_cast<int64_t>(v.size())}, torch::kLong)
+      .to(d, false, /*copy=*/true);
+}
+
+torch::Tensor BoolTensor(const std::vector<uint8_t>& v, std::vector<int64_t> shape,
+                         const torch::Device& d) {
+  return torch::from_blob(const_cast<uint8_t*>(v.data()), shape, torch::kUInt8)
+      .to(d, torch::kBool, false, /*copy=*/true);
+}
+
+}  // namespace
+
+struct Trainer::State {
+  TrainerOptions options;
+  const InteractionData* data = nullptr;
+  const ItemStateStore* store = nullptr;
+  ModelKind kind = ModelKind::kIisan;
+  torch::Device device{torch::kCPU};
+  LeaveOneOutSplit split;
+  Recommender model{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer;
+  torch::Tensor log_prior;   // [N] log p(item) on device
+  torch::Tensor popularity;  // [N] log(1 + count) on device
+  std::unique_ptr<ProgressTracker> progress;
+
+  // Item embeddings of all items, [N, d], computed in chunks; no grad.
+  absl::StatusOr<torch::Tensor> AllItemEmbeddings() {
+    std::vector<torch::Tensor> parts;
+    const int64_t n = data->num_items();
+    for (int64_t begin = 0; begin < n; begin += options.item_chunk) {
+      const int64_t end = std::min(n, begin + options.item_chunk);
+      std::vector<int64_t> ids(end - begin);
+      std::iota(ids.begin(), ids.end(), begin);
+      ASSIGN_OR_RETURN(ItemInputs in,
+                       GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device));
+      AutocastScope autocast(device.is_cuda());
+      parts.push_back(model->EmbedItems(in).to(torch::kFloat));
+    }
+    return torch::cat(parts, 0);
+  }
+
+  // [B, d] user vectors from the last max_len items of each history.
+  torch::Tensor EncodeHistories(const torch::Tensor& item_emb,
+                                const std::vector<const std::vector<int32_t>*>& histories) {
+    const int64_t L = options.max_len;
+    const int64_t b = static_cast<int64_t>(histories.size());
+    const int64_t pad = item_emb.size(0);
+    std::vector<int64_t> idx(b * L, pad);
+    std::vector<uint8_t> valid(b * L, 0);
+    for (int64_t r = 0; r < b; ++r) {
+      std::vector<int32_t> last = LastItems(*histories[r], options.max_len);
+      const int64_t first = L - static_cast<int64_t>(last.size());
+      for (size_t t = 0; t < last.size(); ++t) {
+        idx[r * L + first + t] = last[t];
+        valid[r * L + first + t] = 1;
+      }
+    }
+    torch::Tensor table = torch::cat({item_emb, torch::zeros({1, item_emb.size(1)}, item_emb.options())});
+    torch::Tensor seq = table.index_select(0, LongTensor(idx, device)).view({b, L, -1});
+    AutocastScope autocast(device.is_cuda());
+    torch::Tensor out = model->EncodeUsers(seq, BoolTensor(valid, {b, L}, device));
+    return out.select(1, L - 1).to(torch::kFloat);
+  }
+};
+
+Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Trainer::~Trainer() = default;
+
+const LeaveOneOutSplit& Trainer::split() const { return state_->split; }
+int64_t Trainer::embedding_dim() const { return state_->options.embedding_dim; }
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o,
+                                                         const InteractionData* data,
+                                                         const ItemStateStore* store) {
+  auto s = std::make_unique<State>();
+  s->options = o;
+  s->data = data;
+  s->store = store;
+  ASSIGN_OR_RETURN(s->kind, ParseModelKind(o.model));
+  if (data == nullptr || data->num_items() == 0) {
+    return absl::InvalidArgumentError("no interaction data");
+  }
+  if (o.batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
+  if (o.max_len < 1) return absl::InvalidArgumentError("max_len must be >= 1");
+  if (o.epochs < 0) return absl::InvalidArgumentError("epochs must be >= 0");
+  if (o.item_chunk < 1 || o.eval_batch_size < 1) {
+    return absl::InvalidArgumentError("item_chunk and eval_batch_size must be >= 1");
+  }
+  if (o.num_heads < 1 || o.embedding_dim % o.num_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedding_dim ", o.embedding_dim, " must be a multiple of num_heads ", o.num_heads));
+  }
+  if (s->kind == ModelKind::kIisan) {
+    if (store == nullptr) {
+      return absl::InvalidArgumentError("model=iisan needs at least one hidden-state cache");
+    }
+    if (store->num_items() != data->num_items()) {
+      return absl::InvalidArgumentError("the state store was built for other items");
+    }
+  }
+  try {
+    s->device = torch::Device(o.device);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device \"", o.device, "\": expected cpu or cuda[:N]"));
+  }
+  if (s->device.is_cuda() && !torch::cuda::is_available()) {
+    return absl::UnavailableError("device=cuda requested but no CUDA device is available");
+  }
+  if (o.num_threads > 0) torch::set_num_threads(o.num_threads);
+  s->split = SplitLeaveOneOut(*data, o.max_len);
+  try {
+    torch::manual_seed(o.seed);
+    const auto& counts = s->split.train_item_counts;
+    const double total = std::max<double>(
+        1.0, std::accumulate(counts.begin(), counts.end(), 0.0));
+    std::vector<float> lp(counts.size()), pop(counts.size());
+    for (size_t i = 0; i < counts.size(); ++i) {
+      lp[i] = static_cast<float>(std::log(std::max<double>(counts[i], 0.5) / total));
+      pop[i] = static_cast<float>(std::log1p(static_cast<double>(counts[i])));
+    }
+    s->log_prior = torch::tensor(lp).to(s->device);
+    s->popularity = torch::tensor(pop).to(s->device);
+    if (s->kind != ModelKind::kPopularity) {
+      RecommenderOptions ro;
+      ro.kind = s->kind;
+      ro.num_items = data->num_items();
+      ro.user_encoder.dim(o.embedding_dim)
+          .num_heads(o.num_heads)
+          .num_layers(o.num_layers)
+          .ffn_dim(o.ffn_dim)
+          .max_len(o.max_len)
+          .dropout(o.dropout);
+      if (s->kind == ModelKind::kIisan) {
+        ro.item_encoder =
+            ItemEncoderOptionsFor(*store, o.bottleneck, o.embedding_dim, o.inter_path);
+      }
+      s->model = Recommender(ro);
+      s->model->to(s->device);
+      std::vector<torch::optim::OptimizerParamGroup> groups;
+      groups.emplace_back(s->model->ItemTowerParameters(),
+                          std::make_unique<torch::optim::AdamOptions>(
+                              torch::optim::AdamOptions(o.item_tower_lr).weight_decay(o.weight_decay)));
+      groups.emplace_back(s->model->UserEncoderParameters(),
+                          std::make_unique<torch::optim::AdamOptions>(
+                              torch::optim::AdamOptions(o.user_encoder_lr).weight_decay(o.weight_decay)));
+      s->optimizer = std::make_unique<torch::optim::Adam>(std::move(groups));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("building the model: ", e.what_without_backtrace()));
+  }
+  ProgressTracker::Options po;
+  po.name = "train";
+  po.unit = "positions";
+  po.log_interval = o.log_interval;
+  s->progress = std::make_unique<ProgressTracker>(po);
+  return std::unique_ptr<Trainer>(new Trainer(std::move(s)));
+}
+
+absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
+  State& s = *state_;
+  if (s.kind == ModelKind::kPopularity) return 0.0;
+  const auto& windows = s.split.train;
+  std::vector<size_t> order(windows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(s.options.seed * 1000003ull + static_cast<uint64_t>(epoch));
+  std::shuffle(order.begin(), order.end(), rng);
+  int64_t steps = (static_cast<int64_t>(order.size()) + s.options.batch_size - 1) /
+                  s.options.batch_size;
+  if (s.options.max_steps_per_epoch > 0) {
+    steps = std::min<int64_t>(steps, s.options.max_steps_per_epoch);
+  }
+  int64_t total_positions = 0;
+  for (int64_t i = 0; i < std::min<int64_t>(order.size(), steps * s.options.batch_size); ++i) {
+    total_positions += static_cast<int64_t>(windows[order[i]].items.size()) - 1;
+  }
+  s.progress->Start(total_positions, absl::StrFormat("epoch %d", epoch));
+  s.model->train();
+  double loss_sum = 0;
+  int64_t done = 0;
+  const int64_t L = s.options.max_len;
+  try {
+    for (int64_t step = 0; step < steps; ++step) {
+      const size_t begin = step * s.options.batch_size;
+      const size_t end = std::min(order.size(), begin + s.options.batch_size);
+      Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len);
+      ASSIGN_OR_RETURN(ItemInputs in,
+                       GatherItemInputs(s.kind == ModelKind::kIisan ? s.store : nullptr,
+                                        b.items, s.device));
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(s.device.is_cuda());
+        torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
+        torch::Tensor table = torch::cat({emb, torch::zeros({1, emb.size(1)}, emb.options())});
+        torch::Tensor seq =
+            table.index_select(0, LongTensor(b.seq_local, s.device)).view({b.rows, L, -1});
+        torch::Tensor out = s.model->EncodeUsers(seq, BoolTensor(b.valid, {b.rows, L}, s.device))
+                                .reshape({b.rows * L, -1});
+        torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
+        torch::Tensor cand_local = LongTensor(b.candidates, s.device);
+        torch::Tensor cands = emb.index_select(0, cand_local);
+        torch::Tensor prior;
+        if (s.options.popularity_correction) {
+          prior = s.log_prior.index_select(0, in.ids.index_select(0, cand_local));
+        }
+        const int64_t c = static_cast<int64_t>(b.candidates.size());
+        torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, s.device)
+                                     .index_select(0, LongTensor(b.position_row, s.device));
+        loss = InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, s.device), prior, excluded);
+      }
+      s.optimizer->zero_grad();
+      loss.backward();
+      s.optimizer->step();
+      const double l = loss.item<double>();
+      loss_sum += l;
+      done += static_cast<int64_t>(b.positions.size());
+      s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,
+                                           s.options.epochs, step + 1, steps, l));
+      s.progress->Update(done);
+    }
+  } catch (const c10::Error& e) {
+    return TorchError("training step", e);
+  }
+  s.progress->Finish();
+  return steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0;
+}
+
+absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& examples,
+                                                bool repeated_target_is_miss) {
+  State& s = *state_;
+  RankingMetrics metrics;
+  try {
+    torch::NoGradGuard no_grad;
+    torch::Tensor items;
+    if (s.kind != ModelKind::kPopularity) {
+      s.model->eval();
+      ASSIGN_OR_RETURN(items, s.AllItemEmbeddings());
+    }
+    for (size_t begin = 0; begin < examples.size(); begin += s.options.eval_batch_size) {
+      const size_t end = std::min(examples.size(), begin + s.options.eval_batch_size);
+      std::vector<int64_t> targets;
+      std::vector<std::vector<int32_t>> histories;
+      std::vector<const std::vector<int32_t>*> hist_ptrs;
+      for (size_t i = begin; i < end; ++i) {
+        targets.push_back(examples[i].target);
+        hist_ptrs.push_back(&examples[i].history);
+      }
+      torch::Tensor scores;
+      if (s.kind == ModelKind::kPopularity) {
+        scores = s.popularity.unsqueeze(0).expand({static_cast<int64_t>(end - begin), -1});
+      } else {
+        scores = torch::matmul(s.EncodeHistories(items, hist_ptrs), items.t());
+      }
+      for (size_t i = begin; i < end; ++i) histories.push_back(examples[i].history);
+      std::vector<int64_t> ranks = RankTargets(scores, targets, histories);
+      if (repeated_target_is_miss) {
+        for (size_t i = 0; i < ranks.size(); ++i) {
+          const auto& h = histories[i];
+          if (std::find(h.begin(), h.end(), targets[i]) != h.end()) {
+            ranks[i] = std::numeric_limits<int64_t>::max();
+          }
+        }
+      }
+      metrics.AddAll(ranks);
+    }
+    if (s.model) s.model->train();
+  } catch (const c10::Error& e) {
+    return TorchError("evaluation", e);
+  }
+  return metrics.Report();
+}
+
+absl::StatusOr<TrainResult> Trainer::Train() {
+  State& s = *state_;
+  TrainResult result;
+  if (s.kind == ModelKind::kPopularity) {
+    ASSIGN_OR_RETURN(result.best_validation, Evaluate(s.split.validation));
+    ASSIGN_OR_RETURN(result.test, Evaluate(s.split.test));
+    ASSIGN_OR_RETURN(result.test_repeats_as_misses, Evaluate(s.split.test, true));
+    return result;
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> best;
+  double best_score = -1;
+  int since_best = 0;
+  double train_seconds = 0;
+  for (int epoch = 1; epoch <= s.options.epochs; ++epoch) {
+    EpochStats stats;
+    stats.epoch = epoch;
+    const absl::Time start = absl::Now();
+    ASSIGN_OR_RETURN(stats.loss, TrainEpoch(epoch));
+    stats.train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    stats.positions_per_second = s.progress->Snapshot().rate;
+    train_seconds += stats.train_seconds;
+    ASSIGN_OR_RETURN(stats.validation, Evaluate(s.split.validation));
+    LOG(INFO) << absl::StrFormat(
+        "epoch %d: loss %.4f, %.1f s, %.0f positions/s, valid HR@10 %.4f NDCG@10 %.4f",
+        epoch, stats.loss, stats.train_seconds, stats.positions_per_second,
+        stats.validation.hr(10), stats.validation.ndcg_at(10));
+    result.epochs.push_back(stats);
+    const double score = stats.validation.ndcg_at(10);
+    if (score > best_score) {
+      best_score = score;
+      since_best = 0;
+      result.best_epoch = epoch;
+      result.best_validation = stats.validation;
+      best.clear();
+      torch::NoGradGuard no_grad;
+      for (const auto& p : s.model->named_parameters()) {
+        best.emplace_back(p.key(), p.value().detach().clone());
+      }
+      if (!s.options.checkpoint_path.empty()) {
+        ASSIGN_OR_RETURN(auto params, Parameters());
+        RETURN_IF_ERROR(WriteCheckpoint(s.options.checkpoint_path, {params, ConfigJson()}));
+      }
+    } else if (++since_best >= s.options.patience) {
+      LOG(INFO) << "early stop after epoch " << epoch << " (best " << result.best_epoch << ")";
+      break;
+    }
+  }
+  if (!best.empty()) {
+    torch::NoGradGuard no_grad;
+    auto params = s.model->named_parameters();
+    for (const auto& [name, value] : best) params[name].copy_(value);
+  }
+  if (!result.epochs.empty()) {
+    result.mean_epoch_seconds = train_seconds / static_cast<double>(result.epochs.size());
+  }
+  ASSIGN_OR_RETURN(result.test, Evaluate(s.split.test));
+  ASSIGN_OR_RETURN(result.test_repeats_as_misses, Evaluate(s.split.test, true));
+  return result;
+}
+
+absl::StatusOr<std::vector<float>> Trainer::ItemEmbeddings() {
+  State& s = *state_;
+  if (s.kind == ModelKind::kPopularity) {
+    return absl::FailedPreconditionError("the popularity baseline has no embeddings");
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    s.model->eval();
+    ASSIGN_OR_RETURN(torch::Tensor e, s.AllItemEmbeddings());
+    s.model->train();
+    e = e.to(torch::kCPU).contiguous();
+    return std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
+  } catch (const c10::Error& e) {
+    return TorchError("item embeddings", e);
+  }
+}
+
+absl::StatusOr<std::vector<float>> Trainer::UserVectors(
+    const std::vector<std::vector<int32_t>>& histories) {
+  State& s = *state_;
+  if (s.kind == ModelKind::kPopularity) {
+    return absl::FailedPreconditionError("the popularity baseline has no user vectors");
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    s.model->eval();
+    ASSIGN_OR_RETURN(torch::Tensor items, s.AllItemEmbeddings());
+    std::vector<const std::vector<int32_t>*> ptrs;
+    for (const auto& h : histories) ptrs.push_back(&h);
+    torch::Tensor u = s.EncodeHistories(items, ptrs).to(torch::kCPU).contiguous();
+    s.model->train();
+    return std::vector<float>(u.data_ptr<float>(), u.data_ptr<float>() + u.numel());
+  } catch (const c10::Error& e) {
+    return TorchError("user vectors", e);
+  }
+}
+
+absl::StatusOr<std::vector<NamedTensor>> Trainer::Parameters() const {
+  std::vector<NamedTensor> out;
+  if (!state_->model) return out;
+  try {
+    for (const auto& p : state_->model->named_parameters()) {
+      torch::Tensor t = p.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
+      NamedTensor nt;
+      nt.name = p.key();
+      nt.shape = t.sizes().vec();
+      nt.values.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+      out.push_back(std::move(nt));
+    }
+  } catch (const c10::Error& e) {
+    return TorchError("reading parameters", e);
+  }
+  return out;
+}
+
+absl::Status Trainer::LoadParameters(const std::vector<NamedTensor>& tensors) {
+  if (!state_->model) return absl::FailedPreconditionError("no model to load into");
+  try {
+    torch::NoGradGuard no_grad;
+    auto params = state_->model->named_parameters();
+    for (const NamedTensor& t : tensors) {
+      torch::Tensor* p = params.find(t.name);
+      if (p == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown parameter ", t.name));
+      }
+      if (p->sizes().vec() != t.shape) {
+        return absl::InvalidArgumentError(absl::StrCat("shape mismatch for ", t.name));
+      }
+      p->copy_(torch::from_blob(const_cast<float*>(t.values.data()), t.shape, torch::kFloat));
+    }
+    if (tensors.size() != params.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint has ", tensors.size(), " tensors, model ", params.size()));
+    }
+  } catch (const c10::Error& e) {
+    return TorchError("loading parameters", e);
+  }
+  return absl::OkStatus();
+}
+
+std::string Trainer::ConfigJson() const {
+  const TrainerOptions& o = state_->options;
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["epochs"] = o.epochs;
+  j["patience"] = o.patience;
+  j["batch_size"] = o.batch_size;
+  j["max_len"] = o.max_len;
+  j["embedding_dim"] = o.embedding_dim;
+  j["bottleneck"] = o.bottleneck;
+  j["inter_path"] = o.inter_path;
+  j["num_heads"] = o.num_heads;
+  j["num_layers"] = o.num_layers;
+  j["ffn_dim"] = o.ffn_dim;
+  j["dropout"] = o.dropout;
+  j["item_tower_lr"] = o.item_tower_lr;
+  j["user_encoder_lr"] = o.user_encoder_lr;
+  j["weight_decay"] = o.weight_decay;
+  j["popularity_correction"] = o.popularity_correction;
+  j["seed"] = o.seed;
+  j["num_items"] = state_->data->num_items();
+  j["num_users"] = state_->data->num_users();
+  if (state_->kind == ModelKind::kIisan) {
+    nlohmann::json mods = nlohmann::json::array();
+    for (int m = 0; m < state_->store->num_modalities(); ++m) {
+      mods.push_back({{"modality", state_->store->modality(m)},
+                      {"hidden_size", state_->store->hidden_size(m)},
+                      {"states", state_->store->state_indices(m)},
+                      {"backbone", state_->store->info(m).backbone},
+                      {"cache_fingerprint", state_->store->info(m).fingerprint},
+                      {"standin", state_->store->info(m).standin}});
+    }
+    j["modalities"] = mods;
+  }
+  return j.dump();
+}
+
+}  // namespace recsys

@@ -1,0 +1,129 @@
+// Trains and evaluates one recommender (IISAN over cached states, ID-SASRec,
+// or popularity) on a leave-one-out split.
+//
+// Per step: the distinct items of the batch (inputs and targets) go through
+// the item tower once; their embeddings are indexed back into the sequences;
+// the user encoder gives a query per position; the loss is the in-batch
+// softmax over the batch's distinct target items with the log-popularity
+// correction and the user's own training items masked out of the negatives.
+// Adam with two parameter groups (item tower / user encoder), each with its
+// own learning rate. After each epoch: validation HR/NDCG (full ranking);
+// the best epoch's weights are kept (and written to checkpoint_path when set);
+// training stops after `patience` epochs without improvement of NDCG@10.
+//
+// Device-agnostic: every tensor is created on options.device; on CUDA the
+// forward pass runs under autocast (fp16), the loss in fp32.
+// LibTorch stays out of this header (pimpl) so binaries and the exporter
+// include it cheaply.
+//
+// Thread-safety: not thread-safe; one Trainer per thread. The InteractionData
+// and ItemStateStore must outlive it.
+#ifndef RECSYS_TRAINER_TRAINING_TRAINER_H_
+#define RECSYS_TRAINER_TRAINING_TRAINER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "trainer/data/interactions.h"
+#include "trainer/data/item_state_store.h"
+#include "trainer/data/sequence_split.h"
+#include "trainer/training/checkpoint.h"
+#include "trainer/training/ranking_metrics.h"
+
+namespace recsys {
+
+struct TrainerOptions {
+  std::string model = "iisan";    // iisan | sasrec | popularity
+  std::string device = "cpu";     // cpu | cuda | cuda:N
+  int epochs = 10;                // upper bound (early stopping)
+  int patience = 3;               // epochs without NDCG@10 gain before stopping
+  int batch_size = 64;            // training windows per step
+  int max_len = 10;               // user-encoder input length (paper: 10)
+  int64_t embedding_dim = 64;     // d of items and users
+  int64_t bottleneck = 64;        // side-block width
+  bool inter_path = true;         // IISAN inter-modal path (two modalities)
+  int num_heads = 2;
+  int num_layers = 2;
+  int64_t ffn_dim = 256;
+  double dropout = 0.1;
+  double item_tower_lr = 1e-3;    // side network (or ID table) + heads
+  double user_encoder_lr = 1e-3;  // transformer
+  double weight_decay = 0.0;
+  bool popularity_correction = true;  // logit - log p(item)
+  uint64_t seed = 42;
+  int num_threads = 0;            // intra-op threads (process-wide); 0: LibTorch's default
+  int eval_batch_size = 512;      // users per scoring batch
+  int item_chunk = 2048;          // items per item-tower pass at evaluation
+  int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
+  std::string checkpoint_path;    // best weights go here when set
+  absl::Duration log_interval = absl::Seconds(10);
+};
+
+struct EpochStats {
+  int epoch = 0;
+  double loss = 0;
+  double train_seconds = 0;
+  double positions_per_second = 0;
+  RankingReport validation;
+};
+
+struct TrainResult {
+  std::vector<EpochStats> epochs;
+  int best_epoch = 0;             // 1-based; 0 when no epoch ran
+  RankingReport best_validation;
+  RankingReport test;             // with the best weights
+  // The same test ranking, but a target that already occurs in the user's
+  // history counts as a miss (protocols that mask the whole history,
+  // target included, report this).
+  RankingReport test_repeats_as_misses;
+  double mean_epoch_seconds = 0;  // training time only
+};
+
+class Trainer {
+ public:
+  // `store` is required for iisan and ignored otherwise. INVALID_ARGUMENT for
+  // bad options (named), UNAVAILABLE for a CUDA device on a machine without.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const TrainerOptions& options, const InteractionData* data,
+      const ItemStateStore* store);
+  ~Trainer();
+
+  // Trains, restores the best epoch's weights, evaluates on test.
+  absl::StatusOr<TrainResult> Train();
+  // One pass over the training windows; returns the mean loss.
+  absl::StatusOr<double> TrainEpoch(int epoch);
+  // Full ranking with the history masked (never the target). With
+  // `repeated_target_is_miss`, an example whose target is in its history
+  // counts as a miss instead.
+  absl::StatusOr<RankingReport> Evaluate(const std::vector<EvalExample>& examples,
+                                         bool repeated_target_is_miss = false);
+
+  // [num_items * d] item embeddings (row-major), d = embedding_dim().
+  absl::StatusOr<std::vector<float>> ItemEmbeddings();
+  // User vectors [n * d] for the given histories (the last max_len items).
+  absl::StatusOr<std::vector<float>> UserVectors(
+      const std::vector<std::vector<int32_t>>& histories);
+  int64_t embedding_dim() const;
+
+  // Current weights (CPU float copies) / load weights by name.
+  absl::StatusOr<std::vector<NamedTensor>> Parameters() const;
+  absl::Status LoadParameters(const std::vector<NamedTensor>& tensors);
+  // The options and data shapes as JSON (goes into checkpoints/manifests).
+  std::string ConfigJson() const;
+
+  const LeaveOneOutSplit& split() const;
+
+ private:
+  struct State;
+  explicit Trainer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace recsys
+
+#endif  // RECSYS_TRAINER_TRAINING_TRAINER_H_

@@ -1,0 +1,139 @@
+#include "trainer/training/trainer.h"
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "trainer/training/test_util.h"
+
+namespace recsys {
+namespace {
+
+using ::testing::HasSubstr;
+
+DemoDataOptions Tiny() {
+  DemoDataOptions o;
+  o.num_items = 96;
+  o.num_users = 150;
+  o.num_categories = 2;
+  o.num_styles = 2;
+  o.text_states = 5;
+  o.text_hidden = 16;
+  o.image_states = 5;
+  o.image_hidden = 12;
+  return o;
+}
+
+TrainerOptions Small() {
+  TrainerOptions o;
+  o.embedding_dim = 16;
+  o.bottleneck = 8;
+  o.ffn_dim = 32;
+  o.batch_size = 32;
+  o.max_len = 6;
+  o.epochs = 2;
+  o.num_threads = 1;
+  o.log_interval = absl::ZeroDuration();
+  return o;
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = MakeSyntheticCatalog("tiny", Tiny());
+    ASSERT_OK(c.status());
+    catalog_ = *std::move(c);
+    auto s = MakeStore(catalog_, true, true, {});
+    ASSERT_OK(s.status());
+    store_ = *std::move(s);
+  }
+  SyntheticCatalog catalog_;
+  std::unique_ptr<ItemStateStore> store_;
+};
+
+TEST_F(TrainerTest, DeterministicUnderASeed) {
+  std::vector<std::vector<NamedTensor>> params;
+  std::vector<double> losses;
+  for (uint64_t seed : {5u, 5u, 6u}) {
+    TrainerOptions o = Small();
+    o.seed = seed;
+    ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(o, &catalog_.data, store_.get()));
+    ASSERT_OK_AND_ASSIGN(double loss, t->TrainEpoch(1));
+    losses.push_back(loss);
+    ASSERT_OK_AND_ASSIGN(auto p, t->Parameters());
+    params.push_back(std::move(p));
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_NE(losses[0], losses[2]);
+  ASSERT_EQ(params[0].size(), params[1].size());
+  for (size_t i = 0; i < params[0].size(); ++i) {
+    EXPECT_EQ(params[0][i].values, params[1][i].values) << params[0][i].name;
+  }
+}
+
+TEST_F(TrainerTest, TrainsEvaluatesAndKeepsTheBestCheckpoint) {
+  TrainerOptions o = Small();
+  o.checkpoint_path = catalog_.dir + "/best.safetensors";
+  ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(o, &catalog_.data, store_.get()));
+  ASSERT_OK_AND_ASSIGN(TrainResult r, t->Train());
+  ASSERT_EQ(r.epochs.size(), 2u);
+  EXPECT_GE(r.best_epoch, 1);
+  EXPECT_EQ(r.test.count, 150);
+  EXPECT_GT(r.epochs[0].loss, 0);
+  EXPECT_GT(r.mean_epoch_seconds, 0);
+  // The checkpoint holds the best weights, which the trainer restored.
+  ASSERT_OK_AND_ASSIGN(Checkpoint c, ReadCheckpoint(o.checkpoint_path));
+  ASSERT_OK_AND_ASSIGN(auto now, t->Parameters());
+  ASSERT_EQ(c.tensors.size(), now.size());
+  for (size_t i = 0; i < now.size(); ++i) {
+    EXPECT_EQ(c.tensors[i].values, now[i].values) << now[i].name;
+  }
+  EXPECT_THAT(c.config_json, HasSubstr("\"model\":\"iisan\""));
+  // A fresh trainer loading the checkpoint scores identically.
+  ASSERT_OK_AND_ASSIGN(auto t2, Trainer::Create(o, &catalog_.data, store_.get()));
+  ASSERT_OK(t2->LoadParameters(c.tensors));
+  ASSERT_OK_AND_ASSIGN(RankingReport again, t2->Evaluate(t2->split().test));
+  EXPECT_DOUBLE_EQ(again.ndcg_at(10), r.test.ndcg_at(10));
+  ASSERT_OK_AND_ASSIGN(auto emb, t2->ItemEmbeddings());
+  EXPECT_EQ(emb.size(), static_cast<size_t>(catalog_.data.num_items() * 16));
+  ASSERT_OK_AND_ASSIGN(auto users, t2->UserVectors({{0, 1, 2}, {3}}));
+  EXPECT_EQ(users.size(), 2u * 16);
+}
+
+TEST_F(TrainerTest, BaselinesRun) {
+  TrainerOptions o = Small();
+  o.model = "popularity";
+  ASSERT_OK_AND_ASSIGN(auto pop, Trainer::Create(o, &catalog_.data, nullptr));
+  ASSERT_OK_AND_ASSIGN(TrainResult p, pop->Train());
+  EXPECT_EQ(p.test.count, 150);
+  EXPECT_GT(p.test.hr(20), 0);
+  // Demo users repeat items, so counting repeated targets as misses lowers HR.
+  EXPECT_EQ(p.test_repeats_as_misses.count, 150);
+  EXPECT_LT(p.test_repeats_as_misses.hr(20), p.test.hr(20));
+  EXPECT_THAT(pop->ItemEmbeddings(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  o.model = "sasrec";
+  o.epochs = 1;
+  ASSERT_OK_AND_ASSIGN(auto sas, Trainer::Create(o, &catalog_.data, nullptr));
+  ASSERT_OK_AND_ASSIGN(TrainResult s, sas->Train());
+  EXPECT_EQ(s.epochs.size(), 1u);
+}
+
+TEST_F(TrainerTest, RejectsBadOptions) {
+  TrainerOptions o = Small();
+  o.model = "iisan";
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cache")));
+  o.device = "tpu";
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device")));
+  o.device = "cpu";
+  o.embedding_dim = 15;
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_heads")));
+  o.embedding_dim = 16;
+  o.model = "gru4rec";
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace recsys
