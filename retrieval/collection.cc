@@ -1,0 +1,512 @@
+#include "retrieval/collection.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "retrieval/snapshot.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+constexpr char kConfigFile[] = "collection.json";
+constexpr char kLiveFile[] = "LIVE";
+constexpr char kVersionsDir[] = "versions";
+
+bool ParseVersionDir(absl::string_view name, int64_t* version) {
+  if (!absl::ConsumePrefix(&name, "v") || name.size() != 20) return false;
+  return absl::SimpleAtoi(name, version) && *version > 0;
+}
+
+}  // namespace
+
+Collection::Collection(CollectionConfig config, CollectionOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+Collection::~Collection() { Shutdown(); }
+
+void Collection::Shutdown() {
+  cancelled_ = true;
+  std::thread t;
+  {
+    absl::MutexLock l(&control_mu_);
+    t = std::move(build_thread_);
+  }
+  if (t.joinable()) t.join();
+}
+
+std::string Collection::VersionDir(int64_t version) const {
+  return JoinPath(JoinPath(options_.dir, kVersionsDir),
+                  absl::StrFormat("v%020d", version));
+}
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(
+    const CollectionConfig& config, const CollectionOptions& options) {
+  RETURN_IF_ERROR(ValidateConfig(config));
+  if (PathExists(JoinPath(options.dir, kConfigFile))) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("collection '", config.name, "' already exists"));
+  }
+  RETURN_IF_ERROR(CreateDirectories(JoinPath(options.dir, kVersionsDir)));
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kConfigFile),
+                                      ConfigToJson(config)));
+  return Open(options);
+}
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
+    const CollectionOptions& options) {
+  ASSIGN_OR_RETURN(std::string config_text,
+                   ReadFileToString(JoinPath(options.dir, kConfigFile)));
+  ASSIGN_OR_RETURN(CollectionConfig config, ConfigFromJson(config_text));
+  auto c = std::unique_ptr<Collection>(new Collection(config, options));
+
+  int64_t live_version = 0;
+  if (PathExists(JoinPath(options.dir, kLiveFile))) {
+    ASSIGN_OR_RETURN(std::string text,
+                     ReadFileToString(JoinPath(options.dir, kLiveFile)));
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &live_version)) {
+      return absl::DataLossError(
+          absl::StrCat(options.dir, "/", kLiveFile, " is not a number"));
+    }
+  }
+  const std::string versions_dir = JoinPath(options.dir, kVersionsDir);
+  RETURN_IF_ERROR(CreateDirectories(versions_dir));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(versions_dir));
+  std::vector<int64_t> on_disk;
+  for (const std::string& name : names) {
+    int64_t v;
+    if (ParseVersionDir(name, &v)) {
+      on_disk.push_back(v);
+    } else {
+      // A snapshot that never finished (crash before its rename).
+      RETURN_IF_ERROR(RemoveRecursively(JoinPath(versions_dir, name)));
+    }
+  }
+  std::sort(on_disk.rbegin(), on_disk.rend());
+
+  absl::MutexLock cl(&c->control_mu_);
+  absl::MutexLock sl(&c->staging_mu_);
+  absl::MutexLock vl(&c->versions_mu_);
+  int good = 0;
+  int64_t covered_seq = 0;
+  for (int64_t v : on_disk) {
+    c->max_version_ = std::max(c->max_version_, v);
+    if (good >= options.versions_to_keep && v != live_version) {
+      RETURN_IF_ERROR(RemoveRecursively(c->VersionDir(v)));
+      continue;
+    }
+    absl::StatusOr<LoadedSnapshot> loaded = ReadSnapshot(c->VersionDir(v), config);
+    if (!loaded.ok()) {
+      LOG(ERROR) << "collection '" << config.name << "' version " << v
+                 << " not loaded: " << loaded.status();
+      c->failures_[v] = std::string(loaded.status().message());
+      continue;
+    }
+    if (c->head_ == nullptr) {
+      c->head_ = loaded->version;
+      covered_seq = loaded->covered_log_seq;
+    }
+    c->loaded_[v] = loaded->version;
+    ++good;
+  }
+  if (live_version > 0) {
+    auto it = c->loaded_.find(live_version);
+    if (it != c->loaded_.end()) {
+      c->live_ = it->second;
+    } else {
+      // The live version is unreadable: serve the newest good older one.
+      for (auto rit = c->loaded_.rbegin(); rit != c->loaded_.rend(); ++rit) {
+        if (rit->first < live_version) {
+          c->live_ = rit->second;
+          break;
+        }
+      }
+      LOG(ERROR) << "collection '" << config.name << "': live version "
+                 << live_version << " could not be loaded; serving "
+                 << (c->live_ ? absl::StrCat("version ", c->live_->version())
+                              : std::string("nothing"));
+    }
+  }
+  ASSIGN_OR_RETURN(c->log_,
+                   StagingLog::Open(options.dir, config.dimension, covered_seq,
+                                    [&](StagingRecord rec) {
+                                      c->staging_mu_.AssertHeld();
+                                      for (Entry& e : rec.upserts) {
+                                        c->delta_[e.key] = StagedEntry{
+                                            std::move(e.vector),
+                                            std::move(e.payload)};
+                                      }
+                                      for (std::string& k : rec.deletes) {
+                                        c->delta_[k] = std::nullopt;
+                                      }
+                                    }));
+  LOG(INFO) << "collection '" << config.name << "': " << c->loaded_.size()
+            << " versions loaded, live "
+            << (c->live_ ? c->live_->version() : 0) << ", "
+            << c->delta_.size() << " staged changes replayed";
+  return c;
+}
+
+absl::Status Collection::Upsert(std::vector<Entry> batch) {
+  RETURN_IF_ERROR(ValidateBatch(config_, options_.limits, batch));
+  if (batch.empty()) return absl::OkStatus();
+  absl::MutexLock l(&staging_mu_);
+  if (cancelled_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is being dropped"));
+  }
+  RETURN_IF_ERROR(log_->AppendUpserts(batch));
+  for (Entry& e : batch) {
+    delta_[std::move(e.key)] =
+        StagedEntry{std::move(e.vector), std::move(e.payload)};
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Collection::Delete(const std::vector<std::string>& keys) {
+  RETURN_IF_ERROR(ValidateKeys(options_.limits, "keys", keys));
+  if (keys.empty()) return 0;
+  absl::MutexLock l(&staging_mu_);
+  if (cancelled_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is being dropped"));
+  }
+  RETURN_IF_ERROR(log_->AppendDeletes(keys));
+  int64_t existed = 0;
+  for (const std::string& k : keys) {
+    auto it = delta_.find(k);
+    bool exists;
+    if (it != delta_.end()) {
+      exists = it->second.has_value();
+    } else if (frozen_ != nullptr && frozen_->contains(k)) {
+      exists = frozen_->at(k).has_value();
+    } else {
+      exists = head_ != nullptr && head_->Find(k).has_value();
+    }
+    existed += exists ? 1 : 0;
+    delta_[k] = std::nullopt;
+  }
+  return existed;
+}
+
+absl::StatusOr<VersionStatus> Collection::Publish(int64_t version,
+                                                  PublishCallback done) {
+  absl::MutexLock cl(&control_mu_);
+  if (cancelled_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is being dropped"));
+  }
+  if (build_ != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "collection '", config_.name, "': version ", build_->version,
+        " is still building; publish again when it is done"));
+  }
+  if (version == 0) version = max_version_ + 1;
+  if (version <= max_version_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "version: expected a number above ", max_version_,
+        " (the newest version of '", config_.name, "'), got ", version));
+  }
+  std::shared_ptr<Delta> frozen;
+  std::shared_ptr<const CollectionVersion> base;
+  int64_t frozen_seq;
+  {
+    absl::MutexLock sl(&staging_mu_);
+    ASSIGN_OR_RETURN(frozen_seq, log_->Rotate());
+    frozen = std::make_shared<Delta>(std::move(delta_));
+    delta_ = Delta();
+    frozen_ = frozen;
+    base = head_;
+  }
+  max_version_ = version;
+  auto build = std::make_shared<Build>();
+  build->version = version;
+  ProgressTracker::Options po;
+  po.name = absl::StrCat(config_.name, " v", version);
+  po.unit = "vectors";
+  build->progress = std::make_unique<ProgressTracker>(po);
+  build->progress->Start(0, "merging");
+  build_ = build;
+  if (build_thread_.joinable()) build_thread_.join();  // a finished build
+  build_thread_ = std::thread(&Collection::RunBuild, this, version,
+                              std::move(base), std::move(frozen), frozen_seq,
+                              std::move(done));
+  VersionStatus s;
+  s.version = version;
+  s.state = VersionState::kBuilding;
+  s.index_description = config_.index_factory;
+  s.progress = build->progress->Snapshot();
+  return s;
+}
+
+absl::StatusOr<VersionStatus> Collection::PublishAndWait(int64_t version) {
+  absl::Mutex mu;
+  bool finished = false;
+  absl::StatusOr<VersionStatus> result;
+  absl::StatusOr<VersionStatus> started =
+      Publish(version, [&](absl::StatusOr<VersionStatus> r) {
+        absl::MutexLock l(&mu);
+        result = std::move(r);
+        finished = true;
+      });
+  if (!started.ok()) return started.status();
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(&finished));
+  return result;
+}
+
+void Collection::RunBuild(int64_t version,
+                          std::shared_ptr<const CollectionVersion> base,
+                          std::shared_ptr<Delta> frozen, int64_t frozen_seq,
+                          PublishCallback done) {
+  std::shared_ptr<Build> build;
+  {
+    absl::MutexLock cl(&control_mu_);
+    build = build_;
+  }
+  ProgressTracker& progress = *build->progress;
+  const int d = config_.dimension;
+
+  // head + frozen delta -> the new version's entries: the base's surviving
+  // entries keep their order, new keys follow in key order.
+  EntryTable table;
+  if (base != nullptr) {
+    table.keys.reserve(base->size() + frozen->size());
+    table.payloads.reserve(base->size() + frozen->size());
+    table.vectors.reserve((base->size() + frozen->size()) * d);
+    for (int64_t i = 0; i < base->size(); ++i) {
+      if (frozen->contains(base->key(i))) continue;
+      table.keys.push_back(base->key(i));
+      table.payloads.push_back(base->payload(i));
+      auto v = base->vector(i);
+      table.vectors.insert(table.vectors.end(), v.begin(), v.end());
+    }
+  }
+  std::vector<const std::pair<const std::string, std::optional<StagedEntry>>*>
+      added;
+  for (const auto& kv : *frozen) {
+    if (kv.second.has_value()) added.push_back(&kv);
+  }
+  std::sort(added.begin(), added.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* kv : added) {
+    table.keys.push_back(kv->first);
+    table.payloads.push_back(kv->second->payload);
+    table.vectors.insert(table.vectors.end(), kv->second->vector.begin(),
+                         kv->second->vector.end());
+  }
+  progress.Start(static_cast<int64_t>(table.keys.size()), "building index");
+
+  absl::StatusOr<std::shared_ptr<const CollectionVersion>> built =
+      CollectionVersion::Build(
+          version, config_, std::move(table),
+          [&](int64_t n, int64_t total, absl::string_view phase) {
+            progress.SetPhase(std::string(phase));
+            progress.Update(n);
+            return !cancelled_.load();
+          });
+  absl::Status status = built.status();
+  if (status.ok()) {
+    progress.SetPhase("writing snapshot");
+    status = WriteSnapshot(VersionDir(version), **built, frozen_seq);
+  }
+  absl::StatusOr<VersionStatus> result;
+  {
+    absl::MutexLock cl(&control_mu_);
+    if (status.ok()) status = FinishPublish(*built, frozen_seq);
+    if (status.ok()) {
+      result = StatusOf(**built, /*live=*/true);
+    } else {
+      LOG(ERROR) << "collection '" << config_.name << "' version " << version
+                 << " failed: " << status;
+      failures_[version] = std::string(status.message());
+      absl::MutexLock sl(&staging_mu_);
+      // Writes made during the build are newer: they win over the frozen
+      // delta, which goes back under them.
+      for (auto& kv : *frozen) delta_.try_emplace(kv.first, std::move(kv.second));
+      frozen_ = nullptr;
+      result = status;
+    }
+    build_ = nullptr;
+  }
+  progress.Finish();
+  // A build frees large transient buffers (the merged entry table, the
+  // serialized index, the frozen delta) across several malloc arenas;
+  // glibc keeps them unless asked, and RSS would grow by a few times the
+  // collection's size on every publish.
+  frozen.reset();
+  base.reset();
+  built = absl::StatusOr<std::shared_ptr<const CollectionVersion>>();
+  malloc_trim(0);
+  if (done) done(std::move(result));
+}
+
+absl::Status Collection::FinishPublish(std::shared_ptr<const CollectionVersion> v,
+                                       int64_t frozen_seq) {
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
+                                      absl::StrCat(v->version(), "\n")));
+  std::vector<std::string> unloaded;
+  {
+    absl::MutexLock sl(&staging_mu_);
+    head_ = v;
+    frozen_ = nullptr;
+    absl::Status s = log_->DropUpTo(frozen_seq);
+    if (!s.ok()) {
+      // Harmless for correctness: replaying covered files is skipped by seq.
+      LOG(WARNING) << "could not drop staging logs: " << s;
+    }
+    absl::MutexLock vl(&versions_mu_);
+    loaded_[v->version()] = v;
+    live_ = v;
+    unloaded = CollectGarbageLocked();
+  }
+  for (const std::string& dir : unloaded) {
+    absl::Status s = RemoveRecursively(dir);
+    if (!s.ok()) LOG(WARNING) << "could not remove " << dir << ": " << s;
+  }
+  LOG(INFO) << "collection '" << config_.name << "': version " << v->version()
+            << " live with " << v->size() << " entries";
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Collection::CollectGarbageLocked() {
+  std::vector<std::string> dirs;
+  int kept = 0;
+  for (auto it = loaded_.rbegin(); it != loaded_.rend();) {
+    const bool keep = kept < options_.versions_to_keep || it->second == live_;
+    if (keep) {
+      ++kept;
+      ++it;
+    } else {
+      dirs.push_back(VersionDir(it->first));
+      it = decltype(it)(loaded_.erase(std::next(it).base()));
+    }
+  }
+  return dirs;
+}
+
+absl::StatusOr<VersionStatus> Collection::Rollback(int64_t version) {
+  absl::MutexLock cl(&control_mu_);
+  std::shared_ptr<const CollectionVersion> target;
+  {
+    absl::ReaderMutexLock vl(&versions_mu_);
+    auto it = loaded_.find(version);
+    if (it == loaded_.end()) {
+      std::vector<int64_t> have;
+      for (const auto& kv : loaded_) have.push_back(kv.first);
+      return absl::NotFoundError(absl::StrCat(
+          "version: ", version, " of '", config_.name,
+          "' is not loaded; loaded versions: [", absl::StrJoin(have, ", "),
+          "]"));
+    }
+    target = it->second;
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
+                                      absl::StrCat(version, "\n")));
+  {
+    absl::MutexLock vl(&versions_mu_);
+    live_ = target;
+  }
+  LOG(INFO) << "collection '" << config_.name << "': rolled back to version "
+            << version;
+  return StatusOf(*target, true);
+}
+
+absl::StatusOr<std::shared_ptr<const CollectionVersion>> Collection::GetVersion(
+    int64_t version) const {
+  {
+    absl::ReaderMutexLock vl(&versions_mu_);
+    if (version == 0) {
+      if (live_ != nullptr) return live_;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "collection '", config_.name, "' has no published version yet"));
+    }
+    auto it = loaded_.find(version);
+    if (it != loaded_.end()) return it->second;
+  }
+  absl::MutexLock cl(&control_mu_);
+  if (build_ != nullptr && build_->version == version) {
+    return absl::UnavailableError(absl::StrCat(
+        "version ", version, " of '", config_.name, "' is still building"));
+  }
+  return absl::NotFoundError(absl::StrCat("version: ", version, " of '",
+                                          config_.name, "' is not loaded"));
+}
+
+VersionStatus Collection::StatusOf(const CollectionVersion& v, bool live) const {
+  VersionStatus s;
+  s.version = v.version();
+  s.state = live ? VersionState::kLive : VersionState::kReady;
+  s.entries = v.size();
+  s.memory_bytes = v.memory_bytes();
+  s.index_description = v.index().description();
+  s.created = v.created();
+  return s;
+}
+
+CollectionStatus Collection::Status() const {
+  CollectionStatus out;
+  out.config = config_;
+  std::map<int64_t, VersionStatus> by_version;
+  {
+    absl::MutexLock cl(&control_mu_);
+    for (const auto& [v, error] : failures_) {
+      VersionStatus s;
+      s.version = v;
+      s.state = VersionState::kFailed;
+      s.error = error;
+      by_version[v] = s;
+    }
+    if (build_ != nullptr) {
+      VersionStatus s;
+      s.version = build_->version;
+      s.state = VersionState::kBuilding;
+      s.index_description = config_.index_factory;
+      s.progress = build_->progress->Snapshot();
+      by_version[s.version] = s;
+    }
+    absl::MutexLock sl(&staging_mu_);
+    // Entries of head + frozen + delta, counted without materialising them.
+    int64_t count = head_ != nullptr ? head_->size() : 0;
+    auto exists_below = [&](const std::string& key, bool check_frozen) {
+      if (check_frozen && frozen_ != nullptr) {
+        auto it = frozen_->find(key);
+        if (it != frozen_->end()) return it->second.has_value();
+      }
+      return head_ != nullptr && head_->Find(key).has_value();
+    };
+    if (frozen_ != nullptr) {
+      for (const auto& [key, e] : *frozen_) {
+        if (delta_.contains(key)) continue;
+        count += (e.has_value() ? 1 : 0) - (exists_below(key, false) ? 1 : 0);
+      }
+    }
+    for (const auto& [key, e] : delta_) {
+      count += (e.has_value() ? 1 : 0) - (exists_below(key, true) ? 1 : 0);
+    }
+    out.staging_entries = count;
+    out.pending_changes = static_cast<int64_t>(delta_.size()) +
+                          (frozen_ != nullptr ? frozen_->size() : 0);
+    absl::ReaderMutexLock vl(&versions_mu_);
+    out.live_version = live_ != nullptr ? live_->version() : 0;
+    for (const auto& [v, version] : loaded_) {
+      by_version[v] = StatusOf(*version, version == live_);
+    }
+  }
+  for (auto& kv : by_version) out.versions.push_back(std::move(kv.second));
+  return out;
+}
+
+}  // namespace retrieval
+}  // namespace recsys

@@ -1,0 +1,51 @@
+#include "retrieval/collection_store.h"
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "retrieval/test_util.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(CollectionStoreTest, CreateGetDropAndReopen) {
+  CollectionStore::Options o;
+  o.data_dir = FreshTestDir("store");
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+    ASSERT_OK(store->Create(TestConfig("a", 4)).status());
+    ASSERT_OK(store->Create(TestConfig("b", 8, "HNSW16", Metric::kCosine)).status());
+    EXPECT_THAT(store->Create(TestConfig("a", 4)).status(),
+                StatusIs(absl::StatusCode::kAlreadyExists));
+    EXPECT_THAT(store->Create(TestConfig("c", 4, "Bogus")).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(store->Get("zzz").status(),
+                StatusIs(absl::StatusCode::kNotFound, HasSubstr("'zzz'")));
+    ASSERT_OK_AND_ASSIGN(auto a, store->Get("a"));
+    ASSERT_OK(a->Upsert(MakeEntries(0, 5, 4, 1)));
+    ASSERT_OK(a->PublishAndWait(0).status());
+    ASSERT_OK_AND_ASSIGN(auto b, store->Get("b"));
+    ASSERT_OK(store->Drop("b"));
+    EXPECT_THAT(store->Get("b").status(), StatusIs(absl::StatusCode::kNotFound));
+    EXPECT_THAT(b->Upsert(MakeEntries(0, 1, 8, 1)),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(store->Drop("b"), StatusIs(absl::StatusCode::kNotFound));
+    EXPECT_EQ(store->List().size(), 1u);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+  ASSERT_EQ(store->List().size(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto a, store->Get("a"));
+  ASSERT_OK_AND_ASSIGN(auto live, a->GetVersion(0));
+  EXPECT_EQ(live->size(), 5);
+  EXPECT_THAT(store->Get("b").status(), StatusIs(absl::StatusCode::kNotFound));
+  // A dropped name can be created again, empty.
+  ASSERT_OK_AND_ASSIGN(auto b, store->Create(TestConfig("b", 8)));
+  EXPECT_EQ(b->Status().staging_entries, 0);
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys

@@ -1,0 +1,110 @@
+// CollectionVersion: one immutable, fully built version of a collection:
+// the entries' keys and payloads, and the FAISS index over their vectors.
+// Readers hold it through std::shared_ptr<const CollectionVersion>; a
+// version stays usable for as long as anyone holds it, even after the
+// collection unloaded it.
+//
+// Thread-safety: immutable after Create; every method is const and safe from
+// any number of threads.
+#ifndef RECSYS_RETRIEVAL_COLLECTION_VERSION_H_
+#define RECSYS_RETRIEVAL_COLLECTION_VERSION_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "retrieval/collection_config.h"
+#include "retrieval/vector_index.h"
+
+namespace recsys {
+namespace retrieval {
+
+// Column-wise entries of a version: id i is keys[i], payloads[i] and row i
+// of vectors.
+struct EntryTable {
+  std::vector<std::string> keys;
+  std::vector<Payload> payloads;
+  std::vector<float> vectors;  // keys.size() * dimension
+};
+
+struct SearchHit {
+  int64_t id = -1;
+  float score = 0;
+};
+
+// One query of a (possibly batched) search.
+struct VersionQuery {
+  const float* vector = nullptr;  // dimension floats, validated, not owned
+  int k = 10;
+  std::vector<int64_t> exclude_ids;  // left out of the results
+};
+
+struct VersionSearchOptions {
+  int nprobe = 0;
+  int ef_search = 0;
+  // Only entries whose payload has every (field, value) are returned.
+  Payload payload_filter;
+};
+
+class CollectionVersion {
+ public:
+  // Builds the index over `table` (vectors validated and normalised).
+  // `progress` as in VectorIndex::Build.
+  static absl::StatusOr<std::shared_ptr<const CollectionVersion>> Build(
+      int64_t version, const CollectionConfig& config, EntryTable table,
+      const VectorIndex::ProgressFn& progress = nullptr);
+
+  // Assembles a version read from disk. `table.vectors` may be empty when
+  // the index keeps raw vectors itself.
+  static absl::StatusOr<std::shared_ptr<const CollectionVersion>> Assemble(
+      int64_t version, const CollectionConfig& config, EntryTable table,
+      std::unique_ptr<VectorIndex> index, absl::Time created);
+
+  int64_t version() const { return version_; }
+  const CollectionConfig& config() const { return config_; }
+  int64_t size() const { return static_cast<int64_t>(keys_.size()); }
+  absl::Time created() const { return created_; }
+  const VectorIndex& index() const { return *index_; }
+  // True when the index does not hold exact vectors and the version keeps
+  // its own copy (needed to build the next version).
+  bool keeps_own_vectors() const { return !own_vectors_.empty(); }
+
+  std::optional<int64_t> Find(absl::string_view key) const;
+  const std::string& key(int64_t id) const { return keys_[id]; }
+  const Payload& payload(int64_t id) const { return payloads_[id]; }
+  // The stored (normalised, for cosine) vector of `id`.
+  absl::Span<const float> vector(int64_t id) const;
+
+  // Searches every query in one FAISS call. Result i has at most
+  // queries[i].k hits, best first, none of them excluded or filtered out.
+  absl::StatusOr<std::vector<std::vector<SearchHit>>> Search(
+      absl::Span<const VersionQuery> queries,
+      const VersionSearchOptions& options) const;
+
+  // Bytes held: index + own vectors + keys + payloads (estimated).
+  int64_t memory_bytes() const { return memory_bytes_; }
+
+ private:
+  CollectionVersion() = default;
+  int64_t version_ = 0;
+  CollectionConfig config_;
+  absl::Time created_;
+  std::vector<std::string> keys_;
+  std::vector<Payload> payloads_;
+  absl::flat_hash_map<absl::string_view, int64_t> key_to_id_;
+  std::vector<float> own_vectors_;
+  const float* vectors_ = nullptr;
+  std::unique_ptr<VectorIndex> index_;
+  int64_t memory_bytes_ = 0;
+};
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_COLLECTION_VERSION_H_

@@ -1,0 +1,78 @@
+// retrieval_server: the retrieval sidecar. Parses flags into Options,
+// starts the gRPC server (NOT_SERVING), restores every collection from
+// --data_dir, then serves until SIGTERM/SIGINT.
+#include <malloc.h>
+
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/server.h"
+#include "retrieval/collection_store.h"
+#include "retrieval/retrieval_service.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address (port 0: any).");
+ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
+ABSL_FLAG(std::string, data_dir, "", "Where collections live (required).");
+ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
+ABSL_FLAG(int, versions_to_keep, 3, "Loaded versions per collection besides the live one.");
+ABSL_FLAG(int, max_batch_size, 64, "Most queries per batched FAISS call.");
+ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
+          "How long a batch may wait to fill (0: never wait; batches form under load).");
+ABSL_FLAG(int, search_threads, 1,
+          "Threads running batched searches (1 lets batches grow largest on small machines).");
+ABSL_FLAG(int, faiss_blas_threshold, 2,
+          "Exact searches of at least this many queries use BLAS (0: FAISS default 20).");
+ABSL_FLAG(int, malloc_arena_max, 2,
+          "glibc malloc arenas (M_ARENA_MAX; 0: glibc default of 8 per core). "
+          "Few arenas keep RSS close to what the collections hold.");
+ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
+
+int main(int argc, char** argv) {
+  recsys::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_malloc_arena_max) > 0) {
+    mallopt(M_ARENA_MAX, absl::GetFlag(FLAGS_malloc_arena_max));
+  }
+
+  recsys::retrieval::RetrievalService::Options service_options;
+  service_options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  service_options.batching.max_wait = absl::GetFlag(FLAGS_max_batch_wait);
+  service_options.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
+  service_options.faiss_blas_threshold = absl::GetFlag(FLAGS_faiss_blas_threshold);
+  auto service = recsys::retrieval::RetrievalService::Create(service_options);
+  if (!service.ok()) {
+    LOG(ERROR) << service.status();
+    return 2;
+  }
+
+  recsys::ServerOptions server_options;
+  server_options.address = absl::GetFlag(FLAGS_address);
+  server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  server_options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  server_options.health_service_names = {"recsys.v1.Retrieval"};
+  auto server = recsys::ServiceServer::Create(server_options, {service->get()});
+  if (!server.ok()) {
+    LOG(ERROR) << server.status();
+    return 1;
+  }
+
+  recsys::retrieval::CollectionStore::Options store_options;
+  store_options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  store_options.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
+  auto store = recsys::retrieval::CollectionStore::Open(store_options);
+  if (!store.ok()) {
+    LOG(ERROR) << "cannot restore " << store_options.data_dir << ": "
+               << store.status();
+    return 1;
+  }
+  (*service)->SetStore(*std::move(store));
+  (*server)->SetServing(true);
+  LOG(INFO) << "retrieval sidecar serving on " << (*server)->grpc_target();
+  (*server)->Wait();
+  return 0;
+}

@@ -1,0 +1,386 @@
+// retrieval_bench: measures the retrieval sidecar against FAISS in-process
+// and prints one JSON report. Not a test: run it by hand on an idle machine.
+//
+//   bazel run //retrieval:retrieval_bench -- --n=100000 --dim=64
+//   ... --hnsw_n=1000000 --hnsw_dir=/var/tmp/retrieval_bench   (slow build,
+//   cached in hnsw_dir through the sidecar's own snapshots)
+//
+// The server (RetrievalService + ServiceServer) runs in this process and the
+// clients reach it over TCP on loopback with real gRPC channels; both share
+// the machine's cores, as a sidecar and its caller would.
+#include <malloc.h>
+#include <unistd.h>
+
+#include <numeric>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/metrics.h"
+#include "common/server.h"
+#include "faiss/IndexFlat.h"
+#include "faiss/utils/distances.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
+#include "proto/retrieval.grpc.pb.h"
+#include "retrieval/collection_store.h"
+#include "retrieval/retrieval_service.h"
+#include "retrieval/test_util.h"
+
+ABSL_FLAG(int64_t, n, 100000, "Vectors in the Flat collection.");
+ABSL_FLAG(int, dim, 64, "Dimension.");
+ABSL_FLAG(int, k, 10, "Results per query.");
+ABSL_FLAG(int, queries, 2000, "Sequential queries per latency run.");
+ABSL_FLAG(int, clients, 16, "Concurrent clients for the throughput run.");
+ABSL_FLAG(double, seconds, 10, "Duration of each throughput run.");
+ABSL_FLAG(int, max_batch_size, 64, "Service batching: max batch.");
+ABSL_FLAG(int, search_threads, 1, "Service batching: worker threads.");
+ABSL_FLAG(int, blas_database_bs, 0, "faiss::distance_compute_blas_database_bs (0: keep).");
+ABSL_FLAG(int, omp_per_batch, 1, "Service batching: OpenMP threads per batch.");
+ABSL_FLAG(bool, inline_when_idle, false, "Service batching: run_inline_when_idle.");
+ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
+ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
+ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
+          "Data dir that caches the HNSW collection between runs.");
+ABSL_FLAG(int, hnsw_ef_construction, 40, "HNSW build efConstruction.");
+ABSL_FLAG(int, hnsw_queries, 1000, "Queries for HNSW recall and latency.");
+
+namespace pb = ::recsys::v1;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+json Percentiles(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double p) { return ms[std::min(ms.size() - 1, size_t(p * ms.size()))]; };
+  return {{"p50_ms", at(0.50)}, {"p90_ms", at(0.90)}, {"p99_ms", at(0.99)},
+          {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()}};
+}
+
+int64_t RssBytes() {
+  std::ifstream f("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+pb::SearchRequest Query(const std::string& c, const float* v, int d, int k) {
+  pb::SearchRequest req;
+  req.set_collection(c);
+  req.set_k(k);
+  req.add_queries()->mutable_vector()->mutable_values()->Add(v, v + d);
+  return req;
+}
+
+void Check(const grpc::Status& s, const char* what) {
+  if (!s.ok()) {
+    fprintf(stderr, "%s failed: %s\n", what, s.error_message().c_str());
+    exit(1);
+  }
+}
+
+// Creates `name` and loads `vectors` through the real API, unless the store
+// already has it live with n entries (the HNSW cache).
+void Load(pb::Retrieval::Stub& stub, const std::string& name,
+          const std::string& factory, const std::vector<float>& vectors,
+          int64_t n, int d) {
+  {
+    pb::DescribeCollectionRequest req;
+    req.set_collection(name);
+    pb::DescribeCollectionResponse resp;
+    grpc::ClientContext ctx;
+    if (stub.DescribeCollection(&ctx, req, &resp).ok() &&
+        resp.info().live_version() > 0) {
+      fprintf(stderr, "%s: reusing the cached version\n", name.c_str());
+      return;
+    }
+  }
+  pb::CreateCollectionRequest creq;
+  creq.mutable_config()->set_name(name);
+  creq.mutable_config()->set_dimension(d);
+  creq.mutable_config()->set_metric(pb::METRIC_INNER_PRODUCT);
+  creq.mutable_config()->set_index_factory(factory);
+  if (factory.rfind("HNSW", 0) == 0) {
+    (*creq.mutable_config()->mutable_build_params())["efConstruction"] =
+        absl::StrCat(absl::GetFlag(FLAGS_hnsw_ef_construction));
+  }
+  pb::CreateCollectionResponse cresp;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub.CreateCollection(&ctx, creq, &cresp);
+    if (s.error_code() != grpc::StatusCode::ALREADY_EXISTS) Check(s, "create");
+  }
+  {
+    grpc::ClientContext ctx;
+    pb::UpsertResponse resp;
+    auto w = stub.Upsert(&ctx, &resp);
+    const int64_t batch = 5000;
+    for (int64_t i = 0; i < n; i += batch) {
+      pb::UpsertRequest req;
+      req.set_collection(name);
+      for (int64_t j = i; j < std::min(n, i + batch); ++j) {
+        pb::Entry* e = req.add_entries();
+        e->set_key(absl::StrCat("item", j));
+        e->mutable_vector()->mutable_values()->Add(&vectors[j * d], &vectors[(j + 1) * d]);
+      }
+      if (!w->Write(req)) break;
+    }
+    w->WritesDone();
+    Check(w->Finish(), "upsert");
+  }
+  pb::PublishRequest preq;
+  preq.set_collection(name);
+  preq.set_wait(true);
+  pb::PublishResponse presp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+  const auto t0 = Clock::now();
+  Check(stub.Publish(&ctx, preq, &presp), "publish");
+  fprintf(stderr, "%s: built %s over %lld vectors in %.1f s\n", name.c_str(),
+          factory.c_str(), (long long)n, Ms(Clock::now() - t0) / 1000);
+}
+
+// `clients` threads issue one-query calls for `seconds`; returns queries/s.
+template <typename Fn>
+double Throughput(int clients, double seconds, Fn one_query) {
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const auto t0 = Clock::now();
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      int64_t i = c * 7919;
+      while (!stop) {
+        one_query(c, i++);
+        ++done;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  return done / (Ms(Clock::now() - t0) / 1000);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  mallopt(M_ARENA_MAX, 2);  // as retrieval_server does by default
+  if (absl::GetFlag(FLAGS_blas_database_bs) > 0) {
+    faiss::distance_compute_blas_database_bs = absl::GetFlag(FLAGS_blas_database_bs);
+  }
+  const int64_t n = absl::GetFlag(FLAGS_n);
+  const int d = absl::GetFlag(FLAGS_dim);
+  const int k = absl::GetFlag(FLAGS_k);
+  const int nq = absl::GetFlag(FLAGS_queries);
+  json report;
+  report["machine_cores"] = std::thread::hardware_concurrency();
+  report["n"] = n;
+  report["dim"] = d;
+  report["k"] = k;
+
+  const std::string data_dir = recsys::retrieval::FreshTestDir("retrieval_bench_flat");
+  recsys::retrieval::RetrievalService::Options so;
+  so.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  so.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
+  so.batching.run_inline_when_idle = absl::GetFlag(FLAGS_inline_when_idle);
+  so.batching.omp_threads_per_batch = absl::GetFlag(FLAGS_omp_per_batch);
+  so.faiss_blas_threshold = absl::GetFlag(FLAGS_blas_threshold);
+  auto service = recsys::retrieval::RetrievalService::Create(so);
+  if (!service.ok()) return 1;
+  recsys::ServerOptions server_options;
+  server_options.metrics_port = -1;
+  server_options.max_receive_message_bytes = 256 << 20;
+  auto server = recsys::ServiceServer::Create(server_options, {service->get()});
+  if (!server.ok()) return 1;
+  recsys::retrieval::CollectionStore::Options store_options;
+  store_options.data_dir = data_dir;
+  (*service)->SetStore(*recsys::retrieval::CollectionStore::Open(store_options));
+  (*server)->SetServing(true);
+  auto channel_args = grpc::ChannelArguments();
+  channel_args.SetMaxSendMessageSize(256 << 20);
+  std::vector<std::unique_ptr<pb::Retrieval::Stub>> stubs;
+  for (int c = 0; c < absl::GetFlag(FLAGS_clients); ++c) {
+    // One channel per client, as separate caller processes would have.
+    channel_args.SetInt("grpc.channel_id", c);
+    stubs.push_back(pb::Retrieval::NewStub(grpc::CreateCustomChannel(
+        (*server)->grpc_target(), grpc::InsecureChannelCredentials(), channel_args)));
+  }
+  pb::Retrieval::Stub& stub = *stubs[0];
+
+  // --- Flat collection: load through the API, then memory. ---
+  std::vector<float> base = recsys::retrieval::RandomUnitVectors(n, d, 1);
+  std::vector<float> queries = recsys::retrieval::RandomUnitVectors(nq, d, 2);
+  malloc_trim(0);
+  const int64_t rss0 = RssBytes();
+  Load(stub, "flat", "Flat", base, n, d);
+  malloc_trim(0);
+  const int64_t rss1 = RssBytes();
+  int64_t key_bytes = 0;
+  for (int64_t i = 0; i < n; ++i) key_bytes += absl::StrCat("item", i).size();
+  const int64_t raw = n * d * 4;
+  report["flat_memory"] = {
+      {"rss_delta_bytes", rss1 - rss0},
+      {"raw_vector_bytes", raw},
+      {"key_payload_bytes", key_bytes},
+      {"ratio_to_raw_plus_keys", double(rss1 - rss0) / (raw + key_bytes)},
+      {"ratio_to_raw_vectors", double(rss1 - rss0) / raw},
+  };
+
+  // --- In-process FAISS, one query per call. ---
+  faiss::IndexFlatIP index(d);
+  index.add(n, base.data());
+  // Interleaved, so both see the same machine load (other work on a shared
+  // 2-core machine swings single-query times by 2x within a minute).
+  std::vector<double> local_ms, service_ms, diff_ms;
+  {
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    for (int i = 0; i < nq; ++i) {
+      auto t0 = Clock::now();
+      index.search(1, &queries[i * d], k, dist.data(), lab.data());
+      local_ms.push_back(Ms(Clock::now() - t0));
+      pb::SearchRequest req = Query("flat", &queries[i * d], d, k);
+      pb::SearchResponse resp;
+      grpc::ClientContext ctx;
+      t0 = Clock::now();
+      Check(stub.Search(&ctx, req, &resp), "search");
+      service_ms.push_back(Ms(Clock::now() - t0));
+      diff_ms.push_back(service_ms.back() - local_ms.back());
+    }
+  }
+  // The fixed cost of a call (gRPC on loopback + service + batcher hand-off),
+  // from a 16-vector collection where the FAISS part is negligible.
+  std::vector<double> tiny_ms;
+  {
+    std::vector<float> tiny(base.begin(), base.begin() + 16 * d);
+    Load(stub, "tiny", "Flat", tiny, 16, d);
+    for (int i = 0; i < nq; ++i) {
+      pb::SearchRequest req = Query("tiny", &queries[i * d], d, k);
+      pb::SearchResponse resp;
+      grpc::ClientContext ctx;
+      const auto t0 = Clock::now();
+      Check(stub.Search(&ctx, req, &resp), "search");
+      tiny_ms.push_back(Ms(Clock::now() - t0));
+    }
+  }
+  json lat_local = Percentiles(local_ms), lat_service = Percentiles(service_ms);
+  report["flat_sequential"] = {
+      {"in_process_faiss", lat_local},
+      {"service", lat_service},
+      {"p50_overhead_ms", lat_service["p50_ms"].get<double>() - lat_local["p50_ms"].get<double>()},
+      {"p99_overhead_ms", lat_service["p99_ms"].get<double>() - lat_local["p99_ms"].get<double>()},
+      {"paired_difference", Percentiles(diff_ms)},
+      {"service_call_on_16_vectors", Percentiles(tiny_ms)},
+  };
+
+  // --- Throughput: 16 clients vs in-process one-query-per-call. ---
+  const int clients = absl::GetFlag(FLAGS_clients);
+  const double secs = absl::GetFlag(FLAGS_seconds);
+  const double local_seq_qps = Throughput(1, secs, [&](int, int64_t i) {
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    index.search(1, &queries[(i % nq) * d], k, dist.data(), lab.data());
+  });
+  const double local_par_qps = Throughput(clients, secs, [&](int, int64_t i) {
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    index.search(1, &queries[(i % nq) * d], k, dist.data(), lab.data());
+  });
+  recsys::Histogram* batches =
+      recsys::MetricsRegistry::Global()
+          .AddHistogram("recsys_retrieval_search_batch_size", "", {"collection"},
+                        recsys::SizeBuckets())
+          ->WithLabels({"flat"});
+  const double batch_count0 = batches->count(), batch_sum0 = batches->sum();
+  const double service_qps = Throughput(clients, secs, [&](int c, int64_t i) {
+    pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
+    pb::SearchResponse resp;
+    grpc::ClientContext ctx;
+    Check(stubs[c]->Search(&ctx, req, &resp), "search");
+  });
+  report["flat_throughput"] = {
+      {"clients", clients},
+      {"in_process_one_query_per_call_1_thread_qps", local_seq_qps},
+      {"in_process_one_query_per_call_16_threads_qps", local_par_qps},
+      {"service_dynamic_batching_qps", service_qps},
+      {"service_mean_batch_size",
+       (batches->sum() - batch_sum0) / std::max(1.0, batches->count() - batch_count0)},
+      {"ratio_vs_best_in_process", service_qps / std::max(local_seq_qps, local_par_qps)},
+  };
+  fprintf(stderr, "%s\n", report.dump(2).c_str());
+
+  // --- HNSW32: recall@10 vs exact and latency, cached between runs. ---
+  const int64_t hn = absl::GetFlag(FLAGS_hnsw_n);
+  if (hn > 0) {
+    recsys::retrieval::RetrievalService::Options ho = so;
+    auto hservice = recsys::retrieval::RetrievalService::Create(ho);
+    auto hserver = recsys::ServiceServer::Create(server_options, {hservice->get()});
+    recsys::retrieval::CollectionStore::Options hso;
+    hso.data_dir = absl::GetFlag(FLAGS_hnsw_dir);
+    const auto r0 = Clock::now();
+    (*hservice)->SetStore(*recsys::retrieval::CollectionStore::Open(hso));
+    const double restore_s = Ms(Clock::now() - r0) / 1000;
+    auto hstub = pb::Retrieval::NewStub(grpc::CreateCustomChannel(
+        (*hserver)->grpc_target(), grpc::InsecureChannelCredentials(), channel_args));
+    std::vector<float> hbase = recsys::retrieval::RandomUnitVectors(hn, d, 3);
+    const std::string name = absl::StrCat("hnsw32_", hn, "_", d, "_efc",
+                                          absl::GetFlag(FLAGS_hnsw_ef_construction));
+    Load(*hstub, name, "HNSW32", hbase, hn, d);
+    const int hq = absl::GetFlag(FLAGS_hnsw_queries);
+    std::vector<float> hqueries = recsys::retrieval::RandomUnitVectors(hq, d, 4);
+    faiss::IndexFlatIP exact(d);
+    exact.add(hn, hbase.data());
+    std::vector<float> dist(hq * k);
+    std::vector<faiss::Index::idx_t> truth(hq * k);
+    exact.search(hq, hqueries.data(), k, dist.data(), truth.data());
+    json runs = json::array();
+    for (int ef : {16, 32, 64, 128, 256, 384, 512}) {
+      std::vector<double> ms;
+      int64_t hits = 0;
+      for (int i = 0; i < hq; ++i) {
+        pb::SearchRequest req = Query(name, &hqueries[i * d], d, k);
+        req.mutable_params()->set_ef_search(ef);
+        pb::SearchResponse resp;
+        grpc::ClientContext ctx;
+        const auto t0 = Clock::now();
+        Check(hstub->Search(&ctx, req, &resp), "hnsw search");
+        ms.push_back(Ms(Clock::now() - t0));
+        for (const auto& h : resp.results(0).hits()) {
+          const int64_t id = std::stoll(h.key().substr(4));
+          for (int j = 0; j < k; ++j) hits += truth[i * k + j] == id;
+        }
+      }
+      json p = Percentiles(ms);
+      runs.push_back({{"ef_search", ef},
+                      {"recall_at_10", double(hits) / (hq * k)},
+                      {"p50_ms", p["p50_ms"]},
+                      {"p99_ms", p["p99_ms"]}});
+    }
+    report["hnsw32"] = {{"n", hn},
+                        {"ef_construction", absl::GetFlag(FLAGS_hnsw_ef_construction)},
+                        {"restore_seconds", restore_s},
+                        {"runs", runs}};
+    (*hserver)->Shutdown();
+  }
+  printf("%s\n", report.dump(2).c_str());
+  (*server)->Shutdown();
+  recsys::RemoveRecursively(data_dir).IgnoreError();
+  return 0;
+}

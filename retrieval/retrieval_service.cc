@@ -1,0 +1,629 @@
+#include "retrieval/retrieval_service.h"
+
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/grpc_status.h"
+#include "common/metrics.h"
+#include "common/status_macros.h"
+#include "faiss/utils/distances.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+namespace pb = ::recsys::v1;
+
+struct Metrics {
+  MetricFamily<Counter>* requests;
+  MetricFamily<Histogram>* latency;
+  MetricFamily<Histogram>* batch_size;
+  MetricFamily<Gauge>* live_entries;
+  MetricFamily<Gauge>* staging_entries;
+  MetricFamily<Gauge>* memory_bytes;
+  MetricFamily<Gauge>* loaded_versions;
+  MetricFamily<Gauge>* version_entries;
+};
+
+const Metrics& M() {
+  static const Metrics* m = [] {
+    auto& r = MetricsRegistry::Global();
+    auto* out = new Metrics;
+    out->requests = r.AddCounter("recsys_retrieval_requests_total",
+                                 "Retrieval calls by method, collection and code.",
+                                 {"method", "collection", "code"});
+    out->latency = r.AddHistogram("recsys_retrieval_request_seconds",
+                                  "Retrieval call latency.",
+                                  {"method", "collection"}, LatencyBuckets());
+    out->batch_size = r.AddHistogram(
+        "recsys_retrieval_search_batch_size",
+        "Queries per FAISS call (dynamic batching).", {"collection"},
+        SizeBuckets());
+    out->live_entries = r.AddGauge("recsys_retrieval_live_entries",
+                                   "Entries in the live version.", {"collection"});
+    out->staging_entries = r.AddGauge(
+        "recsys_retrieval_staging_entries",
+        "Entries the next publish would hold.", {"collection"});
+    out->memory_bytes = r.AddGauge(
+        "recsys_retrieval_memory_bytes",
+        "Bytes held by the loaded versions of a collection.", {"collection"});
+    out->loaded_versions = r.AddGauge("recsys_retrieval_loaded_versions",
+                                      "Versions loaded.", {"collection"});
+    out->version_entries = r.AddGauge("recsys_retrieval_version_entries",
+                                      "Entries per loaded version.",
+                                      {"collection", "version"});
+    return out;
+  }();
+  return *m;
+}
+
+// Services alive in this process, for the one scrape hook.
+absl::Mutex g_services_mu;
+std::set<const RetrievalService*>& Services() {
+  static auto* s = new std::set<const RetrievalService*>;
+  return *s;
+}
+
+// Times one call and records it on Finish. `collection` is used as a label
+// only once the collection is known to exist (bounded cardinality).
+class CallRecord {
+ public:
+  explicit CallRecord(const char* method) : method_(method), start_(absl::Now()) {}
+  void set_collection(const std::string& c) { collection_ = c; }
+  void Finish(const absl::Status& s) {
+    M().requests
+        ->WithLabels({method_, collection_, absl::StatusCodeToString(s.code())})
+        ->Increment();
+    M().latency->WithLabels({method_, collection_})
+        ->ObserveDuration(absl::Now() - start_);
+  }
+
+ private:
+  const char* method_;
+  std::string collection_ = "-";
+  absl::Time start_;
+};
+
+// Runs `fn` (returning absl::Status) and finishes the call with it.
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
+                                const char* method, Fn fn) {
+  CallRecord record(method);
+  absl::Status s = fn(record);
+  record.Finish(s);
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+pb::Metric ToProto(Metric m) {
+  switch (m) {
+    case Metric::kInnerProduct:
+      return pb::METRIC_INNER_PRODUCT;
+    case Metric::kL2:
+      return pb::METRIC_L2;
+    case Metric::kCosine:
+      return pb::METRIC_COSINE;
+  }
+  return pb::METRIC_UNSPECIFIED;
+}
+
+absl::StatusOr<CollectionConfig> FromProto(const pb::CollectionConfig& p) {
+  CollectionConfig c;
+  c.name = p.name();
+  c.dimension = p.dimension();
+  switch (p.metric()) {
+    case pb::METRIC_INNER_PRODUCT:
+      c.metric = Metric::kInnerProduct;
+      break;
+    case pb::METRIC_L2:
+      c.metric = Metric::kL2;
+      break;
+    case pb::METRIC_COSINE:
+      c.metric = Metric::kCosine;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "config.metric: expected METRIC_INNER_PRODUCT, METRIC_L2 or "
+          "METRIC_COSINE");
+  }
+  c.index_factory = p.index_factory();
+  c.max_training_vectors = p.max_training_vectors();
+  c.flat_fallback_when_untrainable = p.flat_fallback_when_untrainable();
+  c.build_params.insert(p.build_params().begin(), p.build_params().end());
+  return c;
+}
+
+void ToProto(const CollectionConfig& c, pb::CollectionConfig* p) {
+  p->set_name(c.name);
+  p->set_dimension(c.dimension);
+  p->set_metric(ToProto(c.metric));
+  p->set_index_factory(c.index_factory);
+  p->set_max_training_vectors(c.max_training_vectors);
+  p->set_flat_fallback_when_untrainable(c.flat_fallback_when_untrainable);
+  p->mutable_build_params()->insert(c.build_params.begin(), c.build_params.end());
+}
+
+void ToProto(const VersionStatus& v, pb::VersionInfo* p) {
+  p->set_version(v.version);
+  switch (v.state) {
+    case VersionState::kBuilding:
+      p->set_state(pb::VERSION_BUILDING);
+      break;
+    case VersionState::kReady:
+      p->set_state(pb::VERSION_READY);
+      break;
+    case VersionState::kLive:
+      p->set_state(pb::VERSION_LIVE);
+      break;
+    case VersionState::kFailed:
+      p->set_state(pb::VERSION_FAILED);
+      break;
+  }
+  p->set_entry_count(v.entries);
+  p->set_memory_bytes(v.memory_bytes);
+  p->set_index_factory(v.index_description);
+  if (v.created != absl::InfinitePast()) {
+    p->set_created_time(absl::FormatTime(absl::RFC3339_sec, v.created,
+                                         absl::UTCTimeZone()));
+  }
+  if (v.state == VersionState::kBuilding) {
+    pb::Progress* pr = p->mutable_progress();
+    pr->set_fraction(v.progress.fraction);
+    pr->set_rate(v.progress.rate);
+    pr->set_rate_unit(v.progress.unit);
+    pr->set_eta_seconds(v.progress.eta_seconds);
+    pr->set_done(v.progress.done);
+    pr->set_total(v.progress.total);
+    pr->set_phase(v.progress.phase);
+  }
+  p->set_error(v.error);
+}
+
+void ToProto(const CollectionStatus& s, pb::CollectionInfo* p) {
+  ToProto(s.config, p->mutable_config());
+  p->set_live_version(s.live_version);
+  p->set_staging_entry_count(s.staging_entries);
+  p->set_staging_pending_changes(s.pending_changes);
+  for (const VersionStatus& v : s.versions) ToProto(v, p->add_versions());
+}
+
+Payload FromProto(const google::protobuf::Map<std::string, std::string>& m) {
+  Payload p(m.begin(), m.end());
+  NormalizePayload(p);
+  return p;
+}
+
+void FillHit(const CollectionVersion& v, const SearchHit& h,
+             bool include_payload, pb::SearchHit* out) {
+  out->set_key(v.key(h.id));
+  out->set_score(h.score);
+  if (include_payload) {
+    for (const auto& kv : v.payload(h.id)) {
+      (*out->mutable_payload())[kv.first] = kv.second;
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
+    const Options& options) {
+  auto s = std::unique_ptr<RetrievalService>(new RetrievalService(options));
+  ASSIGN_OR_RETURN(s->batcher_, SearchBatcher::Create(options.batching));
+  if (options.faiss_blas_threshold < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "faiss_blas_threshold: expected >= 0, got ",
+        options.faiss_blas_threshold));
+  }
+  if (options.faiss_blas_threshold > 0) {
+    faiss::distance_compute_blas_threshold = options.faiss_blas_threshold;
+  }
+  M();
+  static bool hook_added = [] {
+    MetricsRegistry::Global().AddCollectHook([] {
+      absl::MutexLock l(&g_services_mu);
+      for (const RetrievalService* s : Services()) s->RefreshGauges();
+    });
+    return true;
+  }();
+  (void)hook_added;
+  absl::MutexLock l(&g_services_mu);
+  Services().insert(s.get());
+  return s;
+}
+
+RetrievalService::~RetrievalService() {
+  absl::MutexLock l(&g_services_mu);
+  Services().erase(this);
+}
+
+void RetrievalService::SetStore(std::unique_ptr<CollectionStore> store) {
+  owned_store_ = std::move(store);
+  store_.store(owned_store_.get());
+}
+
+absl::StatusOr<CollectionStore*> RetrievalService::store() const {
+  CollectionStore* s = store_.load();
+  if (s == nullptr) {
+    return absl::UnavailableError(
+        "the retrieval sidecar is still restoring its collections");
+  }
+  return s;
+}
+
+absl::StatusOr<std::shared_ptr<Collection>> RetrievalService::Lookup(
+    const std::string& name) const {
+  ASSIGN_OR_RETURN(CollectionStore * s, store());
+  return s->Get(name);
+}
+
+void RetrievalService::RefreshGauges() const {
+  CollectionStore* s = store_.load();
+  if (s == nullptr) return;
+  for (const auto& c : s->List()) {
+    const CollectionStatus st = c->Status();
+    const std::string& name = st.config.name;
+    int64_t memory = 0, live = 0, loaded = 0;
+    for (const VersionStatus& v : st.versions) {
+      if (v.state != VersionState::kReady && v.state != VersionState::kLive) {
+        continue;
+      }
+      memory += v.memory_bytes;
+      ++loaded;
+      if (v.state == VersionState::kLive) live = v.entries;
+      M().version_entries->WithLabels({name, absl::StrCat(v.version)})
+          ->Set(static_cast<double>(v.entries));
+    }
+    M().live_entries->WithLabels({name})->Set(static_cast<double>(live));
+    M().staging_entries->WithLabels({name})->Set(
+        static_cast<double>(st.staging_entries));
+    M().memory_bytes->WithLabels({name})->Set(static_cast<double>(memory));
+    M().loaded_versions->WithLabels({name})->Set(static_cast<double>(loaded));
+  }
+}
+
+grpc::ServerUnaryReactor* RetrievalService::CreateCollection(
+    grpc::CallbackServerContext* ctx, const pb::CreateCollectionRequest* req,
+    pb::CreateCollectionResponse* resp) {
+  return Unary(ctx, "CreateCollection", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(CollectionStore * s, store());
+    ASSIGN_OR_RETURN(CollectionConfig config, FromProto(req->config()));
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Create(config));
+    rec.set_collection(config.name);
+    ToProto(c->Status(), resp->mutable_info());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
+    grpc::CallbackServerContext* ctx, const pb::DescribeCollectionRequest* req,
+    pb::DescribeCollectionResponse* resp) {
+  return Unary(ctx, "DescribeCollection", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    rec.set_collection(req->collection());
+    ToProto(c->Status(), resp->mutable_info());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::ListCollections(
+    grpc::CallbackServerContext* ctx, const pb::ListCollectionsRequest* req,
+    pb::ListCollectionsResponse* resp) {
+  return Unary(ctx, "ListCollections", [&](CallRecord&) -> absl::Status {
+    ASSIGN_OR_RETURN(CollectionStore * s, store());
+    for (const auto& c : s->List()) ToProto(c->Status(), resp->add_collections());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::DropCollection(
+    grpc::CallbackServerContext* ctx, const pb::DropCollectionRequest* req,
+    pb::DropCollectionResponse* resp) {
+  return Unary(ctx, "DropCollection", [&](CallRecord&) -> absl::Status {
+    ASSIGN_OR_RETURN(CollectionStore * s, store());
+    return s->Drop(req->collection());
+  });
+}
+
+// Each message of the stream is one batch: validated whole, logged durably,
+// applied; a bad batch ends the stream with its error (earlier batches stay
+// applied, as acknowledged by the stream so far... and counted in the reply).
+class RetrievalService::UpsertReactor
+    : public grpc::ServerReadReactor<pb::UpsertRequest> {
+ public:
+  UpsertReactor(RetrievalService* service, pb::UpsertResponse* resp)
+      : service_(service), resp_(resp), record_("Upsert") {
+    StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Done(absl::OkStatus());
+      return;
+    }
+    absl::Status s = Apply();
+    if (!s.ok()) {
+      Done(s);
+      return;
+    }
+    StartRead(&req_);
+  }
+  void OnCancel() override {}
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Apply() {
+    if (collection_ == nullptr) {
+      ASSIGN_OR_RETURN(collection_, service_->Lookup(req_.collection()));
+      record_.set_collection(req_.collection());
+    } else if (!req_.collection().empty() &&
+               req_.collection() != collection_->config().name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "collection: expected '", collection_->config().name,
+          "' (as in the first message of the stream), got '",
+          req_.collection(), "'"));
+    }
+    std::vector<Entry> batch(req_.entries_size());
+    for (int i = 0; i < req_.entries_size(); ++i) {
+      pb::Entry* e = req_.mutable_entries(i);
+      batch[i].key = std::move(*e->mutable_key());
+      batch[i].vector.assign(e->vector().values().begin(),
+                             e->vector().values().end());
+      batch[i].payload.assign(e->payload().begin(), e->payload().end());
+    }
+    RETURN_IF_ERROR(collection_->Upsert(std::move(batch)));
+    resp_->set_upserted(resp_->upserted() + req_.entries_size());
+    resp_->set_batches(resp_->batches() + 1);
+    return absl::OkStatus();
+  }
+
+  void Done(const absl::Status& s) {
+    record_.Finish(s);
+    Finish(ToGrpcStatus(s));
+  }
+
+  RetrievalService* service_;
+  pb::UpsertResponse* resp_;
+  CallRecord record_;
+  pb::UpsertRequest req_;
+  std::shared_ptr<Collection> collection_;
+};
+
+grpc::ServerReadReactor<pb::UpsertRequest>* RetrievalService::Upsert(
+    grpc::CallbackServerContext* ctx, pb::UpsertResponse* resp) {
+  return new UpsertReactor(this, resp);
+}
+
+grpc::ServerUnaryReactor* RetrievalService::Delete(
+    grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
+    pb::DeleteResponse* resp) {
+  return Unary(ctx, "Delete", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    rec.set_collection(req->collection());
+    std::vector<std::string> keys(req->keys().begin(), req->keys().end());
+    ASSIGN_OR_RETURN(int64_t deleted, c->Delete(keys));
+    resp->set_deleted(deleted);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx,
+                                                const pb::GetRequest* req,
+                                                pb::GetResponse* resp) {
+  return Unary(ctx, "Get", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    rec.set_collection(req->collection());
+    if (req->keys_size() > options_.max_exclude_keys) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "keys: expected at most ", options_.max_exclude_keys, ", got ",
+          req->keys_size()));
+    }
+    ASSIGN_OR_RETURN(auto version, c->GetVersion(req->version()));
+    resp->set_version(version->version());
+    for (const std::string& key : req->keys()) {
+      std::optional<int64_t> id = version->Find(key);
+      if (!id.has_value()) {
+        resp->add_missing_keys(key);
+        continue;
+      }
+      pb::Entry* e = resp->add_entries();
+      e->set_key(key);
+      for (const auto& kv : version->payload(*id)) {
+        (*e->mutable_payload())[kv.first] = kv.second;
+      }
+      if (req->include_vectors()) {
+        auto v = version->vector(*id);
+        e->mutable_vector()->mutable_values()->Add(v.begin(), v.end());
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::Publish(
+    grpc::CallbackServerContext* ctx, const pb::PublishRequest* req,
+    pb::PublishResponse* resp) {
+  auto record = std::make_shared<CallRecord>("Publish");
+  auto* reactor = ctx->DefaultReactor();
+  auto fail = [&](const absl::Status& s) {
+    record->Finish(s);
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  };
+  if (req->version() < 0) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "version: expected 0 (next) or a positive number, got ",
+        req->version())));
+  }
+  auto c = Lookup(req->collection());
+  if (!c.ok()) return fail(c.status());
+  record->set_collection(req->collection());
+  Collection::PublishCallback done;
+  if (req->wait()) {
+    done = [record, reactor, resp](absl::StatusOr<VersionStatus> r) {
+      if (r.ok()) ToProto(*r, resp->mutable_version());
+      record->Finish(r.status());
+      reactor->Finish(ToGrpcStatus(r.status()));
+    };
+  }
+  absl::StatusOr<VersionStatus> started = (*c)->Publish(req->version(), done);
+  if (!started.ok()) return fail(started.status());
+  if (!req->wait()) {
+    ToProto(*started, resp->mutable_version());
+    return fail(absl::OkStatus());
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetrievalService::Rollback(
+    grpc::CallbackServerContext* ctx, const pb::RollbackRequest* req,
+    pb::RollbackResponse* resp) {
+  return Unary(ctx, "Rollback", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    rec.set_collection(req->collection());
+    ASSIGN_OR_RETURN(VersionStatus v, c->Rollback(req->version()));
+    ToProto(v, resp->mutable_version());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::ListVersions(
+    grpc::CallbackServerContext* ctx, const pb::ListVersionsRequest* req,
+    pb::ListVersionsResponse* resp) {
+  return Unary(ctx, "ListVersions", [&](CallRecord& rec) -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    rec.set_collection(req->collection());
+    const CollectionStatus st = c->Status();
+    resp->set_live_version(st.live_version);
+    for (const VersionStatus& v : st.versions) ToProto(v, resp->add_versions());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RetrievalService::Search(
+    grpc::CallbackServerContext* ctx, const pb::SearchRequest* req,
+    pb::SearchResponse* resp) {
+  auto record = std::make_shared<CallRecord>("Search");
+  auto* reactor = ctx->DefaultReactor();
+  auto finish = [record, reactor](const absl::Status& s) {
+    record->Finish(s);
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  };
+
+  if (req->k() < 1 || req->k() > 1000) {
+    return finish(absl::InvalidArgumentError(
+        absl::StrCat("k: expected 1..1000, got ", req->k())));
+  }
+  if (req->queries_size() < 1 ||
+      req->queries_size() > options_.max_queries_per_request) {
+    return finish(absl::InvalidArgumentError(
+        absl::StrCat("queries: expected 1..", options_.max_queries_per_request,
+                     " queries, got ", req->queries_size())));
+  }
+  if (req->exclude_keys_size() > options_.max_exclude_keys) {
+    return finish(absl::InvalidArgumentError(
+        absl::StrCat("exclude_keys: expected at most ",
+                     options_.max_exclude_keys, ", got ",
+                     req->exclude_keys_size())));
+  }
+  if (req->params().nprobe() < 0 || req->params().nprobe() > 65536 ||
+      req->params().ef_search() < 0 || req->params().ef_search() > 65536) {
+    return finish(absl::InvalidArgumentError(
+        "params: expected nprobe and ef_search in 0..65536 (0: index "
+        "default)"));
+  }
+  if (ctx->deadline() < std::chrono::system_clock::now()) {
+    return finish(absl::DeadlineExceededError("deadline expired before search"));
+  }
+  auto c = Lookup(req->collection());
+  if (!c.ok()) return finish(c.status());
+  record->set_collection(req->collection());
+  auto v = (*c)->GetVersion(req->version());
+  if (!v.ok()) return finish(v.status());
+  std::shared_ptr<const CollectionVersion> version = *std::move(v);
+  const CollectionConfig& config = version->config();
+
+  std::vector<int64_t> excluded;
+  excluded.reserve(req->exclude_keys_size());
+  for (const std::string& key : req->exclude_keys()) {
+    if (auto id = version->Find(key)) excluded.push_back(*id);
+  }
+  std::vector<BatchQuery> queries(req->queries_size());
+  for (int i = 0; i < req->queries_size(); ++i) {
+    const pb::SearchQuery& q = req->queries(i);
+    BatchQuery& out = queries[i];
+    out.k = req->k();
+    out.exclude_ids = excluded;
+    out.deadline = absl::FromChrono(ctx->deadline());
+    if (q.has_vector()) {
+      out.vector.assign(q.vector().values().begin(), q.vector().values().end());
+      absl::Status s = ValidateVector(
+          config, absl::StrCat("queries[", i, "].vector"), out.vector);
+      if (!s.ok()) return finish(s);
+    } else if (q.query_case() == pb::SearchQuery::kKey) {
+      auto id = version->Find(q.key());
+      if (!id.has_value()) {
+        return finish(absl::NotFoundError(absl::StrCat(
+            "queries[", i, "].key: '", q.key(), "' is not in version ",
+            version->version(), " of '", config.name, "'")));
+      }
+      auto vec = version->vector(*id);
+      out.vector.assign(vec.begin(), vec.end());
+      out.exclude_ids.push_back(*id);  // "more like this" leaves itself out
+    } else {
+      return finish(absl::InvalidArgumentError(absl::StrCat(
+          "queries[", i, "]: expected a vector or a key")));
+    }
+  }
+  VersionSearchOptions options;
+  options.nprobe = req->params().nprobe();
+  options.ef_search = req->params().ef_search();
+  options.payload_filter = FromProto(req->payload_filter());
+  resp->set_version(version->version());
+  const bool include_payload = req->include_payload();
+
+  if (queries.size() == 1) {
+    auto* batch_size = M().batch_size->WithLabels({config.name});
+    batcher_->Submit(
+        version, std::move(options), std::move(queries[0]),
+        [finish, version, resp, include_payload, batch_size](
+            absl::StatusOr<std::vector<SearchHit>> hits, int batch) {
+          if (batch > 0) batch_size->Observe(batch);
+          if (hits.ok()) {
+            pb::SearchResult* r = resp->add_results();
+            for (const SearchHit& h : *hits) {
+              FillHit(*version, h, include_payload, r->add_hits());
+            }
+          }
+          finish(hits.status());
+        });
+    return reactor;
+  }
+  // The caller batched already: one FAISS call on this thread.
+  std::vector<VersionQuery> vq(queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    vq[i].vector = queries[i].vector.data();
+    vq[i].k = queries[i].k;
+    vq[i].exclude_ids = std::move(queries[i].exclude_ids);
+  }
+  auto results = version->Search(vq, options);
+  if (!results.ok()) return finish(results.status());
+  M().batch_size->WithLabels({config.name})->Observe(vq.size());
+  for (const auto& hits : *results) {
+    pb::SearchResult* r = resp->add_results();
+    for (const SearchHit& h : hits) {
+      FillHit(*version, h, include_payload, r->add_hits());
+    }
+  }
+  return finish(absl::OkStatus());
+}
+
+}  // namespace retrieval
+}  // namespace recsys

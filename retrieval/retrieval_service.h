@@ -1,0 +1,113 @@
+// RetrievalService: the recsys.v1.Retrieval gRPC service (callback API).
+// Transport only: it parses requests into the core's types, calls the
+// CollectionStore / Collection / SearchBatcher, converts the status once
+// (ToGrpcStatus) and records metrics. Single-query searches go through the
+// SearchBatcher and finish from its thread without blocking a gRPC thread;
+// Publish with wait=true finishes from the build thread.
+//
+// Until SetStore() hands over the restored state, every call answers
+// UNAVAILABLE (and the server's health says NOT_SERVING).
+//
+// Metrics (MetricsRegistry::Global()):
+//   recsys_retrieval_requests_total{method,collection,code}
+//   recsys_retrieval_request_seconds{method,collection}
+//   recsys_retrieval_search_batch_size{collection}
+//   recsys_retrieval_live_entries / _staging_entries / _memory_bytes /
+//   _loaded_versions {collection}, recsys_retrieval_version_entries
+//   {collection,version}: refreshed on scrape.
+//
+// Thread-safety: all methods thread-safe. The service must outlive the
+// gRPC server it is registered with.
+#ifndef RECSYS_RETRIEVAL_RETRIEVAL_SERVICE_H_
+#define RECSYS_RETRIEVAL_RETRIEVAL_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/retrieval.grpc.pb.h"
+#include "retrieval/collection_store.h"
+#include "retrieval/search_batcher.h"
+
+namespace recsys {
+namespace retrieval {
+
+class RetrievalService final : public recsys::v1::Retrieval::CallbackService {
+ public:
+  struct Options {
+    SearchBatcher::Options batching;
+    int max_queries_per_request = 1024;
+    int max_exclude_keys = 10000;
+    // Process-wide FAISS setting (faiss::distance_compute_blas_threshold):
+    // exact searches of at least this many queries use BLAS. FAISS's default
+    // (20) leaves small dynamic batches on the per-query scan, which reads
+    // every vector once per query; 0 keeps FAISS's default.
+    int faiss_blas_threshold = 2;
+  };
+
+  static absl::StatusOr<std::unique_ptr<RetrievalService>> Create(
+      const Options& options);
+  ~RetrievalService() override;
+
+  // Hands over the restored state; call once.
+  void SetStore(std::unique_ptr<CollectionStore> store);
+
+  grpc::ServerUnaryReactor* CreateCollection(
+      grpc::CallbackServerContext* ctx,
+      const recsys::v1::CreateCollectionRequest* req,
+      recsys::v1::CreateCollectionResponse* resp) override;
+  grpc::ServerUnaryReactor* DescribeCollection(
+      grpc::CallbackServerContext* ctx,
+      const recsys::v1::DescribeCollectionRequest* req,
+      recsys::v1::DescribeCollectionResponse* resp) override;
+  grpc::ServerUnaryReactor* ListCollections(
+      grpc::CallbackServerContext* ctx,
+      const recsys::v1::ListCollectionsRequest* req,
+      recsys::v1::ListCollectionsResponse* resp) override;
+  grpc::ServerUnaryReactor* DropCollection(
+      grpc::CallbackServerContext* ctx,
+      const recsys::v1::DropCollectionRequest* req,
+      recsys::v1::DropCollectionResponse* resp) override;
+  grpc::ServerReadReactor<recsys::v1::UpsertRequest>* Upsert(
+      grpc::CallbackServerContext* ctx,
+      recsys::v1::UpsertResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
+                                   const recsys::v1::DeleteRequest* req,
+                                   recsys::v1::DeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
+                                const recsys::v1::GetRequest* req,
+                                recsys::v1::GetResponse* resp) override;
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
+                                    const recsys::v1::PublishRequest* req,
+                                    recsys::v1::PublishResponse* resp) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
+                                     const recsys::v1::RollbackRequest* req,
+                                     recsys::v1::RollbackResponse* resp) override;
+  grpc::ServerUnaryReactor* ListVersions(
+      grpc::CallbackServerContext* ctx,
+      const recsys::v1::ListVersionsRequest* req,
+      recsys::v1::ListVersionsResponse* resp) override;
+  grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
+                                   const recsys::v1::SearchRequest* req,
+                                   recsys::v1::SearchResponse* resp) override;
+
+ private:
+  class UpsertReactor;
+  explicit RetrievalService(const Options& options) : options_(options) {}
+  // The store, or UNAVAILABLE while state is being restored.
+  absl::StatusOr<CollectionStore*> store() const;
+  absl::StatusOr<std::shared_ptr<Collection>> Lookup(
+      const std::string& name) const;
+  void RefreshGauges() const;
+
+  const Options options_;
+  std::unique_ptr<SearchBatcher> batcher_;
+  std::unique_ptr<CollectionStore> owned_store_;
+  std::atomic<CollectionStore*> store_{nullptr};
+};
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_RETRIEVAL_SERVICE_H_

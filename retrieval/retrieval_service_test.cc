@@ -1,0 +1,349 @@
+// The Retrieval service against a real gRPC server on loopback.
+#include "retrieval/retrieval_service.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/metrics.h"
+#include "common/server.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/health.grpc.pb.h"
+#include "retrieval/test_util.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+namespace pb = ::recsys::v1;
+using ::testing::HasSubstr;
+constexpr int kDim = 16;
+
+class RetrievalServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(service_, RetrievalService::Create({}));
+    ServerOptions o;
+    o.metrics_port = -1;
+    o.health_service_names = {"recsys.v1.Retrieval"};
+    ASSERT_OK_AND_ASSIGN(server_, ServiceServer::Create(o, {service_.get()}));
+    channel_ = grpc::CreateChannel(server_->grpc_target(),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = pb::Retrieval::NewStub(channel_);
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    server_.reset();
+  }
+
+  void Restore() {
+    CollectionStore::Options o;
+    o.data_dir = FreshTestDir("svc");
+    ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+    service_->SetStore(std::move(store));
+    server_->SetServing(true);
+  }
+
+  grpc::Status Create(const std::string& name, const std::string& factory = "Flat",
+                      pb::Metric metric = pb::METRIC_INNER_PRODUCT, int dim = kDim) {
+    pb::CreateCollectionRequest req;
+    req.mutable_config()->set_name(name);
+    req.mutable_config()->set_dimension(dim);
+    req.mutable_config()->set_metric(metric);
+    req.mutable_config()->set_index_factory(factory);
+    pb::CreateCollectionResponse resp;
+    grpc::ClientContext ctx;
+    return stub_->CreateCollection(&ctx, req, &resp);
+  }
+
+  // Streams `batches` of entries; returns the final status.
+  grpc::Status Upsert(const std::string& name,
+                      const std::vector<std::vector<Entry>>& batches,
+                      pb::UpsertResponse* resp) {
+    grpc::ClientContext ctx;
+    auto writer = stub_->Upsert(&ctx, resp);
+    for (const auto& batch : batches) {
+      pb::UpsertRequest req;
+      req.set_collection(name);
+      for (const Entry& e : batch) {
+        pb::Entry* pe = req.add_entries();
+        pe->set_key(e.key);
+        pe->mutable_vector()->mutable_values()->Add(e.vector.begin(), e.vector.end());
+        for (const auto& kv : e.payload) (*pe->mutable_payload())[kv.first] = kv.second;
+      }
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  grpc::Status Publish(const std::string& name, int64_t version,
+                       pb::PublishResponse* resp) {
+    pb::PublishRequest req;
+    req.set_collection(name);
+    req.set_version(version);
+    req.set_wait(true);
+    grpc::ClientContext ctx;
+    return stub_->Publish(&ctx, req, resp);
+  }
+
+  grpc::Status Search(const pb::SearchRequest& req, pb::SearchResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub_->Search(&ctx, req, resp);
+  }
+
+  static pb::SearchRequest VectorQuery(const std::string& name,
+                                       const std::vector<float>& v, int k) {
+    pb::SearchRequest req;
+    req.set_collection(name);
+    req.set_k(k);
+    req.add_queries()->mutable_vector()->mutable_values()->Add(v.begin(), v.end());
+    return req;
+  }
+
+  std::unique_ptr<RetrievalService> service_;
+  std::unique_ptr<ServiceServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Retrieval::Stub> stub_;
+};
+
+TEST_F(RetrievalServiceTest, NotServingAndUnavailableUntilRestored) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest hreq;
+  hreq.set_service("recsys.v1.Retrieval");
+  grpc::health::v1::HealthCheckResponse hresp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(health->Check(&ctx, hreq, &hresp).ok());
+    EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  }
+  EXPECT_EQ(Create("items").error_code(), grpc::StatusCode::UNAVAILABLE);
+  Restore();
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(health->Check(&ctx, hreq, &hresp).ok());
+    EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  EXPECT_TRUE(Create("items").ok());
+}
+
+TEST_F(RetrievalServiceTest, EndToEndUpsertPublishSearchGet) {
+  Restore();
+  ASSERT_TRUE(Create("items", "Flat", pb::METRIC_COSINE).ok());
+  std::vector<Entry> all = MakeEntries(0, 1000, kDim, 1);
+  std::vector<std::vector<Entry>> batches = {
+      std::vector<Entry>(all.begin(), all.begin() + 400),
+      std::vector<Entry>(all.begin() + 400, all.end())};
+  pb::UpsertResponse up;
+  ASSERT_TRUE(Upsert("items", batches, &up).ok());
+  EXPECT_EQ(up.upserted(), 1000);
+  EXPECT_EQ(up.batches(), 2);
+  pb::PublishResponse pub;
+  grpc::Status ps = Publish("items", 7, &pub);
+  ASSERT_TRUE(ps.ok()) << ps.error_message();
+  EXPECT_EQ(pub.version().version(), 7);
+  EXPECT_EQ(pub.version().state(), pb::VERSION_LIVE);
+  EXPECT_EQ(pub.version().entry_count(), 1000);
+
+  // A stored vector scaled by 3 finds itself first (cosine).
+  std::vector<float> q = all[123].vector;
+  for (float& x : q) x *= 3;
+  pb::SearchRequest req = VectorQuery("items", q, 5);
+  req.set_include_payload(true);
+  pb::SearchResponse resp;
+  ASSERT_TRUE(Search(req, &resp).ok());
+  EXPECT_EQ(resp.version(), 7);
+  ASSERT_EQ(resp.results_size(), 1);
+  ASSERT_EQ(resp.results(0).hits_size(), 5);
+  EXPECT_EQ(resp.results(0).hits(0).key(), "key123");
+  EXPECT_NEAR(resp.results(0).hits(0).score(), 1.0, 1e-4);
+  EXPECT_EQ(resp.results(0).hits(0).payload().at("parity"), "odd");
+
+  // Exclusion (a user's history) and payload filter.
+  req.add_exclude_keys("key123");
+  (*req.mutable_payload_filter())["parity"] = "even";
+  ASSERT_TRUE(Search(req, &resp).ok());
+  ASSERT_EQ(resp.results(0).hits_size(), 5);
+  for (const auto& h : resp.results(0).hits()) {
+    EXPECT_NE(h.key(), "key123");
+    EXPECT_EQ(h.payload().at("parity"), "even");
+  }
+
+  // "More like this" by key, in a client batch with a vector query.
+  pb::SearchRequest by_key;
+  by_key.set_collection("items");
+  by_key.set_k(3);
+  by_key.add_queries()->set_key("key5");
+  by_key.add_queries()->mutable_vector()->mutable_values()->Add(
+      all[9].vector.begin(), all[9].vector.end());
+  by_key.mutable_params()->set_ef_search(32);
+  ASSERT_TRUE(Search(by_key, &resp).ok());
+  ASSERT_EQ(resp.results_size(), 2);
+  for (const auto& h : resp.results(0).hits()) EXPECT_NE(h.key(), "key5");
+  EXPECT_EQ(resp.results(1).hits(0).key(), "key9");
+
+  pb::GetRequest get;
+  get.set_collection("items");
+  get.add_keys("key1");
+  get.add_keys("nope");
+  get.set_include_vectors(true);
+  pb::GetResponse got;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->Get(&ctx, get, &got).ok());
+  ASSERT_EQ(got.entries_size(), 1);
+  EXPECT_EQ(got.entries(0).vector().values_size(), kDim);
+  EXPECT_EQ(got.missing_keys(0), "nope");
+
+  const std::string metrics = MetricsRegistry::Global().Render();
+  EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_requests_total{"));
+  EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_search_batch_size_bucket{"));
+  EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_live_entries{collection=\"items\"} 1000"));
+  EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_memory_bytes{collection=\"items\"}"));
+}
+
+TEST_F(RetrievalServiceTest, BadInputGetsPreciseCodes) {
+  Restore();
+  EXPECT_EQ(Create("x", "NotAnIndex").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Create("x", "Flat", pb::METRIC_UNSPECIFIED).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Create("items").ok());
+  EXPECT_EQ(Create("items").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  // A bad batch is refused whole, naming the entry and field.
+  std::vector<Entry> batch = MakeEntries(0, 10, kDim, 1);
+  batch[7].vector.pop_back();
+  pb::UpsertResponse up;
+  grpc::Status s = Upsert("items", {batch}, &up);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("entries[7].vector: expected dimension 16"));
+  batch = MakeEntries(0, 3, kDim, 1);
+  batch[2].key = "key0";
+  s = Upsert("items", {batch}, &up);
+  EXPECT_THAT(s.error_message(), HasSubstr("duplicate key"));
+  EXPECT_EQ(Upsert("nope", {MakeEntries(0, 1, kDim, 1)}, &up).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  pb::SearchResponse resp;
+  std::vector<float> q(kDim, 0.1f);
+  // Nothing published yet.
+  EXPECT_EQ(Search(VectorQuery("items", q, 5), &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 20, kDim, 1)}, &up).ok());
+  pb::PublishResponse pub;
+  ASSERT_TRUE(Publish("items", 0, &pub).ok());
+  s = Search(VectorQuery("items", q, 0), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("k: expected 1..1000, got 0"));
+  EXPECT_EQ(Search(VectorQuery("items", q, 1001), &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  std::vector<float> nan = q;
+  nan[3] = std::nanf("");
+  s = Search(VectorQuery("items", nan, 5), &resp);
+  EXPECT_THAT(s.error_message(), HasSubstr("queries[0].vector[3]"));
+  s = Search(VectorQuery("items", std::vector<float>(3, 1.f), 5), &resp);
+  EXPECT_THAT(s.error_message(), HasSubstr("expected dimension 16"));
+  pb::SearchRequest pinned = VectorQuery("items", q, 5);
+  pinned.set_version(9);
+  EXPECT_EQ(Search(pinned, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Search(VectorQuery("nope", q, 5), &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::SearchRequest by_key;
+  by_key.set_collection("items");
+  by_key.set_k(3);
+  by_key.add_queries()->set_key("missing");
+  EXPECT_EQ(Search(by_key, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Publish("items", 1, &pub).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  pb::RollbackRequest rb;
+  rb.set_collection("items");
+  rb.set_version(5);
+  pb::RollbackResponse rbr;
+  grpc::ClientContext ctx;
+  EXPECT_EQ(stub_->Rollback(&ctx, rb, &rbr).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(RetrievalServiceTest, PinnedVersionsRollbackAndConcurrentSearches) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  pb::UpsertResponse up;
+  pb::PublishResponse pub;
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 500, kDim, 1)}, &up).ok());
+  ASSERT_TRUE(Publish("items", 0, &pub).ok());
+  pb::DeleteRequest del;
+  del.set_collection("items");
+  del.add_keys("key0");
+  pb::DeleteResponse dresp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Delete(&ctx, del, &dresp).ok());
+    EXPECT_EQ(dresp.deleted(), 1);
+  }
+  ASSERT_TRUE(Publish("items", 0, &pub).ok());
+  const std::vector<float> q = MakeEntries(0, 1, kDim, 1)[0].vector;  // key0's
+
+  // 16 threads search concurrently: live (v2) never returns key0, pinned v1
+  // always does.
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        pb::SearchRequest req = VectorQuery("items", q, 3);
+        if (t % 2 == 0) req.set_version(1);
+        pb::SearchResponse resp;
+        if (!Search(req, &resp).ok() || resp.results(0).hits_size() != 3) {
+          ++wrong;
+          continue;
+        }
+        const bool has_key0 = resp.results(0).hits(0).key() == "key0";
+        if (has_key0 != (t % 2 == 0)) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong, 0);
+
+  pb::RollbackRequest rb;
+  rb.set_collection("items");
+  rb.set_version(1);
+  pb::RollbackResponse rbr;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Rollback(&ctx, rb, &rbr).ok());
+  }
+  pb::SearchResponse resp;
+  ASSERT_TRUE(Search(VectorQuery("items", q, 1), &resp).ok());
+  EXPECT_EQ(resp.version(), 1);
+  EXPECT_EQ(resp.results(0).hits(0).key(), "key0");
+
+  pb::ListVersionsRequest lv;
+  lv.set_collection("items");
+  pb::ListVersionsResponse lvr;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListVersions(&ctx, lv, &lvr).ok());
+  }
+  EXPECT_EQ(lvr.live_version(), 1);
+  ASSERT_EQ(lvr.versions_size(), 2);
+  EXPECT_EQ(lvr.versions(0).state(), pb::VERSION_LIVE);
+  EXPECT_EQ(lvr.versions(0).entry_count(), 500);
+  EXPECT_EQ(lvr.versions(1).state(), pb::VERSION_READY);
+  EXPECT_EQ(lvr.versions(1).entry_count(), 499);
+
+  pb::DropCollectionRequest drop;
+  drop.set_collection("items");
+  pb::DropCollectionResponse dr;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->DropCollection(&ctx, drop, &dr).ok());
+  }
+  EXPECT_EQ(Search(VectorQuery("items", q, 1), &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys

@@ -1,0 +1,219 @@
+#include "retrieval/snapshot.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "retrieval/record_io.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+constexpr char kManifest[] = "MANIFEST.json";
+constexpr char kIndexFile[] = "index.faiss";
+constexpr char kEntriesFile[] = "entries.bin";
+constexpr char kVectorsFile[] = "vectors.bin";
+constexpr uint32_t kEntriesMagic = 0x52454e54;  // "RENT"
+
+using nlohmann::json;
+
+absl::Status WriteChecked(const std::string& dir, const std::string& name,
+                          const std::string& contents, json& files) {
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, name), contents));
+  files[name] = {{"size", contents.size()}, {"crc32c", Crc32c(contents)}};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadChecked(const std::string& dir,
+                                        const std::string& name,
+                                        const json& files) {
+  if (!files.contains(name)) {
+    return absl::DataLossError(
+        absl::StrCat(dir, "/", kManifest, " does not list ", name));
+  }
+  ASSIGN_OR_RETURN(std::string contents,
+                   ReadFileToString(JoinPath(dir, name)));
+  const uint64_t size = files[name].value("size", uint64_t{0});
+  const uint32_t crc = files[name].value("crc32c", uint32_t{0});
+  if (contents.size() != size) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot file ", dir, "/", name, " has ", contents.size(),
+        " bytes, the manifest says ", size, ": refusing to load it"));
+  }
+  const uint32_t actual = Crc32c(contents);
+  if (actual != crc) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot file ", dir, "/", name, " fails its checksum (crc32c ",
+        actual, ", manifest ", crc, "): refusing to load it"));
+  }
+  return contents;
+}
+
+}  // namespace
+
+absl::Status WriteSnapshot(const std::string& dir,
+                           const CollectionVersion& version,
+                           int64_t covered_log_seq) {
+  const std::string tmp = absl::StrCat(dir, ".tmp");
+  RETURN_IF_ERROR(RemoveRecursively(tmp));
+  RETURN_IF_ERROR(CreateDirectories(tmp));
+  json files = json::object();
+  {
+    ASSIGN_OR_RETURN(std::string index_bytes, version.index().Serialize());
+    RETURN_IF_ERROR(WriteChecked(tmp, kIndexFile, index_bytes, files));
+  }
+  {
+    std::string entries;
+    RecordWriter w(&entries);
+    w.PutU32(kEntriesMagic);
+    w.PutU64(version.size());
+    for (int64_t i = 0; i < version.size(); ++i) {
+      w.PutString(version.key(i));
+      w.PutPayload(version.payload(i));
+    }
+    RETURN_IF_ERROR(WriteChecked(tmp, kEntriesFile, entries, files));
+  }
+  if (version.keeps_own_vectors()) {
+    std::string vectors;
+    RecordWriter w(&vectors);
+    for (int64_t i = 0; i < version.size(); ++i) {
+      auto v = version.vector(i);
+      w.PutFloats(v.data(), v.size());
+    }
+    RETURN_IF_ERROR(WriteChecked(tmp, kVectorsFile, vectors, files));
+  }
+  json manifest = {
+      {"format", 1},
+      {"version", version.version()},
+      {"entries", version.size()},
+      {"dimension", version.config().dimension},
+      {"index_description", version.index().description()},
+      {"created_unix_micros", absl::ToUnixMicros(version.created())},
+      {"covered_log_seq", covered_log_seq},
+      {"files", files},
+  };
+  RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(tmp, kManifest), manifest.dump(2)));
+  RETURN_IF_ERROR(SyncPath(tmp));
+  return DurableRename(tmp, dir);
+}
+
+absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
+                                            const CollectionConfig& config) {
+  ASSIGN_OR_RETURN(std::string manifest_text,
+                   ReadFileToString(JoinPath(dir, kManifest)));
+  json manifest = json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+  if (manifest.is_discarded() || !manifest.is_object() ||
+      !manifest.contains("files") || !manifest["files"].is_object()) {
+    return absl::DataLossError(
+        absl::StrCat("snapshot manifest ", dir, "/", kManifest,
+                     " is not valid JSON: refusing to load it"));
+  }
+  const json& files = manifest["files"];
+  const int64_t version = manifest.value("version", int64_t{0});
+  const int64_t n = manifest.value("entries", int64_t{-1});
+  if (manifest.value("dimension", 0) != config.dimension || n < 0 ||
+      version <= 0) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot manifest ", dir, "/", kManifest,
+        " disagrees with the collection (dimension ", config.dimension, ")"));
+  }
+
+  EntryTable table;
+  {
+    ASSIGN_OR_RETURN(std::string entries, ReadChecked(dir, kEntriesFile, files));
+    RecordReader r(entries);
+    uint32_t magic = 0;
+    uint64_t count = 0;
+    if (!r.GetU32(&magic) || magic != kEntriesMagic || !r.GetU64(&count) ||
+        count != static_cast<uint64_t>(n)) {
+      return absl::DataLossError(absl::StrCat(dir, "/", kEntriesFile,
+                                              ": bad header"));
+    }
+    table.keys.resize(n);
+    table.payloads.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!r.GetString(&table.keys[i]) || !r.GetPayload(&table.payloads[i])) {
+        return absl::DataLossError(
+            absl::StrCat(dir, "/", kEntriesFile, ": truncated at entry ", i));
+      }
+    }
+  }
+  std::unique_ptr<VectorIndex> index;
+  {
+    ASSIGN_OR_RETURN(std::string bytes, ReadChecked(dir, kIndexFile, files));
+    CollectionConfig as_built = config;
+    as_built.index_factory =
+        manifest.value("index_description", config.index_factory);
+    ASSIGN_OR_RETURN(index, VectorIndex::Deserialize(as_built, bytes));
+  }
+  if (files.contains(kVectorsFile)) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadChecked(dir, kVectorsFile, files));
+    if (bytes.size() != static_cast<size_t>(n) * config.dimension * 4) {
+      return absl::DataLossError(absl::StrCat(dir, "/", kVectorsFile,
+                                              ": wrong size"));
+    }
+    table.vectors.resize(static_cast<size_t>(n) * config.dimension);
+    std::memcpy(table.vectors.data(), bytes.data(), bytes.size());
+  }
+  LoadedSnapshot out;
+  out.covered_log_seq = manifest.value("covered_log_seq", int64_t{0});
+  ASSIGN_OR_RETURN(
+      out.version,
+      CollectionVersion::Assemble(
+          version, config, std::move(table), std::move(index),
+          absl::FromUnixMicros(manifest.value("created_unix_micros", int64_t{0}))));
+  return out;
+}
+
+std::string ConfigToJson(const CollectionConfig& config) {
+  json j = {
+      {"name", config.name},
+      {"dimension", config.dimension},
+      {"metric", std::string(MetricName(config.metric))},
+      {"index_factory", config.index_factory},
+      {"max_training_vectors", config.max_training_vectors},
+      {"flat_fallback_when_untrainable", config.flat_fallback_when_untrainable},
+      {"build_params", config.build_params},
+  };
+  return j.dump(2);
+}
+
+absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError("collection.json is not valid JSON");
+  }
+  CollectionConfig c;
+  try {
+    c.name = j.at("name").get<std::string>();
+    c.dimension = j.at("dimension").get<int>();
+    const std::string metric = j.at("metric").get<std::string>();
+    if (metric == "inner_product") {
+      c.metric = Metric::kInnerProduct;
+    } else if (metric == "l2") {
+      c.metric = Metric::kL2;
+    } else if (metric == "cosine") {
+      c.metric = Metric::kCosine;
+    } else {
+      return absl::DataLossError(absl::StrCat("unknown metric ", metric));
+    }
+    c.index_factory = j.at("index_factory").get<std::string>();
+    c.max_training_vectors = j.value("max_training_vectors", int64_t{0});
+    c.flat_fallback_when_untrainable =
+        j.value("flat_fallback_when_untrainable", false);
+    c.build_params =
+        j.value("build_params", std::map<std::string, std::string>{});
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("collection.json: ", e.what()));
+  }
+  return c;
+}
+
+}  // namespace retrieval
+}  // namespace recsys

@@ -1,0 +1,51 @@
+// Snapshots: one published version on disk, complete or absent.
+//
+//   <dir>/MANIFEST.json  version, entry count, index description, creation
+//                        time, the staging-log sequence it covers, and the
+//                        size and CRC-32C of every other file
+//   <dir>/index.faiss    faiss::write_index
+//   <dir>/entries.bin    keys and payloads, in id order
+//   <dir>/vectors.bin    raw vectors, only when the index cannot give them
+//
+// WriteSnapshot writes everything under a temporary sibling name, fsyncs,
+// and renames it to `dir` (DurableRename): a crash leaves no `dir` or a
+// complete one. ReadSnapshot verifies sizes and checksums before parsing and
+// returns DATA_LOSS naming the file on any mismatch, so a corrupted snapshot
+// is reported and never served.
+//
+// Thread-safety: functions of their arguments only.
+#ifndef RECSYS_RETRIEVAL_SNAPSHOT_H_
+#define RECSYS_RETRIEVAL_SNAPSHOT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "retrieval/collection_config.h"
+#include "retrieval/collection_version.h"
+
+namespace recsys {
+namespace retrieval {
+
+struct LoadedSnapshot {
+  std::shared_ptr<const CollectionVersion> version;
+  // Staging-log files with a sequence number <= this are contained in it.
+  int64_t covered_log_seq = 0;
+};
+
+absl::Status WriteSnapshot(const std::string& dir,
+                           const CollectionVersion& version,
+                           int64_t covered_log_seq);
+
+absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
+                                            const CollectionConfig& config);
+
+// The collection's config as JSON (collection.json) and back.
+std::string ConfigToJson(const CollectionConfig& config);
+absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view json);
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_SNAPSHOT_H_

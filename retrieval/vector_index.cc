@@ -1,0 +1,345 @@
+#include "retrieval/vector_index.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <queue>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "faiss/impl/DistanceComputer.h"
+#include "absl/strings/str_cat.h"
+#include "faiss/IndexFlat.h"
+#include "faiss/IndexHNSW.h"
+#include "faiss/IndexIVF.h"
+#include "faiss/IVFlib.h"
+#include "faiss/impl/HNSW.h"
+#include "faiss/impl/io.h"
+#include "faiss/index_factory.h"
+#include "faiss/index_io.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+// Reads FAISS's serialization straight out of a buffer we already hold
+// (faiss::VectorIOReader would need another copy).
+struct StringViewReader : faiss::IOReader {
+  explicit StringViewReader(absl::string_view d) : data(d) {}
+  size_t operator()(void* ptr, size_t size, size_t nitems) override {
+    if (size == 0) return 0;
+    size_t avail = (data.size() - pos) / size;
+    size_t n = std::min(avail, nitems);
+    std::memcpy(ptr, data.data() + pos, n * size);
+    pos += n * size;
+    return n;
+  }
+  absl::string_view data;
+  size_t pos = 0;
+};
+
+faiss::MetricType FaissMetric(Metric m) {
+  return m == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+}
+
+const faiss::IndexFlat* FlatStorage(const faiss::Index* index) {
+  if (auto* flat = dynamic_cast<const faiss::IndexFlat*>(index)) return flat;
+  if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) {
+    return dynamic_cast<const faiss::IndexFlat*>(hnsw->storage);
+  }
+  return nullptr;
+}
+
+// HNSW search with a per-call efSearch. FAISS 1.7.3 (Debian 12) mixes
+// SearchParametersHNSW::efSearch with the index's own efSearch member
+// (measured: params efSearch=500 gives lower recall than 10), and setting
+// the member would mutate a shared index. So the wrapper walks the graph
+// itself through FAISS's public pieces: the storage's distance computer,
+// the levels and neighbour tables. Same algorithm as HNSW::search: greedy
+// descent on the upper levels, then a best-first search on level 0 with a
+// candidate list of size ef. The selector filters results, not the walk.
+void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
+                int ef, const faiss::IDSelector* selector, float* distances,
+                int64_t* labels) {
+  using Node = std::pair<float, int>;  // (distance, id); smaller is closer
+  const faiss::HNSW& hnsw = index.hnsw;
+  const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
+  std::fill(labels, labels + k, -1);
+  std::fill(distances, distances + k,
+            ip ? -std::numeric_limits<float>::infinity()
+               : std::numeric_limits<float>::infinity());
+  if (hnsw.entry_point < 0) return;
+  std::unique_ptr<faiss::DistanceComputer> dc(
+      index.storage->get_distance_computer());
+  dc->set_query(x);
+  auto dist = [&](int id) {
+    const float s = (*dc)(id);
+    return ip ? -s : s;
+  };
+  int nearest = hnsw.entry_point;
+  float d_nearest = dist(nearest);
+  for (int level = hnsw.max_level; level >= 1; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      size_t begin, end;
+      hnsw.neighbor_range(nearest, level, &begin, &end);
+      for (size_t i = begin; i < end; ++i) {
+        const int v = hnsw.neighbors[i];
+        if (v < 0) break;
+        const float d = dist(v);
+        if (d < d_nearest) {
+          nearest = v;
+          d_nearest = d;
+          moved = true;
+        }
+      }
+    }
+  }
+  ef = std::max<int>(ef, static_cast<int>(k));
+  std::priority_queue<Node, std::vector<Node>, std::greater<Node>> candidates;
+  std::priority_queue<Node> top;      // the ef closest seen (max-heap)
+  std::priority_queue<Node> results;  // the k closest accepted (max-heap)
+  // Visited marks: one byte per vector and a generation per search, reused
+  // by the thread (FAISS's VisitedTable idea) instead of a hash set.
+  thread_local std::vector<uint8_t> marks;
+  thread_local uint8_t generation = 0;
+  const size_t n = static_cast<size_t>(index.ntotal);
+  if (marks.size() < n) marks.assign(n, 0), generation = 0;
+  if (++generation == 0) {
+    std::fill(marks.begin(), marks.end(), 0);
+    generation = 1;
+  }
+  auto first_visit = [&](int id) {
+    if (marks[id] == generation) return false;
+    marks[id] = generation;
+    return true;
+  };
+  auto consider = [&](int id, float d) {
+    if (selector == nullptr || selector->is_member(id)) {
+      if (static_cast<int64_t>(results.size()) < k || d < results.top().first) {
+        results.emplace(d, id);
+        if (static_cast<int64_t>(results.size()) > k) results.pop();
+      }
+    }
+  };
+  first_visit(nearest);
+  candidates.emplace(d_nearest, nearest);
+  top.emplace(d_nearest, nearest);
+  consider(nearest, d_nearest);
+  while (!candidates.empty()) {
+    const Node c = candidates.top();
+    if (static_cast<int>(top.size()) >= ef && c.first > top.top().first) break;
+    candidates.pop();
+    size_t begin, end;
+    hnsw.neighbor_range(c.second, 0, &begin, &end);
+    for (size_t i = begin; i < end; ++i) {
+      const int v = hnsw.neighbors[i];
+      if (v < 0) break;
+      if (!first_visit(v)) continue;
+      const float d = dist(v);
+      if (static_cast<int>(top.size()) < ef || d < top.top().first) {
+        candidates.emplace(d, v);
+        top.emplace(d, v);
+        if (static_cast<int>(top.size()) > ef) top.pop();
+      }
+      consider(v, d);
+    }
+  }
+  for (int64_t i = static_cast<int64_t>(results.size()) - 1; i >= 0; --i) {
+    labels[i] = results.top().second;
+    distances[i] = ip ? -results.top().first : results.top().first;
+    results.pop();
+  }
+}
+
+}  // namespace
+
+VectorIndex::~VectorIndex() = default;
+
+absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
+    const CollectionConfig& config, const float* vectors, int64_t n,
+    const ProgressFn& progress) {
+  auto out = std::unique_ptr<VectorIndex>(new VectorIndex());
+  out->higher_is_better_ = config.metric != Metric::kL2;
+  out->description_ = config.index_factory;
+  try {
+    out->index_.reset(faiss::index_factory(config.dimension,
+                                           config.index_factory.c_str(),
+                                           FaissMetric(config.metric)));
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(out->index_.get())) {
+      auto it = config.build_params.find("efConstruction");
+      int ef = 0;
+      if (it != config.build_params.end() && absl::SimpleAtoi(it->second, &ef)) {
+        hnsw->hnsw.efConstruction = ef;
+      }
+      // The default efSearch is part of the version: set before any reader.
+      it = config.build_params.find("efSearch");
+      if (it != config.build_params.end() && absl::SimpleAtoi(it->second, &ef)) {
+        hnsw->hnsw.efSearch = ef;
+      }
+    }
+    if (!out->index_->is_trained) {
+      int64_t n_train = n;
+      if (config.max_training_vectors > 0) {
+        n_train = std::min(n, config.max_training_vectors);
+      }
+      // FAISS's own minimum: an IVF with nlist lists needs >= nlist points
+      // (it warns below 39 per list but trains).
+      int64_t needed = 1;
+      if (const faiss::IndexIVF* ivf =
+              faiss::ivflib::try_extract_index_ivf(out->index_.get())) {
+        needed = std::max<int64_t>(needed, ivf->nlist);
+      }
+      if (config.index_factory.find("PQ") != std::string::npos) {
+        needed = std::max<int64_t>(needed, 256);  // 8-bit PQ codebooks
+      }
+      if (n_train < needed) {
+        if (!config.flat_fallback_when_untrainable) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "index '", config.index_factory, "' needs at least ", needed,
+              " training vectors, the version has ", n_train,
+              "; add entries or set flat_fallback_when_untrainable"));
+        }
+        out->index_.reset(new faiss::IndexFlat(config.dimension,
+                                               FaissMetric(config.metric)));
+        out->description_ = "Flat";
+      } else {
+        if (progress && !progress(0, n, "training")) {
+          return absl::CancelledError("index build cancelled");
+        }
+        std::vector<float> sample;
+        const float* train = vectors;
+        if (n_train < n) {
+          sample.resize(static_cast<size_t>(n_train) * config.dimension);
+          for (int64_t i = 0; i < n_train; ++i) {
+            const int64_t row = i * n / n_train;
+            std::memcpy(&sample[i * config.dimension],
+                        vectors + row * config.dimension,
+                        sizeof(float) * config.dimension);
+          }
+          train = sample.data();
+        }
+        out->index_->train(n_train, train);
+      }
+    }
+    const int64_t chunk = 8192;
+    for (int64_t i = 0; i < n; i += chunk) {
+      const int64_t m = std::min(chunk, n - i);
+      if (progress && !progress(i, n, "adding")) {
+        return absl::CancelledError("index build cancelled");
+      }
+      out->index_->add(m, vectors + i * config.dimension);
+    }
+    if (progress) progress(n, n, "added");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS failed to build '",
+                                            config.index_factory, "' over ",
+                                            n, " vectors: ", e.what()));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Deserialize(
+    const CollectionConfig& config, absl::string_view bytes) {
+  auto out = std::unique_ptr<VectorIndex>(new VectorIndex());
+  out->higher_is_better_ = config.metric != Metric::kL2;
+  try {
+    StringViewReader reader(bytes);
+    out->index_.reset(faiss::read_index(&reader));
+  } catch (const std::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("FAISS cannot read the index: ", e.what()));
+  }
+  if (out->index_->d != config.dimension) {
+    return absl::DataLossError(absl::StrCat("index has dimension ",
+                                            out->index_->d, ", expected ",
+                                            config.dimension));
+  }
+  // A version built with the Flat fallback reads back as a plain IndexFlat.
+  out->description_ =
+      dynamic_cast<const faiss::IndexFlat*>(out->index_.get()) != nullptr
+          ? std::string("Flat")
+          : config.index_factory;
+  return out;
+}
+
+absl::StatusOr<std::string> VectorIndex::Serialize() const {
+  try {
+    faiss::VectorIOWriter writer;
+    faiss::write_index(index_.get(), &writer);
+    return std::string(writer.data.begin(), writer.data.end());
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("FAISS cannot write the index: ", e.what()));
+  }
+}
+
+absl::Status VectorIndex::Search(const float* queries, int64_t nq, int k,
+                                 const IndexSearchParams& params,
+                                 float* distances, int64_t* labels) const {
+  faiss::SearchParametersIVF ivf_params;
+  faiss::SearchParameters plain_params;
+  faiss::SearchParameters* sp = &plain_params;
+  if (const faiss::IndexIVF* ivf =
+          faiss::ivflib::try_extract_index_ivf(index_.get())) {
+    ivf_params.nprobe = params.nprobe > 0 ? params.nprobe : ivf->nprobe;
+    sp = &ivf_params;
+  } else if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_.get())) {
+    const int ef = params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
+    try {
+#pragma omp parallel for if (nq > 1)
+      for (int64_t q = 0; q < nq; ++q) {
+        SearchHnsw(*hnsw, queries + q * hnsw->d, k, ef, params.selector,
+                   distances + q * k, labels + q * k);
+      }
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("FAISS HNSW search failed on '",
+                                              description_, "': ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+  sp->sel = const_cast<faiss::IDSelector*>(params.selector);
+  try {
+    static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "idx_t");
+    index_->search(nq, queries, k, distances,
+                   reinterpret_cast<faiss::Index::idx_t*>(labels), sp);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS search failed on '",
+                                            description_, "': ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+int64_t VectorIndex::size() const { return index_->ntotal; }
+int VectorIndex::dimension() const { return index_->d; }
+
+const float* VectorIndex::raw_vectors() const {
+  const faiss::IndexFlat* flat = FlatStorage(index_.get());
+  return flat != nullptr ? flat->get_xb() : nullptr;
+}
+
+int64_t VectorIndex::memory_bytes() const {
+  const faiss::Index* index = index_.get();
+  int64_t bytes = 0;
+  if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) {
+    bytes += hnsw->hnsw.neighbors.size() * sizeof(hnsw->hnsw.neighbors[0]) +
+             hnsw->hnsw.levels.size() * sizeof(int) +
+             hnsw->hnsw.offsets.size() * sizeof(size_t);
+    index = hnsw->storage;
+  }
+  if (auto* codes = dynamic_cast<const faiss::IndexFlatCodes*>(index)) {
+    return bytes + codes->codes.size();
+  }
+  if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index)) {
+    for (size_t l = 0; l < ivf->nlist; ++l) {
+      bytes += ivf->invlists->list_size(l) *
+               (ivf->code_size + sizeof(faiss::Index::idx_t));
+    }
+    return bytes + ivf->quantizer->ntotal * ivf->d * sizeof(float);
+  }
+  return bytes + index->ntotal * index->d * sizeof(float);
+}
+
+}  // namespace retrieval
+}  // namespace recsys

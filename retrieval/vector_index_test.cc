@@ -1,0 +1,194 @@
+#include "retrieval/vector_index.h"
+
+#include <set>
+#include <vector>
+
+#include "common/status_matchers.h"
+#include "faiss/impl/IDSelector.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "retrieval/test_util.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kDim = 16;
+
+// Exact top-1 by brute force (inner product).
+int64_t BruteTop1(const std::vector<float>& base, int64_t n, const float* q) {
+  int64_t best = -1;
+  float best_score = -1e30f;
+  for (int64_t i = 0; i < n; ++i) {
+    float s = 0;
+    for (int j = 0; j < kDim; ++j) s += base[i * kDim + j] * q[j];
+    if (s > best_score) {
+      best_score = s;
+      best = i;
+    }
+  }
+  return best;
+}
+
+TEST(VectorIndexTest, FlatIsExactAndExposesRawVectors) {
+  const int64_t n = 500;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 1);
+  ASSERT_OK_AND_ASSIGN(auto index,
+                       VectorIndex::Build(TestConfig("t", kDim), base.data(), n));
+  ASSERT_NE(index->raw_vectors(), nullptr);
+  EXPECT_EQ(index->raw_vectors()[17 * kDim + 3], base[17 * kDim + 3]);
+  std::vector<float> queries = RandomUnitVectors(20, kDim, 2);
+  std::vector<float> d(20);
+  std::vector<int64_t> l(20);
+  ASSERT_OK(index->Search(queries.data(), 20, 1, {}, d.data(), l.data()));
+  for (int q = 0; q < 20; ++q) {
+    EXPECT_EQ(l[q], BruteTop1(base, n, &queries[q * kDim]));
+  }
+}
+
+TEST(VectorIndexTest, SelectorFiltersInsideTheSearch) {
+  const int64_t n = 300;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 3);
+  for (const char* factory : {"Flat", "HNSW16", "IVF4,Flat"}) {
+    ASSERT_OK_AND_ASSIGN(
+        auto index,
+        VectorIndex::Build(TestConfig("t", kDim, factory), base.data(), n));
+    std::vector<faiss::Index::idx_t> even;
+    for (int64_t i = 0; i < n; i += 2) even.push_back(i);
+    faiss::IDSelectorBatch sel(even.size(), even.data());
+    IndexSearchParams p;
+    p.selector = &sel;
+    p.nprobe = 4;
+    p.ef_search = 64;
+    std::vector<float> d(10);
+    std::vector<int64_t> l(10);
+    ASSERT_OK(index->Search(base.data() + 7 * kDim, 1, 10, p, d.data(),
+                            l.data()))
+        << factory;
+    for (int64_t id : l) {
+      if (id >= 0) {
+        EXPECT_EQ(id % 2, 0) << factory;
+      }
+    }
+  }
+}
+
+TEST(VectorIndexTest, SelectorHoldsOnTheBatchedBlasPath) {
+  // FAISS switches Flat search to BLAS at distance_compute_blas_threshold
+  // queries; the selector must hold there too.
+  const int64_t n = 1000;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 9);
+  ASSERT_OK_AND_ASSIGN(auto index,
+                       VectorIndex::Build(TestConfig("t", kDim), base.data(), n));
+  std::vector<faiss::Index::idx_t> even;
+  for (int64_t i = 0; i < n; i += 2) even.push_back(i);
+  faiss::IDSelectorBatch sel(even.size(), even.data());
+  IndexSearchParams p;
+  p.selector = &sel;
+  const int nq = 64;
+  std::vector<float> d(nq * 5);
+  std::vector<int64_t> l(nq * 5);
+  ASSERT_OK(index->Search(base.data(), nq, 5, p, d.data(), l.data()));
+  for (int64_t id : l) EXPECT_EQ(id % 2, 0);
+}
+
+TEST(VectorIndexTest, NprobeComesFromParamsWithoutMutatingTheIndex) {
+  const int64_t n = 2000;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 4);
+  ASSERT_OK_AND_ASSIGN(auto index,
+                       VectorIndex::Build(TestConfig("t", kDim, "IVF32,Flat"),
+                                          base.data(), n));
+  // With nprobe = all lists, IVF,Flat is exact: every vector finds itself.
+  IndexSearchParams all;
+  all.nprobe = 32;
+  std::vector<float> d(n);
+  std::vector<int64_t> l(n);
+  ASSERT_OK(index->Search(base.data(), n, 1, all, d.data(), l.data()));
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(l[i], i);
+  // The default (nprobe 1) still misses some: the index was not changed.
+  ASSERT_OK(index->Search(base.data(), n, 1, {}, d.data(), l.data()));
+  std::vector<float> q = RandomUnitVectors(200, kDim, 5);
+  std::vector<int64_t> l1(200), l32(200);
+  std::vector<float> d1(200);
+  ASSERT_OK(index->Search(q.data(), 200, 1, {}, d1.data(), l1.data()));
+  ASSERT_OK(index->Search(q.data(), 200, 1, all, d1.data(), l32.data()));
+  int differ = 0;
+  for (int i = 0; i < 200; ++i) differ += l1[i] != l32[i];
+  EXPECT_GT(differ, 0);
+}
+
+TEST(VectorIndexTest, EfSearchComesFromParams) {
+  // Random 64-d data is hard for HNSW: a small efSearch misses neighbours
+  // that a large one finds, so recall shows whether the parameter arrived.
+  const int d = 64;
+  const int64_t n = 5000;
+  std::vector<float> base = RandomUnitVectors(n, d, 10);
+  std::vector<float> queries = RandomUnitVectors(100, d, 11);
+  ASSERT_OK_AND_ASSIGN(auto exact,
+                       VectorIndex::Build(TestConfig("t", d), base.data(), n));
+  CollectionConfig config = TestConfig("t", d, "HNSW8");
+  config.build_params["efConstruction"] = "16";
+  ASSERT_OK_AND_ASSIGN(auto hnsw, VectorIndex::Build(config, base.data(), n));
+  std::vector<float> dist(100 * 10);
+  std::vector<int64_t> truth(100 * 10), got(100 * 10);
+  ASSERT_OK(exact->Search(queries.data(), 100, 10, {}, dist.data(), truth.data()));
+  auto recall = [&](int ef) {
+    IndexSearchParams p;
+    p.ef_search = ef;
+    EXPECT_OK(hnsw->Search(queries.data(), 100, 10, p, dist.data(), got.data()));
+    int hits = 0;
+    for (int q = 0; q < 100; ++q) {
+      for (int i = 0; i < 10; ++i) {
+        for (int j = 0; j < 10; ++j) hits += got[q * 10 + i] == truth[q * 10 + j];
+      }
+    }
+    return hits / 1000.0;
+  };
+  const double low = recall(10);
+  const double high = recall(500);
+  EXPECT_GT(high, low + 0.1) << "low " << low << " high " << high;
+  EXPECT_GT(high, 0.9);
+}
+
+TEST(VectorIndexTest, SerializeRoundTrip) {
+  const int64_t n = 300;
+  std::vector<float> base = RandomUnitVectors(n, kDim, 6);
+  const CollectionConfig config = TestConfig("t", kDim, "HNSW16");
+  ASSERT_OK_AND_ASSIGN(auto index,
+                       VectorIndex::Build(config, base.data(), n));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, index->Serialize());
+  ASSERT_OK_AND_ASSIGN(auto copy, VectorIndex::Deserialize(config, bytes));
+  EXPECT_EQ(copy->size(), n);
+  std::vector<float> d(5), d2(5);
+  std::vector<int64_t> l(5), l2(5);
+  ASSERT_OK(index->Search(base.data(), 1, 5, {}, d.data(), l.data()));
+  ASSERT_OK(copy->Search(base.data(), 1, 5, {}, d2.data(), l2.data()));
+  EXPECT_EQ(l, l2);
+  EXPECT_THAT(VectorIndex::Deserialize(config, bytes.substr(0, 100)).status(),
+              StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST(VectorIndexTest, UntrainableVersionFailsOrFallsBack) {
+  std::vector<float> base = RandomUnitVectors(10, kDim, 7);
+  CollectionConfig config = TestConfig("t", kDim, "IVF64,Flat");
+  EXPECT_THAT(VectorIndex::Build(config, base.data(), 10).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("needs at least 64 training vectors")));
+  config.flat_fallback_when_untrainable = true;
+  ASSERT_OK_AND_ASSIGN(auto index, VectorIndex::Build(config, base.data(), 10));
+  EXPECT_EQ(index->description(), "Flat");
+}
+
+TEST(VectorIndexTest, FaissExceptionsBecomeStatuses) {
+  // PQ with more sub-quantizers than dimensions makes FAISS throw.
+  std::vector<float> base = RandomUnitVectors(300, kDim, 8);
+  CollectionConfig config = TestConfig("t", kDim, "PQ3");
+  auto built = VectorIndex::Build(config, base.data(), 300);
+  EXPECT_FALSE(built.ok());
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys

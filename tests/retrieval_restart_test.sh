@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# End to end: the real retrieval_server binary and retrieval_cli.
+#  1. create, upsert, publish v1; delete + upsert, publish v2; then upsert
+#     more without publishing (acknowledged: must survive in the staging log);
+#  2. kill -9, restart: same answers from v2 (live) and pinned v1, the staged
+#     writes are still there and publish as v3;
+#  3. kill -9, flip one byte in v3's index, restart: v3 is refused with a
+#     checksum error and v2 is served again;
+#  4. SIGTERM drains and exits 0.
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+RUN="${TEST_SRCDIR:-.}/recsys"
+SERVER="$RUN/retrieval/retrieval_server"
+CLI="$RUN/clients/retrieval_cli"
+[ -x "$SERVER" ] || { SERVER=retrieval/retrieval_server; CLI=clients/retrieval_cli; }
+DATA="$TMP/data"
+PID=""
+cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+start() {
+  rm -f "$TMP/ports"
+  "$SERVER" --data_dir="$DATA" --port_file="$TMP/ports" --metrics_port=-1 \
+    >>"$TMP/server.log" 2>&1 &
+  PID=$!
+  local deadline=$((SECONDS + 60))
+  while [ ! -s "$TMP/ports" ]; do
+    [ $SECONDS -lt $deadline ] || { cat "$TMP/server.log"; fail "server did not start"; }
+    kill -0 "$PID" 2>/dev/null || { cat "$TMP/server.log"; fail "server exited"; }
+    sleep 0.05
+  done
+  # shellcheck disable=SC1090
+  . "$TMP/ports"
+  TARGET="127.0.0.1:$grpc_port"
+  # Restoring: calls answer UNAVAILABLE until the state is loaded.
+  deadline=$((SECONDS + 60))
+  until cli list >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || fail "server never became ready"
+    sleep 0.05
+  done
+}
+cli() { "$CLI" --target="$TARGET" "$@"; }
+
+# 2000 random 16-d entries with a payload, plus 50 more for later.
+/usr/bin/python3 - "$TMP" <<'PYEOF'
+import random, sys
+random.seed(7)
+def write(path, first, n):
+    with open(path, "w") as f:
+        for i in range(first, first + n):
+            v = ",".join("%.6f" % random.gauss(0, 1) for _ in range(16))
+            f.write(f"item{i}\t{v}\tparity={'even' if i % 2 == 0 else 'odd'};title=t{i}\n")
+write(sys.argv[1] + "/a.tsv", 0, 2000)
+write(sys.argv[1] + "/b.tsv", 2000, 50)
+write(sys.argv[1] + "/c.tsv", 3000, 50)
+PYEOF
+Q="0.3,-0.1,0.7,0.2,-0.5,0.1,0.9,-0.3,0.4,0.0,-0.2,0.6,0.1,-0.8,0.5,0.2"
+
+start
+cli create --collection=items --dim=16 --metric=cosine --factory=Flat >/dev/null
+cli upsert --collection=items --file="$TMP/a.tsv" --batch=500 | grep -q "upserted: 2000" \
+  || fail "upsert a"
+cli publish --collection=items >/dev/null
+cli delete --collection=items --keys=item1,item2 >/dev/null
+cli upsert --collection=items --file="$TMP/b.tsv" >/dev/null
+cli publish --collection=items | grep -q "entry_count: 2048" || fail "v2 count"
+cli upsert --collection=items --file="$TMP/c.tsv" >/dev/null   # acked, unpublished
+cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.before"
+cli search --collection=items --vector="$Q" --k=10 --version=1 >"$TMP/v1.before"
+cli search --collection=items --key=item2010 --k=5 --filter=parity=odd >"$TMP/mlt.before"
+head -1 "$TMP/live.before" | grep -q "version.2" || fail "live is not v2"
+[ "$(wc -l <"$TMP/live.before")" -eq 11 ] || fail "expected 10 hits"
+
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+start
+cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.after"
+cli search --collection=items --vector="$Q" --k=10 --version=1 >"$TMP/v1.after"
+cli search --collection=items --key=item2010 --k=5 --filter=parity=odd >"$TMP/mlt.after"
+diff "$TMP/live.before" "$TMP/live.after" || fail "live answers changed after kill -9"
+diff "$TMP/v1.before" "$TMP/v1.after" || fail "v1 answers changed after kill -9"
+diff "$TMP/mlt.before" "$TMP/mlt.after" || fail "filtered answers changed"
+cli describe --collection=items | grep -q "staging_entry_count: 2098" \
+  || { cli describe --collection=items; fail "staged writes lost"; }
+cli publish --collection=items | grep -q "entry_count: 2098" || fail "v3 count"
+cli search --collection=items --key=item3001 --k=3 | head -1 | grep -q "version.3" \
+  || fail "v3 not live"
+
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+IDX="$DATA/items/versions/v00000000000000000003/index.faiss"
+[ -f "$IDX" ] || fail "no $IDX"
+/usr/bin/python3 - "$IDX" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x10
+open(p, "wb").write(bytes(b))
+PYEOF
+start
+cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.corrupt"
+diff "$TMP/live.before" "$TMP/live.corrupt" || fail "v2 not served after v3 corruption"
+cli versions --collection=items >"$TMP/versions"
+grep -q "VERSION_FAILED" "$TMP/versions" || fail "corrupt version not reported"
+grep -q "fails its checksum" "$TMP/versions" || fail "no checksum error"
+grep -q "index.faiss fails its checksum" "$TMP/server.log" || fail "not logged"
+
+kill -TERM "$PID"
+wait "$PID" || fail "SIGTERM exit code $?"
+PID=""
+echo "PASS"
