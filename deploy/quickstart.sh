@@ -60,7 +60,7 @@ fi
 
 step "training IISAN ($EPOCHS epochs at most)"
 "$BIN/trainer/train" "${TRAIN_DATA[@]}" --model=iisan --epochs="$EPOCHS" \
-  --out_dir="$RUN/models" --metrics_out="$RUN/train_metrics.json"
+  --out_dir="$RUN/models" --metrics_out="$RUN/train_metrics.json" >/dev/null
 VERSION_DIR=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version_dir"])' "$RUN/train_metrics.json")
 VERSION=$(basename "$VERSION_DIR")
 PREVIOUS_VERSION=$(ls "$RUN/models" | grep -E '^[0-9]+$' | sort -n | awk -v v="$VERSION" '$1 < v' | tail -1)
@@ -103,17 +103,18 @@ until [ "$(live_version)" = "$VERSION" ]; do
 done
 
 step "recommending for three users (their history minus the last item)"
-head -3 "$USERS" | while IFS=$'\t' read -r user items; do
-  read -r -a seq <<<"$items"
-  history=$(IFS=,; echo "${seq[*]:0:${#seq[@]}-1}")
-  echo "user $user, history ${#seq[@]}-1 items, held-out next item ${seq[-1]}:"
-  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" \
-    --history="$history" --k=5 |
-    /usr/bin/python3 -c '
+SHOW_PY='
 import json, sys
 r = json.load(sys.stdin)
 for i in r["items"]:
-    print(f"  {i[\"score\"]:7.3f}  {i[\"key\"]}  {i.get(\"title\", \"\")[:70]}")'
+    print("  %7.3f  %-12s %s" % (i["score"], i["key"], i.get("title", "")[:70]))
+'
+head -3 "$USERS" | while IFS=$'\t' read -r user items; do
+  read -r -a seq <<<"$items"
+  history=$(IFS=,; echo "${seq[*]:0:${#seq[@]}-1}")
+  echo "user $user: $((${#seq[@]} - 1)) items of history; the held-out next item is ${seq[-1]}"
+  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" \
+    --history="$history" --k=5 | /usr/bin/python3 -c "$SHOW_PY"
 done
 
 step "metrics (test set) of model version $VERSION"
