@@ -46,6 +46,26 @@ TEST(CollectionStoreTest, CreateGetDropAndReopen) {
   EXPECT_EQ(b->Status().staging_entries, 0);
 }
 
+TEST(CollectionStoreTest, DropCancelsARunningBuild) {
+  CollectionStore::Options o;
+  o.data_dir = FreshTestDir("store_cancel");
+  ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto c, store->Create(TestConfig("h", 32, "HNSW32")));
+  ASSERT_OK(c->Upsert(MakeEntries(0, 30000, 32, 1)));
+  absl::Mutex mu;
+  bool finished = false;
+  absl::Status outcome;
+  ASSERT_OK(c->Publish(0, [&](absl::StatusOr<VersionStatus> r) {
+                absl::MutexLock l(&mu);
+                outcome = r.status();
+                finished = true;
+              }).status());
+  ASSERT_OK(store->Drop("h"));  // waits for the build to stop
+  absl::MutexLock l(&mu);
+  EXPECT_TRUE(finished);
+  EXPECT_THAT(outcome, StatusIs(absl::StatusCode::kCancelled));
+}
+
 }  // namespace
 }  // namespace retrieval
 }  // namespace recsys

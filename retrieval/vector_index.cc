@@ -223,7 +223,9 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
         out->index_->train(n_train, train);
       }
     }
-    const int64_t chunk = 8192;
+    // Small enough that progress and cancellation (drop, shutdown) react
+    // within a second or two even for HNSW on two cores.
+    const int64_t chunk = 2048;
     for (int64_t i = 0; i < n; i += chunk) {
       const int64_t m = std::min(chunk, n - i);
       if (progress && !progress(i, n, "adding")) {

@@ -6,7 +6,9 @@
 #     writes are still there and publish as v3;
 #  3. kill -9, flip one byte in v3's index, restart: v3 is refused with a
 #     checksum error and v2 is served again;
-#  4. SIGTERM drains and exits 0.
+#  4. kill -9 while a publish builds: the previous version is served and
+#     the staged writes survive;
+#  5. SIGTERM drains and exits 0.
 set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -55,6 +57,7 @@ def write(path, first, n):
 write(sys.argv[1] + "/a.tsv", 0, 2000)
 write(sys.argv[1] + "/b.tsv", 2000, 50)
 write(sys.argv[1] + "/c.tsv", 3000, 50)
+write(sys.argv[1] + "/big.tsv", 10000, 20000)
 PYEOF
 Q="0.3,-0.1,0.7,0.2,-0.5,0.1,0.9,-0.3,0.4,0.0,-0.2,0.6,0.1,-0.8,0.5,0.2"
 
@@ -104,6 +107,21 @@ cli versions --collection=items >"$TMP/versions"
 grep -q "VERSION_FAILED" "$TMP/versions" || fail "corrupt version not reported"
 grep -q "fails its checksum" "$TMP/versions" || fail "no checksum error"
 grep -q "index.faiss fails its checksum" "$TMP/server.log" || fail "not logged"
+
+# 4. kill -9 in the middle of a publish: the half-built version never
+#    appears, the previous live one is served, the staged writes survive.
+cli create --collection=slow --dim=16 --factory=HNSW32 >/dev/null
+cli upsert --collection=slow --file="$TMP/a.tsv" >/dev/null
+cli publish --collection=slow | grep -q "entry_count: 2000" || fail "slow v1"
+cli upsert --collection=slow --file="$TMP/big.tsv" --batch=5000 >/dev/null
+cli publish --collection=slow --nowait | grep -q "VERSION_BUILDING" || fail "not building"
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+start
+cli describe --collection=slow >"$TMP/slow"
+grep -q "live_version: 1" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: live is not v1"; }
+grep -q "staging_entry_count: 22000" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: staged writes lost"; }
+ls "$DATA/slow/versions" | grep -qv "^v00000000000000000001$" && fail "half-built version left on disk"
+cli publish --collection=slow | grep -q "entry_count: 22000" || fail "slow v2"
 
 kill -TERM "$PID"
 wait "$PID" || fail "SIGTERM exit code $?"
