@@ -20,6 +20,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
 #include "trainer/data/demo_data.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/item_state_store.h"
@@ -54,6 +55,9 @@ ABSL_FLAG(uint64_t, seed, 42, "random seed");
 // the 2-core build machine). Raise it on a dedicated machine.
 ABSL_FLAG(int, threads, 1, "intra-op threads (0: LibTorch default)");
 ABSL_FLAG(int, max_steps_per_epoch, 0, "cap on steps per epoch (0: all)");
+ABSL_FLAG(bool, standardize_states, true,
+          "standardize cached states per dimension over the catalog (see "
+          "ItemStateStore::Options::standardize; helps seeded stand-in backbones)");
 ABSL_FLAG(bool, allow_missing_items, false, "zero states for items absent from a cache");
 ABSL_FLAG(std::string, out_dir, "", "where model versions are written (empty: no export)");
 ABSL_FLAG(int64_t, version, 0,
@@ -129,6 +133,7 @@ absl::Status Run() {
     ASSIGN_OR_RETURN(so.layers.mode, ParseLayerMode(absl::GetFlag(FLAGS_layer_mode)));
     so.layers.num_groups = absl::GetFlag(FLAGS_num_groups);
     so.allow_missing_items = absl::GetFlag(FLAGS_allow_missing_items);
+    so.standardize = absl::GetFlag(FLAGS_standardize_states);
     ASSIGN_OR_RETURN(store, ItemStateStore::Create(so, data.item_keys));
     for (int m = 0; m < store->num_modalities(); ++m) {
       LOG(INFO) << "modality " << store->modality(m) << ": " << store->info(m).backbone
@@ -163,7 +168,10 @@ absl::Status Run() {
     }
     v.version = absl::StrCat(number);
     v.model = o.model;
-    v.config_json = trainer->ConfigJson();
+    nlohmann::json config = nlohmann::json::parse(trainer->ConfigJson());
+    // Needed to embed new items the same way (e.g. an embedding refresh).
+    config["standardize_states"] = absl::GetFlag(FLAGS_standardize_states);
+    v.config_json = config.dump();
     v.data_fingerprint = Fingerprint(data);
     v.metrics_json = metrics;
     v.max_len = o.max_len;

@@ -1,6 +1,7 @@
 #include "trainer/data/item_state_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -48,7 +49,50 @@ absl::StatusOr<std::unique_ptr<ItemStateStore>> ItemStateStore::Create(
                    [](const Modality& a, const Modality& b) {
                      return a.name == "text" && b.name != "text";
                    });
+  if (options.standardize) {
+    for (int m = 0; m < store->num_modalities(); ++m) {
+      RETURN_IF_ERROR(store->ComputeStatistics(m));
+    }
+  }
   return store;
+}
+
+absl::Status ItemStateStore::ComputeStatistics(int m) {
+  Modality& mod = modalities_[m];
+  const int64_t width = num_blocks(m) * hidden_size(m);
+  std::vector<double> sum(width, 0.0), sum_sq(width, 0.0);
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < num_items_; ++i) {
+    if (mod.row_of_item[i] >= 0) ids.push_back(i);
+  }
+  if (ids.empty()) return absl::OkStatus();
+  constexpr size_t kChunk = 1024;
+  std::vector<float> buf;
+  for (size_t begin = 0; begin < ids.size(); begin += kChunk) {
+    const std::vector<int64_t> chunk(ids.begin() + begin,
+                                     ids.begin() + std::min(ids.size(), begin + kChunk));
+    buf.resize(chunk.size() * width);
+    RETURN_IF_ERROR(Gather(m, chunk, buf.data()));  // statistics not set yet: raw
+    for (size_t r = 0; r < chunk.size(); ++r) {
+      const float* x = buf.data() + r * width;
+      for (int64_t j = 0; j < width; ++j) {
+        sum[j] += x[j];
+        sum_sq[j] += static_cast<double>(x[j]) * x[j];
+      }
+    }
+  }
+  const double n = static_cast<double>(ids.size());
+  mod.mean.resize(width);
+  mod.inv_std.resize(width);
+  for (int64_t j = 0; j < width; ++j) {
+    const double mean = sum[j] / n;
+    const double var = std::max(0.0, sum_sq[j] / n - mean * mean);
+    const double sd = std::sqrt(var);
+    mod.mean[j] = static_cast<float>(mean);
+    // Constant over the catalog (up to F16 rounding): carries no signal.
+    mod.inv_std[j] = sd > 1e-4 * (std::fabs(mean) + 1e-3) ? static_cast<float>(1.0 / sd) : 0.0f;
+  }
+  return absl::OkStatus();
 }
 
 int ItemStateStore::IndexOf(const std::string& name) const {
@@ -89,6 +133,11 @@ absl::Status ItemStateStore::Gather(int m, const std::vector<int64_t>& ids,
       const float* src = scratch.data() + (i - begin) * s_all * h;
       for (int64_t j = 0; j < k; ++j) {
         std::memcpy(dst + j * h, src + mod.states[j] * h, h * sizeof(float));
+      }
+      if (!mod.mean.empty()) {
+        for (int64_t x = 0; x < k * h; ++x) {
+          dst[x] = (dst[x] - mod.mean[x]) * mod.inv_std[x];
+        }
       }
     }
   }

@@ -29,6 +29,13 @@ class ItemStateStore {
     LayerSelection layers;                 // which states feed the blocks
     // Items absent from a cache get all-zero states instead of NOT_FOUND.
     bool allow_missing_items = false;
+    // Serve (x - mean) / std per state and dimension, with statistics over
+    // the catalog's items; a dimension constant over the catalog becomes 0.
+    // A fixed affine map of the inputs: it matters for backbones whose states
+    // share a large common component (a randomly initialised stand-in BERT's
+    // CLS states have mean pairwise cosine 0.999), which the side network
+    // otherwise cannot separate.
+    bool standardize = false;
   };
 
   // `item_keys`: dense id -> key. INVALID_ARGUMENT for two caches of the same
@@ -49,6 +56,10 @@ class ItemStateStore {
   const HiddenStateCacheInfo& info(int m) const { return modalities_[m].cache->info(); }
   int64_t num_items() const { return num_items_; }
 
+  // Per-state, per-dimension statistics used when standardizing:
+  // [num_blocks(m) * hidden_size(m)] each; empty when not standardizing.
+  const std::vector<float>& mean(int m) const { return modalities_[m].mean; }
+  const std::vector<float>& inv_std(int m) const { return modalities_[m].inv_std; }
   // Writes [ids.size(), num_blocks(m), hidden_size(m)] floats to `out`.
   // INVALID_ARGUMENT for an id outside [0, num_items).
   absl::Status Gather(int m, const std::vector<int64_t>& ids, float* out) const;
@@ -59,7 +70,10 @@ class ItemStateStore {
     std::unique_ptr<HiddenStateCache> cache;
     std::vector<int64_t> row_of_item;  // -1: missing (zeros)
     std::vector<int> states;
+    std::vector<float> mean;     // standardize only
+    std::vector<float> inv_std;  // standardize only
   };
+  absl::Status ComputeStatistics(int m);
   ItemStateStore() = default;
 
   int64_t num_items_ = 0;

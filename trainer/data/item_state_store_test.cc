@@ -1,5 +1,6 @@
 #include "trainer/data/item_state_store.h"
 
+#include <cmath>
 #include <cstdlib>
 
 #include "common/file_util.h"
@@ -53,6 +54,38 @@ TEST(ItemStateStoreTest, GathersSelectedStatesByDenseId) {
   EXPECT_FLOAT_EQ(out[11], 41);
   EXPECT_THAT(store->Gather(0, {2}, out.data()),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(ItemStateStoreTest, StandardizesOverTheCatalog) {
+  // Rows r = 0..3: value 100*r + 10*s + d, so each (state, dim) has mean
+  // 150 + 10*s + d and standard deviation 100*sqrt(1.25) over the catalog.
+  const std::string txt = WriteCache("std.st", "text", {"a", "b", "c", "d"}, 3, 2, DType::kF32);
+  ItemStateStore::Options opt;
+  opt.cache_paths = {txt};
+  opt.standardize = true;
+  ASSERT_OK_AND_ASSIGN(auto store, ItemStateStore::Create(opt, {"a", "b", "c", "d"}));
+  ASSERT_EQ(store->mean(0).size(), 2u * 2u);  // states 0 and 2, 2 dims
+  EXPECT_FLOAT_EQ(store->mean(0)[3], 150 + 20 + 1);
+  const double sd = 100 * std::sqrt(1.25);
+  std::vector<float> out(4 * 2 * 2);
+  ASSERT_OK(store->Gather(0, {0, 1, 2, 3}, out.data()));
+  for (int x = 0; x < 4; ++x) {  // every (state, dim) column: mean 0, std 1
+    double sum = 0, sum_sq = 0;
+    for (int r = 0; r < 4; ++r) {
+      sum += out[r * 4 + x];
+      sum_sq += out[r * 4 + x] * out[r * 4 + x];
+    }
+    EXPECT_NEAR(sum / 4, 0, 1e-5);
+    EXPECT_NEAR(sum_sq / 4, 1, 1e-4);
+  }
+  EXPECT_NEAR(out[0], (0 - 150) / sd, 1e-5);
+
+  // A dimension constant over the catalog carries nothing and becomes 0.
+  const std::string same = WriteCache("same.st", "text", {"a"}, 3, 2, DType::kF32);
+  opt.cache_paths = {same};
+  ASSERT_OK_AND_ASSIGN(auto flat, ItemStateStore::Create(opt, {"a"}));
+  ASSERT_OK(flat->Gather(0, {0}, out.data()));
+  for (int x = 0; x < 4; ++x) EXPECT_EQ(out[x], 0.0f);
 }
 
 TEST(ItemStateStoreTest, MissingItems) {
