@@ -1,6 +1,7 @@
 #include "trainer/backbone/backbone_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -184,6 +185,16 @@ absl::StatusOr<ViTConfig> ParseViTConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ReadFloats(j, "image_std", &c.image_std));
   RETURN_IF_ERROR(c.Validate());
   return c;
+}
+
+std::string ResolveConfigPath(const std::string& config_path,
+                              const std::string& weights_path) {
+  if (!config_path.empty() || weights_path.empty()) return config_path;
+  const size_t slash = weights_path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : weights_path.substr(0, slash);
+  const std::string beside = JoinPath(dir, "config.json");
+  return PathExists(beside) ? beside : "";
 }
 
 }  // namespace recsys

@@ -59,6 +59,12 @@ struct ViTConfig {
 absl::StatusOr<BertConfig> ParseBertConfig(absl::string_view json_text);
 absl::StatusOr<ViTConfig> ParseViTConfig(absl::string_view json_text);
 
+// The config.json to read: `config_path` when given, else the config.json
+// beside `weights_path` when it exists (as HF checkpoints are laid out),
+// else "" (use the flag/default config).
+std::string ResolveConfigPath(const std::string& config_path,
+                              const std::string& weights_path);
+
 }  // namespace recsys
 
 #endif  // RECSYS_TRAINER_BACKBONE_BACKBONE_CONFIG_H_

@@ -92,16 +92,8 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> CreateBertTextEncoder(
         absl::StrCat("batch_size must be >= 1, got ", options.batch_size));
   }
   BertConfig config = options.config;
-  std::string config_path = options.config_path;
-  if (config_path.empty() && !options.weights_path.empty()) {
-    const size_t slash = options.weights_path.rfind('/');
-    const std::string dir = slash == std::string::npos
-                                ? "."
-                                : options.weights_path.substr(0, slash);
-    if (PathExists(JoinPath(dir, "config.json"))) {
-      config_path = JoinPath(dir, "config.json");
-    }
-  }
+  const std::string config_path =
+      ResolveConfigPath(options.config_path, options.weights_path);
   if (!config_path.empty()) {
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
     ASSIGN_OR_RETURN(config, ParseBertConfig(text));
