@@ -27,6 +27,12 @@ for f in manifest.json model.safetensors user_encoder.safetensors item_keys.txt 
 done
 [[ $(wc -l < "$DIR/models/7/item_keys.txt") -gt 0 ]]
 grep -q '"format": "recsys.model_version.v1"' "$DIR/models/7/manifest.json"
+grep -q '"standardize_states":true' "$DIR/models/7/manifest.json" ||
+  grep -q '"standardize_states": true' "$DIR/models/7/manifest.json" ||
+  { echo "manifest does not record standardize_states"; exit 1; }
+# The standardization statistics travel with the weights.
+grep -aq 'state_standardization.text.mean' "$DIR/models/7/model.safetensors" ||
+  { echo "model.safetensors lacks the standardization statistics"; exit 1; }
 # Bad flags fail with a message naming the flag.
 if "$TRAIN" --interactions="$DIR/data/users.tsv" --model=iisan --layer_mode=bogus \
      --text_cache="$DIR/data/text_states.safetensors" 2> "$DIR/err"; then

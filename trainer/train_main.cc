@@ -179,6 +179,15 @@ absl::Status Run() {
     v.embedding_dim = trainer->embedding_dim();
     ASSIGN_OR_RETURN(v.item_embeddings, trainer->ItemEmbeddings());
     ASSIGN_OR_RETURN(v.weights, trainer->Parameters());
+    // The fixed input standardization is part of the model: embedding new
+    // items later must apply the same statistics.
+    for (int m = 0; store != nullptr && m < store->num_modalities(); ++m) {
+      if (store->mean(m).empty()) continue;
+      const std::vector<int64_t> shape = {store->num_blocks(m), store->hidden_size(m)};
+      const std::string prefix = absl::StrCat("state_standardization.", store->modality(m));
+      v.weights.push_back({prefix + ".mean", shape, store->mean(m)});
+      v.weights.push_back({prefix + ".inv_std", shape, store->inv_std(m)});
+    }
     ASSIGN_OR_RETURN(version_dir, ExportModelVersion(out_dir, v));
     LOG(INFO) << "exported " << version_dir;
   }

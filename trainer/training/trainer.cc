@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -509,7 +510,12 @@ absl::Status Trainer::LoadParameters(const std::vector<NamedTensor>& tensors) {
   try {
     torch::NoGradGuard no_grad;
     auto params = state_->model->named_parameters();
+    size_t loaded = 0;
     for (const NamedTensor& t : tensors) {
+      // Input statistics saved beside the weights in a model version
+      // (train --standardize_states) belong to the data side, not the module.
+      if (absl::StartsWith(t.name, "state_standardization.")) continue;
+      ++loaded;
       torch::Tensor* p = params.find(t.name);
       if (p == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat("unknown parameter ", t.name));
@@ -519,9 +525,9 @@ absl::Status Trainer::LoadParameters(const std::vector<NamedTensor>& tensors) {
       }
       p->copy_(torch::from_blob(const_cast<float*>(t.values.data()), t.shape, torch::kFloat));
     }
-    if (tensors.size() != params.size()) {
+    if (loaded != params.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "checkpoint has ", tensors.size(), " tensors, model ", params.size()));
+          "checkpoint has ", loaded, " parameters, model ", params.size()));
     }
   } catch (const c10::Error& e) {
     return TorchError("loading parameters", e);

@@ -90,6 +90,13 @@ TEST_F(TrainerTest, TrainsEvaluatesAndKeepsTheBestCheckpoint) {
   EXPECT_THAT(c.config_json, HasSubstr("\"model\":\"iisan\""));
   // A fresh trainer loading the checkpoint scores identically.
   ASSERT_OK_AND_ASSIGN(auto t2, Trainer::Create(o, &catalog_.data, store_.get()));
+  // Statistics saved beside the weights in a version dir are not parameters.
+  std::vector<NamedTensor> with_stats = c.tensors;
+  with_stats.push_back({"state_standardization.text.mean", {1}, {0.5f}});
+  ASSERT_OK(t2->LoadParameters(with_stats));
+  with_stats.push_back({"item_encoder.no_such.weight", {1}, {0.5f}});
+  EXPECT_THAT(t2->LoadParameters(with_stats),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown parameter")));
   ASSERT_OK(t2->LoadParameters(c.tensors));
   ASSERT_OK_AND_ASSIGN(RankingReport again, t2->Evaluate(t2->split().test));
   EXPECT_DOUBLE_EQ(again.ndcg_at(10), r.test.ndcg_at(10));
