@@ -3,7 +3,7 @@
 // sidecar's item collection and publishes them as the collection version
 // with the model's number, waiting until it is live.
 //
-//   publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3 \
+//   publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3
 //       [--items=items.tsv] [--collection=items] [--index_factory=Flat]
 //
 // --items (key<TAB>title) attaches each item's title as payload "title".

@@ -1,6 +1,6 @@
 // retrieval_cli: a small command-line client for the retrieval sidecar.
 //
-//   retrieval_cli --target=127.0.0.1:PORT create --collection=items --dim=64 \
+//   retrieval_cli --target=127.0.0.1:PORT create --collection=items --dim=64
 //       [--metric=ip|l2|cosine] [--factory=Flat]
 //   retrieval_cli ... upsert --collection=items --file=entries.tsv [--batch=1000]
 //       (lines: key<TAB>v1,v2,...[<TAB>field=value;field=value])

@@ -1,6 +1,6 @@
 // Trains a recommender on cached states, evaluates it, prints one JSON line of
 // metrics (with timing and peak memory) and exports a model version:
-//   train --interactions=users.tsv --text_cache=text.safetensors \
+//   train --interactions=users.tsv --text_cache=text.safetensors
 //         [--image_cache=...] --model=iisan --out_dir=/tmp/models
 // Without --interactions it generates the synthetic demo catalog under
 // <out_dir>/demo-data and trains on both of its modalities.

@@ -1,8 +1,8 @@
 // build-cache: computes the per-layer CLS hidden states of every item with a
 // frozen backbone and writes one trainer/cache file per modality.
 //
-//   bazel run //trainer/backbone:build_cache -- \
-//     --items=/path/items.tsv --vocab=/path/vocab.txt \
+//   bazel run //trainer/backbone:build_cache --
+//     --items=/path/items.tsv --vocab=/path/vocab.txt
 //     --text_out=/tmp/text_states.safetensors
 //
 // Without --bert_weights / --vit_weights the encoders are seeded stand-ins

@@ -1,8 +1,8 @@
 // Throughput of the BERT text backbone on real titles: titles per second at
 // a given batch size and max length (CPU by default).
 //
-//   bazel run //trainer/backbone:text_encoder_bench -- \
-//     --items=/path/items.tsv --vocab=/path/vocab.txt --layers=12 \
+//   bazel run //trainer/backbone:text_encoder_bench --
+//     --items=/path/items.tsv --vocab=/path/vocab.txt --layers=12
 //     --hidden=768 --heads=12 --titles=1024
 #include <string>
 #include <vector>
