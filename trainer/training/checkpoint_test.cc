@@ -27,7 +27,9 @@ TEST(CheckpointTest, RoundTripsAndIsPlainSafetensors) {
   EXPECT_EQ(v.dtype, DType::kF32);
   EXPECT_EQ(v.shape, (std::vector<int64_t>{2, 3}));
   for (const auto& t : r.tensors) {
-    if (t.name == "user_encoder.positions.weight") EXPECT_EQ(t.values, c.tensors[0].values);
+    if (t.name == "user_encoder.positions.weight") {
+      EXPECT_EQ(t.values, c.tensors[0].values);
+    }
   }
   ASSERT_OK(WriteFileAtomically(path + ".bad", "not a checkpoint"));
   EXPECT_FALSE(ReadCheckpoint(path + ".bad").ok());
