@@ -6,7 +6,8 @@
 //   publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3
 //       [--items=items.tsv] [--collection=items] [--index_factory=Flat]
 //
-// --items (key<TAB>title) attaches each item's title as payload "title".
+// --items (key<TAB>title) attaches each item's title, HTML entities decoded,
+// as payload "title".
 // Keys of the collection's staging set that the new version no longer has
 // are deleted first (from the previous version directory's item_keys.txt,
 // when --previous_version_dir is given), so dropped items do not come back.
@@ -29,6 +30,7 @@
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/retrieval.grpc.pb.h"
+#include "trainer/backbone/html_unescape.h"
 
 ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar.");
 ABSL_FLAG(std::string, version_dir, "", "Model version directory to publish.");
@@ -85,7 +87,8 @@ absl::StatusOr<std::unordered_map<std::string, std::string>> ReadTitles(
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits('\t', 1));
-    if (f.size() == 2) titles[f[0]] = f[1].substr(0, 1024);
+    // Catalog titles carry HTML entities ("&amp;"); payloads are for display.
+    if (f.size() == 2) titles[f[0]] = HtmlUnescape(f[1]).substr(0, 1024);
   }
   return titles;
 }
