@@ -36,6 +36,9 @@
 #include "retrieval/collection_store.h"
 #include "retrieval/retrieval_service.h"
 #include "retrieval/test_util.h"
+#include "retrieval/vector_index.h"
+#include "absl/synchronization/mutex.h"
+#include <omp.h>
 
 ABSL_FLAG(int64_t, n, 100000, "Vectors in the Flat collection.");
 ABSL_FLAG(int, dim, 64, "Dimension.");
@@ -49,6 +52,7 @@ ABSL_FLAG(int, blas_database_bs, 0, "faiss::distance_compute_blas_database_bs (0
 ABSL_FLAG(int, omp_per_batch, 1, "Service batching: OpenMP threads per batch.");
 ABSL_FLAG(bool, inline_when_idle, false, "Service batching: run_inline_when_idle.");
 ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
+ABSL_FLAG(bool, diag, false, "Diagnostics only: interleave FAISS call variants in-process, print, exit.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
@@ -60,6 +64,18 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 namespace {
+
+double CpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+double ProcessCpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
@@ -229,7 +245,7 @@ int main(int argc, char** argv) {
   std::vector<float> queries = recsys::retrieval::RandomUnitVectors(nq, d, 2);
   malloc_trim(0);
   const int64_t rss0 = RssBytes();
-  Load(stub, "flat", "Flat", base, n, d);
+  if (!absl::GetFlag(FLAGS_diag)) Load(stub, "flat", "Flat", base, n, d);
   malloc_trim(0);
   const int64_t rss1 = RssBytes();
   int64_t key_bytes = 0;
@@ -243,25 +259,105 @@ int main(int argc, char** argv) {
       {"ratio_to_raw_vectors", double(rss1 - rss0) / raw},
   };
 
+  if (absl::GetFlag(FLAGS_diag)) {
+    // Where does the service's extra per-query time go? Per query, in order:
+    // 1 plain IndexFlatIP::search (wall and thread CPU time), 2 the same with
+    // an empty SearchParameters (the service's path), 3/4 the service's
+    // VectorIndex wrapper over its own copy of the data, twice, then d the
+    // wrapper on a worker thread (one OpenMP thread) woken through an
+    // absl::Mutex like the batcher: its search time and the hop around it.
+    recsys::retrieval::CollectionConfig cfg;
+    cfg.name = "diag"; cfg.dimension = d; cfg.metric = recsys::retrieval::Metric::kInnerProduct;
+    cfg.index_factory = "Flat";
+    auto vi = *recsys::retrieval::VectorIndex::Build(cfg, base.data(), n);
+    std::vector<double> a, b, c, c2, e, w, acpu, bcpu;
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    std::vector<int64_t> lab2(k);
+    absl::Mutex mu; int job = -1; Clock::time_point t_start, t_end; bool fin = false;
+    std::thread worker([&] {
+      omp_set_num_threads(1);
+      std::vector<float> wd(k); std::vector<faiss::Index::idx_t> wl(k);
+      while (true) {
+        int j;
+        { absl::MutexLock l(&mu);
+          mu.Await(absl::Condition(+[](int* jj) { return *jj >= 0; }, &job));
+          j = job; job = -1; if (j == 1 << 30) return; }
+        auto ts = Clock::now();
+        vi->Search(&queries[(j % nq) * d], 1, k, {}, wd.data(), reinterpret_cast<int64_t*>(wl.data()));
+        auto te = Clock::now();
+        absl::MutexLock l(&mu); t_start = ts; t_end = te; fin = true;
+      }
+    });
+    faiss::IndexFlatIP index(d);
+    index.add(n, base.data());
+    for (int rep = 0; rep < 2; ++rep)
+    for (int i = 0; i < nq; ++i) {
+      const float* q = &queries[i * d];
+      faiss::SearchParameters sp;
+      double c0 = CpuMs();
+      auto t0 = Clock::now();
+      index.search(1, q, k, dist.data(), lab.data());
+      a.push_back(Ms(Clock::now() - t0));
+      acpu.push_back(CpuMs() - c0);
+      c0 = CpuMs();
+      t0 = Clock::now();
+      index.search(1, q, k, dist.data(), lab.data(), &sp);
+      b.push_back(Ms(Clock::now() - t0));
+      bcpu.push_back(CpuMs() - c0);
+      t0 = Clock::now();
+      (void)vi->Search(q, 1, k, {}, dist.data(), lab2.data());
+      c.push_back(Ms(Clock::now() - t0));
+      t0 = Clock::now();
+      (void)vi->Search(q, 1, k, {}, dist.data(), lab2.data());
+      c2.push_back(Ms(Clock::now() - t0));
+      t0 = Clock::now();
+      { absl::MutexLock l(&mu); fin = false; job = i; }
+      { absl::MutexLock l(&mu); mu.Await(absl::Condition(&fin)); }
+      const auto t1 = Clock::now();
+      e.push_back(Ms(t_end - t_start));
+      w.push_back(Ms(t1 - t0) - Ms(t_end - t_start));
+    }
+    { absl::MutexLock l(&mu); job = 1 << 30; }
+    worker.join();
+    json r = {{"1_faiss_copy_cold", Percentiles(a)},
+              {"1_cpu_time", Percentiles(acpu)},
+              {"2_faiss_copy_warm_empty_params", Percentiles(b)},
+              {"2_cpu_time", Percentiles(bcpu)},
+              {"3_wrapper_copy_cold", Percentiles(c)},
+              {"4_wrapper_copy_warm", Percentiles(c2)},
+              {"d_worker_search", Percentiles(e)},
+              {"d_worker_hop_overhead", Percentiles(w)}};
+    printf("%s\n", r.dump(2).c_str());
+    (*server)->Shutdown();
+    return 0;
+  }
   // --- In-process FAISS, one query per call. ---
   faiss::IndexFlatIP index(d);
   index.add(n, base.data());
   // Interleaved, so both see the same machine load (other work on a shared
   // 2-core machine swings single-query times by 2x within a minute).
   std::vector<double> local_ms, service_ms, diff_ms;
+  // CPU time of the whole process (all threads) per call: separates work
+  // done from time spent runnable-but-preempted or waiting for a wake-up.
+  std::vector<double> local_cpu_ms, service_cpu_ms;
   {
     std::vector<float> dist(k);
     std::vector<faiss::Index::idx_t> lab(k);
     for (int i = 0; i < nq; ++i) {
+      double c0 = ProcessCpuMs();
       auto t0 = Clock::now();
       index.search(1, &queries[i * d], k, dist.data(), lab.data());
       local_ms.push_back(Ms(Clock::now() - t0));
+      local_cpu_ms.push_back(ProcessCpuMs() - c0);
       pb::SearchRequest req = Query("flat", &queries[i * d], d, k);
       pb::SearchResponse resp;
       grpc::ClientContext ctx;
+      c0 = ProcessCpuMs();
       t0 = Clock::now();
       Check(stub.Search(&ctx, req, &resp), "search");
       service_ms.push_back(Ms(Clock::now() - t0));
+      service_cpu_ms.push_back(ProcessCpuMs() - c0);
       diff_ms.push_back(service_ms.back() - local_ms.back());
     }
   }
@@ -287,6 +383,8 @@ int main(int argc, char** argv) {
       {"p50_overhead_ms", lat_service["p50_ms"].get<double>() - lat_local["p50_ms"].get<double>()},
       {"p99_overhead_ms", lat_service["p99_ms"].get<double>() - lat_local["p99_ms"].get<double>()},
       {"paired_difference", Percentiles(diff_ms)},
+      {"in_process_faiss_process_cpu", Percentiles(local_cpu_ms)},
+      {"service_process_cpu", Percentiles(service_cpu_ms)},
       {"service_call_on_16_vectors", Percentiles(tiny_ms)},
   };
 
