@@ -284,8 +284,10 @@ int main(int argc, char** argv) {
           mu.Await(absl::Condition(+[](int* jj) { return *jj >= 0; }, &job));
           j = job; job = -1; if (j == 1 << 30) return; }
         auto ts = Clock::now();
-        vi->Search(&queries[(j % nq) * d], 1, k, {}, wd.data(), reinterpret_cast<int64_t*>(wl.data()));
+        absl::Status s = vi->Search(&queries[(j % nq) * d], 1, k, {}, wd.data(),
+                                    reinterpret_cast<int64_t*>(wl.data()));
         auto te = Clock::now();
+        if (!s.ok()) std::fprintf(stderr, "diag search failed: %s\n", s.ToString().c_str());
         absl::MutexLock l(&mu); t_start = ts; t_end = te; fin = true;
       }
     });

@@ -5,6 +5,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
 
 namespace recsys {
 namespace retrieval {
@@ -49,8 +51,10 @@ CollectionConfig TestConfig(const std::string& name, int d,
 std::string FreshTestDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/", name);
-  std::string cmd = absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'");
-  (void)std::system(cmd.c_str());
+  // A stale directory from an earlier run must not leak into this test.
+  if (!RemoveRecursively(dir).ok() || !CreateDirectories(dir).ok()) {
+    ADD_FAILURE() << "cannot create the test directory " << dir;
+  }
   return dir;
 }
 

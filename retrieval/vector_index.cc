@@ -290,7 +290,8 @@ absl::Status VectorIndex::Search(const float* queries, int64_t nq, int k,
   } else if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_.get())) {
     const int ef = params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
     try {
-#pragma omp parallel for if (nq > 1)
+      // Sequential on purpose: a batch runs on one batcher thread, leaving
+      // the other core to gRPC (see search_batcher.h).
       for (int64_t q = 0; q < nq; ++q) {
         SearchHnsw(*hnsw, queries + q * hnsw->d, k, ef, params.selector,
                    distances + q * k, labels + q * k);
