@@ -1,0 +1,52 @@
+#include "server/test_util.h"
+
+#include <cstdlib>
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "trainer/training/model_export.h"
+
+namespace recsys {
+
+UserEncoder ExportTestVersion(const std::string& base, int64_t number,
+                              std::vector<float>* embeddings) {
+  torch::manual_seed(number);
+  UserEncoder encoder(UserEncoderOptions()
+                          .dim(kTestDim)
+                          .num_heads(2)
+                          .num_layers(1)
+                          .ffn_dim(16)
+                          .max_len(kTestMaxLen));
+  encoder->eval();
+  ModelVersion v;
+  v.version = absl::StrCat(number);
+  v.model = "sasrec";
+  v.config_json = "{\"num_heads\":2,\"num_layers\":1,\"ffn_dim\":16}";
+  v.max_len = kTestMaxLen;
+  v.item_keys = {"a", "b", "c", "d", "e"};
+  v.embedding_dim = kTestDim;
+  torch::Tensor emb = torch::randn({5, kTestDim});
+  v.item_embeddings.assign(emb.data_ptr<float>(), emb.data_ptr<float>() + 5 * kTestDim);
+  if (embeddings != nullptr) *embeddings = v.item_embeddings;
+  for (const auto& p : encoder->named_parameters()) {
+    torch::Tensor t = p.value().contiguous();
+    v.weights.push_back({"user_encoder." + p.key(), t.sizes().vec(),
+                         std::vector<float>(t.data_ptr<float>(),
+                                            t.data_ptr<float>() + t.numel())});
+  }
+  absl::StatusOr<std::string> dir = ExportModelVersion(base, v);
+  EXPECT_TRUE(dir.ok()) << dir.status();
+  return encoder;
+}
+
+std::string FreshTestDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = JoinPath(tmp ? tmp : "/tmp", name);
+  if (!RemoveRecursively(dir).ok()) ADD_FAILURE() << "cannot clear " << dir;
+  return dir;
+}
+
+}  // namespace recsys
