@@ -162,6 +162,17 @@ T* MetricFamily<T>::WithLabels(const std::vector<std::string>& label_values) {
 }
 
 template <typename T>
+void MetricFamily<T>::Remove(const std::vector<std::string>& label_values) {
+  std::vector<std::string> key = label_values;
+  key.resize(label_names_.size());
+  absl::MutexLock lock(&mu_);
+  auto it = children_.find(key);
+  if (it == children_.end()) return;
+  removed_.push_back(std::move(it->second));
+  children_.erase(it);
+}
+
+template <typename T>
 std::vector<std::pair<std::vector<std::string>, const T*>>
 MetricFamily<T>::Children() const {
   absl::ReaderMutexLock lock(&mu_);

@@ -83,6 +83,13 @@ class MetricFamily {
   T* WithLabels(const std::vector<std::string>& label_values)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Stops exporting the child for `label_values` (e.g. a dropped
+  // collection's series). The child stays allocated, so a pointer a caller
+  // cached stays valid (its updates are just no longer exported); a later
+  // WithLabels with the same values starts a fresh child.
+  void Remove(const std::vector<std::string>& label_values)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
@@ -103,6 +110,7 @@ class MetricFamily {
   mutable absl::Mutex mu_;
   std::map<std::vector<std::string>, std::unique_ptr<T>> children_
       ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<T>> removed_ ABSL_GUARDED_BY(mu_);
 };
 
 class MetricsRegistry {

@@ -67,6 +67,24 @@ TEST(MetricsTest, SameNameReturnsSameFamily) {
   EXPECT_EQ(a->WithLabels({"v"}), b->WithLabels({"v"}));
 }
 
+TEST(MetricsTest, RemovedSeriesAreNotExportedAndCachedPointersStayValid) {
+  MetricsRegistry registry;
+  auto* entries = registry.AddGauge("entries", "Entries.", {"collection"});
+  Gauge* items = entries->WithLabels({"items"});
+  items->Set(5);
+  entries->WithLabels({"gone"})->Set(7);
+  entries->Remove({"gone"});
+  entries->Remove({"never-there"});  // no-op
+  std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("entries{collection=\"items\"} 5\n"));
+  EXPECT_THAT(text, Not(HasSubstr("gone")));
+  entries->Remove({"items"});
+  items->Set(6);  // still a valid object, no longer exported
+  EXPECT_THAT(registry.Render(), Not(HasSubstr("collection=\"items\"")));
+  entries->WithLabels({"items"})->Set(1);  // a fresh series
+  EXPECT_THAT(registry.Render(), HasSubstr("entries{collection=\"items\"} 1\n"));
+}
+
 TEST(MetricsDeathTest, ConflictingTypeIsFatal) {
   MetricsRegistry registry;
   registry.AddCounter("y_total", "Y.");

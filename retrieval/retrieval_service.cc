@@ -266,9 +266,13 @@ absl::StatusOr<std::shared_ptr<Collection>> RetrievalService::Lookup(
 void RetrievalService::RefreshGauges() const {
   CollectionStore* s = store_.load();
   if (s == nullptr) return;
+  // Series of collections and versions that no longer exist are removed, so
+  // /metrics neither reports stale values nor grows with every version.
+  std::set<std::vector<std::string>> collections, versions;
   for (const auto& c : s->List()) {
     const CollectionStatus st = c->Status();
     const std::string& name = st.config.name;
+    collections.insert({name});
     int64_t memory = 0, live = 0, loaded = 0;
     for (const VersionStatus& v : st.versions) {
       if (v.state != VersionState::kReady && v.state != VersionState::kLive) {
@@ -277,14 +281,24 @@ void RetrievalService::RefreshGauges() const {
       memory += v.memory_bytes;
       ++loaded;
       if (v.state == VersionState::kLive) live = v.entries;
-      M().version_entries->WithLabels({name, absl::StrCat(v.version)})
-          ->Set(static_cast<double>(v.entries));
+      std::vector<std::string> labels = {name, absl::StrCat(v.version)};
+      M().version_entries->WithLabels(labels)->Set(static_cast<double>(v.entries));
+      versions.insert(std::move(labels));
     }
     M().live_entries->WithLabels({name})->Set(static_cast<double>(live));
     M().staging_entries->WithLabels({name})->Set(
         static_cast<double>(st.staging_entries));
     M().memory_bytes->WithLabels({name})->Set(static_cast<double>(memory));
     M().loaded_versions->WithLabels({name})->Set(static_cast<double>(loaded));
+  }
+  for (const auto& [labels, unused] : M().version_entries->Children()) {
+    if (!versions.count(labels)) M().version_entries->Remove(labels);
+  }
+  for (auto* family : {M().live_entries, M().staging_entries, M().memory_bytes,
+                       M().loaded_versions}) {
+    for (const auto& [labels, unused] : family->Children()) {
+      if (!collections.count(labels)) family->Remove(labels);
+    }
   }
 }
 

@@ -333,6 +333,8 @@ TEST_F(RetrievalServiceTest, PinnedVersionsRollbackAndConcurrentSearches) {
   EXPECT_EQ(lvr.versions(1).state(), pb::VERSION_READY);
   EXPECT_EQ(lvr.versions(1).entry_count(), 499);
 
+  EXPECT_THAT(MetricsRegistry::Global().Render(),
+              HasSubstr("recsys_retrieval_version_entries{collection=\"items\",version=\"1\"} 500"));
   pb::DropCollectionRequest drop;
   drop.set_collection("items");
   pb::DropCollectionResponse dr;
@@ -342,6 +344,12 @@ TEST_F(RetrievalServiceTest, PinnedVersionsRollbackAndConcurrentSearches) {
   }
   EXPECT_EQ(Search(VectorQuery("items", q, 1), &resp).error_code(),
             grpc::StatusCode::NOT_FOUND);
+  // The dropped collection's gauges leave /metrics.
+  const std::string metrics = MetricsRegistry::Global().Render();
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr(
+                           "recsys_retrieval_live_entries{collection=\"items\"}")));
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr(
+                           "recsys_retrieval_version_entries{collection=\"items\"")));
 }
 
 }  // namespace
