@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
 #include "httplib.h"
 
@@ -38,6 +40,17 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Create(
   }
   httplib::Server* server = http->server_.get();
   http->thread_ = std::thread([server] { server->listen_after_bind(); });
+  // httplib's stop() does nothing until the listener runs: a Stop() right
+  // after Create() would otherwise leave the thread listening and join()
+  // waiting forever. So return only once it runs.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!server->is_running()) {
+    if (absl::Now() > deadline) {
+      http->Stop();
+      return absl::UnavailableError("metrics: the HTTP listener did not start");
+    }
+    absl::SleepFor(absl::Microseconds(200));
+  }
   return http;
 }
 
