@@ -55,26 +55,18 @@ absl::StatusOr<ItemEmbeddings> ReadEmbeddings(const std::string& dir) {
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(
                                   JoinPath(dir, "item_embeddings.safetensors")));
   ASSIGN_OR_RETURN(TensorView emb, file->Get("embeddings"));
-  ASSIGN_OR_RETURN(TensorView key_bytes, file->Get("key_bytes"));
-  ASSIGN_OR_RETURN(TensorView key_offsets, file->Get("key_offsets"));
-  if (emb.shape.size() != 2 || emb.dtype != DType::kF32 ||
-      key_offsets.shape.size() != 1 || key_offsets.shape[0] != emb.shape[0] + 1) {
+  if (emb.shape.size() != 2 || emb.dtype != DType::kF32) {
     return absl::DataLossError(absl::StrCat(dir, ": malformed item embeddings"));
   }
   ItemEmbeddings out;
   out.dim = emb.shape[1];
   out.values.resize(static_cast<size_t>(emb.num_elements()));
   RETURN_IF_ERROR(ReadAsFloat(emb, 0, emb.num_elements(), out.values.data()));
-  for (int64_t i = 0; i < emb.shape[0]; ++i) {
-    int64_t a, b;
-    std::memcpy(&a, key_offsets.data + 8 * i, 8);
-    std::memcpy(&b, key_offsets.data + 8 * (i + 1), 8);
-    if (a < 0 || b < a || b > static_cast<int64_t>(key_bytes.size_bytes)) {
-      return absl::DataLossError(absl::StrCat(dir, ": malformed item keys"));
-    }
-    out.keys.emplace_back(reinterpret_cast<const char*>(key_bytes.data) + a,
-                          static_cast<size_t>(b - a));
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeyTensors(*file, emb.shape[0]);
+  if (!keys.ok()) {
+    return absl::DataLossError(absl::StrCat(dir, ": item keys: ", keys.status().message()));
   }
+  out.keys = std::move(*keys);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -365,6 +366,70 @@ std::string SafetensorsWriter::Serialize() const {
 
 absl::Status SafetensorsWriter::WriteFile(const std::string& path) const {
   return WriteFileAtomically(path, Serialize());
+}
+
+absl::Status AddKeyTensors(const std::vector<std::string>& keys,
+                           SafetensorsWriter* writer) {
+  std::string bytes;
+  std::vector<int64_t> offsets{0};
+  std::set<absl::string_view> seen;
+  for (const std::string& k : keys) {
+    if (k.empty()) return absl::InvalidArgumentError("empty key");
+    if (!seen.insert(k).second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate key \"", k, "\""));
+    }
+    bytes += k;
+    offsets.push_back(static_cast<int64_t>(bytes.size()));
+  }
+  RETURN_IF_ERROR(writer->AddTensor("key_bytes", DType::kU8,
+                                    {static_cast<int64_t>(bytes.size())}, bytes));
+  return writer->AddTensor(
+      "key_offsets", DType::kI64, {static_cast<int64_t>(offsets.size())},
+      absl::string_view(reinterpret_cast<const char*>(offsets.data()),
+                        offsets.size() * sizeof(int64_t)));
+}
+
+absl::StatusOr<std::vector<std::string>> ReadKeyTensors(
+    const SafetensorsFile& file, int64_t expected_count) {
+  ASSIGN_OR_RETURN(TensorView bytes, file.Get("key_bytes"));
+  ASSIGN_OR_RETURN(TensorView offsets, file.Get("key_offsets"));
+  if (bytes.dtype != DType::kU8 || bytes.shape.size() != 1) {
+    return absl::InvalidArgumentError("key_bytes must be U8 [n]");
+  }
+  if (offsets.dtype != DType::kI64 || offsets.shape.size() != 1 ||
+      offsets.shape[0] < 1 ||
+      (expected_count >= 0 && offsets.shape[0] != expected_count + 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key_offsets must be I64 [",
+        expected_count >= 0 ? absl::StrCat(expected_count + 1) : "n + 1", "]"));
+  }
+  const int64_t n = offsets.shape[0] - 1;
+  std::vector<std::string> keys;
+  keys.reserve(static_cast<size_t>(n));
+  std::set<absl::string_view> seen;
+  int64_t prev = 0;
+  for (int64_t i = 0; i <= n; ++i) {
+    int64_t off;
+    std::memcpy(&off, offsets.data + 8 * i, 8);
+    if ((i == 0 && off != 0) || off < prev ||
+        off > static_cast<int64_t>(bytes.size_bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key_offsets[", i, "] out of order or out of bounds"));
+    }
+    if (i > 0) {
+      if (off == prev) {
+        return absl::InvalidArgumentError(absl::StrCat("key ", i - 1, " is empty"));
+      }
+      const absl::string_view key(reinterpret_cast<const char*>(bytes.data) + prev,
+                                  static_cast<size_t>(off - prev));
+      if (!seen.insert(key).second) {
+        return absl::InvalidArgumentError(absl::StrCat("duplicate key \"", key, "\""));
+      }
+      keys.emplace_back(key);
+    }
+    prev = off;
+  }
+  return keys;
 }
 
 float HalfToFloat(uint16_t h) {

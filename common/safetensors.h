@@ -108,6 +108,18 @@ class SafetensorsWriter {
   std::map<std::string, std::string> metadata_;
 };
 
+// String keys (item keys) stored beside tensors as two tensors:
+//   "key_bytes"   U8  [total bytes]: the keys concatenated
+//   "key_offsets" I64 [n + 1]: key i is key_bytes[offsets[i] : offsets[i+1]]
+// AddKeyTensors: INVALID_ARGUMENT for an empty or repeated key.
+absl::Status AddKeyTensors(const std::vector<std::string>& keys,
+                           SafetensorsWriter* writer);
+// Reads and validates them (dtypes, n + 1 offsets when `expected_count` is
+// >= 0, offsets monotone and inside key_bytes, keys non-empty and unique).
+// INVALID_ARGUMENT naming the problem; NOT_FOUND when a tensor is missing.
+absl::StatusOr<std::vector<std::string>> ReadKeyTensors(
+    const SafetensorsFile& file, int64_t expected_count);
+
 // IEEE half / bfloat16 <-> float conversions (round to nearest even).
 float HalfToFloat(uint16_t h);
 uint16_t FloatToHalf(float f);

@@ -158,6 +158,34 @@ TEST(SafetensorsTest, WriterRejectsBadTensors) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(SafetensorsTest, KeyTensorsRoundTripAndAreValidated) {
+  SafetensorsWriter w;
+  ASSERT_OK(AddKeyTensors({"B001", "x", "B0022"}, &w));
+  ASSERT_OK_AND_ASSIGN(auto f, SafetensorsFile::FromBuffer(w.Serialize()));
+  ASSERT_OK_AND_ASSIGN(auto keys, ReadKeyTensors(*f, 3));
+  EXPECT_THAT(keys, ElementsAre("B001", "x", "B0022"));
+  EXPECT_THAT(ReadKeyTensors(*f, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key_offsets")));
+  ASSERT_OK_AND_ASSIGN(auto any_count, ReadKeyTensors(*f, -1));
+  EXPECT_EQ(any_count.size(), 3u);
+
+  SafetensorsWriter bad;
+  EXPECT_THAT(AddKeyTensors({"a", "a"}, &bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("duplicate")));
+  EXPECT_THAT(AddKeyTensors({"a", ""}, &bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
+
+  // Offsets running backwards or past key_bytes are refused.
+  const std::vector<int64_t> offsets = {0, 3, 1};
+  SafetensorsWriter odd;
+  ASSERT_OK(odd.AddTensor("key_bytes", DType::kU8, {3}, "abc"));
+  ASSERT_OK(odd.AddTensor("key_offsets", DType::kI64, {3},
+                          std::string(reinterpret_cast<const char*>(offsets.data()), 24)));
+  ASSERT_OK_AND_ASSIGN(auto g, SafetensorsFile::FromBuffer(odd.Serialize()));
+  EXPECT_THAT(ReadKeyTensors(*g, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("out of order")));
+}
+
 TEST(SafetensorsTest, HalfAndBFloat16Conversions) {
   // Exactly representable values round-trip.
   for (float f : {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f,

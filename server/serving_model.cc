@@ -109,35 +109,16 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
   ASSIGN_OR_RETURN(auto items, SafetensorsFile::Open(
                                    JoinPath(dir, "item_embeddings.safetensors")));
   ASSIGN_OR_RETURN(TensorView emb, items->Get("embeddings"));
-  ASSIGN_OR_RETURN(TensorView key_bytes, items->Get("key_bytes"));
-  ASSIGN_OR_RETURN(TensorView key_offsets, items->Get("key_offsets"));
   if (emb.dtype != DType::kF32 || emb.shape.size() != 2 ||
       emb.shape[1] != info.embedding_dim) {
     return Damaged(dir, absl::StrCat("embeddings must be F32 [n, ",
                                      info.embedding_dim, "]"));
   }
   const int64_t n = emb.shape[0];
-  if (key_offsets.dtype != DType::kI64 || key_offsets.shape.size() != 1 ||
-      key_offsets.shape[0] != n + 1 || key_bytes.dtype != DType::kU8) {
-    return Damaged(dir, "item keys do not match the embeddings");
-  }
-  int64_t prev = 0;
-  for (int64_t i = 0; i <= n; ++i) {
-    int64_t off;
-    std::memcpy(&off, key_offsets.data + 8 * i, 8);
-    if ((i == 0 && off != 0) || off < prev ||
-        off > static_cast<int64_t>(key_bytes.size_bytes)) {
-      return Damaged(dir, "item key offsets out of order");
-    }
-    if (i > 0) {
-      std::string key(reinterpret_cast<const char*>(key_bytes.data) + prev,
-                      static_cast<size_t>(off - prev));
-      if (key.empty() || !impl->row_of.emplace(std::move(key), i - 1).second) {
-        return Damaged(dir, "item keys are empty or repeated");
-      }
-    }
-    prev = off;
-  }
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeyTensors(*items, n);
+  if (!keys.ok()) return Damaged(dir, absl::StrCat("item keys: ", keys.status().message()));
+  impl->row_of.reserve(keys->size());
+  for (int64_t i = 0; i < n; ++i) impl->row_of.emplace(std::move((*keys)[i]), i);
   info.num_items = n;
   impl->embeddings = torch::empty({n, info.embedding_dim}, torch::kFloat32);
   std::memcpy(impl->embeddings.data_ptr<float>(), emb.data, emb.size_bytes);

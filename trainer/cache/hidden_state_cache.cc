@@ -53,37 +53,12 @@ absl::StatusOr<std::unique_ptr<HiddenStateCache>> HiddenStateCache::Open(
   if (states.dtype != DType::kF32 && states.dtype != DType::kF16) {
     return Invalid(path, "hidden_states must be F16 or F32");
   }
-  ASSIGN_OR_RETURN(TensorView key_bytes, file->Get("key_bytes"));
-  ASSIGN_OR_RETURN(TensorView key_offsets, file->Get("key_offsets"));
-  if (key_bytes.dtype != DType::kU8 || key_bytes.shape.size() != 1) {
-    return Invalid(path, "key_bytes must be U8 [n]");
-  }
   const int64_t n = states.shape[0];
-  if (key_offsets.dtype != DType::kI64 || key_offsets.shape.size() != 1 ||
-      key_offsets.shape[0] != n + 1) {
-    return Invalid(path, absl::StrCat("key_offsets must be I64 [", n + 1, "]"));
-  }
-  cache->keys_.reserve(static_cast<size_t>(n));
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeyTensors(*file, n);
+  if (!keys.ok()) return Invalid(path, keys.status().message());
+  cache->keys_ = std::move(*keys);
   cache->row_of_.reserve(static_cast<size_t>(n));
-  int64_t prev = 0;
-  for (int64_t i = 0; i <= n; ++i) {
-    int64_t off;
-    std::memcpy(&off, key_offsets.data + i * 8, 8);
-    if ((i == 0 && off != 0) || off < prev ||
-        off > static_cast<int64_t>(key_bytes.size_bytes)) {
-      return Invalid(path, absl::StrCat("key_offsets[", i, "] out of order"));
-    }
-    if (i > 0) {
-      if (off == prev) return Invalid(path, absl::StrCat("key ", i - 1, " is empty"));
-      std::string key(reinterpret_cast<const char*>(key_bytes.data) + prev,
-                      static_cast<size_t>(off - prev));
-      if (!cache->row_of_.emplace(key, i - 1).second) {
-        return Invalid(path, absl::StrCat("duplicate key \"", key, "\""));
-      }
-      cache->keys_.push_back(std::move(key));
-    }
-    prev = off;
-  }
+  for (int64_t i = 0; i < n; ++i) cache->row_of_.emplace(cache->keys_[i], i);
   cache->num_items_ = n;
   cache->num_states_ = states.shape[1];
   cache->hidden_size_ = states.shape[2];
@@ -124,17 +99,6 @@ absl::Status WriteHiddenStateCache(const std::string& path,
     return absl::InvalidArgumentError("num_states and hidden_size must be > 0");
   }
   const int64_t n = static_cast<int64_t>(keys.size());
-  std::string key_bytes;
-  std::vector<int64_t> offsets{0};
-  absl::flat_hash_set<std::string> seen;
-  for (const std::string& k : keys) {
-    if (k.empty()) return absl::InvalidArgumentError("empty item key");
-    if (!seen.insert(k).second) {
-      return absl::InvalidArgumentError(absl::StrCat("duplicate item key \"", k, "\""));
-    }
-    key_bytes += k;
-    offsets.push_back(static_cast<int64_t>(key_bytes.size()));
-  }
   const size_t count = static_cast<size_t>(n * num_states * hidden_size);
   std::string state_bytes;
   if (dtype == DType::kF32) {
@@ -149,13 +113,10 @@ absl::Status WriteHiddenStateCache(const std::string& path,
   SafetensorsWriter writer;
   RETURN_IF_ERROR(writer.AddTensor("hidden_states", dtype,
                                    {n, num_states, hidden_size}, state_bytes));
-  RETURN_IF_ERROR(writer.AddTensor(
-      "key_bytes", DType::kU8, {static_cast<int64_t>(key_bytes.size())},
-      key_bytes));
-  RETURN_IF_ERROR(writer.AddTensor(
-      "key_offsets", DType::kI64, {n + 1},
-      absl::string_view(reinterpret_cast<const char*>(offsets.data()),
-                        offsets.size() * 8)));
+  absl::Status keys_ok = AddKeyTensors(keys, &writer);
+  if (!keys_ok.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("item keys: ", keys_ok.message()));
+  }
   for (const auto& [k, v] : info.extra) writer.SetMetadata(k, v);
   writer.SetMetadata("format", kHiddenStateCacheFormat);
   writer.SetMetadata("modality", info.modality);

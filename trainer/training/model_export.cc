@@ -18,24 +18,13 @@ namespace recsys {
 namespace {
 
 absl::Status WriteItemEmbeddings(const std::string& path, const ModelVersion& v) {
-  std::string key_bytes;
-  std::vector<int64_t> offsets{0};
-  for (const auto& k : v.item_keys) {
-    key_bytes += k;
-    offsets.push_back(static_cast<int64_t>(key_bytes.size()));
-  }
   const int64_t n = static_cast<int64_t>(v.item_keys.size());
   SafetensorsWriter w;
   RETURN_IF_ERROR(w.AddTensor(
       "embeddings", DType::kF32, {n, v.embedding_dim},
       absl::string_view(reinterpret_cast<const char*>(v.item_embeddings.data()),
                         v.item_embeddings.size() * sizeof(float))));
-  RETURN_IF_ERROR(w.AddTensor("key_bytes", DType::kU8,
-                              {static_cast<int64_t>(key_bytes.size())}, key_bytes));
-  RETURN_IF_ERROR(w.AddTensor(
-      "key_offsets", DType::kI64, {n + 1},
-      absl::string_view(reinterpret_cast<const char*>(offsets.data()),
-                        offsets.size() * sizeof(int64_t))));
+  RETURN_IF_ERROR(AddKeyTensors(v.item_keys, &w));
   w.SetMetadata("format", "recsys.item_embeddings.v1");
   w.SetMetadata("version", v.version);
   return w.WriteFile(path);
