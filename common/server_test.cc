@@ -90,6 +90,30 @@ class ServerTest : public ::testing::Test {
     return health_->Check(&ctx, req, out);
   }
 
+  // One asynchronous Sleep call and its outcome.
+  struct InFlightSleep {
+    grpc::ClientContext context;
+    SleepRequest request;
+    SleepReply reply;
+    grpc::Status status;
+    absl::Notification done;
+  };
+
+  // Starts a Sleep of `millis` and returns once the server runs it (bounded
+  // wait; the caller asserts service_.started()).
+  void StartSleep(int64_t millis, InFlightSleep* call) {
+    call->request.set_millis(millis);
+    test_->async()->Sleep(&call->context, &call->request, &call->reply,
+                          [call](grpc::Status s) {
+                            call->status = std::move(s);
+                            call->done.Notify();
+                          });
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (service_.started() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+
   MetricsRegistry registry_;
   SleepService service_;
   std::unique_ptr<ServiceServer> server_;
@@ -168,33 +192,22 @@ TEST_F(ServerTest, DrainsInFlightCallsOnShutdown) {
   ServerOptions options;
   options.grace_period = absl::Seconds(20);
   Start(options);
-  grpc::ClientContext ctx;
-  SleepRequest req;
-  req.set_millis(300);
-  SleepReply reply;
-  grpc::Status status;
-  absl::Notification done;
-  test_->async()->Sleep(&ctx, &req, &reply, [&](grpc::Status s) {
-    status = std::move(s);
-    done.Notify();
-  });
-  // Shut down only once the call is known to be running on the server.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (service_.started() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  InFlightSleep call;
+  StartSleep(300, &call);
   ASSERT_EQ(service_.started(), 1);
   const absl::Time begin = absl::Now();
   server_->Shutdown();
   server_->Wait();
   EXPECT_LT(absl::Now() - begin, absl::Seconds(10));
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  EXPECT_TRUE(reply.completed());
+  ASSERT_TRUE(call.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(call.status.ok()) << call.status.error_message();
+  EXPECT_TRUE(call.reply.completed());
 
   // New calls are refused after shutdown.
   grpc::ClientContext late;
   late.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   SleepReply late_reply;
-  grpc::Status late_status = test_->Sleep(&late, req, &late_reply);
+  grpc::Status late_status = test_->Sleep(&late, call.request, &late_reply);
   EXPECT_FALSE(late_status.ok());
 }
 
@@ -202,26 +215,16 @@ TEST_F(ServerTest, CancelsCallsThatOutliveTheGracePeriod) {
   ServerOptions options;
   options.grace_period = absl::Milliseconds(200);
   Start(options);
-  grpc::ClientContext ctx;
-  SleepRequest req;
-  req.set_millis(60 * 1000);
-  SleepReply reply;
-  grpc::Status status;
-  absl::Notification done;
-  test_->async()->Sleep(&ctx, &req, &reply, [&](grpc::Status s) {
-    status = std::move(s);
-    done.Notify();
-  });
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (service_.started() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  InFlightSleep call;
+  StartSleep(60 * 1000, &call);
   ASSERT_EQ(service_.started(), 1);
   const absl::Time begin = absl::Now();
   server_->Shutdown();
   server_->Wait();
   EXPECT_LT(absl::Now() - begin, absl::Seconds(5));
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_FALSE(status.ok());
-  EXPECT_FALSE(reply.completed());
+  ASSERT_TRUE(call.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(call.status.ok());
+  EXPECT_FALSE(call.reply.completed());
 }
 
 TEST_F(ServerTest, RejectsOversizeMessages) {
