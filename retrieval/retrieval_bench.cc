@@ -8,6 +8,7 @@
 // The server (RetrievalService + ServiceServer) runs in this process and the
 // clients reach it over TCP on loopback with real gRPC channels; both share
 // the machine's cores, as a sidecar and its caller would.
+#include <dirent.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +36,8 @@
 #include "nlohmann/json.hpp"
 #include "proto/retrieval.grpc.pb.h"
 #include "retrieval/collection_store.h"
+#include "retrieval/distance_kernels.h"
+#include "retrieval/fast_flat_index.h"
 #include "retrieval/retrieval_service.h"
 #include "retrieval/test_util.h"
 #include "retrieval/vector_index.h"
@@ -93,6 +97,38 @@ int64_t RssBytes() {
   int64_t size = 0, resident = 0;
   f >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
+}
+
+// CPU time (ns) of every thread of this process, by "tid name".
+std::map<std::string, int64_t> ThreadCpuNs() {
+  std::map<std::string, int64_t> out;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = absl::StrCat("/proc/self/task/", e->d_name);
+    std::ifstream sched(base + "/schedstat"), comm(base + "/comm");
+    int64_t ns = 0;
+    std::string name;
+    sched >> ns;
+    std::getline(comm, name);
+    out[absl::StrCat(e->d_name, " ", name)] = ns;
+  }
+  closedir(dir);
+  return out;
+}
+
+// Per-thread CPU ms per call between two ThreadCpuNs() snapshots.
+json ThreadCpuPerCall(const std::map<std::string, int64_t>& before,
+                      const std::map<std::string, int64_t>& after,
+                      int calls) {
+  json out = json::object();
+  for (const auto& [thread, ns] : after) {
+    auto it = before.find(thread);
+    const double ms = (ns - (it == before.end() ? 0 : it->second)) / 1e6 / calls;
+    if (ms >= 0.005) out[thread] = ms;
+  }
+  return out;
 }
 
 pb::SearchRequest Query(const std::string& c, const float* v, int d, int k) {
@@ -337,12 +373,36 @@ int main(int argc, char** argv) {
   // --- In-process FAISS, one query per call. ---
   faiss::IndexFlatIP index(d);
   index.add(n, base.data());
+  // The same search with the sidecar's scan kernels, in process: the
+  // service minus this is what gRPC, the service and batching cost.
+  recsys::retrieval::FastFlatIndex kernel_index(d, faiss::METRIC_INNER_PRODUCT);
+  kernel_index.add(n, base.data());
   // Interleaved, so both see the same machine load (other work on a shared
   // 2-core machine swings single-query times by 2x within a minute).
-  std::vector<double> local_ms, service_ms, diff_ms;
+  std::vector<double> local_ms, service_ms, diff_ms, kernel_ms, kernel_diff_ms;
   // CPU time of the whole process (all threads) per call: separates work
   // done from time spent runnable-but-preempted or waiting for a wake-up.
   std::vector<double> local_cpu_ms, service_cpu_ms;
+  // Per-thread CPU of the service calls alone, then of the in-process calls.
+  json thread_cpu;
+  {
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    auto t0 = ThreadCpuNs();
+    for (int i = 0; i < nq; ++i) {
+      pb::SearchRequest req = Query("flat", &queries[i * d], d, k);
+      pb::SearchResponse resp;
+      grpc::ClientContext ctx;
+      Check(stub.Search(&ctx, req, &resp), "search");
+    }
+    auto t1 = ThreadCpuNs();
+    for (int i = 0; i < nq; ++i) {
+      index.search(1, &queries[i * d], k, dist.data(), lab.data());
+    }
+    auto t2 = ThreadCpuNs();
+    thread_cpu = {{"service_call", ThreadCpuPerCall(t0, t1, nq)},
+                  {"in_process_call", ThreadCpuPerCall(t1, t2, nq)}};
+  }
   {
     std::vector<float> dist(k);
     std::vector<faiss::Index::idx_t> lab(k);
@@ -352,6 +412,9 @@ int main(int argc, char** argv) {
       index.search(1, &queries[i * d], k, dist.data(), lab.data());
       local_ms.push_back(Ms(Clock::now() - t0));
       local_cpu_ms.push_back(ProcessCpuMs() - c0);
+      t0 = Clock::now();
+      kernel_index.search(1, &queries[i * d], k, dist.data(), lab.data());
+      kernel_ms.push_back(Ms(Clock::now() - t0));
       pb::SearchRequest req = Query("flat", &queries[i * d], d, k);
       pb::SearchResponse resp;
       grpc::ClientContext ctx;
@@ -361,6 +424,7 @@ int main(int argc, char** argv) {
       service_ms.push_back(Ms(Clock::now() - t0));
       service_cpu_ms.push_back(ProcessCpuMs() - c0);
       diff_ms.push_back(service_ms.back() - local_ms.back());
+      kernel_diff_ms.push_back(service_ms.back() - kernel_ms.back());
     }
   }
   // The fixed cost of a call (gRPC on loopback + service + batcher hand-off),
@@ -381,6 +445,9 @@ int main(int argc, char** argv) {
   json lat_local = Percentiles(local_ms), lat_service = Percentiles(service_ms);
   report["flat_sequential"] = {
       {"in_process_faiss", lat_local},
+      {"in_process_sidecar_kernel", Percentiles(kernel_ms)},
+      {"paired_difference_vs_sidecar_kernel", Percentiles(kernel_diff_ms)},
+      {"distance_kernel", recsys::retrieval::DistanceKernelName()},
       {"service", lat_service},
       {"p50_overhead_ms", lat_service["p50_ms"].get<double>() - lat_local["p50_ms"].get<double>()},
       {"p99_overhead_ms", lat_service["p99_ms"].get<double>() - lat_local["p99_ms"].get<double>()},
@@ -388,6 +455,7 @@ int main(int argc, char** argv) {
       {"in_process_faiss_process_cpu", Percentiles(local_cpu_ms)},
       {"service_process_cpu", Percentiles(service_cpu_ms)},
       {"service_call_on_16_vectors", Percentiles(tiny_ms)},
+      {"thread_cpu_ms_per_call", thread_cpu},
   };
 
   // --- Throughput: 16 clients vs in-process one-query-per-call. ---

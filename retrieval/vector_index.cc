@@ -18,6 +18,7 @@
 #include "faiss/impl/io.h"
 #include "faiss/index_factory.h"
 #include "faiss/index_io.h"
+#include "retrieval/fast_flat_index.h"
 
 namespace recsys {
 namespace retrieval {
@@ -164,9 +165,9 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
   out->higher_is_better_ = config.metric != Metric::kL2;
   out->description_ = config.index_factory;
   try {
-    out->index_.reset(faiss::index_factory(config.dimension,
-                                           config.index_factory.c_str(),
-                                           FaissMetric(config.metric)));
+    out->index_.reset(UseFastFlat(faiss::index_factory(
+        config.dimension, config.index_factory.c_str(),
+        FaissMetric(config.metric))));
     if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(out->index_.get())) {
       auto it = config.build_params.find("efConstruction");
       int ef = 0;
@@ -201,8 +202,8 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
               " training vectors, the version has ", n_train,
               "; add entries or set flat_fallback_when_untrainable"));
         }
-        out->index_.reset(new faiss::IndexFlat(config.dimension,
-                                               FaissMetric(config.metric)));
+        out->index_ = std::make_unique<FastFlatIndex>(
+            config.dimension, FaissMetric(config.metric));
         out->description_ = "Flat";
       } else {
         if (progress && !progress(0, n, "training")) {
@@ -248,7 +249,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Deserialize(
   out->higher_is_better_ = config.metric != Metric::kL2;
   try {
     StringViewReader reader(bytes);
-    out->index_.reset(faiss::read_index(&reader));
+    out->index_.reset(UseFastFlat(faiss::read_index(&reader)));
   } catch (const std::exception& e) {
     return absl::DataLossError(
         absl::StrCat("FAISS cannot read the index: ", e.what()));

@@ -1,0 +1,198 @@
+#include "retrieval/distance_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace recsys {
+namespace retrieval {
+
+namespace portable {
+
+float InnerProduct(const float* a, const float* b, int d) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= d; j += 4) {
+    s0 += a[j] * b[j];
+    s1 += a[j + 1] * b[j + 1];
+    s2 += a[j + 2] * b[j + 2];
+    s3 += a[j + 3] * b[j + 3];
+  }
+  for (; j < d; ++j) s0 += a[j] * b[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+float L2Squared(const float* a, const float* b, int d) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= d; j += 4) {
+    const float t0 = a[j] - b[j], t1 = a[j + 1] - b[j + 1];
+    const float t2 = a[j + 2] - b[j + 2], t3 = a[j + 3] - b[j + 3];
+    s0 += t0 * t0;
+    s1 += t1 * t1;
+    s2 += t2 * t2;
+    s3 += t3 * t3;
+  }
+  for (; j < d; ++j) s0 += (a[j] - b[j]) * (a[j] - b[j]);
+  return (s0 + s1) + (s2 + s3);
+}
+
+void InnerProductMany(const float* q, const float* base, int64_t n, int d,
+                      float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = InnerProduct(q, base + i * d, d);
+}
+
+void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
+                   float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = L2Squared(q, base + i * d, d);
+}
+
+}  // namespace portable
+
+#if defined(__x86_64__)
+namespace {
+
+// Sums each of four 8-lane accumulators: {sum(a0), sum(a1), sum(a2), sum(a3)}.
+__attribute__((target("avx2,fma"))) inline __m128 Sum4(__m256 a0, __m256 a1,
+                                                        __m256 a2, __m256 a3) {
+  const __m256 h01 = _mm256_hadd_ps(a0, a1);
+  const __m256 h23 = _mm256_hadd_ps(a2, a3);
+  const __m256 h = _mm256_hadd_ps(h01, h23);
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+__attribute__((target("avx2,fma"))) inline float Sum1(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// kL2 false: inner product; true: squared L2 distance.
+template <bool kL2>
+__attribute__((target("avx2,fma"))) inline __m256 Step(__m256 acc, __m256 q,
+                                                       const float* b) {
+  const __m256 v = _mm256_loadu_ps(b);
+  if (kL2) {
+    const __m256 t = _mm256_sub_ps(v, q);
+    return _mm256_fmadd_ps(t, t, acc);
+  }
+  return _mm256_fmadd_ps(q, v, acc);
+}
+
+template <bool kL2>
+inline float Tail(const float* a, const float* b, int from, int d) {
+  float s = 0;
+  for (int j = from; j < d; ++j) {
+    s += kL2 ? (a[j] - b[j]) * (a[j] - b[j]) : a[j] * b[j];
+  }
+  return s;
+}
+
+template <bool kL2>
+__attribute__((target("avx2,fma"))) float OneAvx2(const float* a,
+                                                  const float* b, int d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= d; j += 16) {
+    acc0 = Step<kL2>(acc0, _mm256_loadu_ps(a + j), b + j);
+    acc1 = Step<kL2>(acc1, _mm256_loadu_ps(a + j + 8), b + j + 8);
+  }
+  for (; j + 8 <= d; j += 8) {
+    acc0 = Step<kL2>(acc0, _mm256_loadu_ps(a + j), b + j);
+  }
+  return Sum1(_mm256_add_ps(acc0, acc1)) + Tail<kL2>(a, b, j, d);
+}
+
+// Four database rows per pass: the query lanes are loaded once per four
+// rows and the four horizontal sums share one reduction.
+template <bool kL2>
+__attribute__((target("avx2,fma"))) void ManyAvx2(const float* q,
+                                                  const float* base, int64_t n,
+                                                  int d, float* out) {
+  const int d8 = d & ~7;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float* b0 = base + i * d;
+    const float* b1 = b0 + d;
+    const float* b2 = b1 + d;
+    const float* b3 = b2 + d;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int j = 0; j < d8; j += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + j);
+      a0 = Step<kL2>(a0, qv, b0 + j);
+      a1 = Step<kL2>(a1, qv, b1 + j);
+      a2 = Step<kL2>(a2, qv, b2 + j);
+      a3 = Step<kL2>(a3, qv, b3 + j);
+    }
+    __m128 s = Sum4(a0, a1, a2, a3);
+    if (d8 != d) {
+      s = _mm_add_ps(s, _mm_setr_ps(Tail<kL2>(q, b0, d8, d),
+                                    Tail<kL2>(q, b1, d8, d),
+                                    Tail<kL2>(q, b2, d8, d),
+                                    Tail<kL2>(q, b3, d8, d)));
+    }
+    _mm_storeu_ps(out + i, s);
+  }
+  for (; i < n; ++i) out[i] = OneAvx2<kL2>(q, base + i * d, d);
+}
+
+bool HaveAvx2Fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+}  // namespace
+#endif  // __x86_64__
+
+namespace {
+
+struct Kernels {
+  const char* name;
+  float (*ip)(const float*, const float*, int);
+  float (*l2)(const float*, const float*, int);
+  void (*ip_many)(const float*, const float*, int64_t, int, float*);
+  void (*l2_many)(const float*, const float*, int64_t, int, float*);
+};
+
+Kernels Pick() {
+#if defined(__x86_64__)
+  if (HaveAvx2Fma()) {
+    return {"avx2+fma", &OneAvx2<false>, &OneAvx2<true>, &ManyAvx2<false>,
+            &ManyAvx2<true>};
+  }
+#endif
+  return {"portable", &portable::InnerProduct, &portable::L2Squared,
+          &portable::InnerProductMany, &portable::L2SquaredMany};
+}
+
+const Kernels& Get() {
+  static const Kernels kernels = Pick();
+  return kernels;
+}
+
+}  // namespace
+
+const char* DistanceKernelName() { return Get().name; }
+
+float InnerProduct(const float* a, const float* b, int d) {
+  return Get().ip(a, b, d);
+}
+
+float L2Squared(const float* a, const float* b, int d) {
+  return Get().l2(a, b, d);
+}
+
+void InnerProductMany(const float* q, const float* base, int64_t n, int d,
+                      float* out) {
+  Get().ip_many(q, base, n, d, out);
+}
+
+void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
+                   float* out) {
+  Get().l2_many(q, base, n, d, out);
+}
+
+}  // namespace retrieval
+}  // namespace recsys

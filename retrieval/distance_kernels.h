@@ -1,0 +1,49 @@
+// Distance kernels for exact vector scans, picked once at startup for the
+// CPU we run on.
+//
+// Debian's FAISS 1.7.3 is built for generic x86-64: its single-query Flat
+// scan and its HNSW distance computer run the scalar
+// fvec_inner_product_ref loop (seen in gdb and perf). These kernels use
+// AVX2 + FMA when the CPU has them (checked at runtime, so the binary still
+// runs on older CPUs) and a portable loop otherwise.
+//
+// Results match a double-precision reference to float rounding, but the
+// summation order differs from FAISS's, so scores may differ from
+// IndexFlat's in the last bits.
+//
+// Thread-safety: all functions are pure.
+#ifndef RECSYS_RETRIEVAL_DISTANCE_KERNELS_H_
+#define RECSYS_RETRIEVAL_DISTANCE_KERNELS_H_
+
+#include <cstdint>
+
+namespace recsys {
+namespace retrieval {
+
+// "avx2+fma" or "portable": what this process uses.
+const char* DistanceKernelName();
+
+float InnerProduct(const float* a, const float* b, int d);
+float L2Squared(const float* a, const float* b, int d);
+
+// out[i] = InnerProduct(q, base + i * d, d) for i in [0, n).
+void InnerProductMany(const float* q, const float* base, int64_t n, int d,
+                      float* out);
+// out[i] = L2Squared(q, base + i * d, d) for i in [0, n).
+void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
+                   float* out);
+
+// The portable versions, always available (tests compare against them).
+namespace portable {
+float InnerProduct(const float* a, const float* b, int d);
+float L2Squared(const float* a, const float* b, int d);
+void InnerProductMany(const float* q, const float* base, int64_t n, int d,
+                      float* out);
+void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
+                   float* out);
+}  // namespace portable
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_DISTANCE_KERNELS_H_

@@ -1,0 +1,85 @@
+#include "retrieval/distance_kernels.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+double RefIp(const float* a, const float* b, int d) {
+  double s = 0;
+  for (int j = 0; j < d; ++j) s += double(a[j]) * b[j];
+  return s;
+}
+
+double RefL2(const float* a, const float* b, int d) {
+  double s = 0;
+  for (int j = 0; j < d; ++j) s += (double(a[j]) - b[j]) * (double(a[j]) - b[j]);
+  return s;
+}
+
+// Tolerance for float sums of d products of values in [-1, 1].
+double Tol(int d) { return 1e-5 * (d + 1); }
+
+TEST(DistanceKernelsTest, NamesTheKernelInUse) {
+  const std::string name = DistanceKernelName();
+  EXPECT_TRUE(name == "avx2+fma" || name == "portable") << name;
+}
+
+// Every dimension from 1 to 130 covers full 16/8-lane steps and every tail
+// length; rows start at unaligned offsets (one float past an aligned buffer).
+TEST(DistanceKernelsTest, MatchDoublePrecisionReferenceForEveryTailLength) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int d = 1; d <= 130; ++d) {
+    const int n = 11;  // two groups of four rows and a remainder of three
+    std::vector<float> buf(1 + (n + 1) * d);
+    for (float& v : buf) v = u(rng);
+    const float* q = buf.data() + 1;
+    const float* base = q + d;
+    std::vector<float> ip(n), l2(n), pip(n), pl2(n);
+    InnerProductMany(q, base, n, d, ip.data());
+    L2SquaredMany(q, base, n, d, l2.data());
+    portable::InnerProductMany(q, base, n, d, pip.data());
+    portable::L2SquaredMany(q, base, n, d, pl2.data());
+    for (int i = 0; i < n; ++i) {
+      const float* row = base + i * d;
+      ASSERT_NEAR(ip[i], RefIp(q, row, d), Tol(d)) << "d=" << d << " i=" << i;
+      ASSERT_NEAR(l2[i], RefL2(q, row, d), Tol(d)) << "d=" << d << " i=" << i;
+      ASSERT_NEAR(pip[i], RefIp(q, row, d), Tol(d)) << "d=" << d;
+      ASSERT_NEAR(pl2[i], RefL2(q, row, d), Tol(d)) << "d=" << d;
+      ASSERT_NEAR(InnerProduct(q, row, d), RefIp(q, row, d), Tol(d)) << d;
+      ASSERT_NEAR(L2Squared(q, row, d), RefL2(q, row, d), Tol(d)) << d;
+    }
+  }
+}
+
+TEST(DistanceKernelsTest, ZeroRowsWritesNothing) {
+  float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  float out[1] = {42.f};
+  InnerProductMany(q, q, 0, 8, out);
+  L2SquaredMany(q, q, 0, 8, out);
+  EXPECT_EQ(out[0], 42.f);
+}
+
+TEST(DistanceKernelsTest, ExactOnSmallIntegers) {
+  // Integer-valued inputs sum exactly in float: results must be exact.
+  std::vector<float> a(64), b(64);
+  for (int j = 0; j < 64; ++j) {
+    a[j] = float(j % 7) - 3;
+    b[j] = float(j % 5) - 2;
+  }
+  EXPECT_EQ(InnerProduct(a.data(), b.data(), 64), float(RefIp(a.data(), b.data(), 64)));
+  EXPECT_EQ(L2Squared(a.data(), b.data(), 64), float(RefL2(a.data(), b.data(), 64)));
+  EXPECT_EQ(L2Squared(a.data(), a.data(), 64), 0.f);
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys

@@ -1,0 +1,159 @@
+#include "retrieval/fast_flat_index.h"
+
+#include <algorithm>
+#include <typeinfo>
+#include <utility>
+
+#include "faiss/IndexHNSW.h"
+#include "faiss/impl/FaissAssert.h"
+#include "faiss/impl/IDSelector.h"
+#include "faiss/utils/Heap.h"
+#include "faiss/utils/distances.h"
+#include "retrieval/distance_kernels.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+// Rows scored per kernel call: 256 x 64-d floats = 64 KiB, in L2 while the
+// heap pass reads the scores back.
+constexpr int64_t kBlockRows = 256;
+
+// One query against every row: block-wise scores, then a k-heap. C is
+// faiss::CMin (inner product: keep the largest) or faiss::CMax (L2).
+template <class C, bool kL2>
+void ScanOne(const float* q, const float* base, int64_t n, int d, int64_t k,
+             const faiss::IDSelector* selector, float* distances,
+             faiss::Index::idx_t* labels) {
+  faiss::heap_heapify<C>(k, distances, labels);
+  float scores[kBlockRows];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlockRows) {
+    const int64_t m = std::min(kBlockRows, n - i0);
+    if (kL2) {
+      L2SquaredMany(q, base + i0 * d, m, d, scores);
+    } else {
+      InnerProductMany(q, base + i0 * d, m, d, scores);
+    }
+    for (int64_t j = 0; j < m; ++j) {
+      // C::cmp(top, s): s is better than the worst kept result.
+      if (!C::cmp(distances[0], scores[j])) continue;
+      if (selector != nullptr && !selector->is_member(i0 + j)) continue;
+      faiss::heap_replace_top<C>(k, distances, labels, scores[j], i0 + j);
+    }
+  }
+  faiss::heap_reorder<C>(k, distances, labels);
+}
+
+template <bool kL2>
+class KernelDistanceComputer : public faiss::FlatCodesDistanceComputer {
+ public:
+  explicit KernelDistanceComputer(const FastFlatIndex& index)
+      : faiss::FlatCodesDistanceComputer(index.codes.data(), index.code_size),
+        d_(static_cast<int>(index.d)),
+        base_(index.get_xb()) {}
+
+  void set_query(const float* x) override { q_ = x; }
+
+  float distance_to_code(const uint8_t* code) override {
+    const float* v = reinterpret_cast<const float*>(code);
+    return kL2 ? L2Squared(q_, v, d_) : InnerProduct(q_, v, d_);
+  }
+
+  float symmetric_dis(faiss::Index::idx_t i, faiss::Index::idx_t j) override {
+    const float* a = base_ + i * d_;
+    const float* b = base_ + j * d_;
+    return kL2 ? L2Squared(a, b, d_) : InnerProduct(a, b, d_);
+  }
+
+ private:
+  const int d_;
+  const float* base_;
+  const float* q_ = nullptr;
+};
+
+}  // namespace
+
+FastFlatIndex::FastFlatIndex(int d, faiss::MetricType metric)
+    : faiss::IndexFlat(d, metric) {
+  FAISS_THROW_IF_NOT_MSG(
+      metric == faiss::METRIC_INNER_PRODUCT || metric == faiss::METRIC_L2,
+      "FastFlatIndex supports inner product and L2 only");
+}
+
+std::unique_ptr<FastFlatIndex> FastFlatIndex::TakeFrom(faiss::IndexFlat* flat) {
+  if (flat->metric_type != faiss::METRIC_INNER_PRODUCT &&
+      flat->metric_type != faiss::METRIC_L2) {
+    return nullptr;
+  }
+  auto out = std::make_unique<FastFlatIndex>(static_cast<int>(flat->d),
+                                             flat->metric_type);
+  out->codes.swap(flat->codes);
+  out->ntotal = flat->ntotal;
+  out->verbose = flat->verbose;
+  flat->ntotal = 0;
+  return out;
+}
+
+void FastFlatIndex::search(idx_t n, const float* x, idx_t k, float* distances,
+                           idx_t* labels,
+                           const faiss::SearchParameters* params) const {
+  FAISS_THROW_IF_NOT(k > 0);
+  if (n >= faiss::distance_compute_blas_threshold) {
+    // Batches: FAISS's BLAS path (sgemm is already vectorized).
+    faiss::IndexFlat::search(n, x, k, distances, labels, params);
+    return;
+  }
+  const faiss::IDSelector* selector = params != nullptr ? params->sel : nullptr;
+  const int dim = static_cast<int>(d);
+  for (idx_t q = 0; q < n; ++q) {
+    if (metric_type == faiss::METRIC_L2) {
+      ScanOne<faiss::CMax<float, idx_t>, true>(
+          x + q * dim, get_xb(), ntotal, dim, k, selector, distances + q * k,
+          labels + q * k);
+    } else {
+      ScanOne<faiss::CMin<float, idx_t>, false>(
+          x + q * dim, get_xb(), ntotal, dim, k, selector, distances + q * k,
+          labels + q * k);
+    }
+  }
+}
+
+faiss::FlatCodesDistanceComputer* FastFlatIndex::get_FlatCodesDistanceComputer()
+    const {
+  if (metric_type == faiss::METRIC_L2) {
+    return new KernelDistanceComputer<true>(*this);
+  }
+  return new KernelDistanceComputer<false>(*this);
+}
+
+faiss::Index* UseFastFlat(faiss::Index* index) {
+  if (dynamic_cast<FastFlatIndex*>(index) != nullptr) return index;
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) {
+    auto* storage = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
+    if (storage == nullptr || dynamic_cast<FastFlatIndex*>(storage) != nullptr ||
+        !hnsw->own_fields) {
+      return index;
+    }
+    std::unique_ptr<FastFlatIndex> fast = FastFlatIndex::TakeFrom(storage);
+    if (fast != nullptr) {
+      delete hnsw->storage;
+      hnsw->storage = fast.release();
+    }
+    return index;
+  }
+  auto* flat = dynamic_cast<faiss::IndexFlat*>(index);
+  // Only the plain Flat classes: subclasses (IndexFlat1D, ...) keep theirs.
+  if (flat == nullptr ||
+      (typeid(*flat) != typeid(faiss::IndexFlat) &&
+       typeid(*flat) != typeid(faiss::IndexFlatIP) &&
+       typeid(*flat) != typeid(faiss::IndexFlatL2))) {
+    return index;
+  }
+  std::unique_ptr<FastFlatIndex> fast = FastFlatIndex::TakeFrom(flat);
+  if (fast == nullptr) return index;
+  delete index;
+  return fast.release();
+}
+
+}  // namespace retrieval
+}  // namespace recsys

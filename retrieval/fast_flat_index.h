@@ -1,0 +1,52 @@
+// FastFlatIndex: a faiss::IndexFlat (inner product or L2) whose scans use
+// the runtime-dispatched kernels of distance_kernels.h.
+//
+// It is an IndexFlat in every other respect: same storage (`codes`), same
+// add/reconstruct, and faiss::write_index writes it as a plain IndexFlatIP /
+// IndexFlatL2, so snapshots stay readable by stock FAISS. Two overrides:
+//  - search() with fewer than `faiss::distance_compute_blas_threshold`
+//    queries scans with our kernels (one pass per query, blocks of rows,
+//    a k-heap; the IDSelector is consulted only for rows that would enter
+//    the heap). Larger batches keep FAISS's BLAS path.
+//  - the distance computer (used by HNSW build and search when this is an
+//    IndexHNSW's storage) uses our kernels too.
+// Results have FAISS's layout: sorted best first, missing slots labelled -1
+// with the metric's worst value.
+//
+// Thread-safety: as IndexFlat (concurrent const calls are safe).
+#ifndef RECSYS_RETRIEVAL_FAST_FLAT_INDEX_H_
+#define RECSYS_RETRIEVAL_FAST_FLAT_INDEX_H_
+
+#include <memory>
+
+#include "faiss/IndexFlat.h"
+
+namespace recsys {
+namespace retrieval {
+
+class FastFlatIndex : public faiss::IndexFlat {
+ public:
+  // REQUIRES: metric is METRIC_INNER_PRODUCT or METRIC_L2.
+  FastFlatIndex(int d, faiss::MetricType metric);
+
+  // Takes over the vectors of `flat` (left empty). nullptr when `flat`'s
+  // metric is neither inner product nor L2.
+  static std::unique_ptr<FastFlatIndex> TakeFrom(faiss::IndexFlat* flat);
+
+  void search(idx_t n, const float* x, idx_t k, float* distances,
+              idx_t* labels,
+              const faiss::SearchParameters* params = nullptr) const override;
+
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer()
+      const override;
+};
+
+// Replaces a plain Flat index, or the Flat storage of an IndexHNSW, by a
+// FastFlatIndex holding the same vectors. Returns the index to use (the
+// argument itself for HNSW and for anything it does not apply to).
+faiss::Index* UseFastFlat(faiss::Index* index);
+
+}  // namespace retrieval
+}  // namespace recsys
+
+#endif  // RECSYS_RETRIEVAL_FAST_FLAT_INDEX_H_

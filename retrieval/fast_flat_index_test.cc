@@ -1,0 +1,161 @@
+#include "retrieval/fast_flat_index.h"
+
+#include <memory>
+#include <vector>
+
+#include "faiss/IndexHNSW.h"
+#include "faiss/impl/IDSelector.h"
+#include "faiss/index_factory.h"
+#include "faiss/index_io.h"
+#include "faiss/impl/io.h"
+#include "faiss/utils/distances.h"
+#include "gtest/gtest.h"
+#include "retrieval/test_util.h"
+
+namespace recsys {
+namespace retrieval {
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+struct Results {
+  std::vector<float> distances;
+  std::vector<idx_t> labels;
+};
+
+Results Search(const faiss::Index& index, const std::vector<float>& queries,
+               int k, const faiss::SearchParameters* params = nullptr) {
+  const idx_t nq = queries.size() / index.d;
+  Results r{std::vector<float>(nq * k), std::vector<idx_t>(nq * k)};
+  index.search(nq, queries.data(), k, r.distances.data(), r.labels.data(),
+               params);
+  return r;
+}
+
+// Same ids in the same order as stock FAISS, scores to float rounding.
+void ExpectSameResults(const Results& want, const Results& got) {
+  ASSERT_EQ(want.labels.size(), got.labels.size());
+  for (size_t i = 0; i < want.labels.size(); ++i) {
+    EXPECT_EQ(want.labels[i], got.labels[i]) << "slot " << i;
+    EXPECT_NEAR(want.distances[i], got.distances[i], 1e-4) << "slot " << i;
+  }
+}
+
+class FastFlatIndexTest : public ::testing::TestWithParam<faiss::MetricType> {};
+
+TEST_P(FastFlatIndexTest, SingleQueriesMatchStockFaiss) {
+  for (int d : {3, 64, 100}) {
+    const int n = 5000;
+    std::vector<float> base = RandomUnitVectors(n, d, 1);
+    std::vector<float> queries = RandomUnitVectors(20, d, 2);
+    faiss::IndexFlat stock(d, GetParam());
+    FastFlatIndex fast(d, GetParam());
+    stock.add(n, base.data());
+    fast.add(n, base.data());
+    for (int q = 0; q < 20; ++q) {
+      std::vector<float> one(queries.begin() + q * d,
+                             queries.begin() + (q + 1) * d);
+      ExpectSameResults(Search(stock, one, 10), Search(fast, one, 10));
+    }
+  }
+}
+
+TEST_P(FastFlatIndexTest, KLargerThanTheIndexPadsLikeFaiss) {
+  const int d = 16;
+  std::vector<float> base = RandomUnitVectors(5, d, 3);
+  std::vector<float> query = RandomUnitVectors(1, d, 4);
+  faiss::IndexFlat stock(d, GetParam());
+  FastFlatIndex fast(d, GetParam());
+  stock.add(5, base.data());
+  fast.add(5, base.data());
+  Results want = Search(stock, query, 8), got = Search(fast, query, 8);
+  ExpectSameResults(want, got);
+  EXPECT_EQ(got.labels[5], -1);
+  EXPECT_EQ(got.labels[7], -1);
+}
+
+TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
+  const int d = 32, n = 3000;
+  std::vector<float> base = RandomUnitVectors(n, d, 5);
+  std::vector<float> query = RandomUnitVectors(1, d, 6);
+  faiss::IndexFlat stock(d, GetParam());
+  FastFlatIndex fast(d, GetParam());
+  stock.add(n, base.data());
+  fast.add(n, base.data());
+  std::vector<uint8_t> bits((n + 7) / 8, 0);
+  for (int i = 0; i < n; i += 3) bits[i >> 3] |= 1 << (i & 7);
+  faiss::IDSelectorBitmap selector(n, bits.data());
+  faiss::SearchParameters params;
+  params.sel = &selector;
+  Results got = Search(fast, query, 10, &params);
+  ExpectSameResults(Search(stock, query, 10, &params), got);
+  for (idx_t id : got.labels) EXPECT_EQ(id % 3, 0) << id;
+}
+
+TEST_P(FastFlatIndexTest, BatchesAtTheBlasThresholdStillMatch) {
+  const int d = 24, n = 2000;
+  std::vector<float> base = RandomUnitVectors(n, d, 7);
+  std::vector<float> queries = RandomUnitVectors(40, d, 8);
+  faiss::IndexFlat stock(d, GetParam());
+  FastFlatIndex fast(d, GetParam());
+  stock.add(n, base.data());
+  fast.add(n, base.data());
+  ExpectSameResults(Search(stock, queries, 5), Search(fast, queries, 5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, FastFlatIndexTest,
+                         ::testing::Values(faiss::METRIC_INNER_PRODUCT,
+                                           faiss::METRIC_L2));
+
+TEST(FastFlatIndexStandaloneTest, SerializesAsAPlainFlatIndex) {
+  const int d = 8;
+  std::vector<float> base = RandomUnitVectors(100, d, 9);
+  FastFlatIndex fast(d, faiss::METRIC_INNER_PRODUCT);
+  fast.add(100, base.data());
+  faiss::VectorIOWriter writer;
+  faiss::write_index(&fast, &writer);
+  faiss::VectorIOReader reader;
+  reader.data = writer.data;
+  std::unique_ptr<faiss::Index> back(faiss::read_index(&reader));
+  EXPECT_NE(dynamic_cast<faiss::IndexFlatIP*>(back.get()), nullptr);
+  EXPECT_EQ(back->ntotal, 100);
+  std::unique_ptr<faiss::Index> converted(UseFastFlat(back.release()));
+  ASSERT_NE(dynamic_cast<FastFlatIndex*>(converted.get()), nullptr);
+  std::vector<float> query = RandomUnitVectors(1, d, 10);
+  ExpectSameResults(Search(fast, query, 5), Search(*converted, query, 5));
+}
+
+TEST(FastFlatIndexStandaloneTest, LeavesOtherIndexTypesAlone) {
+  std::unique_ptr<faiss::Index> ivf(faiss::index_factory(8, "IVF4,Flat"));
+  faiss::Index* raw = ivf.get();
+  EXPECT_EQ(UseFastFlat(raw), raw);
+}
+
+// HNSW built over FastFlat storage finds the same neighbours as over stock
+// storage: the graph is built with our distances, and recall stays high.
+TEST(FastFlatIndexStandaloneTest, HnswStorageIsReplacedAndStillAccurate) {
+  const int d = 32, n = 4000;
+  std::vector<float> base = RandomUnitVectors(n, d, 11);
+  std::vector<float> queries = RandomUnitVectors(50, d, 12);
+  std::unique_ptr<faiss::Index> hnsw(UseFastFlat(
+      faiss::index_factory(d, "HNSW16", faiss::METRIC_INNER_PRODUCT)));
+  auto* h = dynamic_cast<faiss::IndexHNSW*>(hnsw.get());
+  ASSERT_NE(h, nullptr);
+  ASSERT_NE(dynamic_cast<FastFlatIndex*>(h->storage), nullptr);
+  h->hnsw.efSearch = 128;
+  hnsw->add(n, base.data());
+  faiss::IndexFlatIP exact(d);
+  exact.add(n, base.data());
+  Results want = Search(exact, queries, 10), got = Search(*hnsw, queries, 10);
+  int hits = 0;
+  for (int q = 0; q < 50; ++q) {
+    for (int i = 0; i < 10; ++i) {
+      for (int j = 0; j < 10; ++j) hits += got.labels[q * 10 + i] == want.labels[q * 10 + j];
+    }
+  }
+  EXPECT_GE(hits / 500.0, 0.95);
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys
