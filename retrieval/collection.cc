@@ -287,7 +287,7 @@ void Collection::RunBuild(int64_t version,
     table.vectors.reserve((base->size() + frozen->size()) * d);
     for (int64_t i = 0; i < base->size(); ++i) {
       if (frozen->contains(base->key(i))) continue;
-      table.keys.push_back(base->key(i));
+      table.keys.emplace_back(base->key(i));
       table.payloads.push_back(base->payload(i));
       auto v = base->vector(i);
       table.vectors.insert(table.vectors.end(), v.begin(), v.end());

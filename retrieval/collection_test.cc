@@ -30,7 +30,7 @@ std::vector<std::string> TopKeys(const CollectionVersion& v,
   auto r = v.Search({VersionQuery{q.data(), k, {}}}, {});
   EXPECT_OK(r.status());
   std::vector<std::string> keys;
-  for (const SearchHit& h : (*r)[0]) keys.push_back(v.key(h.id));
+  for (const SearchHit& h : (*r)[0]) keys.emplace_back(v.key(h.id));
   return keys;
 }
 

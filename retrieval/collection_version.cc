@@ -4,12 +4,73 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "faiss/impl/IDSelector.h"
 
 namespace recsys {
 namespace retrieval {
+namespace {
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void EncodePayload(const Payload& p, std::string* out) {
+  PutVarint(p.size(), out);
+  for (const auto& [field, value] : p) {
+    PutVarint(field.size(), out);
+    out->append(field);
+    PutVarint(value.size(), out);
+    out->append(value);
+  }
+}
+
+// Reads what EncodePayload wrote (our own bytes, so no bounds surprises;
+// still, a short buffer ends the walk instead of reading past it).
+class PayloadReader {
+ public:
+  explicit PayloadReader(absl::string_view bytes) : in_(bytes) {
+    uint64_t n = 0;
+    remaining_ = GetVarint(&n) ? n : 0;
+  }
+  bool Next(absl::string_view* field, absl::string_view* value) {
+    if (remaining_ == 0) return false;
+    --remaining_;
+    return GetString(field) && GetString(value);
+  }
+
+ private:
+  bool GetVarint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && !in_.empty(); shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(in_.front());
+      in_.remove_prefix(1);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool GetString(absl::string_view* s) {
+    uint64_t n = 0;
+    if (!GetVarint(&n) || n > in_.size()) {
+      remaining_ = 0;
+      return false;
+    }
+    *s = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  absl::string_view in_;
+  uint64_t remaining_ = 0;
+};
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<const CollectionVersion>>
 CollectionVersion::Build(int64_t version, const CollectionConfig& config,
@@ -47,12 +108,33 @@ CollectionVersion::Assemble(int64_t version, const CollectionConfig& config,
     return absl::DataLossError(absl::StrCat(
         "version ", version, " lacks the raw vectors its index cannot give"));
   }
+  if (n >= static_cast<int64_t>(std::numeric_limits<uint32_t>::max())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("version ", version, " has ", n,
+                     " entries; at most 2^32 - 2 are supported"));
+  }
   auto v = std::shared_ptr<CollectionVersion>(new CollectionVersion());
   v->version_ = version;
   v->config_ = config;
   v->created_ = created;
-  v->keys_ = std::move(table.keys);
-  v->payloads_ = std::move(table.payloads);
+  size_t key_total = 0;
+  for (const std::string& k : table.keys) key_total += k.size();
+  v->key_bytes_.reserve(key_total);
+  v->key_offsets_.reserve(n + 1);
+  v->key_offsets_.push_back(0);
+  v->payload_offsets_.reserve(n + 1);
+  v->payload_offsets_.push_back(0);
+  for (int64_t i = 0; i < n; ++i) {
+    v->key_bytes_.append(table.keys[i]);
+    v->key_offsets_.push_back(v->key_bytes_.size());
+    std::string().swap(table.keys[i]);  // keep the peak near one copy
+    EncodePayload(table.payloads[i], &v->payload_bytes_);
+    v->payload_offsets_.push_back(v->payload_bytes_.size());
+    Payload().swap(table.payloads[i]);
+  }
+  v->payload_bytes_.shrink_to_fit();
+  std::vector<std::string>().swap(table.keys);
+  std::vector<Payload>().swap(table.payloads);
   v->index_ = std::move(index);
   if (v->index_->raw_vectors() != nullptr) {
     v->vectors_ = v->index_->raw_vectors();
@@ -60,29 +142,62 @@ CollectionVersion::Assemble(int64_t version, const CollectionConfig& config,
     v->own_vectors_ = std::move(table.vectors);
     v->vectors_ = v->own_vectors_.data();
   }
-  v->key_to_id_.reserve(n);
-  int64_t key_bytes = 0;
+  v->key_index_.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
-    if (!v->key_to_id_.emplace(v->keys_[i], i).second) {
+    if (!v->key_index_.insert(static_cast<uint32_t>(i)).second) {
       return absl::DataLossError(absl::StrCat(
-          "version ", version, " has the key '", v->keys_[i], "' twice"));
-    }
-    key_bytes += sizeof(std::string) + v->keys_[i].capacity() + 32 +
-                 sizeof(Payload);
-    for (const auto& kv : v->payloads_[i]) {
-      key_bytes += 2 * sizeof(std::string) + kv.first.capacity() +
-                   kv.second.capacity();
+          "version ", version, " has the key '", v->key(i), "' twice"));
     }
   }
-  v->memory_bytes_ = v->index_->memory_bytes() +
-                     v->own_vectors_.size() * sizeof(float) + key_bytes;
+  v->memory_bytes_ =
+      v->index_->memory_bytes() +
+      static_cast<int64_t>(v->own_vectors_.capacity() * sizeof(float) +
+                           v->key_bytes_.capacity() +
+                           v->key_offsets_.capacity() * sizeof(uint64_t) +
+                           v->payload_bytes_.capacity() +
+                           v->payload_offsets_.capacity() * sizeof(uint64_t) +
+                           v->key_index_.capacity() * (sizeof(uint32_t) + 1));
   return std::shared_ptr<const CollectionVersion>(std::move(v));
 }
 
+size_t CollectionVersion::KeyHash::operator()(uint32_t id) const {
+  return absl::Hash<absl::string_view>()(v->key(id));
+}
+size_t CollectionVersion::KeyHash::operator()(absl::string_view key) const {
+  return absl::Hash<absl::string_view>()(key);
+}
+bool CollectionVersion::KeyEq::operator()(uint32_t a,
+                                          absl::string_view b) const {
+  return v->key(a) == b;
+}
+bool CollectionVersion::KeyEq::operator()(absl::string_view a,
+                                          uint32_t b) const {
+  return a == v->key(b);
+}
+
 std::optional<int64_t> CollectionVersion::Find(absl::string_view key) const {
-  auto it = key_to_id_.find(key);
-  if (it == key_to_id_.end()) return std::nullopt;
-  return it->second;
+  auto it = key_index_.find(key);
+  if (it == key_index_.end()) return std::nullopt;
+  return static_cast<int64_t>(*it);
+}
+
+Payload CollectionVersion::payload(int64_t id) const {
+  Payload out;
+  PayloadReader r(PayloadBytes(id));
+  absl::string_view field, value;
+  while (r.Next(&field, &value)) out.emplace_back(field, value);
+  return out;
+}
+
+std::optional<absl::string_view> CollectionVersion::PayloadField(
+    int64_t id, absl::string_view field) const {
+  PayloadReader r(PayloadBytes(id));
+  absl::string_view f, value;
+  while (r.Next(&f, &value)) {
+    if (f == field) return value;
+    if (f > field) break;  // sorted by field
+  }
+  return std::nullopt;
 }
 
 absl::Span<const float> CollectionVersion::vector(int64_t id) const {
@@ -118,8 +233,8 @@ absl::StatusOr<std::vector<std::vector<SearchHit>>> CollectionVersion::Search(
     for (int64_t i = 0; i < n; ++i) {
       bool ok = true;
       for (const auto& [field, value] : options.payload_filter) {
-        const std::string* have = FindField(payloads_[i], field);
-        if (have == nullptr || *have != value) {
+        std::optional<absl::string_view> have = PayloadField(i, field);
+        if (!have.has_value() || *have != value) {
           ok = false;
           break;
         }

@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -68,7 +69,7 @@ class CollectionVersion {
 
   int64_t version() const { return version_; }
   const CollectionConfig& config() const { return config_; }
-  int64_t size() const { return static_cast<int64_t>(keys_.size()); }
+  int64_t size() const { return static_cast<int64_t>(key_offsets_.size()) - 1; }
   absl::Time created() const { return created_; }
   const VectorIndex& index() const { return *index_; }
   // True when the index does not hold exact vectors and the version keeps
@@ -76,8 +77,15 @@ class CollectionVersion {
   bool keeps_own_vectors() const { return !own_vectors_.empty(); }
 
   std::optional<int64_t> Find(absl::string_view key) const;
-  const std::string& key(int64_t id) const { return keys_[id]; }
-  const Payload& payload(int64_t id) const { return payloads_[id]; }
+  absl::string_view key(int64_t id) const {
+    return absl::string_view(key_bytes_.data() + key_offsets_[id],
+                             key_offsets_[id + 1] - key_offsets_[id]);
+  }
+  // Decoded on each call (payloads are stored packed).
+  Payload payload(int64_t id) const;
+  // One field of a payload without decoding the rest; nullopt when absent.
+  std::optional<absl::string_view> PayloadField(int64_t id,
+                                                absl::string_view field) const;
   // The stored (normalised, for cosine) vector of `id`.
   absl::Span<const float> vector(int64_t id) const;
 
@@ -91,13 +99,43 @@ class CollectionVersion {
   int64_t memory_bytes() const { return memory_bytes_; }
 
  private:
-  CollectionVersion() = default;
+  CollectionVersion()
+      : key_index_(0, KeyHash{this}, KeyEq{this}) {}
   int64_t version_ = 0;
   CollectionConfig config_;
   absl::Time created_;
-  std::vector<std::string> keys_;
-  std::vector<Payload> payloads_;
-  absl::flat_hash_map<absl::string_view, int64_t> key_to_id_;
+  // Keys and payloads are packed into one buffer each, with n + 1 offsets:
+  // per entry that is the key's bytes + 8, instead of a std::string, a
+  // vector of string pairs and a hash-map node (measured: 13 MB -> 2.5 MB
+  // for 100k short keys with empty payloads).
+  std::string key_bytes_;
+  std::vector<uint64_t> key_offsets_;
+  // Payload encoding: varint field count, then per field varint length +
+  // name, varint length + value; fields sorted by name.
+  std::string payload_bytes_;
+  std::vector<uint64_t> payload_offsets_;
+  // key -> id: a set of 32-bit ids hashed and compared through key(id).
+  struct KeyHash {
+    using is_transparent = void;
+    const CollectionVersion* v;
+    size_t operator()(uint32_t id) const;
+    size_t operator()(absl::string_view key) const;
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    const CollectionVersion* v;
+    bool operator()(uint32_t a, uint32_t b) const {
+      return a == b || v->key(a) == v->key(b);
+    }
+    bool operator()(uint32_t a, absl::string_view b) const;
+    bool operator()(absl::string_view a, uint32_t b) const;
+  };
+  absl::flat_hash_set<uint32_t, KeyHash, KeyEq> key_index_;
+
+  absl::string_view PayloadBytes(int64_t id) const {
+    return absl::string_view(payload_bytes_.data() + payload_offsets_[id],
+                             payload_offsets_[id + 1] - payload_offsets_[id]);
+  }
   std::vector<float> own_vectors_;
   const float* vectors_ = nullptr;
   std::unique_ptr<VectorIndex> index_;

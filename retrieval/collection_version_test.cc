@@ -39,6 +39,46 @@ TEST(CollectionVersionTest, FindsKeysAndVectors) {
   EXPECT_GT(v->memory_bytes(), 50 * kDim * 4);
 }
 
+// Keys and payloads are stored packed: every shape must read back as given.
+TEST(CollectionVersionTest, PackedKeysAndPayloadsReadBackExactly) {
+  EntryTable t;
+  const std::string long_value(300, 'x');  // length needs a 2-byte varint
+  std::vector<Payload> payloads = {
+      {},
+      {{"a", ""}},
+      {{"", "empty field name"}},
+      {{"title", "caf\xc3\xa9"}, {"z", long_value}},
+      {{"f1", "1"}, {"f2", "2"}, {"f3", std::string("nul\0inside", 11)}},
+  };
+  const std::vector<std::string> keys = {"k0", std::string(200, 'k'), "", "k3",
+                                         std::string("k\0", 2)};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    t.keys.push_back(keys[i]);
+    t.payloads.push_back(payloads[i]);
+    for (int j = 0; j < kDim; ++j) t.vectors.push_back(j == int(i) ? 1.f : 0.f);
+  }
+  ASSERT_OK_AND_ASSIGN(auto v, CollectionVersion::Build(1, TestConfig("c", kDim),
+                                                        std::move(t)));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(v->key(i), keys[i]);
+    ASSERT_EQ(v->Find(keys[i]), std::optional<int64_t>(i)) << i;
+    EXPECT_EQ(v->payload(i), payloads[i]) << i;
+    for (const auto& [field, value] : payloads[i]) {
+      EXPECT_EQ(v->PayloadField(i, field), std::optional<absl::string_view>(value));
+    }
+    EXPECT_EQ(v->PayloadField(i, "missing"), std::nullopt);
+  }
+  EXPECT_EQ(v->Find("k"), std::nullopt);
+  EXPECT_EQ(v->Find(std::string(199, 'k')), std::nullopt);
+}
+
+TEST(CollectionVersionTest, DuplicateKeysAreDataLoss) {
+  EntryTable t = Table(3, 1);
+  t.keys[2] = t.keys[0];
+  EXPECT_THAT(CollectionVersion::Build(1, TestConfig("c", kDim), std::move(t)),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("twice")));
+}
+
 TEST(CollectionVersionTest, ExclusionsAreExactPerQueryInOneBatch) {
   ASSERT_OK_AND_ASSIGN(
       auto v, CollectionVersion::Build(1, TestConfig("c", kDim), Table(200, 2)));

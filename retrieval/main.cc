@@ -1,7 +1,6 @@
 // retrieval_server: the retrieval sidecar. Parses flags into Options,
 // starts the gRPC server (NOT_SERVING), restores every collection from
 // --data_dir, then serves until SIGTERM/SIGINT.
-#include <malloc.h>
 
 #include <string>
 
@@ -11,6 +10,7 @@
 #include "common/logging.h"
 #include "common/server.h"
 #include "retrieval/collection_store.h"
+#include "retrieval/malloc_tuning.h"
 #include "retrieval/retrieval_service.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address (port 0: any).");
@@ -33,9 +33,7 @@ ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_malloc_arena_max) > 0) {
-    mallopt(M_ARENA_MAX, absl::GetFlag(FLAGS_malloc_arena_max));
-  }
+  recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
 
   recsys::retrieval::RetrievalService::Options service_options;
   service_options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);

@@ -38,6 +38,7 @@
 #include "retrieval/collection_store.h"
 #include "retrieval/distance_kernels.h"
 #include "retrieval/fast_flat_index.h"
+#include "retrieval/malloc_tuning.h"
 #include "retrieval/retrieval_service.h"
 #include "retrieval/test_util.h"
 #include "retrieval/vector_index.h"
@@ -233,7 +234,7 @@ double Throughput(int clients, double seconds, Fn one_query) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  mallopt(M_ARENA_MAX, 2);  // as retrieval_server does by default
+  recsys::retrieval::ConfigureMalloc(2);  // as retrieval_server does by default
   if (absl::GetFlag(FLAGS_blas_database_bs) > 0) {
     faiss::distance_compute_blas_database_bs = absl::GetFlag(FLAGS_blas_database_bs);
   }
@@ -281,9 +282,12 @@ int main(int argc, char** argv) {
   std::vector<float> queries = recsys::retrieval::RandomUnitVectors(nq, d, 2);
   malloc_trim(0);
   const int64_t rss0 = RssBytes();
+  const struct mallinfo2 mi0 = mallinfo2();
   if (!absl::GetFlag(FLAGS_diag)) Load(stub, "flat", "Flat", base, n, d);
   malloc_trim(0);
   const int64_t rss1 = RssBytes();
+  const struct mallinfo2 mi1 = mallinfo2();
+  if (getenv("BENCH_MALLOC_STATS")) malloc_stats();
   int64_t key_bytes = 0;
   for (int64_t i = 0; i < n; ++i) key_bytes += absl::StrCat("item", i).size();
   const int64_t raw = n * d * 4;
@@ -293,6 +297,9 @@ int main(int argc, char** argv) {
       {"key_payload_bytes", key_bytes},
       {"ratio_to_raw_plus_keys", double(rss1 - rss0) / (raw + key_bytes)},
       {"ratio_to_raw_vectors", double(rss1 - rss0) / raw},
+      // glibc's view after malloc_trim: what is allocated vs held free.
+      {"malloc_in_use_bytes", mi1.uordblks + mi1.hblkhd - mi0.uordblks - mi0.hblkhd},
+      {"malloc_free_held_bytes", mi1.fordblks - mi0.fordblks},
   };
 
   if (absl::GetFlag(FLAGS_diag)) {

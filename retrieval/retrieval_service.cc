@@ -201,7 +201,7 @@ Payload FromProto(const google::protobuf::Map<std::string, std::string>& m) {
 
 void FillHit(const CollectionVersion& v, const SearchHit& h,
              bool include_payload, pb::SearchHit* out) {
-  out->set_key(v.key(h.id));
+  out->set_key(std::string(v.key(h.id)));
   out->set_score(h.score);
   if (include_payload) {
     for (const auto& kv : v.payload(h.id)) {
