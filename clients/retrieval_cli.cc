@@ -5,6 +5,8 @@
 //   retrieval_cli ... upsert --collection=items --file=entries.tsv [--batch=1000]
 //       (lines: key<TAB>v1,v2,...[<TAB>field=value;field=value])
 //   retrieval_cli ... delete --collection=items --keys=a,b
+//   retrieval_cli ... get --collection=items --keys=a,b [--version=N]
+//       [--staged] [--with_vectors]
 //   retrieval_cli ... publish --collection=items [--version=N] [--nowait]
 //   retrieval_cli ... rollback --collection=items --version=N
 //   retrieval_cli ... search --collection=items (--vector=v1,v2,... | --key=K)
@@ -35,7 +37,9 @@ ABSL_FLAG(std::string, metric, "ip", "create: ip, l2 or cosine.");
 ABSL_FLAG(std::string, factory, "Flat", "create: FAISS index_factory string.");
 ABSL_FLAG(std::string, file, "", "upsert: TSV file of entries.");
 ABSL_FLAG(int, batch, 1000, "upsert: entries per stream message.");
-ABSL_FLAG(std::string, keys, "", "delete: comma-separated keys.");
+ABSL_FLAG(std::string, keys, "", "delete/get: comma-separated keys.");
+ABSL_FLAG(bool, staged, false, "get: read acknowledged, unpublished writes.");
+ABSL_FLAG(bool, with_vectors, false, "get: include the stored vectors.");
 ABSL_FLAG(int64_t, version, 0, "publish/rollback/search: version (0: next/live).");
 ABSL_FLAG(bool, nowait, false, "publish: return once the build started.");
 ABSL_FLAG(std::string, vector, "", "search: comma-separated query vector.");
@@ -196,6 +200,19 @@ int main(int argc, char** argv) {
     }
     pb::DeleteResponse resp;
     return Report(stub->Delete(ctx.get(), req, &resp), &resp);
+  }
+  if (cmd == "get") {
+    pb::GetRequest req;
+    req.set_collection(collection);
+    for (absl::string_view k :
+         absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty())) {
+      req.add_keys(std::string(k));
+    }
+    req.set_version(absl::GetFlag(FLAGS_version));
+    req.set_staged(absl::GetFlag(FLAGS_staged));
+    req.set_include_vectors(absl::GetFlag(FLAGS_with_vectors));
+    pb::GetResponse resp;
+    return Report(stub->Get(ctx.get(), req, &resp), &resp);
   }
   if (cmd == "publish") {
     pb::PublishRequest req;

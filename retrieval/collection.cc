@@ -200,6 +200,44 @@ absl::StatusOr<int64_t> Collection::Delete(const std::vector<std::string>& keys)
   return existed;
 }
 
+std::vector<std::optional<Entry>> Collection::GetStaged(
+    const std::vector<std::string>& keys) const {
+  std::vector<std::optional<Entry>> out;
+  out.reserve(keys.size());
+  absl::MutexLock l(&staging_mu_);
+  auto from_delta = [&](const std::string& key, const StagedEntry& e) {
+    return Entry{key, e.vector, e.payload};
+  };
+  for (const std::string& key : keys) {
+    auto it = delta_.find(key);
+    if (it != delta_.end()) {
+      out.push_back(it->second.has_value()
+                        ? std::optional<Entry>(from_delta(key, *it->second))
+                        : std::nullopt);
+      continue;
+    }
+    if (frozen_ != nullptr) {
+      auto ft = frozen_->find(key);
+      if (ft != frozen_->end()) {
+        out.push_back(ft->second.has_value()
+                          ? std::optional<Entry>(from_delta(key, *ft->second))
+                          : std::nullopt);
+        continue;
+      }
+    }
+    std::optional<int64_t> id =
+        head_ != nullptr ? head_->Find(key) : std::nullopt;
+    if (!id.has_value()) {
+      out.push_back(std::nullopt);
+      continue;
+    }
+    auto v = head_->vector(*id);
+    out.push_back(Entry{key, std::vector<float>(v.begin(), v.end()),
+                        head_->payload(*id)});
+  }
+  return out;
+}
+
 absl::StatusOr<VersionStatus> Collection::Publish(int64_t version,
                                                   PublishCallback done) {
   absl::MutexLock cl(&control_mu_);

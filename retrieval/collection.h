@@ -101,6 +101,13 @@ class Collection {
   absl::StatusOr<int64_t> Delete(const std::vector<std::string>& keys)
       ABSL_LOCKS_EXCLUDED(staging_mu_);
 
+  // Reads `keys` as the next Publish would see them (the head version
+  // overlaid with acknowledged writes, including those of a running build):
+  // read-your-writes before publishing. nullopt for a missing or deleted key.
+  std::vector<std::optional<Entry>> GetStaged(
+      const std::vector<std::string>& keys) const
+      ABSL_LOCKS_EXCLUDED(staging_mu_);
+
   using PublishCallback = std::function<void(absl::StatusOr<VersionStatus>)>;
   // Starts building `version` (0: newest + 1; otherwise it must exceed every
   // existing version) from the staging set. Returns the BUILDING status at

@@ -103,6 +103,35 @@ TEST(CollectionTest, DeletedAndReplacedEntriesDoNotComeBack) {
   EXPECT_TRUE(v1->Find("key3").has_value());
 }
 
+TEST(CollectionTest, StagedReadsSeeAcknowledgedWritesBeforePublish) {
+  const std::string dir = FreshTestDir("c_staged");
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir)));
+  // Nothing published yet: staged reads already see the upserts.
+  const std::vector<Entry> first = MakeEntries(0, 10, kDim, 1);
+  ASSERT_OK(c->Upsert(first));
+  auto got = c->GetStaged({"key1", "nope"});
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[0].has_value());
+  EXPECT_EQ(got[0]->key, "key1");
+  EXPECT_EQ(got[0]->vector, first[1].vector);
+  EXPECT_FALSE(got[1].has_value());
+  ASSERT_OK(c->PublishAndWait(0).status());
+  // After publishing, a delete and a replacement are visible staged only.
+  ASSERT_OK(c->Delete({"key2"}).status());
+  std::vector<Entry> replace = MakeEntries(3, 1, kDim, 77);
+  replace[0].payload = {{"title", "staged"}};
+  ASSERT_OK(c->Upsert(replace));
+  got = c->GetStaged({"key2", "key3", "key4"});
+  EXPECT_FALSE(got[0].has_value());                        // deleted
+  ASSERT_TRUE(got[1].has_value());
+  EXPECT_EQ(*FindField(got[1]->payload, "title"), "staged");  // replaced
+  EXPECT_EQ(got[1]->vector, replace[0].vector);
+  ASSERT_TRUE(got[2].has_value());                         // from the head
+  EXPECT_EQ(got[2]->vector, first[4].vector);
+  ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
+  EXPECT_TRUE(live->Find("key2").has_value());  // the live version unchanged
+}
+
 TEST(CollectionTest, VersionNumbersWindowAndRollback) {
   const std::string dir = FreshTestDir("c3");
   ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir, 2)));

@@ -438,6 +438,32 @@ grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx
           "keys: expected at most ", options_.max_exclude_keys, ", got ",
           req->keys_size()));
     }
+    const std::vector<std::string> keys(req->keys().begin(),
+                                        req->keys().end());
+    RETURN_IF_ERROR(ValidateKeys(EntryLimits(), "keys", keys));
+    if (req->staged()) {
+      if (req->version() != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "version: must be 0 with staged=true, got ", req->version()));
+      }
+      std::vector<std::optional<Entry>> got = c->GetStaged(keys);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!got[i].has_value()) {
+          resp->add_missing_keys(keys[i]);
+          continue;
+        }
+        pb::Entry* e = resp->add_entries();
+        e->set_key(keys[i]);
+        for (const auto& kv : got[i]->payload) {
+          (*e->mutable_payload())[kv.first] = kv.second;
+        }
+        if (req->include_vectors()) {
+          e->mutable_vector()->mutable_values()->Add(got[i]->vector.begin(),
+                                                     got[i]->vector.end());
+        }
+      }
+      return absl::OkStatus();
+    }
     ASSIGN_OR_RETURN(auto version, c->GetVersion(req->version()));
     resp->set_version(version->version());
     for (const std::string& key : req->keys()) {

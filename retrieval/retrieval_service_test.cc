@@ -197,6 +197,33 @@ TEST_F(RetrievalServiceTest, EndToEndUpsertPublishSearchGet) {
   EXPECT_EQ(got.entries(0).vector().values_size(), kDim);
   EXPECT_EQ(got.missing_keys(0), "nope");
 
+  // Staged read: a delete not yet published is visible there only.
+  {
+    pb::DeleteRequest del;
+    del.set_collection("items");
+    del.add_keys("key1");
+    pb::DeleteResponse dresp;
+    grpc::ClientContext dctx;
+    ASSERT_TRUE(stub_->Delete(&dctx, del, &dresp).ok());
+    get.set_staged(true);
+    pb::GetResponse staged;
+    grpc::ClientContext sctx;
+    ASSERT_TRUE(stub_->Get(&sctx, get, &staged).ok());
+    EXPECT_EQ(staged.entries_size(), 0);
+    EXPECT_EQ(staged.missing_keys_size(), 2);
+    EXPECT_EQ(staged.version(), 0);
+    get.set_version(1);
+    grpc::ClientContext bctx;
+    grpc::Status bad = stub_->Get(&bctx, get, &staged);
+    EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(bad.error_message(), HasSubstr("version"));
+    get.set_staged(false);
+    get.set_version(0);
+    grpc::ClientContext lctx;
+    ASSERT_TRUE(stub_->Get(&lctx, get, &got).ok());
+    EXPECT_EQ(got.entries_size(), 1);  // the live version still has key1
+  }
+
   const std::string metrics = MetricsRegistry::Global().Render();
   EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_requests_total{"));
   EXPECT_THAT(metrics, HasSubstr("recsys_retrieval_search_batch_size_bucket{"));

@@ -18,6 +18,7 @@
 #include "faiss/impl/io.h"
 #include "faiss/index_factory.h"
 #include "faiss/index_io.h"
+#include "retrieval/distance_kernels.h"
 #include "retrieval/fast_flat_index.h"
 
 namespace recsys {
@@ -71,12 +72,32 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
             ip ? -std::numeric_limits<float>::infinity()
                : std::numeric_limits<float>::infinity());
   if (hnsw.entry_point < 0) return;
-  std::unique_ptr<faiss::DistanceComputer> dc(
-      index.storage->get_distance_computer());
-  dc->set_query(x);
+  // FastFlat storage: read the vectors directly with our kernels (no
+  // virtual call per distance) and prefetch a node's neighbours before
+  // scoring them; any other storage goes through FAISS's distance computer.
+  const auto* fast = dynamic_cast<const FastFlatIndex*>(index.storage);
+  const float* base = fast != nullptr ? fast->get_xb() : nullptr;
+  const int dim = static_cast<int>(index.d);
+  std::unique_ptr<faiss::DistanceComputer> dc;
+  if (fast == nullptr) {
+    dc.reset(index.storage->get_distance_computer());
+    dc->set_query(x);
+  }
   auto dist = [&](int id) {
+    if (base != nullptr) {
+      const float* v = base + static_cast<int64_t>(id) * dim;
+      return ip ? -InnerProduct(x, v, dim) : L2Squared(x, v, dim);
+    }
     const float s = (*dc)(id);
     return ip ? -s : s;
+  };
+  auto prefetch = [&](int id) {
+    if (base == nullptr) return;
+    const char* p =
+        reinterpret_cast<const char*>(base + static_cast<int64_t>(id) * dim);
+    for (int off = 0; off < dim * static_cast<int>(sizeof(float)); off += 64) {
+      __builtin_prefetch(p + off);
+    }
   };
   int nearest = hnsw.entry_point;
   float d_nearest = dist(nearest);
@@ -134,10 +155,20 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     candidates.pop();
     size_t begin, end;
     hnsw.neighbor_range(c.second, 0, &begin, &end);
+    // Unvisited neighbours first (their vectors prefetched), then scores:
+    // the memory loads overlap instead of each distance waiting on one.
+    thread_local std::vector<int> fresh;
+    fresh.resize(end - begin);
+    int n_fresh = 0;
     for (size_t i = begin; i < end; ++i) {
       const int v = hnsw.neighbors[i];
       if (v < 0) break;
       if (!first_visit(v)) continue;
+      prefetch(v);
+      fresh[n_fresh++] = v;
+    }
+    for (int f = 0; f < n_fresh; ++f) {
+      const int v = fresh[f];
       const float d = dist(v);
       if (static_cast<int>(top.size()) < ef || d < top.top().first) {
         candidates.emplace(d, v);

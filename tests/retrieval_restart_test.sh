@@ -86,6 +86,13 @@ diff "$TMP/v1.before" "$TMP/v1.after" || fail "v1 answers changed after kill -9"
 diff "$TMP/mlt.before" "$TMP/mlt.after" || fail "filtered answers changed"
 cli describe --collection=items | grep -q "staging_entry_count: 2098" \
   || { cli describe --collection=items; fail "staged writes lost"; }
+# The acknowledged, unpublished entry reads back staged (with its payload),
+# not from the live version; the deleted item1 stays gone.
+cli get --collection=items --keys=item3001,item1 --staged >"$TMP/staged"
+grep -q 'value: "t3001"' "$TMP/staged" || { cat "$TMP/staged"; fail "staged get"; }
+grep -q 'missing_keys: "item1"' "$TMP/staged" || fail "deleted key came back"
+cli get --collection=items --keys=item3001 | grep -q 'missing_keys: "item3001"' \
+  || fail "unpublished entry visible in the live version"
 cli publish --collection=items | grep -q "entry_count: 2098" || fail "v3 count"
 cli search --collection=items --key=item3001 --k=3 | head -1 | grep -q "version.3" \
   || fail "v3 not live"
