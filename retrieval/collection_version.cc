@@ -205,6 +205,42 @@ absl::Span<const float> CollectionVersion::vector(int64_t id) const {
                                  config_.dimension);
 }
 
+std::shared_ptr<const CollectionVersion::FilterBits>
+CollectionVersion::MatchFilter(const Payload& filter) const {
+  std::string key;
+  EncodePayload(filter, &key);
+  {
+    absl::MutexLock l(&filter_mu_);
+    for (const auto& [k, bits] : filter_cache_) {
+      if (k == key) return bits;
+    }
+  }
+  // Built outside the lock: concurrent first uses may both build it.
+  auto out = std::make_shared<FilterBits>();
+  const int64_t n = size();
+  out->bits.assign((n + 7) / 8, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    bool ok = true;
+    for (const auto& [field, value] : filter) {
+      std::optional<absl::string_view> have = PayloadField(i, field);
+      if (!have.has_value() || *have != value) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) {
+      out->bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+      ++out->matches;
+    }
+  }
+  absl::MutexLock l(&filter_mu_);
+  if (filter_cache_.size() >= kFilterCacheEntries) {
+    filter_cache_.erase(filter_cache_.begin());
+  }
+  filter_cache_.emplace_back(std::move(key), out);
+  return out;
+}
+
 absl::StatusOr<std::vector<std::vector<SearchHit>>> CollectionVersion::Search(
     absl::Span<const VersionQuery> queries,
     const VersionSearchOptions& options) const {
@@ -225,27 +261,12 @@ absl::StatusOr<std::vector<std::vector<SearchHit>>> CollectionVersion::Search(
 
   // A payload filter is shared by the batch: FAISS applies it as an id
   // selector inside the search, so filtered results are still the best k.
-  std::vector<uint8_t> bitmap;
+  std::shared_ptr<const FilterBits> filter;
   std::unique_ptr<faiss::IDSelectorBitmap> selector;
   if (!options.payload_filter.empty()) {
-    bitmap.assign((n + 7) / 8, 0);
-    int64_t matches = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      bool ok = true;
-      for (const auto& [field, value] : options.payload_filter) {
-        std::optional<absl::string_view> have = PayloadField(i, field);
-        if (!have.has_value() || *have != value) {
-          ok = false;
-          break;
-        }
-      }
-      if (ok) {
-        bitmap[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
-        ++matches;
-      }
-    }
-    if (matches == 0) return results;
-    selector = std::make_unique<faiss::IDSelectorBitmap>(n, bitmap.data());
+    filter = MatchFilter(options.payload_filter);
+    if (filter->matches == 0) return results;
+    selector = std::make_unique<faiss::IDSelectorBitmap>(n, filter->bits.data());
   }
 
   std::vector<float> packed;

@@ -17,6 +17,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -131,6 +132,20 @@ class CollectionVersion {
     bool operator()(absl::string_view a, uint32_t b) const;
   };
   absl::flat_hash_set<uint32_t, KeyHash, KeyEq> key_index_;
+
+  // Entries matching a payload filter, one bit per id.
+  struct FilterBits {
+    std::vector<uint8_t> bits;
+    int64_t matches = 0;
+  };
+  // The filter's bitmap, from a small per-version cache (the same filter,
+  // e.g. a category, tends to repeat; building one scans every payload).
+  std::shared_ptr<const FilterBits> MatchFilter(const Payload& filter) const;
+  static constexpr size_t kFilterCacheEntries = 16;
+  mutable absl::Mutex filter_mu_;
+  // Key: the filter's encoding. Oldest first, for eviction.
+  mutable std::vector<std::pair<std::string, std::shared_ptr<const FilterBits>>>
+      filter_cache_ ABSL_GUARDED_BY(filter_mu_);
 
   absl::string_view PayloadBytes(int64_t id) const {
     return absl::string_view(payload_bytes_.data() + payload_offsets_[id],

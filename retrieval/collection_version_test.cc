@@ -72,6 +72,33 @@ TEST(CollectionVersionTest, PackedKeysAndPayloadsReadBackExactly) {
   EXPECT_EQ(v->Find(std::string(199, 'k')), std::nullopt);
 }
 
+// More distinct filters than the per-version bitmap cache holds, each used
+// twice: every answer must still be exactly the matching entries.
+TEST(CollectionVersionTest, FilterCacheEvictionKeepsAnswersExact) {
+  const int n = 300;
+  EntryTable t;
+  for (Entry& e : MakeEntries(0, n, kDim, 4)) {
+    t.keys.push_back(e.key);
+    const int i = std::stoi(e.key.substr(3));
+    t.payloads.push_back({{"bucket", std::to_string(i % 25)}});
+    t.vectors.insert(t.vectors.end(), e.vector.begin(), e.vector.end());
+  }
+  ASSERT_OK_AND_ASSIGN(auto v, CollectionVersion::Build(1, TestConfig("c", kDim),
+                                                        std::move(t)));
+  const std::vector<float> q = RandomUnitVectors(1, kDim, 5);
+  for (int round = 0; round < 2; ++round) {
+    for (int b = 0; b < 25; ++b) {
+      VersionSearchOptions o;
+      o.payload_filter = {{"bucket", std::to_string(b)}};
+      ASSERT_OK_AND_ASSIGN(auto r, v->Search({VersionQuery{q.data(), 100, {}}}, o));
+      ASSERT_EQ(r[0].size(), 12u) << "bucket " << b;  // 300 / 25 entries each
+      for (const SearchHit& h : r[0]) {
+        EXPECT_EQ(std::stoi(std::string(v->key(h.id)).substr(3)) % 25, b);
+      }
+    }
+  }
+}
+
 TEST(CollectionVersionTest, DuplicateKeysAreDataLoss) {
   EntryTable t = Table(3, 1);
   t.keys[2] = t.keys[0];
