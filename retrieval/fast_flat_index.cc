@@ -44,6 +44,39 @@ void ScanOne(const float* q, const float* base, int64_t n, int d, int64_t k,
   faiss::heap_reorder<C>(k, distances, labels);
 }
 
+// Several queries in one pass over the rows: each block of rows is scored
+// against every query while it sits in L2, so the rows stream from memory
+// once per batch instead of once per query.
+template <class C, bool kL2>
+void ScanMany(const float* x, int64_t nq, const float* base, int64_t n, int d,
+              int64_t k, const faiss::IDSelector* selector, float* distances,
+              faiss::Index::idx_t* labels) {
+  for (int64_t q = 0; q < nq; ++q) {
+    faiss::heap_heapify<C>(k, distances + q * k, labels + q * k);
+  }
+  float scores[kBlockRows];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlockRows) {
+    const int64_t m = std::min(kBlockRows, n - i0);
+    for (int64_t q = 0; q < nq; ++q) {
+      float* dq = distances + q * k;
+      faiss::Index::idx_t* lq = labels + q * k;
+      if (kL2) {
+        L2SquaredMany(x + q * d, base + i0 * d, m, d, scores);
+      } else {
+        InnerProductMany(x + q * d, base + i0 * d, m, d, scores);
+      }
+      for (int64_t j = 0; j < m; ++j) {
+        if (!C::cmp(dq[0], scores[j])) continue;
+        if (selector != nullptr && !selector->is_member(i0 + j)) continue;
+        faiss::heap_replace_top<C>(k, dq, lq, scores[j], i0 + j);
+      }
+    }
+  }
+  for (int64_t q = 0; q < nq; ++q) {
+    faiss::heap_reorder<C>(k, distances + q * k, labels + q * k);
+  }
+}
+
 template <bool kL2>
 class KernelDistanceComputer : public faiss::FlatCodesDistanceComputer {
  public:
@@ -98,23 +131,30 @@ void FastFlatIndex::search(idx_t n, const float* x, idx_t k, float* distances,
                            idx_t* labels,
                            const faiss::SearchParameters* params) const {
   FAISS_THROW_IF_NOT(k > 0);
-  if (n >= faiss::distance_compute_blas_threshold) {
-    // Batches: FAISS's BLAS path (sgemm is already vectorized).
+  if (n >= kBlasMinBatch) {
+    // Large batches: FAISS's BLAS path (sgemm's register blocking wins once
+    // there are enough queries to fill it).
     faiss::IndexFlat::search(n, x, k, distances, labels, params);
     return;
   }
   const faiss::IDSelector* selector = params != nullptr ? params->sel : nullptr;
   const int dim = static_cast<int>(d);
-  for (idx_t q = 0; q < n; ++q) {
+  if (n > 1) {
     if (metric_type == faiss::METRIC_L2) {
-      ScanOne<faiss::CMax<float, idx_t>, true>(
-          x + q * dim, get_xb(), ntotal, dim, k, selector, distances + q * k,
-          labels + q * k);
+      ScanMany<faiss::CMax<float, idx_t>, true>(x, n, get_xb(), ntotal, dim, k,
+                                                selector, distances, labels);
     } else {
-      ScanOne<faiss::CMin<float, idx_t>, false>(
-          x + q * dim, get_xb(), ntotal, dim, k, selector, distances + q * k,
-          labels + q * k);
+      ScanMany<faiss::CMin<float, idx_t>, false>(x, n, get_xb(), ntotal, dim,
+                                                 k, selector, distances, labels);
     }
+    return;
+  }
+  if (metric_type == faiss::METRIC_L2) {
+    ScanOne<faiss::CMax<float, idx_t>, true>(x, get_xb(), ntotal, dim, k,
+                                             selector, distances, labels);
+  } else {
+    ScanOne<faiss::CMin<float, idx_t>, false>(x, get_xb(), ntotal, dim, k,
+                                              selector, distances, labels);
   }
 }
 

@@ -4,10 +4,12 @@
 // It is an IndexFlat in every other respect: same storage (`codes`), same
 // add/reconstruct, and faiss::write_index writes it as a plain IndexFlatIP /
 // IndexFlatL2, so snapshots stay readable by stock FAISS. Two overrides:
-//  - search() with fewer than `faiss::distance_compute_blas_threshold`
-//    queries scans with our kernels (one pass per query, blocks of rows,
-//    a k-heap; the IDSelector is consulted only for rows that would enter
-//    the heap). Larger batches keep FAISS's BLAS path.
+//  - search() with fewer than kBlasMinBatch queries scans with our kernels:
+//    blocks of rows that stay in L2 while every query of the batch is
+//    scored against them, a k-heap per query, the IDSelector consulted only
+//    for rows that would enter a heap. Larger batches keep FAISS's BLAS
+//    path. Measured per query on 100k x 64 (retrieval_bench --batch_sweep):
+//    see retrieval/README.md.
 //  - the distance computer (used by HNSW build and search when this is an
 //    IndexHNSW's storage) uses our kernels too.
 // Results have FAISS's layout: sorted best first, missing slots labelled -1
@@ -26,6 +28,8 @@ namespace retrieval {
 
 class FastFlatIndex : public faiss::IndexFlat {
  public:
+  static constexpr int64_t kBlasMinBatch = 32;
+
   // REQUIRES: metric is METRIC_INNER_PRODUCT or METRIC_L2.
   FastFlatIndex(int d, faiss::MetricType metric);
 

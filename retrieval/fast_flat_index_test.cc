@@ -92,15 +92,26 @@ TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
   for (idx_t id : got.labels) EXPECT_EQ(id % 3, 0) << id;
 }
 
-TEST_P(FastFlatIndexTest, BatchesAtTheBlasThresholdStillMatch) {
+// Batches below kBlasMinBatch (blocked kernel, with a selector too) and at
+// it (FAISS's BLAS path) give stock FAISS's answers.
+TEST_P(FastFlatIndexTest, BatchesOnBothPathsMatch) {
   const int d = 24, n = 2000;
   std::vector<float> base = RandomUnitVectors(n, d, 7);
-  std::vector<float> queries = RandomUnitVectors(40, d, 8);
   faiss::IndexFlat stock(d, GetParam());
   FastFlatIndex fast(d, GetParam());
   stock.add(n, base.data());
   fast.add(n, base.data());
-  ExpectSameResults(Search(stock, queries, 5), Search(fast, queries, 5));
+  std::vector<uint8_t> bits((n + 7) / 8, 0);
+  for (int i = 0; i < n; i += 2) bits[i >> 3] |= 1 << (i & 7);
+  faiss::IDSelectorBitmap selector(n, bits.data());
+  faiss::SearchParameters params;
+  params.sel = &selector;
+  for (int nq : {2, 7, 40, int(FastFlatIndex::kBlasMinBatch)}) {
+    std::vector<float> queries = RandomUnitVectors(nq, d, 8 + nq);
+    ExpectSameResults(Search(stock, queries, 5), Search(fast, queries, 5));
+    ExpectSameResults(Search(stock, queries, 5, &params),
+                      Search(fast, queries, 5, &params));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Metrics, FastFlatIndexTest,

@@ -58,6 +58,9 @@ ABSL_FLAG(int, omp_per_batch, 1, "Service batching: OpenMP threads per batch.");
 ABSL_FLAG(bool, inline_when_idle, false, "Service batching: run_inline_when_idle.");
 ABSL_FLAG(int, blas_threshold, 2, "Service: faiss_blas_threshold.");
 ABSL_FLAG(bool, diag, false, "Diagnostics only: interleave FAISS call variants in-process, print, exit.");
+ABSL_FLAG(bool, batch_sweep, false,
+          "Only compare, in process, per-query cost of batched Flat search: "
+          "the sidecar's blocked kernel vs FAISS's BLAS path, by batch size.");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
@@ -248,6 +251,41 @@ int main(int argc, char** argv) {
   report["dim"] = d;
   report["k"] = k;
 
+  if (absl::GetFlag(FLAGS_batch_sweep)) {
+    std::vector<float> base = recsys::retrieval::RandomUnitVectors(n, d, 1);
+    std::vector<float> queries = recsys::retrieval::RandomUnitVectors(256, d, 2);
+    recsys::retrieval::FastFlatIndex index(d, faiss::METRIC_INNER_PRODUCT);
+    index.add(n, base.data());
+    const int saved = faiss::distance_compute_blas_threshold;
+    faiss::distance_compute_blas_threshold = 1;  // FAISS: BLAS at any size
+    json sweep = json::array();
+    for (int nq : {1, 2, 4, 8, 16, 32, 64, 128, 255}) {
+      std::vector<float> dist(nq * k);
+      std::vector<faiss::Index::idx_t> lab(nq * k);
+      double per_query[2];
+      for (int blas = 0; blas < 2; ++blas) {
+        std::vector<double> ms;
+        for (int rep = 0; rep < 20; ++rep) {
+          const auto t0 = Clock::now();
+          if (blas) {
+            index.faiss::IndexFlat::search(nq, queries.data(), k, dist.data(),
+                                           lab.data());
+          } else {
+            index.search(nq, queries.data(), k, dist.data(), lab.data());
+          }
+          ms.push_back(Ms(Clock::now() - t0) / nq);
+        }
+        per_query[blas] = Percentiles(ms)["p50_ms"].get<double>();
+      }
+      sweep.push_back({{"batch", nq},
+                       {"sidecar_kernel_ms_per_query", per_query[0]},
+                       {"faiss_blas_ms_per_query", per_query[1]}});
+    }
+    faiss::distance_compute_blas_threshold = saved;
+    printf("%s\n", json{{"n", n}, {"dim", d}, {"kernel", recsys::retrieval::DistanceKernelName()},
+                        {"sweep", sweep}}.dump(2).c_str());
+    return 0;
+  }
   const std::string data_dir = recsys::retrieval::FreshTestDir("retrieval_bench_flat");
   recsys::retrieval::RetrievalService::Options so;
   so.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
