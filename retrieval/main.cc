@@ -24,7 +24,9 @@ ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
 ABSL_FLAG(int, search_threads, 1,
           "Threads running batched searches (1 lets batches grow largest on small machines).");
 ABSL_FLAG(int, faiss_blas_threshold, 2,
-          "Exact searches of at least this many queries use BLAS (0: FAISS default 20).");
+          "FAISS's own exact searches (e.g. IVF coarse quantizers) of at least this "
+          "many queries use BLAS (0: FAISS default 20). Flat collections use the "
+          "sidecar's kernels below 32 queries regardless.");
 ABSL_FLAG(int, malloc_arena_max, 2,
           "glibc malloc arenas (M_ARENA_MAX; 0: glibc default of 8 per core). "
           "Few arenas keep RSS close to what the collections hold.");

@@ -516,6 +516,13 @@ int main(int argc, char** argv) {
     std::vector<faiss::Index::idx_t> lab(k);
     index.search(1, &queries[(i % nq) * d], k, dist.data(), lab.data());
   });
+  // The same one-query calls with the sidecar's kernel, in process: the
+  // service's throughput over this is what batching adds beyond the kernel.
+  const double kernel_par_qps = Throughput(clients, secs, [&](int, int64_t i) {
+    std::vector<float> dist(k);
+    std::vector<faiss::Index::idx_t> lab(k);
+    kernel_index.search(1, &queries[(i % nq) * d], k, dist.data(), lab.data());
+  });
   recsys::Histogram* batches =
       recsys::MetricsRegistry::Global()
           .AddHistogram("recsys_retrieval_search_batch_size", "", {"collection"},
@@ -536,6 +543,8 @@ int main(int argc, char** argv) {
       {"service_mean_batch_size",
        (batches->sum() - batch_sum0) / std::max(1.0, batches->count() - batch_count0)},
       {"ratio_vs_best_in_process", service_qps / std::max(local_seq_qps, local_par_qps)},
+      {"in_process_sidecar_kernel_16_threads_qps", kernel_par_qps},
+      {"ratio_vs_in_process_sidecar_kernel", service_qps / kernel_par_qps},
   };
   fprintf(stderr, "%s\n", report.dump(2).c_str());
 
