@@ -1,7 +1,11 @@
 #include "retrieval/fast_flat_index.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <typeinfo>
+#include <vector>
 #include <utility>
 
 #include "faiss/IndexHNSW.h"
@@ -104,7 +108,44 @@ class KernelDistanceComputer : public faiss::FlatCodesDistanceComputer {
   const float* q_ = nullptr;
 };
 
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// Copies `v` into a fresh allocation advised MADV_HUGEPAGE before its pages
+// are first touched. Large vectors come from their own mmap (see
+// malloc_tuning.h), so the advice covers nothing else.
+template <typename T>
+int64_t MoveVectorToHugePages(std::vector<T>& v) {
+  const size_t bytes = v.size() * sizeof(T);
+  if (bytes < 4 * kHugePage) return 0;
+  std::vector<T> fresh;
+  fresh.reserve(v.size());
+  const uintptr_t begin =
+      (reinterpret_cast<uintptr_t>(fresh.data()) + kHugePage - 1) &
+      ~(kHugePage - 1);
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(fresh.data()) + bytes) & ~(kHugePage - 1);
+  if (end <= begin ||
+      madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) != 0) {
+    return 0;  // THP unavailable: keep the original
+  }
+  fresh.insert(fresh.end(), v.begin(), v.end());
+  v.swap(fresh);
+  return static_cast<int64_t>(bytes);
+}
+
 }  // namespace
+
+int64_t MoveToHugePages(faiss::Index* index) {
+  int64_t moved = 0;
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) {
+    moved += MoveVectorToHugePages(hnsw->hnsw.neighbors);
+    index = hnsw->storage;
+  }
+  if (auto* flat = dynamic_cast<faiss::IndexFlatCodes*>(index)) {
+    moved += MoveVectorToHugePages(flat->codes);
+  }
+  return moved;
+}
 
 FastFlatIndex::FastFlatIndex(int d, faiss::MetricType metric)
     : faiss::IndexFlat(d, metric) {

@@ -96,6 +96,16 @@ json Percentiles(std::vector<double> ms) {
           {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()}};
 }
 
+// AnonHugePages of this process (transparent huge pages in use), KiB.
+int64_t AnonHugePagesKb() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::stoll(line.substr(14));
+  }
+  return -1;
+}
+
 int64_t RssBytes() {
   std::ifstream f("/proc/self/statm");
   int64_t size = 0, resident = 0;
@@ -598,6 +608,7 @@ int main(int argc, char** argv) {
     report["hnsw32"] = {{"n", hn},
                         {"ef_construction", absl::GetFlag(FLAGS_hnsw_ef_construction)},
                         {"restore_seconds", restore_s},
+                        {"anon_huge_pages_kb", AnonHugePagesKb()},
                         {"runs", runs}};
     (*hserver)->Shutdown();
   }

@@ -266,6 +266,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
       out->index_->add(m, vectors + i * config.dimension);
     }
     if (progress) progress(n, n, "added");
+    MoveToHugePages(out->index_.get());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("FAISS failed to build '",
                                             config.index_factory, "' over ",
@@ -281,6 +282,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Deserialize(
   try {
     StringViewReader reader(bytes);
     out->index_.reset(UseFastFlat(faiss::read_index(&reader)));
+    MoveToHugePages(out->index_.get());
   } catch (const std::exception& e) {
     return absl::DataLossError(
         absl::StrCat("FAISS cannot read the index: ", e.what()));
