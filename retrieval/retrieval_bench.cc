@@ -432,6 +432,7 @@ int main(int argc, char** argv) {
   // service minus this is what gRPC, the service and batching cost.
   recsys::retrieval::FastFlatIndex kernel_index(d, faiss::METRIC_INNER_PRODUCT);
   kernel_index.add(n, base.data());
+  recsys::retrieval::MoveToHugePages(&kernel_index);  // as the service does
   // Interleaved, so both see the same machine load (other work on a shared
   // 2-core machine swings single-query times by 2x within a minute).
   std::vector<double> local_ms, service_ms, diff_ms, kernel_ms, kernel_diff_ms;
