@@ -266,7 +266,8 @@ absl::StatusOr<std::vector<std::vector<SearchHit>>> CollectionVersion::Search(
   if (!options.payload_filter.empty()) {
     filter = MatchFilter(options.payload_filter);
     if (filter->matches == 0) return results;
-    selector = std::make_unique<faiss::IDSelectorBitmap>(n, filter->bits.data());
+    selector = std::make_unique<faiss::IDSelectorBitmap>(filter->bits.size(),
+                                                         filter->bits.data());
   }
 
   std::vector<float> packed;

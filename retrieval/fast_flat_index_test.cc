@@ -41,6 +41,30 @@ void ExpectSameResults(const Results& want, const Results& got) {
   }
 }
 
+// Stock FAISS and FastFlatIndex over the same n random vectors.
+struct SameVectors {
+  SameVectors(int d, int n, uint32_t seed, faiss::MetricType metric)
+      : stock(d, metric), fast(d, metric) {
+    std::vector<float> base = RandomUnitVectors(n, d, seed);
+    stock.add(n, base.data());
+    fast.add(n, base.data());
+  }
+  faiss::IndexFlat stock;
+  FastFlatIndex fast;
+};
+
+// SearchParameters whose selector accepts every `step`-th id of n.
+struct EveryNth {
+  EveryNth(int n, int step) : bits((n + 7) / 8, 0), selector(bits.size(), nullptr) {
+    for (int i = 0; i < n; i += step) bits[i >> 3] |= 1 << (i & 7);
+    selector.bitmap = bits.data();
+    params.sel = &selector;
+  }
+  std::vector<uint8_t> bits;
+  faiss::IDSelectorBitmap selector;
+  faiss::SearchParameters params;
+};
+
 class FastFlatIndexTest : public ::testing::TestWithParam<faiss::MetricType> {};
 
 TEST_P(FastFlatIndexTest, SingleQueriesMatchStockFaiss) {
@@ -76,19 +100,11 @@ TEST_P(FastFlatIndexTest, KLargerThanTheIndexPadsLikeFaiss) {
 
 TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
   const int d = 32, n = 3000;
-  std::vector<float> base = RandomUnitVectors(n, d, 5);
+  SameVectors idx(d, n, 5, GetParam());
+  EveryNth third(n, 3);
   std::vector<float> query = RandomUnitVectors(1, d, 6);
-  faiss::IndexFlat stock(d, GetParam());
-  FastFlatIndex fast(d, GetParam());
-  stock.add(n, base.data());
-  fast.add(n, base.data());
-  std::vector<uint8_t> bits((n + 7) / 8, 0);
-  for (int i = 0; i < n; i += 3) bits[i >> 3] |= 1 << (i & 7);
-  faiss::IDSelectorBitmap selector(n, bits.data());
-  faiss::SearchParameters params;
-  params.sel = &selector;
-  Results got = Search(fast, query, 10, &params);
-  ExpectSameResults(Search(stock, query, 10, &params), got);
+  Results got = Search(idx.fast, query, 10, &third.params);
+  ExpectSameResults(Search(idx.stock, query, 10, &third.params), got);
   for (idx_t id : got.labels) EXPECT_EQ(id % 3, 0) << id;
 }
 
@@ -96,21 +112,13 @@ TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
 // it (FAISS's BLAS path) give stock FAISS's answers.
 TEST_P(FastFlatIndexTest, BatchesOnBothPathsMatch) {
   const int d = 24, n = 2000;
-  std::vector<float> base = RandomUnitVectors(n, d, 7);
-  faiss::IndexFlat stock(d, GetParam());
-  FastFlatIndex fast(d, GetParam());
-  stock.add(n, base.data());
-  fast.add(n, base.data());
-  std::vector<uint8_t> bits((n + 7) / 8, 0);
-  for (int i = 0; i < n; i += 2) bits[i >> 3] |= 1 << (i & 7);
-  faiss::IDSelectorBitmap selector(n, bits.data());
-  faiss::SearchParameters params;
-  params.sel = &selector;
+  SameVectors idx(d, n, 7, GetParam());
+  EveryNth even(n, 2);
   for (int nq : {2, 7, 40, int(FastFlatIndex::kBlasMinBatch)}) {
     std::vector<float> queries = RandomUnitVectors(nq, d, 8 + nq);
-    ExpectSameResults(Search(stock, queries, 5), Search(fast, queries, 5));
-    ExpectSameResults(Search(stock, queries, 5, &params),
-                      Search(fast, queries, 5, &params));
+    ExpectSameResults(Search(idx.stock, queries, 5), Search(idx.fast, queries, 5));
+    ExpectSameResults(Search(idx.stock, queries, 5, &even.params),
+                      Search(idx.fast, queries, 5, &even.params));
   }
 }
 
