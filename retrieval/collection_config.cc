@@ -79,10 +79,18 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
         "' for dimension ", config.dimension, ": ", e.what()));
   }
   for (const auto& [k, v] : config.build_params) {
+    if (k == "hnsw_walk") {
+      if (v != "fp16" && v != "fp32") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config.build_params[hnsw_walk]: expected fp16 or fp32, got '", v,
+            "'"));
+      }
+      continue;
+    }
     if (k != "efConstruction" && k != "efSearch") {
       return absl::InvalidArgumentError(absl::StrCat(
           "config.build_params: unknown key '", k,
-          "'; expected one of: efConstruction, efSearch"));
+          "'; expected one of: efConstruction, efSearch, hnsw_walk"));
     }
     int ef = 0;
     if (!absl::SimpleAtoi(v, &ef) || ef < 1 || ef > 4096) {

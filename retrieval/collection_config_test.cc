@@ -50,6 +50,12 @@ TEST(ValidateConfigTest, NamesTheBadField) {
   c.build_params["efConstruction"] = "lots";
   EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
                                           HasSubstr("efConstruction")));
+  c = Config();
+  c.build_params["hnsw_walk"] = "fp8";
+  EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("hnsw_walk")));
+  c.build_params["hnsw_walk"] = "fp32";
+  EXPECT_OK(ValidateConfig(c));
 }
 
 TEST(ValidateBatchTest, RejectsBadEntriesNamingThem) {

@@ -138,6 +138,48 @@ __attribute__((target("avx2,fma"))) void ManyAvx2(const float* q,
   for (; i < n; ++i) out[i] = OneAvx2<kL2>(q, base + i * d, d);
 }
 
+__attribute__((target("avx2,fma,f16c"))) void FloatToHalfF16c(
+    const float* in, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i),
+                                     _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) {
+    out[i] = static_cast<uint16_t>(_cvtss_sh(in[i], _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+template <bool kL2>
+__attribute__((target("avx2,fma,f16c"))) float HalfAvx2(const float* q,
+                                                       const uint16_t* v,
+                                                       int d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= d; j += 16) {
+    const __m256 v0 = _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j)));
+    const __m256 v1 = _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j + 8)));
+    const __m256 q0 = _mm256_loadu_ps(q + j), q1 = _mm256_loadu_ps(q + j + 8);
+    if (kL2) {
+      const __m256 t0 = _mm256_sub_ps(v0, q0), t1 = _mm256_sub_ps(v1, q1);
+      acc0 = _mm256_fmadd_ps(t0, t0, acc0);
+      acc1 = _mm256_fmadd_ps(t1, t1, acc1);
+    } else {
+      acc0 = _mm256_fmadd_ps(q0, v0, acc0);
+      acc1 = _mm256_fmadd_ps(q1, v1, acc1);
+    }
+  }
+  float s = Sum1(_mm256_add_ps(acc0, acc1));
+  for (; j < d; ++j) {
+    const float x = _cvtsh_ss(v[j]);
+    s += kL2 ? (x - q[j]) * (x - q[j]) : x * q[j];
+  }
+  return s;
+}
+
 bool HaveAvx2Fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -175,6 +217,31 @@ const Kernels& Get() {
 }  // namespace
 
 const char* DistanceKernelName() { return Get().name; }
+
+bool HalfAvailable() {
+#if defined(__x86_64__)
+  static const bool ok = HaveAvx2Fma() && __builtin_cpu_supports("f16c");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__)
+void FloatToHalf(const float* in, int64_t n, uint16_t* out) {
+  FloatToHalfF16c(in, n, out);
+}
+float InnerProductHalf(const float* q, const uint16_t* v, int d) {
+  return HalfAvx2<false>(q, v, d);
+}
+float L2SquaredHalf(const float* q, const uint16_t* v, int d) {
+  return HalfAvx2<true>(q, v, d);
+}
+#else
+void FloatToHalf(const float*, int64_t, uint16_t*) {}
+float InnerProductHalf(const float*, const uint16_t*, int) { return 0; }
+float L2SquaredHalf(const float*, const uint16_t*, int) { return 0; }
+#endif
 
 float InnerProduct(const float* a, const float* b, int d) {
   return Get().ip(a, b, d);

@@ -33,6 +33,14 @@ void InnerProductMany(const float* q, const float* base, int64_t n, int d,
 void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
                    float* out);
 
+// Half-precision (IEEE fp16) rows, for approximate graph walks that rerank
+// with the exact float rows. Available only with F16C (HalfAvailable());
+// the functions must not be called otherwise.
+bool HalfAvailable();
+void FloatToHalf(const float* in, int64_t n, uint16_t* out);
+float InnerProductHalf(const float* q, const uint16_t* v, int d);
+float L2SquaredHalf(const float* q, const uint16_t* v, int d);
+
 // The portable versions, always available (tests compare against them).
 namespace portable {
 float InnerProduct(const float* a, const float* b, int d);

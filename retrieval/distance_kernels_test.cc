@@ -60,6 +60,30 @@ TEST(DistanceKernelsTest, MatchDoublePrecisionReferenceForEveryTailLength) {
   }
 }
 
+TEST(DistanceKernelsTest, HalfRowsMatchTheFloatRowsToFp16Precision) {
+  if (!HalfAvailable()) GTEST_SKIP() << "no F16C on this CPU";
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int d : {1, 7, 8, 15, 16, 17, 64, 100}) {
+    std::vector<float> q(d), row(d);
+    for (float& v : q) v = u(rng);
+    for (float& v : row) v = u(rng);
+    std::vector<uint16_t> half(d);
+    FloatToHalf(row.data(), d, half.data());
+    // fp16 keeps 11 significant bits: relative error <= 2^-11 per value.
+    const double tol = 1e-3 * d;
+    EXPECT_NEAR(InnerProductHalf(q.data(), half.data(), d),
+                RefIp(q.data(), row.data(), d), tol) << d;
+    EXPECT_NEAR(L2SquaredHalf(q.data(), half.data(), d),
+                RefL2(q.data(), row.data(), d), 2 * tol) << d;
+  }
+  // Exactly representable values convert exactly.
+  const float exact[8] = {0.5f, -2.f, 1024.f, 0.f, 3.25f, -0.125f, 1.f, 7.f};
+  uint16_t h[8];
+  FloatToHalf(exact, 8, h);
+  EXPECT_EQ(InnerProductHalf(exact, h, 8), InnerProduct(exact, exact, 8));
+}
+
 TEST(DistanceKernelsTest, ZeroRowsWritesNothing) {
   float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   float out[1] = {42.f};

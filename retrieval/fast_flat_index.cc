@@ -144,7 +144,18 @@ int64_t MoveToHugePages(faiss::Index* index) {
   if (auto* flat = dynamic_cast<faiss::IndexFlatCodes*>(index)) {
     moved += MoveVectorToHugePages(flat->codes);
   }
+  if (auto* fast = dynamic_cast<FastFlatIndex*>(index)) {
+    moved += MoveVectorToHugePages(fast->half_);
+  }
   return moved;
+}
+
+bool FastFlatIndex::BuildHalfCopy() {
+  if (!HalfAvailable()) return false;
+  std::vector<uint16_t> half(static_cast<size_t>(ntotal) * d);
+  FloatToHalf(get_xb(), static_cast<int64_t>(half.size()), half.data());
+  half_.swap(half);
+  return true;
 }
 
 FastFlatIndex::FastFlatIndex(int d, faiss::MetricType metric)

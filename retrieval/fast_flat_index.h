@@ -19,7 +19,9 @@
 #ifndef RECSYS_RETRIEVAL_FAST_FLAT_INDEX_H_
 #define RECSYS_RETRIEVAL_FAST_FLAT_INDEX_H_
 
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "faiss/IndexFlat.h"
 
@@ -43,6 +45,20 @@ class FastFlatIndex : public faiss::IndexFlat {
 
   faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer()
       const override;
+
+  // An fp16 copy of the rows (2 bytes per dimension) for approximate graph
+  // walks that rerank with the exact rows. Returns false (and keeps none)
+  // when the CPU lacks F16C. Call after the last add, before sharing.
+  bool BuildHalfCopy();
+  // nullptr unless BuildHalfCopy() succeeded.
+  const uint16_t* half() const { return half_.empty() ? nullptr : half_.data(); }
+  int64_t half_bytes() const {
+    return static_cast<int64_t>(half_.size() * sizeof(uint16_t));
+  }
+
+ private:
+  friend int64_t MoveToHugePages(faiss::Index* index);
+  std::vector<uint16_t> half_;
 };
 
 // Replaces a plain Flat index, or the Flat storage of an IndexHNSW, by a

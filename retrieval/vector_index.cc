@@ -83,7 +83,10 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     dc.reset(index.storage->get_distance_computer());
     dc->set_query(x);
   }
-  auto dist = [&](int id) {
+  // With an fp16 copy the walk reads half the bytes per node; the
+  // candidates are reranked with the exact rows at the end.
+  const uint16_t* half = fast != nullptr ? fast->half() : nullptr;
+  auto exact = [&](int id) {
     if (base != nullptr) {
       const float* v = base + static_cast<int64_t>(id) * dim;
       return ip ? -InnerProduct(x, v, dim) : L2Squared(x, v, dim);
@@ -91,13 +94,21 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     const float s = (*dc)(id);
     return ip ? -s : s;
   };
+  auto dist = [&](int id) {
+    if (half != nullptr) {
+      const uint16_t* v = half + static_cast<int64_t>(id) * dim;
+      return ip ? -InnerProductHalf(x, v, dim) : L2SquaredHalf(x, v, dim);
+    }
+    return exact(id);
+  };
+  const int row_bytes = dim * static_cast<int>(half != nullptr ? 2 : 4);
   auto prefetch = [&](int id) {
     if (base == nullptr) return;
     const char* p =
-        reinterpret_cast<const char*>(base + static_cast<int64_t>(id) * dim);
-    for (int off = 0; off < dim * static_cast<int>(sizeof(float)); off += 64) {
-      __builtin_prefetch(p + off);
-    }
+        half != nullptr
+            ? reinterpret_cast<const char*>(half + static_cast<int64_t>(id) * dim)
+            : reinterpret_cast<const char*>(base + static_cast<int64_t>(id) * dim);
+    for (int off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
   };
   int nearest = hnsw.entry_point;
   float d_nearest = dist(nearest);
@@ -137,11 +148,14 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     marks[id] = generation;
     return true;
   };
+  // Approximate walks keep ef accepted candidates for the exact rerank.
+  const int64_t keep = half != nullptr ? std::max<int64_t>(k, ef) : k;
   auto consider = [&](int id, float d) {
     if (selector == nullptr || selector->is_member(id)) {
-      if (static_cast<int64_t>(results.size()) < k || d < results.top().first) {
+      if (static_cast<int64_t>(results.size()) < keep ||
+          d < results.top().first) {
         results.emplace(d, id);
-        if (static_cast<int64_t>(results.size()) > k) results.pop();
+        if (static_cast<int64_t>(results.size()) > keep) results.pop();
       }
     }
   };
@@ -178,11 +192,37 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
       consider(v, d);
     }
   }
+  if (half != nullptr) {
+    std::vector<Node> rescored;
+    rescored.reserve(results.size());
+    for (; !results.empty(); results.pop()) {
+      const float* row = base + static_cast<int64_t>(results.top().second) * dim;
+      for (int off = 0; off < dim; off += 16) __builtin_prefetch(row + off);
+      rescored.push_back(results.top());
+    }
+    for (Node& n : rescored) n.first = exact(n.second);
+    std::sort(rescored.begin(), rescored.end());
+    if (static_cast<int64_t>(rescored.size()) > k) rescored.resize(k);
+    for (const Node& n : rescored) results.push(n);
+  }
   for (int64_t i = static_cast<int64_t>(results.size()) - 1; i >= 0; --i) {
     labels[i] = results.top().second;
     distances[i] = ip ? -results.top().first : results.top().first;
     results.pop();
   }
+}
+
+// After build or load, before the index is shared: an fp16 walk copy for
+// HNSW over FastFlat storage (unless build_params hnsw_walk=fp32), then the
+// big arrays into huge pages.
+void PrepareForSearch(const CollectionConfig& config, faiss::Index* index) {
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) {
+    auto* fast = dynamic_cast<FastFlatIndex*>(hnsw->storage);
+    auto it = config.build_params.find("hnsw_walk");
+    const bool fp32 = it != config.build_params.end() && it->second == "fp32";
+    if (fast != nullptr && !fp32) fast->BuildHalfCopy();
+  }
+  MoveToHugePages(index);
 }
 
 }  // namespace
@@ -266,7 +306,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
       out->index_->add(m, vectors + i * config.dimension);
     }
     if (progress) progress(n, n, "added");
-    MoveToHugePages(out->index_.get());
+    PrepareForSearch(config, out->index_.get());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("FAISS failed to build '",
                                             config.index_factory, "' over ",
@@ -282,7 +322,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Deserialize(
   try {
     StringViewReader reader(bytes);
     out->index_.reset(UseFastFlat(faiss::read_index(&reader)));
-    MoveToHugePages(out->index_.get());
+    PrepareForSearch(config, out->index_.get());
   } catch (const std::exception& e) {
     return absl::DataLossError(
         absl::StrCat("FAISS cannot read the index: ", e.what()));
@@ -364,6 +404,9 @@ int64_t VectorIndex::memory_bytes() const {
              hnsw->hnsw.levels.size() * sizeof(int) +
              hnsw->hnsw.offsets.size() * sizeof(size_t);
     index = hnsw->storage;
+  }
+  if (auto* fast = dynamic_cast<const FastFlatIndex*>(index)) {
+    bytes += fast->half_bytes();
   }
   if (auto* codes = dynamic_cast<const faiss::IndexFlatCodes*>(index)) {
     return bytes + codes->codes.size();

@@ -152,6 +152,51 @@ TEST(VectorIndexTest, EfSearchComesFromParams) {
   EXPECT_GT(high, 0.9);
 }
 
+// The fp16 walk (the HNSW default) reranks with exact rows: scores are the
+// exact ones and recall matches the fp32 walk over the same graph.
+TEST(VectorIndexTest, HalfPrecisionWalkKeepsRecallAndExactScores) {
+  const int d = 64;
+  const int64_t n = 4000;
+  std::vector<float> base = RandomUnitVectors(n, d, 20);
+  std::vector<float> queries = RandomUnitVectors(100, d, 21);
+  CollectionConfig config = TestConfig("t", d, "HNSW16");
+  config.build_params["efConstruction"] = "40";
+  ASSERT_OK_AND_ASSIGN(auto fp16, VectorIndex::Build(config, base.data(), n));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, fp16->Serialize());
+  config.build_params["hnsw_walk"] = "fp32";
+  // Same graph (same file), walked in fp32.
+  ASSERT_OK_AND_ASSIGN(auto fp32, VectorIndex::Deserialize(config, bytes));
+  EXPECT_GT(fp16->memory_bytes(), fp32->memory_bytes() + n * d);  // fp16 copy
+  ASSERT_OK_AND_ASSIGN(auto exact,
+                       VectorIndex::Build(TestConfig("t", d), base.data(), n));
+  std::vector<float> dt(1000), d16(1000), d32(1000);
+  std::vector<int64_t> truth(1000), l16(1000), l32(1000);
+  IndexSearchParams p;
+  p.ef_search = 64;
+  ASSERT_OK(exact->Search(queries.data(), 100, 10, {}, dt.data(), truth.data()));
+  ASSERT_OK(fp16->Search(queries.data(), 100, 10, p, d16.data(), l16.data()));
+  ASSERT_OK(fp32->Search(queries.data(), 100, 10, p, d32.data(), l32.data()));
+  int hits16 = 0, hits32 = 0;
+  for (int q = 0; q < 100; ++q) {
+    for (int i = 0; i < 10; ++i) {
+      // Reported scores are exact inner products with the stored rows.
+      if (l16[q * 10 + i] >= 0) {
+        float s = 0;
+        for (int j = 0; j < d; ++j) {
+          s += queries[q * d + j] * base[l16[q * 10 + i] * d + j];
+        }
+        EXPECT_NEAR(d16[q * 10 + i], s, 1e-5);
+      }
+      for (int j = 0; j < 10; ++j) {
+        hits16 += l16[q * 10 + i] == truth[q * 10 + j];
+        hits32 += l32[q * 10 + i] == truth[q * 10 + j];
+      }
+    }
+  }
+  EXPECT_GT(hits32, 700);
+  EXPECT_GE(hits16, hits32 - 20) << "fp16 " << hits16 << " fp32 " << hits32;
+}
+
 TEST(VectorIndexTest, SerializeRoundTrip) {
   const int64_t n = 300;
   std::vector<float> base = RandomUnitVectors(n, kDim, 6);
