@@ -1,6 +1,7 @@
 #include "retrieval/collection.h"
 
 #include <malloc.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -308,6 +309,11 @@ void Collection::RunBuild(int64_t version,
                           std::shared_ptr<const CollectionVersion> base,
                           std::shared_ptr<Delta> frozen, int64_t frozen_seq,
                           PublishCallback done) {
+  // Per-thread setting: the build's OpenMP loops leave a core to searches.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  omp_set_num_threads(options_.build_threads > 0
+                          ? options_.build_threads
+                          : std::max(1, cores - 1));
   std::shared_ptr<Build> build;
   {
     absl::MutexLock cl(&control_mu_);

@@ -19,6 +19,7 @@ CollectionOptions CollectionStore::OptionsFor(const std::string& name) const {
   CollectionOptions o;
   o.dir = JoinPath(options_.data_dir, name);
   o.versions_to_keep = options_.versions_to_keep;
+  o.build_threads = options_.build_threads;
   o.limits = options_.limits;
   return o;
 }
@@ -27,6 +28,10 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
     const Options& options) {
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("data_dir: expected a directory path");
+  }
+  if (options.build_threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "build_threads: expected >= 0, got ", options.build_threads));
   }
   if (options.versions_to_keep < 1) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -29,6 +29,9 @@ class CollectionStore {
   struct Options {
     std::string data_dir;          // created if missing
     int versions_to_keep = 3;      // per collection, besides the live one
+    // OpenMP threads of an index build (0: all cores but one, at least 1),
+    // so a running build leaves a core to searches.
+    int build_threads = 0;
     EntryLimits limits;
   };
 

@@ -11,6 +11,25 @@ namespace {
 
 using ::testing::HasSubstr;
 
+TEST(CollectionStoreTest, BadOptionsAreNamed) {
+  CollectionStore::Options o;
+  o.data_dir = FreshTestDir("store_bad");
+  o.build_threads = -1;
+  EXPECT_THAT(CollectionStore::Open(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("build_threads")));
+  o.build_threads = 1;
+  o.versions_to_keep = 0;
+  EXPECT_THAT(CollectionStore::Open(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("versions_to_keep")));
+  o.data_dir = "";
+  o.versions_to_keep = 1;
+  EXPECT_THAT(CollectionStore::Open(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("data_dir")));
+}
+
 TEST(CollectionStoreTest, CreateGetDropAndReopen) {
   CollectionStore::Options o;
   o.data_dir = FreshTestDir("store");

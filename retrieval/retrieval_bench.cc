@@ -567,6 +567,8 @@ int main(int argc, char** argv) {
     auto hserver = recsys::ServiceServer::Create(server_options, {hservice->get()});
     recsys::retrieval::CollectionStore::Options hso;
     hso.data_dir = absl::GetFlag(FLAGS_hnsw_dir);
+    // Nothing searches while the cache builds: use every core.
+    hso.build_threads = static_cast<int>(std::thread::hardware_concurrency());
     const auto r0 = Clock::now();
     (*hservice)->SetStore(*recsys::retrieval::CollectionStore::Open(hso));
     const double restore_s = Ms(Clock::now() - r0) / 1000;
