@@ -150,8 +150,11 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
   };
   // Approximate walks keep ef accepted candidates for the exact rerank.
   const int64_t keep = half != nullptr ? std::max<int64_t>(k, ef) : k;
+  // Without a selector the results are the best of `top`, which already
+  // holds the ef best nodes visited: no second heap to maintain.
   auto consider = [&](int id, float d) {
-    if (selector == nullptr || selector->is_member(id)) {
+    if (selector == nullptr) return;
+    if (selector->is_member(id)) {
       if (static_cast<int64_t>(results.size()) < keep ||
           d < results.top().first) {
         results.emplace(d, id);
@@ -191,6 +194,10 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
       }
       consider(v, d);
     }
+  }
+  if (selector == nullptr) {
+    while (static_cast<int64_t>(top.size()) > keep) top.pop();
+    results = std::move(top);
   }
   if (half != nullptr) {
     std::vector<Node> rescored;
