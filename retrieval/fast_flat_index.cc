@@ -23,34 +23,11 @@ namespace {
 // heap pass reads the scores back.
 constexpr int64_t kBlockRows = 256;
 
-// One query against every row: block-wise scores, then a k-heap. C is
-// faiss::CMin (inner product: keep the largest) or faiss::CMax (L2).
-template <class C, bool kL2>
-void ScanOne(const float* q, const float* base, int64_t n, int d, int64_t k,
-             const faiss::IDSelector* selector, float* distances,
-             faiss::Index::idx_t* labels) {
-  faiss::heap_heapify<C>(k, distances, labels);
-  float scores[kBlockRows];
-  for (int64_t i0 = 0; i0 < n; i0 += kBlockRows) {
-    const int64_t m = std::min(kBlockRows, n - i0);
-    if (kL2) {
-      L2SquaredMany(q, base + i0 * d, m, d, scores);
-    } else {
-      InnerProductMany(q, base + i0 * d, m, d, scores);
-    }
-    for (int64_t j = 0; j < m; ++j) {
-      // C::cmp(top, s): s is better than the worst kept result.
-      if (!C::cmp(distances[0], scores[j])) continue;
-      if (selector != nullptr && !selector->is_member(i0 + j)) continue;
-      faiss::heap_replace_top<C>(k, distances, labels, scores[j], i0 + j);
-    }
-  }
-  faiss::heap_reorder<C>(k, distances, labels);
-}
-
-// Several queries in one pass over the rows: each block of rows is scored
-// against every query while it sits in L2, so the rows stream from memory
-// once per batch instead of once per query.
+// Queries against every row, a k-heap per query. Each block of rows is
+// scored against every query while it sits in L2, so the rows stream from
+// memory once per batch instead of once per query. C is faiss::CMin (inner
+// product: keep the largest) or faiss::CMax (L2); the selector is asked
+// only about rows that beat the worst kept result.
 template <class C, bool kL2>
 void ScanMany(const float* x, int64_t nq, const float* base, int64_t n, int d,
               int64_t k, const faiss::IDSelector* selector, float* distances,
@@ -70,7 +47,7 @@ void ScanMany(const float* x, int64_t nq, const float* base, int64_t n, int d,
         InnerProductMany(x + q * d, base + i0 * d, m, d, scores);
       }
       for (int64_t j = 0; j < m; ++j) {
-        if (!C::cmp(dq[0], scores[j])) continue;
+        if (!C::cmp(dq[0], scores[j])) continue;  // not better than the worst
         if (selector != nullptr && !selector->is_member(i0 + j)) continue;
         faiss::heap_replace_top<C>(k, dq, lq, scores[j], i0 + j);
       }
@@ -191,23 +168,23 @@ void FastFlatIndex::search(idx_t n, const float* x, idx_t k, float* distances,
   }
   const faiss::IDSelector* selector = params != nullptr ? params->sel : nullptr;
   const int dim = static_cast<int>(d);
-  if (n > 1) {
-    if (metric_type == faiss::METRIC_L2) {
-      ScanMany<faiss::CMax<float, idx_t>, true>(x, n, get_xb(), ntotal, dim, k,
-                                                selector, distances, labels);
-    } else {
-      ScanMany<faiss::CMin<float, idx_t>, false>(x, n, get_xb(), ntotal, dim,
-                                                 k, selector, distances, labels);
-    }
-    return;
-  }
   if (metric_type == faiss::METRIC_L2) {
-    ScanOne<faiss::CMax<float, idx_t>, true>(x, get_xb(), ntotal, dim, k,
-                                             selector, distances, labels);
-  } else {
-    ScanOne<faiss::CMin<float, idx_t>, false>(x, get_xb(), ntotal, dim, k,
+    ScanMany<faiss::CMax<float, idx_t>, true>(x, n, get_xb(), ntotal, dim, k,
                                               selector, distances, labels);
+  } else {
+    ScanMany<faiss::CMin<float, idx_t>, false>(x, n, get_xb(), ntotal, dim, k,
+                                               selector, distances, labels);
   }
+}
+
+void FastFlatIndex::add(idx_t n, const float* x) {
+  half_.clear();  // would no longer cover every row
+  faiss::IndexFlat::add(n, x);
+}
+
+void FastFlatIndex::reset() {
+  half_.clear();
+  faiss::IndexFlat::reset();
 }
 
 faiss::FlatCodesDistanceComputer* FastFlatIndex::get_FlatCodesDistanceComputer()

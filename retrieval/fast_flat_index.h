@@ -39,6 +39,10 @@ class FastFlatIndex : public faiss::IndexFlat {
   // metric is neither inner product nor L2.
   static std::unique_ptr<FastFlatIndex> TakeFrom(faiss::IndexFlat* flat);
 
+  // Both drop the fp16 copy (BuildHalfCopy), which would no longer match.
+  void add(idx_t n, const float* x) override;
+  void reset() override;
+
   void search(idx_t n, const float* x, idx_t k, float* distances,
               idx_t* labels,
               const faiss::SearchParameters* params = nullptr) const override;

@@ -144,6 +144,18 @@ TEST(FastFlatIndexStandaloneTest, SerializesAsAPlainFlatIndex) {
   ExpectSameResults(Search(fast, query, 5), Search(*converted, query, 5));
 }
 
+TEST(FastFlatIndexStandaloneTest, AddingRowsDropsTheHalfCopy) {
+  const int d = 16;
+  std::vector<float> base = RandomUnitVectors(20, d, 13);
+  FastFlatIndex fast(d, faiss::METRIC_INNER_PRODUCT);
+  fast.add(10, base.data());
+  if (!fast.BuildHalfCopy()) GTEST_SKIP() << "no F16C on this CPU";
+  EXPECT_NE(fast.half(), nullptr);
+  EXPECT_EQ(fast.half_bytes(), 10 * d * 2);
+  fast.add(10, base.data() + 10 * d);
+  EXPECT_EQ(fast.half(), nullptr);
+}
+
 TEST(FastFlatIndexStandaloneTest, LeavesOtherIndexTypesAlone) {
   std::unique_ptr<faiss::Index> ivf(faiss::index_factory(8, "IVF4,Flat"));
   faiss::Index* raw = ivf.get();
