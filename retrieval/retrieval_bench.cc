@@ -266,6 +266,7 @@ int main(int argc, char** argv) {
     std::vector<float> queries = recsys::retrieval::RandomUnitVectors(256, d, 2);
     recsys::retrieval::FastFlatIndex index(d, faiss::METRIC_INNER_PRODUCT);
     index.add(n, base.data());
+    recsys::retrieval::MoveToHugePages(&index);  // as the service does
     const int saved = faiss::distance_compute_blas_threshold;
     faiss::distance_compute_blas_threshold = 1;  // FAISS: BLAS at any size
     json sweep = json::array();
