@@ -61,6 +61,10 @@ ABSL_FLAG(bool, diag, false, "Diagnostics only: interleave FAISS call variants i
 ABSL_FLAG(bool, batch_sweep, false,
           "Only compare, in process, per-query cost of batched Flat search: "
           "the sidecar's blocked kernel vs FAISS's BLAS path, by batch size.");
+ABSL_FLAG(int64_t, during_build_n, 100000,
+          "Vectors of the HNSW32 collection built while one client searches "
+          "the Flat one (latency during a build; 0: skip).");
+ABSL_FLAG(int, build_threads, 0, "Service: build_threads (0: all cores but one).");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
@@ -313,6 +317,7 @@ int main(int argc, char** argv) {
   if (!server.ok()) return 1;
   recsys::retrieval::CollectionStore::Options store_options;
   store_options.data_dir = data_dir;
+  store_options.build_threads = absl::GetFlag(FLAGS_build_threads);
   (*service)->SetStore(*recsys::retrieval::CollectionStore::Open(store_options));
   (*server)->SetServing(true);
   auto channel_args = grpc::ChannelArguments();
@@ -558,6 +563,38 @@ int main(int argc, char** argv) {
       {"in_process_sidecar_kernel_16_threads_qps", kernel_par_qps},
       {"ratio_vs_in_process_sidecar_kernel", service_qps / kernel_par_qps},
   };
+  // --- One client searching the Flat collection while another collection
+  // builds an HNSW32 version in the same server (build_threads). ---
+  const int64_t bn = absl::GetFlag(FLAGS_during_build_n);
+  if (bn > 0) {
+    std::vector<float> bbase = recsys::retrieval::RandomUnitVectors(bn, d, 5);
+    std::atomic<bool> built{false};
+    double build_s = 0;
+    std::thread builder([&] {
+      const auto t0 = Clock::now();
+      Load(*stubs[1], "during_build", "HNSW32", bbase, bn, d);
+      build_s = Ms(Clock::now() - t0) / 1000;
+      built = true;
+    });
+    std::vector<double> ms;
+    for (int64_t i = 0; !built; ++i) {
+      pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
+      pb::SearchResponse resp;
+      grpc::ClientContext ctx;
+      const auto t0 = Clock::now();
+      Check(stub.Search(&ctx, req, &resp), "search during build");
+      ms.push_back(Ms(Clock::now() - t0));
+    }
+    builder.join();
+    report["flat_search_during_hnsw_build"] = {
+        {"build_vectors", bn},
+        {"build_threads", absl::GetFlag(FLAGS_build_threads)},
+        {"upsert_and_build_seconds", build_s},
+        {"searches", ms.size()},
+        {"latency", Percentiles(ms)},
+        {"idle_latency", lat_service},
+    };
+  }
   fprintf(stderr, "%s\n", report.dump(2).c_str());
 
   // --- HNSW32: recall@10 vs exact and latency, cached between runs. ---
