@@ -170,8 +170,16 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     const Node c = candidates.top();
     if (static_cast<int>(top.size()) >= ef && c.first > top.top().first) break;
     candidates.pop();
+    // The next candidate is most likely the current best one left: start
+    // loading where its neighbour list is while this one is expanded.
+    if (!candidates.empty()) {
+      __builtin_prefetch(&hnsw.offsets[candidates.top().second]);
+    }
     size_t begin, end;
     hnsw.neighbor_range(c.second, 0, &begin, &end);
+    for (size_t i = begin; i < end; i += 16) {
+      __builtin_prefetch(&hnsw.neighbors[i]);
+    }
     // Unvisited neighbours first (their vectors prefetched), then scores:
     // the memory loads overlap instead of each distance waiting on one.
     thread_local std::vector<int> fresh;
