@@ -160,6 +160,16 @@ int Search(pb::Retrieval::Stub& stub) {
   return 0;
 }
 
+// --keys as a list: comma-separated, empty items dropped.
+google::protobuf::RepeatedPtrField<std::string> KeysFlag() {
+  google::protobuf::RepeatedPtrField<std::string> keys;
+  for (absl::string_view k :
+       absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty())) {
+    *keys.Add() = std::string(k);
+  }
+  return keys;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,20 +204,14 @@ int main(int argc, char** argv) {
   if (cmd == "delete") {
     pb::DeleteRequest req;
     req.set_collection(collection);
-    for (absl::string_view k :
-         absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty())) {
-      req.add_keys(std::string(k));
-    }
+    *req.mutable_keys() = KeysFlag();
     pb::DeleteResponse resp;
     return Report(stub->Delete(ctx.get(), req, &resp), &resp);
   }
   if (cmd == "get") {
     pb::GetRequest req;
     req.set_collection(collection);
-    for (absl::string_view k :
-         absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty())) {
-      req.add_keys(std::string(k));
-    }
+    *req.mutable_keys() = KeysFlag();
     req.set_version(absl::GetFlag(FLAGS_version));
     req.set_staged(absl::GetFlag(FLAGS_staged));
     req.set_include_vectors(absl::GetFlag(FLAGS_with_vectors));
