@@ -624,7 +624,7 @@ int main(int argc, char** argv) {
     std::vector<faiss::Index::idx_t> truth(hq * k);
     exact.search(hq, hqueries.data(), k, dist.data(), truth.data());
     json runs = json::array();
-    for (int ef : {16, 32, 64, 128, 256, 384, 448, 512, 768}) {
+    for (int ef : {16, 32, 64, 128, 256, 384, 416, 448, 512, 768}) {
       std::vector<double> ms;
       int64_t hits = 0;
       for (int i = 0; i < hq; ++i) {
