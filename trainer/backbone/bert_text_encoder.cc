@@ -45,22 +45,11 @@ class BertTextEncoder : public TextEncoder {
       torch::InferenceMode guard;
       for (int64_t start = 0; start < n; start += batch_size_) {
         const int64_t b = std::min<int64_t>(batch_size_, n - start);
-        size_t t = 0;
-        for (int64_t k = 0; k < b; ++k) t = std::max(t, ids[order[start + k]].size());
-        torch::Tensor input = torch::full({b, static_cast<int64_t>(t)},
-                                          tokenizer_->pad_id(), torch::kLong);
-        torch::Tensor mask = torch::zeros({b, static_cast<int64_t>(t)}, torch::kLong);
-        auto in_a = input.accessor<int64_t, 2>();
-        auto mask_a = mask.accessor<int64_t, 2>();
-        for (int64_t k = 0; k < b; ++k) {
-          const std::vector<int64_t>& seq = ids[order[start + k]];
-          for (size_t j = 0; j < seq.size(); ++j) {
-            in_a[k][j] = seq[j];
-            mask_a[k][j] = 1;
-          }
-        }
+        std::vector<const std::vector<int64_t>*> seqs;
+        for (int64_t k = 0; k < b; ++k) seqs.push_back(&ids[order[start + k]]);
+        const TokenBatch batch = PadTokenBatch(seqs, tokenizer_->pad_id());
         torch::Tensor states =
-            model_->forward(input.to(device_), mask.to(device_))
+            model_->forward(batch.ids.to(device_), batch.mask.to(device_))
                 .to(torch::kCPU, torch::kFloat)
                 .contiguous();
         const float* src = states.data_ptr<float>();
@@ -131,18 +120,9 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> CreateBertTextEncoder(
     Bert model(config);
     model->eval();
     const HfNamedTensors params = model->HfParameters();
-    if (info.standin) {
-      InitStandinWeights(params, options.seed);
-      TORCH_TU_LOG(WARNING) << "BERT backbone " << info.name
-                   << ": no weights given, using the seeded STAND-IN (seed "
-                   << options.seed << "), not a trained model";
-    } else {
-      int unused = 0;
-      RETURN_IF_ERROR(LoadHfWeights(options.weights_path, "bert.", params, &unused));
-      TORCH_TU_LOG(INFO) << "BERT backbone " << info.name << ": loaded "
-                << params.size() << " tensors from " << options.weights_path
-                << " (" << unused << " unused, e.g. pooler/heads)";
-    }
+    RETURN_IF_ERROR(InitOrLoadBackboneWeights(
+        params, "BERT", info.name, options.weights_path, "bert.",
+        options.seed, "pooler/heads"));
     info.fingerprint = FingerprintWeights(
         params, absl::StrCat(info.config_json, "|vocab=",
                              tokenizer->fingerprint(), "|seed=",

@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
+#include "trainer/backbone/torch_util.h"
 
 namespace recsys {
 namespace {
@@ -78,6 +79,29 @@ absl::Status LoadHfWeights(const std::string& path, absl::string_view prefix,
   if (unused != nullptr) {
     *unused = static_cast<int>(file->names().size() - used.size());
   }
+  return absl::OkStatus();
+}
+
+absl::Status InitOrLoadBackboneWeights(const HfNamedTensors& params,
+                                       absl::string_view kind,
+                                       absl::string_view name,
+                                       const std::string& weights_path,
+                                       absl::string_view prefix, uint64_t seed,
+                                       absl::string_view unused_hint) {
+  if (weights_path.empty()) {
+    InitStandinWeights(params, seed);
+    TORCH_TU_LOG(WARNING) << kind << " backbone " << name
+                          << ": no weights given, using the seeded STAND-IN "
+                             "(seed "
+                          << seed << "), not a trained model";
+    return absl::OkStatus();
+  }
+  int unused = 0;
+  RETURN_IF_ERROR(LoadHfWeights(weights_path, prefix, params, &unused));
+  TORCH_TU_LOG(INFO) << kind << " backbone " << name << ": loaded "
+                     << params.size() << " tensors from " << weights_path
+                     << " (" << unused << " unused, e.g. " << unused_hint
+                     << ")";
   return absl::OkStatus();
 }
 

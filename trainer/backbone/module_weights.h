@@ -40,6 +40,18 @@ absl::Status LoadHfWeights(const std::string& path, absl::string_view prefix,
 // machine for the same seed and architecture.
 void InitStandinWeights(const HfNamedTensors& params, uint64_t seed);
 
+// A backbone's weights: with an empty `weights_path` the seeded stand-in
+// (logged as a warning: not a trained model), otherwise LoadHfWeights from
+// that file (logged with the count of unused file tensors). `kind` ("BERT",
+// "ViT") and `name` only label the log line; `unused_hint` says what unused
+// tensors usually are.
+absl::Status InitOrLoadBackboneWeights(const HfNamedTensors& params,
+                                       absl::string_view kind,
+                                       absl::string_view name,
+                                       const std::string& weights_path,
+                                       absl::string_view prefix, uint64_t seed,
+                                       absl::string_view unused_hint);
+
 // Writes the parameters as F32 safetensors named prefix + name.
 absl::Status SaveHfWeights(const std::string& path, absl::string_view prefix,
                            const HfNamedTensors& params);

@@ -1,5 +1,7 @@
 #include "trainer/backbone/torch_util.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "trainer/backbone/torch_runtime.h"
 
@@ -40,5 +42,23 @@ void SetTorchThreads(int n) {
 }
 
 int TorchThreads() { return torch::get_num_threads(); }
+
+TokenBatch PadTokenBatch(const std::vector<const std::vector<int64_t>*>& seqs,
+                         int64_t pad_id) {
+  const int64_t b = static_cast<int64_t>(seqs.size());
+  size_t t = 0;
+  for (const std::vector<int64_t>* s : seqs) t = std::max(t, s->size());
+  TokenBatch out{torch::full({b, static_cast<int64_t>(t)}, pad_id, torch::kLong),
+                 torch::zeros({b, static_cast<int64_t>(t)}, torch::kLong)};
+  auto ids = out.ids.accessor<int64_t, 2>();
+  auto mask = out.mask.accessor<int64_t, 2>();
+  for (int64_t k = 0; k < b; ++k) {
+    for (size_t j = 0; j < seqs[k]->size(); ++j) {
+      ids[k][j] = (*seqs[k])[j];
+      mask[k][j] = 1;
+    }
+  }
+  return out;
+}
 
 }  // namespace recsys

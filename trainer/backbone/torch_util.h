@@ -5,7 +5,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,6 +29,16 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& device);
 // INTERNAL status carrying the first line of a LibTorch error.
 absl::Status TorchErrorToStatus(const std::exception& e,
                                 const std::string& what);
+
+// Token id sequences as one right-padded batch: ([B, T] ids filled with
+// pad_id, [B, T] attention mask of 1 on real tokens), T = the longest
+// sequence. Long CPU tensors.
+struct TokenBatch {
+  torch::Tensor ids;
+  torch::Tensor mask;
+};
+TokenBatch PadTokenBatch(const std::vector<const std::vector<int64_t>*>& seqs,
+                         int64_t pad_id);
 
 }  // namespace recsys
 

@@ -82,6 +82,35 @@ absl::StatusOr<torch::jit::script::Module> LoadModule(const std::string& path,
   }
 }
 
+// Copies a batch's [b, S, D] states (S * D == row, CPU float, contiguous)
+// to `dst`; INTERNAL when the module's output shape changed since the probe.
+absl::Status CopyStates(const torch::Tensor& states, int64_t b, int64_t row,
+                        float* dst) {
+  if (states.size(0) != b || states.size(1) * states.size(2) != row) {
+    return absl::InternalError("TorchScript module changed its output shape");
+  }
+  std::memcpy(dst, states.data_ptr<float>(), b * row * sizeof(float));
+  return absl::OkStatus();
+}
+
+// Fills `info` from the probe forward pass: shapes, config, name and a
+// fingerprint of the module file with the config (+ `fingerprint_extra`).
+absl::Status DescribeModule(const torch::Tensor& probe,
+                            const nlohmann::json& config,
+                            const std::string& name,
+                            const std::string& module_path,
+                            const std::string& fingerprint_extra,
+                            BackboneInfo* info) {
+  info->config_json = config.dump();
+  info->name = name.empty() ? "torchscript-" + BaseName(module_path) : name;
+  info->num_states = probe.size(1);
+  info->hidden_size = probe.size(2);
+  ASSIGN_OR_RETURN(info->fingerprint,
+                   FileFingerprint(module_path,
+                                   info->config_json + fingerprint_extra));
+  return absl::OkStatus();
+}
+
 class TorchScriptTextEncoder : public TextEncoder {
  public:
   TorchScriptTextEncoder(torch::jit::script::Module module,
@@ -96,24 +125,13 @@ class TorchScriptTextEncoder : public TextEncoder {
 
   // Runs one padded batch; returns [B, S, D].
   absl::StatusOr<torch::Tensor> Run(const std::vector<std::vector<int64_t>>& ids) {
-    const int64_t b = static_cast<int64_t>(ids.size());
-    size_t t = 0;
-    for (const auto& s : ids) t = std::max(t, s.size());
-    torch::Tensor input = torch::full({b, static_cast<int64_t>(t)},
-                                      tokenizer_->pad_id(), torch::kLong);
-    torch::Tensor mask = torch::zeros({b, static_cast<int64_t>(t)}, torch::kLong);
-    auto in_a = input.accessor<int64_t, 2>();
-    auto mask_a = mask.accessor<int64_t, 2>();
-    for (int64_t k = 0; k < b; ++k) {
-      for (size_t j = 0; j < ids[k].size(); ++j) {
-        in_a[k][j] = ids[k][j];
-        mask_a[k][j] = 1;
-      }
-    }
+    std::vector<const std::vector<int64_t>*> seqs;
+    for (const auto& s : ids) seqs.push_back(&s);
+    const TokenBatch batch = PadTokenBatch(seqs, tokenizer_->pad_id());
     try {
       torch::InferenceMode guard;
       return StatesFromOutput(
-          module_.forward({input.to(device_), mask.to(device_)}));
+          module_.forward({batch.ids.to(device_), batch.mask.to(device_)}));
     } catch (const std::exception& e) {
       return TorchErrorToStatus(e, "TorchScript text forward pass");
     }
@@ -129,11 +147,7 @@ class TorchScriptTextEncoder : public TextEncoder {
       std::vector<std::vector<int64_t>> ids;
       for (int64_t k = 0; k < b; ++k) ids.push_back(tokenizer_->Encode(texts[start + k]));
       ASSIGN_OR_RETURN(torch::Tensor states, Run(ids));
-      if (states.size(0) != b || states.size(1) * states.size(2) != row) {
-        return absl::InternalError("TorchScript module changed its output shape");
-      }
-      std::memcpy(out.data() + start * row, states.data_ptr<float>(),
-                  b * row * sizeof(float));
+      RETURN_IF_ERROR(CopyStates(states, b, row, out.data() + start * row));
     }
     return out;
   }
@@ -189,11 +203,7 @@ class TorchScriptImageEncoder : public ImageEncoder {
                     pixels * sizeof(float));
       }
       ASSIGN_OR_RETURN(torch::Tensor states, Run(batch));
-      if (states.size(0) != b || states.size(1) * states.size(2) != row) {
-        return absl::InternalError("TorchScript module changed its output shape");
-      }
-      std::memcpy(out.data() + start * row, states.data_ptr<float>(),
-                  b * row * sizeof(float));
+      RETURN_IF_ERROR(CopyStates(states, b, row, out.data() + start * row));
     }
     return out;
   }
@@ -229,15 +239,9 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> CreateTorchScriptTextEncoder(
                            {"modality", "text"},
                            {"module", BaseName(options.module_path)},
                            {"max_length", options.max_length}};
-  enc->info_.config_json = config.dump();
-  enc->info_.name = options.name.empty()
-                        ? "torchscript-" + BaseName(options.module_path)
-                        : options.name;
-  enc->info_.num_states = probe->size(1);
-  enc->info_.hidden_size = probe->size(2);
-  ASSIGN_OR_RETURN(enc->info_.fingerprint,
-                   FileFingerprint(options.module_path,
-                                   enc->info_.config_json + "|" + vocab_fp));
+  RETURN_IF_ERROR(DescribeModule(*probe, config, options.name,
+                                 options.module_path, "|" + vocab_fp,
+                                 &enc->info_));
   return std::unique_ptr<TextEncoder>(std::move(enc));
 }
 
@@ -263,14 +267,8 @@ absl::StatusOr<std::unique_ptr<ImageEncoder>> CreateTorchScriptImageEncoder(
                            {"image_size", options.image_size},
                            {"image_mean", options.image_mean},
                            {"image_std", options.image_std}};
-  enc->info_.config_json = config.dump();
-  enc->info_.name = options.name.empty()
-                        ? "torchscript-" + BaseName(options.module_path)
-                        : options.name;
-  enc->info_.num_states = probe->size(1);
-  enc->info_.hidden_size = probe->size(2);
-  ASSIGN_OR_RETURN(enc->info_.fingerprint,
-                   FileFingerprint(options.module_path, enc->info_.config_json));
+  RETURN_IF_ERROR(DescribeModule(*probe, config, options.name,
+                                 options.module_path, "", &enc->info_));
   return std::unique_ptr<ImageEncoder>(std::move(enc));
 }
 

@@ -110,21 +110,9 @@ absl::StatusOr<std::unique_ptr<ImageEncoder>> CreateViTImageEncoder(
     ViT model(config);
     model->eval();
     const HfNamedTensors params = model->HfParameters();
-    if (info.standin) {
-      InitStandinWeights(params, options.seed);
-      TORCH_TU_LOG(WARNING) << "ViT backbone " << info.name
-                            << ": no weights given, using the seeded STAND-IN "
-                               "(seed "
-                            << options.seed << "), not a trained model";
-    } else {
-      int unused = 0;
-      RETURN_IF_ERROR(
-          LoadHfWeights(options.weights_path, "vit.", params, &unused));
-      TORCH_TU_LOG(INFO) << "ViT backbone " << info.name << ": loaded "
-                         << params.size() << " tensors from "
-                         << options.weights_path << " (" << unused
-                         << " unused, e.g. final layernorm/pooler)";
-    }
+    RETURN_IF_ERROR(InitOrLoadBackboneWeights(
+        params, "ViT", info.name, options.weights_path, "vit.", options.seed,
+        "final layernorm/pooler"));
     info.fingerprint = FingerprintWeights(
         params, absl::StrCat(info.config_json, "|seed=",
                              info.standin ? options.seed : 0));
