@@ -37,10 +37,13 @@ absl::Status ErrnoToStatus(int err, absl::string_view what) {
   }
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+namespace {
+
+// Reads `path` front to back, handing each chunk to `fn`.
+template <typename Fn>
+absl::Status ForEachChunk(const std::string& path, Fn fn) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  std::string out;
   char buf[1 << 16];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof(buf));
@@ -51,9 +54,29 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
       return ErrnoToStatus(err, absl::StrCat("read ", path));
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    fn(absl::string_view(buf, static_cast<size_t>(n)));
   }
   ::close(fd);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::string out;
+  absl::Status s = ForEachChunk(
+      path, [&](absl::string_view c) { out.append(c.data(), c.size()); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<FileChecksum> Crc32cOfFile(const std::string& path) {
+  FileChecksum out;
+  absl::Status s = ForEachChunk(path, [&](absl::string_view c) {
+    out.crc32c = Crc32c(c, out.crc32c);
+    out.bytes += c.size();
+  });
+  if (!s.ok()) return s;
   return out;
 }
 

@@ -45,6 +45,14 @@ std::string JoinPath(absl::string_view a, absl::string_view b);
 // CRC-32C (Castagnoli) of `data`, for snapshot checksums.
 uint32_t Crc32c(absl::string_view data, uint32_t seed = 0);
 
+// Size and CRC-32C of a file, read in chunks (never held whole in memory);
+// crc32c equals Crc32c() of the whole contents.
+struct FileChecksum {
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+};
+absl::StatusOr<FileChecksum> Crc32cOfFile(const std::string& path);
+
 // An absl::Status for a failed system call: `what` plus strerror(errno),
 // mapped to NOT_FOUND / PERMISSION_DENIED / RESOURCE_EXHAUSTED / INTERNAL.
 absl::Status ErrnoToStatus(int err, absl::string_view what);

@@ -53,6 +53,21 @@ TEST(FileUtilTest, DurableRenameOfDirectoryAndRemove) {
   EXPECT_OK(RemoveRecursively(final_dir));  // missing is fine
 }
 
+TEST(FileUtilTest, Crc32cOfFileEqualsCrcOfItsContents) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/crc_of_file");
+  ASSERT_OK(CreateDirectories(dir));
+  // Larger than the 64 KiB read chunk, not a multiple of it.
+  std::string data(200000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
+  const std::string path = JoinPath(dir, "f");
+  ASSERT_OK(WriteFileAtomically(path, data));
+  ASSERT_OK_AND_ASSIGN(FileChecksum sum, Crc32cOfFile(path));
+  EXPECT_EQ(sum.bytes, data.size());
+  EXPECT_EQ(sum.crc32c, Crc32c(data));
+  EXPECT_THAT(Crc32cOfFile(JoinPath(dir, "missing")).status(),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST(FileUtilTest, Crc32cMatchesKnownVectors) {
   // RFC 3720 B.4 test vectors for CRC-32C.
   EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);

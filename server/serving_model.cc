@@ -52,13 +52,13 @@ absl::Status VerifyFiles(const std::string& dir, const json& manifest) {
         !f["bytes"].is_number_unsigned() || !f["crc32c"].is_number_unsigned()) {
       return Damaged(dir, absl::StrCat("bad manifest entry for ", it.key()));
     }
-    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(JoinPath(dir, it.key())));
-    if (bytes.size() != f["bytes"].get<uint64_t>()) {
-      return Damaged(dir, absl::StrCat(it.key(), " has ", bytes.size(),
+    ASSIGN_OR_RETURN(FileChecksum sum, Crc32cOfFile(JoinPath(dir, it.key())));
+    if (sum.bytes != f["bytes"].get<uint64_t>()) {
+      return Damaged(dir, absl::StrCat(it.key(), " has ", sum.bytes,
                                        " bytes, manifest says ",
                                        f["bytes"].get<uint64_t>()));
     }
-    if (Crc32c(bytes) != f["crc32c"].get<uint64_t>()) {
+    if (sum.crc32c != f["crc32c"].get<uint64_t>()) {
       return Damaged(dir, absl::StrCat(it.key(), " fails its CRC-32C check"));
     }
   }
