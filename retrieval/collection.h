@@ -94,6 +94,8 @@ class Collection {
   ~Collection();
 
   const CollectionConfig& config() const { return config_; }
+  // Bounds on keys, payloads and batches, as Upsert/Delete apply them.
+  const EntryLimits& limits() const { return options_.limits; }
 
   // Validates the whole batch, logs it durably, then applies it; nothing is
   // applied when it fails.

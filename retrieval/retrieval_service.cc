@@ -440,7 +440,7 @@ grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx
     }
     const std::vector<std::string> keys(req->keys().begin(),
                                         req->keys().end());
-    RETURN_IF_ERROR(ValidateKeys(EntryLimits(), "keys", keys));
+    RETURN_IF_ERROR(ValidateKeys(c->limits(), "keys", keys));
     if (req->staged()) {
       if (req->version() != 0) {
         return absl::InvalidArgumentError(absl::StrCat(
