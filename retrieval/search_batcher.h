@@ -1,6 +1,8 @@
 // SearchBatcher: coalesces concurrent searches on the same collection
-// version (and the same search options) into one FAISS call. One batched
-// call over BLAS costs a fraction per query of separate calls.
+// version (and the same search options) into one index call. A batch reads
+// a Flat collection's rows once for all its queries (FastFlatIndex's
+// blocked scan, or BLAS from 32 queries), so it costs a fraction per query
+// of separate calls.
 //
 // Queries queue per batching key; worker threads take the oldest queued
 // query and every other queued query with the same key, up to
