@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,10 +15,7 @@ namespace {
 
 using ::testing::ElementsAre;
 
-std::string TestDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir ? dir : "/tmp";
-}
+std::string TestDir() { return TestTempPath(""); }
 
 TEST(FileUtilTest, AtomicWriteReplacesContentsAndLeavesNoTemporaries) {
   const std::string dir = JoinPath(TestDir(), "atomic");

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -146,8 +147,7 @@ TEST(MetricsTest, PromtoolAcceptsRenderedRegistry) {
   h->WithLabels({"Search"})->Observe(0.003);
   h->WithLabels({"Upsert"})->Observe(12);
   registry.AddGauge("app_empty", "A family with no children yet.", {"x"});
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string path = std::string(tmp ? tmp : "/tmp") + "/metrics.txt";
+  const std::string path = TestTempPath("metrics.txt");
   {
     std::ofstream out(path);
     out << registry.Render() << MetricsRegistry::Global().Render();

@@ -9,6 +9,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -18,10 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string TestPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return JoinPath(dir ? dir : "/tmp", name);
-}
+std::string TestPath(const std::string& name) { return TestTempPath(name); }
 
 std::string FloatBytes(const std::vector<float>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace recsys {
@@ -49,8 +50,7 @@ CollectionConfig TestConfig(const std::string& name, int d,
 }
 
 std::string FreshTestDir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/", name);
+  std::string dir = TestTempPath(name);
   // A stale directory from an earlier run must not leak into this test.
   if (!RemoveRecursively(dir).ok() || !CreateDirectories(dir).ok()) {
     ADD_FAILURE() << "cannot create the test directory " << dir;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/test_paths.h"
 #include "gtest/gtest.h"
 #include "trainer/training/model_export.h"
 
@@ -43,8 +44,7 @@ UserEncoder ExportTestVersion(const std::string& base, int64_t number,
 }
 
 std::string FreshTestDir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = JoinPath(tmp ? tmp : "/tmp", name);
+  const std::string dir = TestTempPath(name);
   if (!RemoveRecursively(dir).ok()) ADD_FAILURE() << "cannot clear " << dir;
   return dir;
 }

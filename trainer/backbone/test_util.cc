@@ -6,13 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/test_paths.h"
 
 namespace recsys {
 namespace testing_util {
 
 std::string TempPath(const std::string& name, bool make_dir) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  const std::string path = JoinPath(dir ? dir : "/tmp", name);
+  const std::string path = TestTempPath(name);
   if (make_dir) {
     (void)RemoveRecursively(path);
     (void)CreateDirectories(path);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -118,8 +119,7 @@ TEST_F(RealVocabTest, MatchesIndependentPythonTokenizerOnAllTitles) {
   if (std::system("/usr/bin/python3 -c 'import unicodedata, html' >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "no /usr/bin/python3";
   }
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string out = JoinPath(tmp ? tmp : "/tmp", "python_ids.txt");
+  const std::string out = TestTempPath("python_ids.txt");
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const std::string script =
       std::string(srcdir ? srcdir : ".") +

@@ -6,6 +6,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,10 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return JoinPath(dir ? dir : "/tmp", name);
-}
+std::string TempPath(const std::string& name) { return TestTempPath(name); }
 
 HiddenStateCacheInfo TextInfo() {
   HiddenStateCacheInfo info;

@@ -5,6 +5,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gtest/gtest.h"
 #include "trainer/cache/hidden_state_cache.h"
 #include "trainer/data/interactions.h"
@@ -85,8 +86,7 @@ TEST(DemoDataTest, UsersStayInTheirCluster) {
 }
 
 TEST(DemoDataTest, WritesReadableFiles) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = JoinPath(tmp ? tmp : "/tmp", "demo");
+  const std::string dir = TestTempPath("demo");
   DemoDataOptions o = Small();
   ASSERT_OK(WriteDemoData(GenerateDemoData(o), o, dir));
   ASSERT_OK_AND_ASSIGN(auto data, LoadInteractions(JoinPath(dir, "users.tsv")));

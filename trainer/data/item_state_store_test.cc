@@ -5,6 +5,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,10 +14,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return JoinPath(dir ? dir : "/tmp", name);
-}
+std::string TempPath(const std::string& name) { return TestTempPath(name); }
 
 // Value of state s, dim d of row r: 100*r + 10*s + d.
 std::string WriteCache(const std::string& name, const std::string& modality,

@@ -5,6 +5,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "trainer/cache/hidden_state_cache.h"
@@ -44,8 +45,7 @@ TEST(StandinTextCacheTest, SharedWordsMeanSimilarStates) {
 }
 
 TEST(StandinTextCacheTest, WritesACacheForEveryItem) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = tmp ? tmp : "/tmp";
+  const std::string dir = TestTempPath("");
   ASSERT_OK(WriteFileAtomically(JoinPath(dir, "items.tsv"),
                                 "A1\tred beaker\nB2\tblue beaker &amp; lid\n"));
   StandinTextOptions o;

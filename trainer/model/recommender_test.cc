@@ -4,6 +4,7 @@
 
 #include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace recsys {
@@ -17,8 +18,7 @@ TEST(RecommenderTest, ParsesKinds) {
 }
 
 TEST(RecommenderTest, IisanOverGatheredStates) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string path = JoinPath(tmp ? tmp : "/tmp", "t.st");
+  const std::string path = TestTempPath("t.st");
   std::vector<float> v(3 * 5 * 8, 0.5f);
   HiddenStateCacheInfo info;
   info.modality = "text";

@@ -5,14 +5,14 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace recsys {
 namespace {
 
 TEST(CheckpointTest, RoundTripsAndIsPlainSafetensors) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string path = JoinPath(tmp ? tmp : "/tmp", "ckpt.safetensors");
+  const std::string path = TestTempPath("ckpt.safetensors");
   Checkpoint c;
   c.config_json = "{\"model\":\"iisan\"}";
   c.tensors.push_back({"user_encoder.positions.weight", {2, 3}, {1, 2, 3, 4, 5, 6}});

@@ -5,6 +5,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -15,8 +16,7 @@ namespace {
 using ::testing::ElementsAre;
 
 TEST(ModelExportTest, WritesACompleteVersionDirectory) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string base = JoinPath(tmp ? tmp : "/tmp", "versions");
+  const std::string base = TestTempPath("versions");
   ModelVersion v;
   v.version = "v1";
   v.model = "iisan";
@@ -60,8 +60,7 @@ TEST(ModelExportTest, WritesACompleteVersionDirectory) {
 }
 
 TEST(ModelExportTest, NextModelVersionFollowsTheNewestNumericDirectory) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string base = JoinPath(tmp ? tmp : "/tmp", "numbered");
+  const std::string base = TestTempPath("numbered");
   ASSERT_OK_AND_ASSIGN(int64_t first, NextModelVersion(base));  // missing dir
   EXPECT_EQ(first, 1);
   for (const char* name : {"3", "10", "v1", "007", ".tmp-11-1"}) {

@@ -4,14 +4,14 @@
 
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "common/test_paths.h"
 
 namespace recsys {
 
 absl::StatusOr<SyntheticCatalog> MakeSyntheticCatalog(const std::string& name,
                                                       const DemoDataOptions& options) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
   SyntheticCatalog c;
-  c.dir = JoinPath(tmp ? tmp : "/tmp", name);
+  c.dir = TestTempPath(name);
   RETURN_IF_ERROR(WriteDemoData(GenerateDemoData(options), options, c.dir));
   ASSIGN_OR_RETURN(c.data, LoadInteractions(JoinPath(c.dir, "users.tsv")));
   c.text_cache = JoinPath(c.dir, "text_states.safetensors");
