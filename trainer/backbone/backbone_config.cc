@@ -197,4 +197,35 @@ std::string ResolveConfigPath(const std::string& config_path,
   return PathExists(beside) ? beside : "";
 }
 
+namespace {
+
+template <typename Config, typename Parse>
+absl::StatusOr<Config> LoadConfig(const Config& fallback,
+                                  const std::string& config_path,
+                                  const std::string& weights_path,
+                                  Parse parse) {
+  Config config = fallback;
+  const std::string path = ResolveConfigPath(config_path, weights_path);
+  if (!path.empty()) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    ASSIGN_OR_RETURN(config, parse(text));
+  }
+  RETURN_IF_ERROR(config.Validate());
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<BertConfig> LoadBertConfig(const BertConfig& fallback,
+                                          const std::string& config_path,
+                                          const std::string& weights_path) {
+  return LoadConfig(fallback, config_path, weights_path, ParseBertConfig);
+}
+
+absl::StatusOr<ViTConfig> LoadViTConfig(const ViTConfig& fallback,
+                                        const std::string& config_path,
+                                        const std::string& weights_path) {
+  return LoadConfig(fallback, config_path, weights_path, ParseViTConfig);
+}
+
 }  // namespace recsys

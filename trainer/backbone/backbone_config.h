@@ -65,6 +65,15 @@ absl::StatusOr<ViTConfig> ParseViTConfig(absl::string_view json_text);
 std::string ResolveConfigPath(const std::string& config_path,
                               const std::string& weights_path);
 
+// The config to build with: parsed from ResolveConfigPath(config_path,
+// weights_path) when that names a file, else `fallback`; then validated.
+absl::StatusOr<BertConfig> LoadBertConfig(const BertConfig& fallback,
+                                          const std::string& config_path,
+                                          const std::string& weights_path);
+absl::StatusOr<ViTConfig> LoadViTConfig(const ViTConfig& fallback,
+                                        const std::string& config_path,
+                                        const std::string& weights_path);
+
 }  // namespace recsys
 
 #endif  // RECSYS_TRAINER_BACKBONE_BACKBONE_CONFIG_H_

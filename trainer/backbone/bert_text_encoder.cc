@@ -80,14 +80,9 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> CreateBertTextEncoder(
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be >= 1, got ", options.batch_size));
   }
-  BertConfig config = options.config;
-  const std::string config_path =
-      ResolveConfigPath(options.config_path, options.weights_path);
-  if (!config_path.empty()) {
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
-    ASSIGN_OR_RETURN(config, ParseBertConfig(text));
-  }
-  RETURN_IF_ERROR(config.Validate());
+  ASSIGN_OR_RETURN(const BertConfig config,
+                   LoadBertConfig(options.config, options.config_path,
+                                  options.weights_path));
   if (options.max_length > config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_length ", options.max_length, " exceeds max_position_embeddings ",

@@ -80,14 +80,9 @@ absl::StatusOr<std::unique_ptr<ImageEncoder>> CreateViTImageEncoder(
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be >= 1, got ", options.batch_size));
   }
-  ViTConfig config = options.config;
-  const std::string config_path =
-      ResolveConfigPath(options.config_path, options.weights_path);
-  if (!config_path.empty()) {
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
-    ASSIGN_OR_RETURN(config, ParseViTConfig(text));
-  }
-  RETURN_IF_ERROR(config.Validate());
+  ASSIGN_OR_RETURN(const ViTConfig config,
+                   LoadViTConfig(options.config, options.config_path,
+                                 options.weights_path));
   if (config.num_channels != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "num_channels must be 3 (RGB input), got ", config.num_channels));
