@@ -121,17 +121,24 @@ int64_t MoveToHugePages(faiss::Index* index) {
   if (auto* flat = dynamic_cast<faiss::IndexFlatCodes*>(index)) {
     moved += MoveVectorToHugePages(flat->codes);
   }
-  if (auto* fast = dynamic_cast<FastFlatIndex*>(index)) {
-    moved += MoveVectorToHugePages(fast->half_);
-  }
   return moved;
 }
 
+void FastFlatIndex::Unmap::operator()(void* p) const { munmap(p, bytes); }
+
 bool FastFlatIndex::BuildHalfCopy() {
-  if (!HalfAvailable()) return false;
-  std::vector<uint16_t> half(static_cast<size_t>(ntotal) * d);
-  FloatToHalf(get_xb(), static_cast<int64_t>(half.size()), half.data());
-  half_.swap(half);
+  half_.reset();
+  half_bytes_ = 0;
+  if (!HalfAvailable() || ntotal == 0) return false;
+  const size_t values = static_cast<size_t>(ntotal) * d;
+  const size_t bytes = values * sizeof(uint16_t);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  if (bytes >= 4 * kHugePage) madvise(p, bytes, MADV_HUGEPAGE);  // best effort
+  FloatToHalf(get_xb(), static_cast<int64_t>(values), static_cast<uint16_t*>(p));
+  half_ = std::unique_ptr<void, Unmap>(p, Unmap{bytes});
+  half_bytes_ = bytes;
   return true;
 }
 
@@ -178,12 +185,14 @@ void FastFlatIndex::search(idx_t n, const float* x, idx_t k, float* distances,
 }
 
 void FastFlatIndex::add(idx_t n, const float* x) {
-  half_.clear();  // would no longer cover every row
+  half_.reset();  // would no longer cover every row
+  half_bytes_ = 0;
   faiss::IndexFlat::add(n, x);
 }
 
 void FastFlatIndex::reset() {
-  half_.clear();
+  half_.reset();
+  half_bytes_ = 0;
   faiss::IndexFlat::reset();
 }
 

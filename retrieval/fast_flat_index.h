@@ -54,15 +54,21 @@ class FastFlatIndex : public faiss::IndexFlat {
   // walks that rerank with the exact rows. Returns false (and keeps none)
   // when the CPU lacks F16C. Call after the last add, before sharing.
   bool BuildHalfCopy();
-  // nullptr unless BuildHalfCopy() succeeded.
-  const uint16_t* half() const { return half_.empty() ? nullptr : half_.data(); }
-  int64_t half_bytes() const {
-    return static_cast<int64_t>(half_.size() * sizeof(uint16_t));
+  // nullptr unless BuildHalfCopy() succeeded. Rows start on 64-byte
+  // boundaries when 2 * d is a multiple of 64 (the copy is page aligned).
+  const uint16_t* half() const {
+    return static_cast<const uint16_t*>(half_.get());
   }
+  int64_t half_bytes() const { return static_cast<int64_t>(half_bytes_); }
 
  private:
-  friend int64_t MoveToHugePages(faiss::Index* index);
-  std::vector<uint16_t> half_;
+  struct Unmap {
+    size_t bytes;
+    void operator()(void* p) const;
+  };
+  // Its own mapping, advised for huge pages before it is first touched.
+  std::unique_ptr<void, Unmap> half_{nullptr, Unmap{0}};
+  size_t half_bytes_ = 0;
 };
 
 // Replaces a plain Flat index, or the Flat storage of an IndexHNSW, by a
@@ -71,7 +77,7 @@ class FastFlatIndex : public faiss::IndexFlat {
 faiss::Index* UseFastFlat(faiss::Index* index);
 
 // Moves the large arrays that searches read at random (Flat vectors, HNSW
-// neighbour lists) into memory advised for transparent huge pages, so a
+// neighbour lists; the fp16 copy is born there) into memory advised for transparent huge pages, so a
 // random row costs one TLB entry per 2 MiB instead of per 4 KiB. A no-op
 // for small arrays and where the kernel has THP off. Returns the number of
 // bytes moved. Call before the index is shared (it reallocates).

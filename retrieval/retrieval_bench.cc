@@ -70,6 +70,14 @@ ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
 ABSL_FLAG(int, hnsw_ef_construction, 40, "HNSW build efConstruction.");
 ABSL_FLAG(int, hnsw_queries, 1000, "Queries for HNSW recall and latency.");
+ABSL_FLAG(std::vector<std::string>, hnsw_ef,
+          std::vector<std::string>({"16", "32", "64", "128", "256", "384",
+                                    "416", "448", "512", "768"}),
+          "efSearch values of the HNSW sweep.");
+ABSL_FLAG(bool, hnsw_service, true, "HNSW sweep through the service.");
+ABSL_FLAG(bool, hnsw_in_process, true,
+          "HNSW sweep in process: the live snapshot's index deserialized and "
+          "searched directly (the walk without gRPC).");
 
 namespace pb = ::recsys::v1;
 using Clock = std::chrono::steady_clock;
@@ -155,6 +163,13 @@ pb::SearchRequest Query(const std::string& c, const float* v, int d, int k) {
   req.set_k(k);
   req.add_queries()->mutable_vector()->mutable_values()->Add(v, v + d);
   return req;
+}
+
+void CheckOk(const absl::Status& s, const char* what) {
+  if (!s.ok()) {
+    fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
+    exit(1);
+  }
 }
 
 void Check(const grpc::Status& s, const char* what) {
@@ -623,8 +638,10 @@ int main(int argc, char** argv) {
     std::vector<float> dist(hq * k);
     std::vector<faiss::Index::idx_t> truth(hq * k);
     exact.search(hq, hqueries.data(), k, dist.data(), truth.data());
+    std::vector<int> efs;
+    for (const std::string& e : absl::GetFlag(FLAGS_hnsw_ef)) efs.push_back(std::stoi(e));
     json runs = json::array();
-    for (int ef : {16, 32, 64, 128, 256, 384, 416, 448, 512, 768}) {
+    for (int ef : absl::GetFlag(FLAGS_hnsw_service) ? efs : std::vector<int>()) {
       std::vector<double> ms;
       int64_t hits = 0;
       for (int i = 0; i < hq; ++i) {
@@ -646,12 +663,66 @@ int main(int argc, char** argv) {
                       {"p50_ms", p["p50_ms"]},
                       {"p99_ms", p["p99_ms"]}});
     }
+    json in_process = json::array();
+    if (absl::GetFlag(FLAGS_hnsw_in_process)) {
+      // The same walk the service runs, on the same snapshot, minus gRPC.
+      (*hserver)->Shutdown();
+      hservice->reset();
+      const std::string dir = absl::StrCat(hso.data_dir, "/", name);
+      auto live = recsys::ReadFileToString(dir + "/LIVE");
+      CheckOk(live.status(), "LIVE");
+      char vdir[64];
+      snprintf(vdir, sizeof(vdir), "/versions/v%020lld", std::stoll(*live));
+      auto file = recsys::ReadFileToString(dir + vdir + "/index.faiss");
+      CheckOk(file.status(), "index");
+      std::string bytes = std::move(*file);
+      recsys::retrieval::CollectionConfig config;
+      config.name = name;
+      config.dimension = d;
+      config.metric = recsys::retrieval::Metric::kInnerProduct;
+      config.index_factory = "HNSW32";
+      auto index = recsys::retrieval::VectorIndex::Deserialize(config, bytes);
+      CheckOk(index.status(), "deserialize");
+      bytes.clear();
+      bytes.shrink_to_fit();
+      // The collection numbers rows in its own order: exact answers over
+      // the index's stored rows.
+      faiss::IndexFlatIP stored(d);
+      stored.add((*index)->size(), (*index)->raw_vectors());
+      std::vector<faiss::Index::idx_t> stored_truth(hq * k);
+      stored.search(hq, hqueries.data(), k, dist.data(), stored_truth.data());
+      stored.reset();
+      std::vector<float> dv(k);
+      std::vector<int64_t> lv(k);
+      for (int ef : efs) {
+        recsys::retrieval::IndexSearchParams params;
+        params.ef_search = ef;
+        std::vector<double> ms;
+        int64_t hits = 0;
+        for (int i = 0; i < hq; ++i) {
+          const auto t0 = Clock::now();
+          CheckOk((*index)->Search(&hqueries[i * d], 1, k, params, dv.data(),
+                                   lv.data()),
+                  "in-process hnsw search");
+          ms.push_back(Ms(Clock::now() - t0));
+          for (int64_t id : lv) {
+            for (int j = 0; j < k; ++j) hits += stored_truth[i * k + j] == id;
+          }
+        }
+        json p = Percentiles(ms);
+        in_process.push_back({{"ef_search", ef},
+                              {"recall_at_10", double(hits) / (hq * k)},
+                              {"p50_ms", p["p50_ms"]},
+                              {"p99_ms", p["p99_ms"]}});
+      }
+    }
     report["hnsw32"] = {{"n", hn},
                         {"ef_construction", absl::GetFlag(FLAGS_hnsw_ef_construction)},
                         {"restore_seconds", restore_s},
                         {"anon_huge_pages_kb", AnonHugePagesKb()},
-                        {"runs", runs}};
-    (*hserver)->Shutdown();
+                        {"runs", runs},
+                        {"in_process", in_process}};
+    if (!absl::GetFlag(FLAGS_hnsw_in_process)) (*hserver)->Shutdown();
   }
   printf("%s\n", report.dump(2).c_str());
   (*server)->Shutdown();

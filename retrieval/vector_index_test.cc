@@ -197,6 +197,34 @@ TEST(VectorIndexTest, HalfPrecisionWalkKeepsRecallAndExactScores) {
   EXPECT_GE(hits16, hits32 - 20) << "fp16 " << hits16 << " fp32 " << hits32;
 }
 
+// With efSearch above the collection size the walk reaches every node, so
+// it is exact. The visited marks are per thread and reused: a second pass,
+// and a smaller index searched in between, must start from clean marks.
+TEST(VectorIndexTest, HnswWalkMarksAreClearedBetweenSearches) {
+  const int64_t big_n = 700, small_n = 130;
+  std::vector<float> big_base = RandomUnitVectors(big_n, kDim, 30);
+  std::vector<float> small_base = RandomUnitVectors(small_n, kDim, 31);
+  std::vector<float> queries = RandomUnitVectors(20, kDim, 32);
+  ASSERT_OK_AND_ASSIGN(auto big, VectorIndex::Build(TestConfig("t", kDim, "HNSW8"),
+                                                    big_base.data(), big_n));
+  ASSERT_OK_AND_ASSIGN(auto small,
+                       VectorIndex::Build(TestConfig("t", kDim, "HNSW8"),
+                                          small_base.data(), small_n));
+  IndexSearchParams p;
+  p.ef_search = 1000;
+  float d;
+  int64_t l;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int q = 0; q < 20; ++q) {
+      const float* query = &queries[q * kDim];
+      ASSERT_OK(big->Search(query, 1, 1, p, &d, &l));
+      EXPECT_EQ(l, BruteTop1(big_base, big_n, query)) << "pass " << pass;
+      ASSERT_OK(small->Search(query, 1, 1, p, &d, &l));
+      EXPECT_EQ(l, BruteTop1(small_base, small_n, query)) << "pass " << pass;
+    }
+  }
+}
+
 TEST(VectorIndexTest, SerializeRoundTrip) {
   const int64_t n = 300;
   std::vector<float> base = RandomUnitVectors(n, kDim, 6);
