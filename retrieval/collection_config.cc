@@ -80,10 +80,10 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
   }
   for (const auto& [k, v] : config.build_params) {
     if (k == "hnsw_walk") {
-      if (v != "fp16" && v != "fp32") {
+      if (v != "int8" && v != "fp16" && v != "fp32") {
         return absl::InvalidArgumentError(absl::StrCat(
-            "config.build_params[hnsw_walk]: expected fp16 or fp32, got '", v,
-            "'"));
+            "config.build_params[hnsw_walk]: expected int8, fp16 or fp32, "
+            "got '", v, "'"));
       }
       continue;
     }

@@ -34,7 +34,8 @@ struct CollectionConfig {
   // Build an exact Flat index when a version is too small to train.
   bool flat_fallback_when_untrainable = false;
   // HNSW: {"efConstruction": "80", "efSearch": "64"} (efSearch: the default
-  // when a request gives none).
+  // when a request gives none); "hnsw_walk": "int8" (default), "fp16" or
+  // "fp32": the row copy the graph walk reads before the exact rerank.
   std::map<std::string, std::string> build_params;
 };
 

@@ -54,8 +54,10 @@ TEST(ValidateConfigTest, NamesTheBadField) {
   c.build_params["hnsw_walk"] = "fp8";
   EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
                                           HasSubstr("hnsw_walk")));
-  c.build_params["hnsw_walk"] = "fp32";
-  EXPECT_OK(ValidateConfig(c));
+  for (const char* walk : {"int8", "fp16", "fp32"}) {
+    c.build_params["hnsw_walk"] = walk;
+    EXPECT_OK(ValidateConfig(c)) << walk;
+  }
 }
 
 TEST(ValidateBatchTest, RejectsBadEntriesNamingThem) {

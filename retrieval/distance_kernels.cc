@@ -47,6 +47,27 @@ void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
   for (int64_t i = 0; i < n; ++i) out[i] = L2Squared(q, base + i * d, d);
 }
 
+float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d) {
+  float s0 = 0, s1 = 0;
+  int j = 0;
+  for (; j + 2 <= d; j += 2) {
+    s0 += scaled_q[j] * codes[j];
+    s1 += scaled_q[j + 1] * codes[j + 1];
+  }
+  for (; j < d; ++j) s0 += scaled_q[j] * codes[j];
+  return s0 + s1;
+}
+
+float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
+                    int d) {
+  float s = 0;
+  for (int j = 0; j < d; ++j) {
+    const float t = codes[j] * scale[j] - q[j];
+    s += t * t;
+  }
+  return s;
+}
+
 }  // namespace portable
 
 #if defined(__x86_64__)
@@ -180,6 +201,47 @@ __attribute__((target("avx2,fma,f16c"))) float HalfAvx2(const float* q,
   return s;
 }
 
+// Eight int8 codes as floats.
+__attribute__((target("avx2,fma"))) inline __m256 Int8x8(const int8_t* c) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))));
+}
+
+template <bool kL2>
+__attribute__((target("avx2,fma"))) float Int8Avx2(const float* q,
+                                                   const float* scale,
+                                                   const int8_t* c, int d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= d; j += 16) {
+    const __m256 c0 = Int8x8(c + j), c1 = Int8x8(c + j + 8);
+    const __m256 q0 = _mm256_loadu_ps(q + j), q1 = _mm256_loadu_ps(q + j + 8);
+    if (kL2) {
+      const __m256 t0 = _mm256_fmsub_ps(c0, _mm256_loadu_ps(scale + j), q0);
+      const __m256 t1 = _mm256_fmsub_ps(c1, _mm256_loadu_ps(scale + j + 8), q1);
+      acc0 = _mm256_fmadd_ps(t0, t0, acc0);
+      acc1 = _mm256_fmadd_ps(t1, t1, acc1);
+    } else {
+      acc0 = _mm256_fmadd_ps(q0, c0, acc0);
+      acc1 = _mm256_fmadd_ps(q1, c1, acc1);
+    }
+  }
+  float s = Sum1(_mm256_add_ps(acc0, acc1));
+  for (; j < d; ++j) {
+    if (kL2) {
+      const float t = c[j] * scale[j] - q[j];
+      s += t * t;
+    } else {
+      s += q[j] * c[j];
+    }
+  }
+  return s;
+}
+
+float InnerProductInt8Avx2(const float* scaled_q, const int8_t* codes, int d) {
+  return Int8Avx2<false>(scaled_q, nullptr, codes, d);
+}
+
 bool HaveAvx2Fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -196,17 +258,25 @@ struct Kernels {
   float (*l2)(const float*, const float*, int);
   void (*ip_many)(const float*, const float*, int64_t, int, float*);
   void (*l2_many)(const float*, const float*, int64_t, int, float*);
+  float (*ip_int8)(const float*, const int8_t*, int);
+  float (*l2_int8)(const float*, const float*, const int8_t*, int);
 };
 
 Kernels Pick() {
 #if defined(__x86_64__)
   if (HaveAvx2Fma()) {
-    return {"avx2+fma", &OneAvx2<false>, &OneAvx2<true>, &ManyAvx2<false>,
-            &ManyAvx2<true>};
+    return {"avx2+fma",          &OneAvx2<false>,      &OneAvx2<true>,
+            &ManyAvx2<false>,    &ManyAvx2<true>,      &InnerProductInt8Avx2,
+            &Int8Avx2<true>};
   }
 #endif
-  return {"portable", &portable::InnerProduct, &portable::L2Squared,
-          &portable::InnerProductMany, &portable::L2SquaredMany};
+  return {"portable",
+          &portable::InnerProduct,
+          &portable::L2Squared,
+          &portable::InnerProductMany,
+          &portable::L2SquaredMany,
+          &portable::InnerProductInt8,
+          &portable::L2SquaredInt8};
 }
 
 const Kernels& Get() {
@@ -259,6 +329,15 @@ void InnerProductMany(const float* q, const float* base, int64_t n, int d,
 void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
                    float* out) {
   Get().l2_many(q, base, n, d, out);
+}
+
+float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d) {
+  return Get().ip_int8(scaled_q, codes, d);
+}
+
+float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
+                    int d) {
+  return Get().l2_int8(q, scale, codes, d);
 }
 
 }  // namespace retrieval

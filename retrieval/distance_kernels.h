@@ -41,8 +41,20 @@ void FloatToHalf(const float* in, int64_t n, uint16_t* out);
 float InnerProductHalf(const float* q, const uint16_t* v, int d);
 float L2SquaredHalf(const float* q, const uint16_t* v, int d);
 
+// 8-bit rows for the same purpose, on any CPU: row value j is
+// codes[j] * scale[j] (a symmetric per-dimension scale). Callers fold the
+// scale into the query for inner products:
+//   InnerProductInt8(q * scale, codes, d) == sum_j q[j] * codes[j] * scale[j]
+//   L2SquaredInt8(q, scale, codes, d)    == sum_j (codes[j] * scale[j] - q[j])^2
+float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d);
+float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
+                    int d);
+
 // The portable versions, always available (tests compare against them).
 namespace portable {
+float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d);
+float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
+                    int d);
 float InnerProduct(const float* a, const float* b, int d);
 float L2Squared(const float* a, const float* b, int d);
 void InnerProductMany(const float* q, const float* base, int64_t n, int d,

@@ -84,6 +84,34 @@ TEST(DistanceKernelsTest, HalfRowsMatchTheFloatRowsToFp16Precision) {
   EXPECT_EQ(InnerProductHalf(exact, h, 8), InnerProduct(exact, exact, 8));
 }
 
+// Int8 rows: the kernels (dispatched and portable) compute exactly the
+// decoded row's distance, for every tail length and unaligned codes.
+TEST(DistanceKernelsTest, Int8RowsMatchTheirDecodedValues) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::uniform_int_distribution<int> c(-127, 127);
+  for (int d = 1; d <= 70; ++d) {
+    std::vector<float> q(d), scale(d), scaled_q(d), decoded(d);
+    std::vector<int8_t> storage(d + 1);
+    int8_t* codes = storage.data() + 1;  // unaligned on purpose
+    for (int j = 0; j < d; ++j) {
+      q[j] = u(rng);
+      scale[j] = 0.01f * (1 + j % 3);
+      codes[j] = static_cast<int8_t>(c(rng));
+      scaled_q[j] = q[j] * scale[j];
+      decoded[j] = codes[j] * scale[j];
+    }
+    const double ip = RefIp(q.data(), decoded.data(), d);
+    const double l2 = RefL2(decoded.data(), q.data(), d);
+    EXPECT_NEAR(InnerProductInt8(scaled_q.data(), codes, d), ip, Tol(d)) << d;
+    EXPECT_NEAR(portable::InnerProductInt8(scaled_q.data(), codes, d), ip,
+                Tol(d)) << d;
+    EXPECT_NEAR(L2SquaredInt8(q.data(), scale.data(), codes, d), l2, Tol(d)) << d;
+    EXPECT_NEAR(portable::L2SquaredInt8(q.data(), scale.data(), codes, d), l2,
+                Tol(d)) << d;
+  }
+}
+
 TEST(DistanceKernelsTest, ZeroRowsWritesNothing) {
   float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   float out[1] = {42.f};

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <typeinfo>
 #include <vector>
@@ -126,20 +127,52 @@ int64_t MoveToHugePages(faiss::Index* index) {
 
 void FastFlatIndex::Unmap::operator()(void* p) const { munmap(p, bytes); }
 
-bool FastFlatIndex::BuildHalfCopy() {
-  half_.reset();
-  half_bytes_ = 0;
-  if (!HalfAvailable() || ntotal == 0) return false;
+bool FastFlatIndex::BuildWalkCopy(WalkCopy kind) {
+  DropWalkCopy();
+  if (kind == WalkCopy::kNone || ntotal == 0) return false;
+  if (kind == WalkCopy::kHalf && !HalfAvailable()) return false;
   const size_t values = static_cast<size_t>(ntotal) * d;
-  const size_t bytes = values * sizeof(uint16_t);
+  const size_t bytes =
+      values * (kind == WalkCopy::kHalf ? sizeof(uint16_t) : sizeof(int8_t));
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return false;
   if (bytes >= 4 * kHugePage) madvise(p, bytes, MADV_HUGEPAGE);  // best effort
-  FloatToHalf(get_xb(), static_cast<int64_t>(values), static_cast<uint16_t*>(p));
-  half_ = std::unique_ptr<void, Unmap>(p, Unmap{bytes});
-  half_bytes_ = bytes;
+  const float* x = get_xb();
+  if (kind == WalkCopy::kHalf) {
+    FloatToHalf(x, static_cast<int64_t>(values), static_cast<uint16_t*>(p));
+  } else {
+    std::vector<float> scale(d, 0.f);
+    for (idx_t i = 0; i < ntotal; ++i) {
+      for (int j = 0; j < d; ++j) {
+        scale[j] = std::max(scale[j], std::fabs(x[i * d + j]));
+      }
+    }
+    std::vector<float> inverse(d);
+    for (int j = 0; j < d; ++j) {
+      scale[j] = scale[j] > 0 ? scale[j] / 127 : 1.f;
+      inverse[j] = 1.f / scale[j];
+    }
+    auto* codes = static_cast<int8_t*>(p);
+    for (idx_t i = 0; i < ntotal; ++i) {
+      for (int j = 0; j < d; ++j) {
+        const float c = std::nearbyint(x[i * d + j] * inverse[j]);
+        codes[i * d + j] =
+            static_cast<int8_t>(std::max(-127.f, std::min(127.f, c)));
+      }
+    }
+    int8_scale_.swap(scale);
+  }
+  walk_ = std::unique_ptr<void, Unmap>(p, Unmap{bytes});
+  walk_kind_ = kind;
   return true;
+}
+
+void FastFlatIndex::DropWalkCopy() {
+  walk_.reset();
+  walk_.get_deleter().bytes = 0;
+  walk_kind_ = WalkCopy::kNone;
+  int8_scale_.clear();
 }
 
 FastFlatIndex::FastFlatIndex(int d, faiss::MetricType metric)
@@ -185,14 +218,12 @@ void FastFlatIndex::search(idx_t n, const float* x, idx_t k, float* distances,
 }
 
 void FastFlatIndex::add(idx_t n, const float* x) {
-  half_.reset();  // would no longer cover every row
-  half_bytes_ = 0;
+  DropWalkCopy();  // would no longer cover every row
   faiss::IndexFlat::add(n, x);
 }
 
 void FastFlatIndex::reset() {
-  half_.reset();
-  half_bytes_ = 0;
+  DropWalkCopy();
   faiss::IndexFlat::reset();
 }
 

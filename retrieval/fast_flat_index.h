@@ -39,7 +39,7 @@ class FastFlatIndex : public faiss::IndexFlat {
   // metric is neither inner product nor L2.
   static std::unique_ptr<FastFlatIndex> TakeFrom(faiss::IndexFlat* flat);
 
-  // Both drop the fp16 copy (BuildHalfCopy), which would no longer match.
+  // Both drop the walk copy (BuildWalkCopy), which would no longer match.
   void add(idx_t n, const float* x) override;
   void reset() override;
 
@@ -50,25 +50,42 @@ class FastFlatIndex : public faiss::IndexFlat {
   faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer()
       const override;
 
-  // An fp16 copy of the rows (2 bytes per dimension) for approximate graph
-  // walks that rerank with the exact rows. Returns false (and keeps none)
-  // when the CPU lacks F16C. Call after the last add, before sharing.
-  bool BuildHalfCopy();
-  // nullptr unless BuildHalfCopy() succeeded. Rows start on 64-byte
-  // boundaries when 2 * d is a multiple of 64 (the copy is page aligned).
+  // A compact copy of the rows for approximate graph walks that rerank with
+  // the exact rows: fp16 (2 bytes per value, needs F16C) or int8 (1 byte,
+  // symmetric per-dimension scale max|x_j| / 127, any CPU). Each lives in
+  // its own page-aligned mapping advised for huge pages, so rows whose size
+  // is a multiple of 64 bytes start on a cache line. Returns false (and
+  // keeps none) when the CPU lacks F16C for kHalf or the memory is not
+  // there. Call after the last add, before sharing.
+  enum class WalkCopy { kNone, kHalf, kInt8 };
+  bool BuildWalkCopy(WalkCopy kind);
+  WalkCopy walk_copy() const { return walk_kind_; }
+  // Non-null only for the copy that was built.
   const uint16_t* half() const {
-    return static_cast<const uint16_t*>(half_.get());
+    return walk_kind_ == WalkCopy::kHalf
+               ? static_cast<const uint16_t*>(walk_.get())
+               : nullptr;
   }
-  int64_t half_bytes() const { return static_cast<int64_t>(half_bytes_); }
+  const int8_t* int8() const {
+    return walk_kind_ == WalkCopy::kInt8 ? static_cast<const int8_t*>(walk_.get())
+                                         : nullptr;
+  }
+  // Row value j of the int8 copy is int8()[i * d + j] * int8_scale()[j].
+  const float* int8_scale() const { return int8_scale_.data(); }
+  int64_t walk_copy_bytes() const {
+    return static_cast<int64_t>(walk_.get_deleter().bytes +
+                                int8_scale_.size() * sizeof(float));
+  }
 
  private:
+  void DropWalkCopy();
   struct Unmap {
     size_t bytes;
     void operator()(void* p) const;
   };
-  // Its own mapping, advised for huge pages before it is first touched.
-  std::unique_ptr<void, Unmap> half_{nullptr, Unmap{0}};
-  size_t half_bytes_ = 0;
+  std::unique_ptr<void, Unmap> walk_{nullptr, Unmap{0}};
+  WalkCopy walk_kind_ = WalkCopy::kNone;
+  std::vector<float> int8_scale_;
 };
 
 // Replaces a plain Flat index, or the Flat storage of an IndexHNSW, by a
@@ -77,7 +94,7 @@ class FastFlatIndex : public faiss::IndexFlat {
 faiss::Index* UseFastFlat(faiss::Index* index);
 
 // Moves the large arrays that searches read at random (Flat vectors, HNSW
-// neighbour lists; the fp16 copy is born there) into memory advised for transparent huge pages, so a
+// neighbour lists; walk copies are born there) into memory advised for transparent huge pages, so a
 // random row costs one TLB entry per 2 MiB instead of per 4 KiB. A no-op
 // for small arrays and where the kernel has THP off. Returns the number of
 // bytes moved. Call before the index is shared (it reallocates).

@@ -1,5 +1,6 @@
 #include "retrieval/fast_flat_index.h"
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -144,16 +145,49 @@ TEST(FastFlatIndexStandaloneTest, SerializesAsAPlainFlatIndex) {
   ExpectSameResults(Search(fast, query, 5), Search(*converted, query, 5));
 }
 
-TEST(FastFlatIndexStandaloneTest, AddingRowsDropsTheHalfCopy) {
+TEST(FastFlatIndexStandaloneTest, AddingRowsDropsTheWalkCopy) {
   const int d = 16;
   std::vector<float> base = RandomUnitVectors(20, d, 13);
   FastFlatIndex fast(d, faiss::METRIC_INNER_PRODUCT);
   fast.add(10, base.data());
-  if (!fast.BuildHalfCopy()) GTEST_SKIP() << "no F16C on this CPU";
-  EXPECT_NE(fast.half(), nullptr);
-  EXPECT_EQ(fast.half_bytes(), 10 * d * 2);
-  fast.add(10, base.data() + 10 * d);
+  ASSERT_TRUE(fast.BuildWalkCopy(FastFlatIndex::WalkCopy::kInt8));
+  EXPECT_NE(fast.int8(), nullptr);
   EXPECT_EQ(fast.half(), nullptr);
+  EXPECT_EQ(fast.walk_copy_bytes(), 10 * d + d * 4);  // codes + scales
+  fast.add(10, base.data() + 10 * d);
+  EXPECT_EQ(fast.int8(), nullptr);
+  EXPECT_EQ(fast.walk_copy(), FastFlatIndex::WalkCopy::kNone);
+  EXPECT_EQ(fast.walk_copy_bytes(), 0);
+  if (!fast.BuildWalkCopy(FastFlatIndex::WalkCopy::kHalf)) {
+    GTEST_SKIP() << "no F16C on this CPU";
+  }
+  EXPECT_NE(fast.half(), nullptr);
+  EXPECT_EQ(fast.int8(), nullptr);
+  EXPECT_EQ(fast.walk_copy_bytes(), 20 * d * 2);
+  fast.reset();
+  EXPECT_EQ(fast.half(), nullptr);
+}
+
+// Each int8 value decodes to within half a quantization step of the row;
+// the largest magnitude of each dimension is exact up to float rounding.
+TEST(FastFlatIndexStandaloneTest, Int8CopyDecodesWithinHalfAStep) {
+  const int d = 24, n = 300;
+  std::vector<float> base = RandomUnitVectors(n, d, 14);
+  for (int j = 0; j < d; ++j) base[5 * d + j] *= 3;  // a wider row
+  FastFlatIndex fast(d, faiss::METRIC_L2);
+  fast.add(n, base.data());
+  ASSERT_TRUE(fast.BuildWalkCopy(FastFlatIndex::WalkCopy::kInt8));
+  for (int j = 0; j < d; ++j) {
+    const float step = fast.int8_scale()[j];
+    EXPECT_GT(step, 0);
+    float max_abs = 0;
+    for (int i = 0; i < n; ++i) {
+      const float x = base[i * d + j];
+      max_abs = std::max(max_abs, std::fabs(x));
+      EXPECT_NEAR(fast.int8()[i * d + j] * step, x, 0.5f * step + 1e-6f);
+    }
+    EXPECT_NEAR(step * 127, max_abs, 1e-5f);
+  }
 }
 
 TEST(FastFlatIndexStandaloneTest, LeavesOtherIndexTypesAlone) {

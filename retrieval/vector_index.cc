@@ -94,9 +94,18 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     dc.reset(index.storage->get_distance_computer());
     dc->set_query(x);
   }
-  // With an fp16 copy the walk reads half the bytes per node; the
-  // candidates are reranked with the exact rows at the end.
+  // With a walk copy (int8 or fp16) the walk reads a quarter or half of
+  // the bytes per node; the candidates are reranked with the exact rows at
+  // the end.
   const uint16_t* half = fast != nullptr ? fast->half() : nullptr;
+  const int8_t* int8 = fast != nullptr ? fast->int8() : nullptr;
+  const bool approximate = half != nullptr || int8 != nullptr;
+  // Inner products on int8 rows take the query scaled per dimension.
+  thread_local std::vector<float> scaled;
+  if (int8 != nullptr && ip) {
+    scaled.resize(dim);
+    for (int j = 0; j < dim; ++j) scaled[j] = x[j] * fast->int8_scale()[j];
+  }
   auto exact = [&](int id) {
     if (base != nullptr) {
       const float* v = base + static_cast<int64_t>(id) * dim;
@@ -106,20 +115,26 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     return ip ? -s : s;
   };
   auto dist = [&](int id) {
+    const int64_t offset = static_cast<int64_t>(id) * dim;
+    if (int8 != nullptr) {
+      return ip ? -InnerProductInt8(scaled.data(), int8 + offset, dim)
+                : L2SquaredInt8(x, fast->int8_scale(), int8 + offset, dim);
+    }
     if (half != nullptr) {
-      const uint16_t* v = half + static_cast<int64_t>(id) * dim;
-      return ip ? -InnerProductHalf(x, v, dim) : L2SquaredHalf(x, v, dim);
+      return ip ? -InnerProductHalf(x, half + offset, dim)
+                : L2SquaredHalf(x, half + offset, dim);
     }
     return exact(id);
   };
-  const int row_bytes = dim * static_cast<int>(half != nullptr ? 2 : 4);
+  const int row_bytes =
+      int8 != nullptr ? dim : dim * static_cast<int>(half != nullptr ? 2 : 4);
   auto prefetch = [&](int id) {
     if (base == nullptr) return;
-    const char* p =
-        half != nullptr
-            ? reinterpret_cast<const char*>(half + static_cast<int64_t>(id) * dim)
-            : reinterpret_cast<const char*>(base + static_cast<int64_t>(id) * dim);
-    PrefetchLines(p, row_bytes);
+    const int64_t offset = static_cast<int64_t>(id) * dim;
+    PrefetchLines(int8 != nullptr   ? static_cast<const void*>(int8 + offset)
+                  : half != nullptr ? static_cast<const void*>(half + offset)
+                                    : static_cast<const void*>(base + offset),
+                  row_bytes);
   };
   int nearest = hnsw.entry_point;
   float d_nearest = dist(nearest);
@@ -160,7 +175,7 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     return true;
   };
   // Approximate walks keep ef accepted candidates for the exact rerank.
-  const int64_t keep = half != nullptr ? std::max<int64_t>(k, ef) : k;
+  const int64_t keep = approximate ? std::max<int64_t>(k, ef) : k;
   // Without a selector the results are the best of `top`, which already
   // holds the ef best nodes visited: no second heap to maintain.
   auto consider = [&](int id, float d) {
@@ -222,7 +237,7 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
     while (static_cast<int64_t>(top.size()) > keep) top.pop();
     results = std::move(top);
   }
-  if (half != nullptr) {
+  if (approximate) {
     std::vector<Node> rescored;
     rescored.reserve(results.size());
     for (; !results.empty(); results.pop()) {
@@ -242,15 +257,24 @@ void SearchHnsw(const faiss::IndexHNSW& index, const float* x, int64_t k,
   }
 }
 
-// After build or load, before the index is shared: an fp16 walk copy for
-// HNSW over FastFlat storage (unless build_params hnsw_walk=fp32), then the
+// After build or load, before the index is shared: the walk copy for HNSW
+// over FastFlat storage (build_params hnsw_walk: int8 by default, fp16, or
+// fp32 for none; fp16 falls back to int8 on CPUs without F16C), then the
 // big arrays into huge pages.
 void PrepareForSearch(const CollectionConfig& config, faiss::Index* index) {
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) {
-    auto* fast = dynamic_cast<FastFlatIndex*>(hnsw->storage);
-    auto it = config.build_params.find("hnsw_walk");
-    const bool fp32 = it != config.build_params.end() && it->second == "fp32";
-    if (fast != nullptr && !fp32) fast->BuildHalfCopy();
+    if (auto* fast = dynamic_cast<FastFlatIndex*>(hnsw->storage)) {
+      auto it = config.build_params.find("hnsw_walk");
+      const std::string walk =
+          it != config.build_params.end() ? it->second : "int8";
+      bool built = false;
+      if (walk == "fp16") {
+        built = fast->BuildWalkCopy(FastFlatIndex::WalkCopy::kHalf);
+      }
+      if (!built && walk != "fp32") {
+        fast->BuildWalkCopy(FastFlatIndex::WalkCopy::kInt8);
+      }
+    }
   }
   MoveToHugePages(index);
 }
@@ -436,7 +460,7 @@ int64_t VectorIndex::memory_bytes() const {
     index = hnsw->storage;
   }
   if (auto* fast = dynamic_cast<const FastFlatIndex*>(index)) {
-    bytes += fast->half_bytes();
+    bytes += fast->walk_copy_bytes();
   }
   if (auto* codes = dynamic_cast<const faiss::IndexFlatCodes*>(index)) {
     return bytes + codes->codes.size();

@@ -1,6 +1,8 @@
 #include "retrieval/vector_index.h"
 
 #include <set>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/status_matchers.h"
@@ -152,50 +154,77 @@ TEST(VectorIndexTest, EfSearchComesFromParams) {
   EXPECT_GT(high, 0.9);
 }
 
-// The fp16 walk (the HNSW default) reranks with exact rows: scores are the
-// exact ones and recall matches the fp32 walk over the same graph.
-TEST(VectorIndexTest, HalfPrecisionWalkKeepsRecallAndExactScores) {
+// The compact walks (int8, the HNSW default, and fp16) rerank with the
+// exact rows: reported scores are exact and recall matches the fp32 walk
+// over the same graph, for inner product and L2.
+class CompactWalkTest
+    : public ::testing::TestWithParam<std::tuple<std::string, Metric>> {};
+
+TEST_P(CompactWalkTest, KeepsRecallAndExactScores) {
+  const auto& [walk, metric] = GetParam();
+  const bool l2 = metric == Metric::kL2;
   const int d = 64;
   const int64_t n = 4000;
   std::vector<float> base = RandomUnitVectors(n, d, 20);
   std::vector<float> queries = RandomUnitVectors(100, d, 21);
-  CollectionConfig config = TestConfig("t", d, "HNSW16");
+  CollectionConfig config = TestConfig("t", d, "HNSW16", metric);
   config.build_params["efConstruction"] = "40";
-  ASSERT_OK_AND_ASSIGN(auto fp16, VectorIndex::Build(config, base.data(), n));
-  ASSERT_OK_AND_ASSIGN(std::string bytes, fp16->Serialize());
+  config.build_params["hnsw_walk"] = walk;
+  ASSERT_OK_AND_ASSIGN(auto compact, VectorIndex::Build(config, base.data(), n));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, compact->Serialize());
   config.build_params["hnsw_walk"] = "fp32";
   // Same graph (same file), walked in fp32.
   ASSERT_OK_AND_ASSIGN(auto fp32, VectorIndex::Deserialize(config, bytes));
-  EXPECT_GT(fp16->memory_bytes(), fp32->memory_bytes() + n * d);  // fp16 copy
-  ASSERT_OK_AND_ASSIGN(auto exact,
-                       VectorIndex::Build(TestConfig("t", d), base.data(), n));
-  std::vector<float> dt(1000), d16(1000), d32(1000);
-  std::vector<int64_t> truth(1000), l16(1000), l32(1000);
+  // The copy: d bytes per row for int8 (plus scales), 2d for fp16.
+  const int64_t copy = walk == "int8" ? n * d : 2 * n * d;
+  EXPECT_GE(compact->memory_bytes(), fp32->memory_bytes() + copy);
+  EXPECT_LT(compact->memory_bytes(), fp32->memory_bytes() + copy + 4096);
+  ASSERT_OK_AND_ASSIGN(auto exact, VectorIndex::Build(TestConfig("t", d, "Flat", metric),
+                                                      base.data(), n));
+  std::vector<float> dt(1000), dc(1000), d32(1000);
+  std::vector<int64_t> truth(1000), lc(1000), l32(1000);
   IndexSearchParams p;
   p.ef_search = 64;
   ASSERT_OK(exact->Search(queries.data(), 100, 10, {}, dt.data(), truth.data()));
-  ASSERT_OK(fp16->Search(queries.data(), 100, 10, p, d16.data(), l16.data()));
+  ASSERT_OK(compact->Search(queries.data(), 100, 10, p, dc.data(), lc.data()));
   ASSERT_OK(fp32->Search(queries.data(), 100, 10, p, d32.data(), l32.data()));
-  int hits16 = 0, hits32 = 0;
+  int hits = 0, hits32 = 0;
   for (int q = 0; q < 100; ++q) {
     for (int i = 0; i < 10; ++i) {
-      // Reported scores are exact inner products with the stored rows.
-      if (l16[q * 10 + i] >= 0) {
-        float s = 0;
-        for (int j = 0; j < d; ++j) {
-          s += queries[q * d + j] * base[l16[q * 10 + i] * d + j];
+      const int64_t id = lc[q * 10 + i];
+      ASSERT_GE(id, 0);
+      // Reported scores are exact, with the stored rows, best first.
+      double s = 0;
+      for (int j = 0; j < d; ++j) {
+        const double a = queries[q * d + j], b = base[id * d + j];
+        s += l2 ? (a - b) * (a - b) : a * b;
+      }
+      EXPECT_NEAR(dc[q * 10 + i], s, 1e-5);
+      if (i > 0) {
+        if (l2) {
+          EXPECT_GE(dc[q * 10 + i], dc[q * 10 + i - 1]);
+        } else {
+          EXPECT_LE(dc[q * 10 + i], dc[q * 10 + i - 1]);
         }
-        EXPECT_NEAR(d16[q * 10 + i], s, 1e-5);
       }
       for (int j = 0; j < 10; ++j) {
-        hits16 += l16[q * 10 + i] == truth[q * 10 + j];
+        hits += id == truth[q * 10 + j];
         hits32 += l32[q * 10 + i] == truth[q * 10 + j];
       }
     }
   }
   EXPECT_GT(hits32, 700);
-  EXPECT_GE(hits16, hits32 - 20) << "fp16 " << hits16 << " fp32 " << hits32;
+  EXPECT_GE(hits, hits32 - 20) << walk << " " << hits << " fp32 " << hits32;
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Walks, CompactWalkTest,
+    ::testing::Combine(::testing::Values("int8", "fp16"),
+                       ::testing::Values(Metric::kInnerProduct, Metric::kL2)),
+    [](const auto& info) {
+      return std::get<0>(info.param) +
+             (std::get<1>(info.param) == Metric::kL2 ? "_L2" : "_IP");
+    });
 
 // With efSearch above the collection size the walk reaches every node, so
 // it is exact. The visited marks are per thread and reused: a second pass,
