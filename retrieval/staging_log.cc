@@ -82,6 +82,12 @@ absl::StatusOr<std::unique_ptr<StagingLog>> StagingLog::Open(
       continue;
     }
     ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+    if (data.empty()) {
+      // Opened by an earlier run that wrote nothing: without this every
+      // restart would leave one more empty file behind.
+      RETURN_IF_ERROR(RemoveRecursively(path));
+      continue;
+    }
     RecordReader r(data);
     int64_t records = 0;
     while (!r.done()) {

@@ -37,7 +37,8 @@ class StagingLog {
  public:
   // Replays every staging-<seq>.log in `dir` with seq > `covered_seq` in
   // order, calling `apply` per record, deletes the files with seq <=
-  // covered_seq, and opens a fresh file with a sequence number above all.
+  // covered_seq and the empty ones, and opens a fresh file with a sequence
+  // number above all.
   static absl::StatusOr<std::unique_ptr<StagingLog>> Open(
       const std::string& dir, int dimension, int64_t covered_seq,
       const std::function<void(StagingRecord)>& apply);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "absl/strings/str_join.h"
 #include "common/file_util.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
@@ -55,6 +56,22 @@ TEST(StagingLogTest, CoveredFilesAreDroppedNotReplayed) {
   std::vector<StagingRecord> r = Replay(dir, first);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].upserts[0].key, "key5");
+}
+
+// Restarts without writes must not pile up empty files; files with
+// records stay until a version covers them.
+TEST(StagingLogTest, RestartsLeaveNoEmptyFilesBehind) {
+  const std::string dir = FreshTestDir("logrestarts");
+  {
+    ASSERT_OK_AND_ASSIGN(auto log, StagingLog::Open(dir, kDim, 0, [](StagingRecord) {}));
+    ASSERT_OK(log->AppendUpserts(MakeEntries(0, 2, kDim, 1)));
+  }
+  for (int restart = 0; restart < 5; ++restart) {
+    EXPECT_EQ(Replay(dir).size(), 1u) << restart;
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListDirectory(dir));
+  // The file with the record and the one the last Open created.
+  EXPECT_EQ(names.size(), 2u) << absl::StrJoin(names, " ");
 }
 
 TEST(StagingLogTest, TornTailIsIgnoredAndEarlierRecordsSurvive) {
