@@ -10,6 +10,8 @@
 // the machine's cores, as a sidecar and its caller would.
 #include <dirent.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <numeric>
@@ -68,13 +70,18 @@ ABSL_FLAG(int, build_threads, 0, "Service: build_threads (0: all cores but one).
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
           "Data dir that caches the HNSW collection between runs.");
-ABSL_FLAG(int, hnsw_ef_construction, 40, "HNSW build efConstruction.");
+ABSL_FLAG(int, hnsw_ef_construction, 40,
+          "efConstruction of the HNSW32 run's collection.");
 ABSL_FLAG(int, hnsw_queries, 1000, "Queries for HNSW recall and latency.");
 ABSL_FLAG(std::vector<std::string>, hnsw_ef,
           std::vector<std::string>({"16", "32", "64", "128", "256", "384",
                                     "416", "448", "512", "768"}),
           "efSearch values of the HNSW sweep.");
 ABSL_FLAG(bool, hnsw_service, true, "HNSW sweep through the service.");
+ABSL_FLAG(int, busy_neighbors, 0,
+          "Diagnostic: threads at nice 19 that spin for the whole run, so no "
+          "vCPU goes idle. Separates the cost of waking an idle vCPU (large "
+          "on small VMs) from the service's own; not for reported figures.");
 ABSL_FLAG(bool, hnsw_in_process, true,
           "HNSW sweep in process: the live snapshot's index deserialized and "
           "searched directly (the walk without gRPC).");
@@ -180,10 +187,11 @@ void Check(const grpc::Status& s, const char* what) {
 }
 
 // Creates `name` and loads `vectors` through the real API, unless the store
-// already has it live with n entries (the HNSW cache).
+// already has it live with n entries (the HNSW cache). HNSW factories get
+// `ef_construction`.
 void Load(pb::Retrieval::Stub& stub, const std::string& name,
           const std::string& factory, const std::vector<float>& vectors,
-          int64_t n, int d) {
+          int64_t n, int d, int ef_construction = 40) {
   {
     pb::DescribeCollectionRequest req;
     req.set_collection(name);
@@ -202,7 +210,7 @@ void Load(pb::Retrieval::Stub& stub, const std::string& name,
   creq.mutable_config()->set_index_factory(factory);
   if (factory.rfind("HNSW", 0) == 0) {
     (*creq.mutable_config()->mutable_build_params())["efConstruction"] =
-        absl::StrCat(absl::GetFlag(FLAGS_hnsw_ef_construction));
+        absl::StrCat(ef_construction);
   }
   pb::CreateCollectionResponse cresp;
   {
@@ -262,6 +270,29 @@ double Throughput(int clients, double seconds, Fn one_query) {
   return done / (Ms(Clock::now() - t0) / 1000);
 }
 
+// --busy_neighbors: spinning threads at the lowest priority, stopped and
+// joined when the run ends (whichever way main returns).
+class BusyNeighbors {
+ public:
+  explicit BusyNeighbors(int n) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+        while (!stop_.load(std::memory_order_relaxed)) {
+        }
+      });
+    }
+  }
+  ~BusyNeighbors() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,7 +305,9 @@ int main(int argc, char** argv) {
   const int d = absl::GetFlag(FLAGS_dim);
   const int k = absl::GetFlag(FLAGS_k);
   const int nq = absl::GetFlag(FLAGS_queries);
+  BusyNeighbors busy(absl::GetFlag(FLAGS_busy_neighbors));
   json report;
+  report["busy_neighbors"] = absl::GetFlag(FLAGS_busy_neighbors);
   report["machine_cores"] = std::thread::hardware_concurrency();
   report["n"] = n;
   report["dim"] = d;
@@ -587,7 +620,9 @@ int main(int argc, char** argv) {
     double build_s = 0;
     std::thread builder([&] {
       const auto t0 = Clock::now();
-      Load(*stubs[1], "during_build", "HNSW32", bbase, bn, d);
+      // efConstruction 40 whatever --hnsw_ef_construction says: the build
+      // under search is the same from run to run.
+      Load(*stubs[1], "during_build", "HNSW32", bbase, bn, d, 40);
       build_s = Ms(Clock::now() - t0) / 1000;
       built = true;
     });
@@ -630,7 +665,8 @@ int main(int argc, char** argv) {
     std::vector<float> hbase = recsys::retrieval::RandomUnitVectors(hn, d, 3);
     const std::string name = absl::StrCat("hnsw32_", hn, "_", d, "_efc",
                                           absl::GetFlag(FLAGS_hnsw_ef_construction));
-    Load(*hstub, name, "HNSW32", hbase, hn, d);
+    Load(*hstub, name, "HNSW32", hbase, hn, d,
+         absl::GetFlag(FLAGS_hnsw_ef_construction));
     const int hq = absl::GetFlag(FLAGS_hnsw_queries);
     std::vector<float> hqueries = recsys::retrieval::RandomUnitVectors(hq, d, 4);
     faiss::IndexFlatIP exact(d);
