@@ -172,17 +172,41 @@ __attribute__((target("avx2,fma,f16c"))) void FloatToHalfF16c(
   }
 }
 
-template <bool kL2>
-__attribute__((target("avx2,fma,f16c"))) float HalfAvx2(const float* q,
-                                                       const uint16_t* v,
-                                                       int d) {
+// Rows stored compactly, decoded eight values at a time (Load8) or one
+// (At), for CompactAvx2.
+struct HalfRow {
+  const uint16_t* v;
+  __attribute__((target("avx2,fma,f16c"))) __m256 Load8(int j) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j)));
+  }
+  __attribute__((target("avx2,fma,f16c"))) float At(int j) const {
+    return _cvtsh_ss(v[j]);
+  }
+};
+
+// Int8 codes times a per-dimension scale, or the bare codes when `scale`
+// is null (inner products fold the scale into the query).
+struct Int8Row {
+  const int8_t* c;
+  const float* scale;
+  __attribute__((target("avx2,fma,f16c"))) __m256 Load8(int j) const {
+    const __m256 codes = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j))));
+    return scale == nullptr ? codes
+                            : _mm256_mul_ps(codes, _mm256_loadu_ps(scale + j));
+  }
+  float At(int j) const { return scale == nullptr ? c[j] : c[j] * scale[j]; }
+};
+
+// Inner product or squared L2 between a float query and a compact row.
+template <bool kL2, typename Row>
+__attribute__((target("avx2,fma,f16c"))) float CompactAvx2(const float* q,
+                                                          const Row& row,
+                                                          int d) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int j = 0;
   for (; j + 16 <= d; j += 16) {
-    const __m256 v0 = _mm256_cvtph_ps(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j)));
-    const __m256 v1 = _mm256_cvtph_ps(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j + 8)));
+    const __m256 v0 = row.Load8(j), v1 = row.Load8(j + 8);
     const __m256 q0 = _mm256_loadu_ps(q + j), q1 = _mm256_loadu_ps(q + j + 8);
     if (kL2) {
       const __m256 t0 = _mm256_sub_ps(v0, q0), t1 = _mm256_sub_ps(v1, q1);
@@ -195,51 +219,22 @@ __attribute__((target("avx2,fma,f16c"))) float HalfAvx2(const float* q,
   }
   float s = Sum1(_mm256_add_ps(acc0, acc1));
   for (; j < d; ++j) {
-    const float x = _cvtsh_ss(v[j]);
+    const float x = row.At(j);
     s += kL2 ? (x - q[j]) * (x - q[j]) : x * q[j];
   }
   return s;
 }
 
-// Eight int8 codes as floats.
-__attribute__((target("avx2,fma"))) inline __m256 Int8x8(const int8_t* c) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))));
-}
-
-template <bool kL2>
-__attribute__((target("avx2,fma"))) float Int8Avx2(const float* q,
-                                                   const float* scale,
-                                                   const int8_t* c, int d) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int j = 0;
-  for (; j + 16 <= d; j += 16) {
-    const __m256 c0 = Int8x8(c + j), c1 = Int8x8(c + j + 8);
-    const __m256 q0 = _mm256_loadu_ps(q + j), q1 = _mm256_loadu_ps(q + j + 8);
-    if (kL2) {
-      const __m256 t0 = _mm256_fmsub_ps(c0, _mm256_loadu_ps(scale + j), q0);
-      const __m256 t1 = _mm256_fmsub_ps(c1, _mm256_loadu_ps(scale + j + 8), q1);
-      acc0 = _mm256_fmadd_ps(t0, t0, acc0);
-      acc1 = _mm256_fmadd_ps(t1, t1, acc1);
-    } else {
-      acc0 = _mm256_fmadd_ps(q0, c0, acc0);
-      acc1 = _mm256_fmadd_ps(q1, c1, acc1);
-    }
-  }
-  float s = Sum1(_mm256_add_ps(acc0, acc1));
-  for (; j < d; ++j) {
-    if (kL2) {
-      const float t = c[j] * scale[j] - q[j];
-      s += t * t;
-    } else {
-      s += q[j] * c[j];
-    }
-  }
-  return s;
-}
-
+// CompactAvx2 is compiled for F16C as well, so these run only where
+// HalfAvailable() (every AVX2 CPU so far has F16C; others get the portable
+// loops).
 float InnerProductInt8Avx2(const float* scaled_q, const int8_t* codes, int d) {
-  return Int8Avx2<false>(scaled_q, nullptr, codes, d);
+  return CompactAvx2<false>(scaled_q, Int8Row{codes, nullptr}, d);
+}
+
+float L2SquaredInt8Avx2(const float* q, const float* scale,
+                        const int8_t* codes, int d) {
+  return CompactAvx2<true>(q, Int8Row{codes, scale}, d);
 }
 
 bool HaveAvx2Fma() {
@@ -265,9 +260,14 @@ struct Kernels {
 Kernels Pick() {
 #if defined(__x86_64__)
   if (HaveAvx2Fma()) {
-    return {"avx2+fma",          &OneAvx2<false>,      &OneAvx2<true>,
-            &ManyAvx2<false>,    &ManyAvx2<true>,      &InnerProductInt8Avx2,
-            &Int8Avx2<true>};
+    const bool f16c = __builtin_cpu_supports("f16c");
+    return {"avx2+fma",
+            &OneAvx2<false>,
+            &OneAvx2<true>,
+            &ManyAvx2<false>,
+            &ManyAvx2<true>,
+            f16c ? &InnerProductInt8Avx2 : &portable::InnerProductInt8,
+            f16c ? &L2SquaredInt8Avx2 : &portable::L2SquaredInt8};
   }
 #endif
   return {"portable",
@@ -302,10 +302,10 @@ void FloatToHalf(const float* in, int64_t n, uint16_t* out) {
   FloatToHalfF16c(in, n, out);
 }
 float InnerProductHalf(const float* q, const uint16_t* v, int d) {
-  return HalfAvx2<false>(q, v, d);
+  return CompactAvx2<false>(q, HalfRow{v}, d);
 }
 float L2SquaredHalf(const float* q, const uint16_t* v, int d) {
-  return HalfAvx2<true>(q, v, d);
+  return CompactAvx2<true>(q, HalfRow{v}, d);
 }
 #else
 void FloatToHalf(const float*, int64_t, uint16_t*) {}

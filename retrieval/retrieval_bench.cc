@@ -115,6 +115,15 @@ json Percentiles(std::vector<double> ms) {
           {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()}};
 }
 
+// One efSearch point of an HNSW sweep.
+json SweepPoint(int ef, double recall, const std::vector<double>& ms) {
+  json p = Percentiles(ms);
+  return {{"ef_search", ef},
+          {"recall_at_10", recall},
+          {"p50_ms", p["p50_ms"]},
+          {"p99_ms", p["p99_ms"]}};
+}
+
 // AnonHugePages of this process (transparent huge pages in use), KiB.
 int64_t AnonHugePagesKb() {
   std::ifstream f("/proc/self/smaps_rollup");
@@ -693,11 +702,7 @@ int main(int argc, char** argv) {
           for (int j = 0; j < k; ++j) hits += truth[i * k + j] == id;
         }
       }
-      json p = Percentiles(ms);
-      runs.push_back({{"ef_search", ef},
-                      {"recall_at_10", double(hits) / (hq * k)},
-                      {"p50_ms", p["p50_ms"]},
-                      {"p99_ms", p["p99_ms"]}});
+      runs.push_back(SweepPoint(ef, double(hits) / (hq * k), ms));
     }
     json in_process = json::array();
     if (absl::GetFlag(FLAGS_hnsw_in_process)) {
@@ -745,11 +750,7 @@ int main(int argc, char** argv) {
             for (int j = 0; j < k; ++j) hits += stored_truth[i * k + j] == id;
           }
         }
-        json p = Percentiles(ms);
-        in_process.push_back({{"ef_search", ef},
-                              {"recall_at_10", double(hits) / (hq * k)},
-                              {"p50_ms", p["p50_ms"]},
-                              {"p99_ms", p["p99_ms"]}});
+        in_process.push_back(SweepPoint(ef, double(hits) / (hq * k), ms));
       }
     }
     report["hnsw32"] = {{"n", hn},
