@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "faiss/impl/IDSelector.h"
+#include "retrieval/background_free.h"
 
 namespace recsys {
 namespace retrieval {
@@ -113,7 +114,7 @@ CollectionVersion::Assemble(int64_t version, const CollectionConfig& config,
         absl::StrCat("version ", version, " has ", n,
                      " entries; at most 2^32 - 2 are supported"));
   }
-  auto v = std::shared_ptr<CollectionVersion>(new CollectionVersion());
+  auto v = std::unique_ptr<CollectionVersion>(new CollectionVersion());
   v->version_ = version;
   v->config_ = config;
   v->created_ = created;
@@ -157,7 +158,8 @@ CollectionVersion::Assemble(int64_t version, const CollectionConfig& config,
                            v->payload_bytes_.capacity() +
                            v->payload_offsets_.capacity() * sizeof(uint64_t) +
                            v->key_index_.capacity() * (sizeof(uint32_t) + 1));
-  return std::shared_ptr<const CollectionVersion>(std::move(v));
+  // Freed off the search path and outside the collection's locks.
+  return SharedFreedInBackground(std::move(v));
 }
 
 size_t CollectionVersion::KeyHash::operator()(uint32_t id) const {

@@ -37,6 +37,7 @@
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "proto/retrieval.grpc.pb.h"
+#include "retrieval/background_free.h"
 #include "retrieval/collection_store.h"
 #include "retrieval/distance_kernels.h"
 #include "retrieval/fast_flat_index.h"
@@ -395,6 +396,7 @@ int main(int argc, char** argv) {
   const int64_t rss0 = RssBytes();
   const struct mallinfo2 mi0 = mallinfo2();
   if (!absl::GetFlag(FLAGS_diag)) Load(stub, "flat", "Flat", base, n, d);
+  recsys::retrieval::FlushBackgroundFree();  // what the publish retired
   malloc_trim(0);
   const int64_t rss1 = RssBytes();
   const struct mallinfo2 mi1 = mallinfo2();
