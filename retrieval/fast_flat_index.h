@@ -94,10 +94,11 @@ class FastFlatIndex : public faiss::IndexFlat {
 faiss::Index* UseFastFlat(faiss::Index* index);
 
 // Moves the large arrays that searches read at random (Flat vectors, HNSW
-// neighbour lists; walk copies are born there) into memory advised for transparent huge pages, so a
-// random row costs one TLB entry per 2 MiB instead of per 4 KiB. A no-op
-// for small arrays and where the kernel has THP off. Returns the number of
-// bytes moved. Call before the index is shared (it reallocates).
+// neighbour lists; walk copies are born there) into memory advised for
+// transparent huge pages, so a random row costs one TLB entry per 2 MiB
+// instead of per 4 KiB. A no-op for small arrays and where the kernel has
+// THP off. Returns the number of bytes moved. Call before the index is
+// shared (it reallocates).
 int64_t MoveToHugePages(faiss::Index* index);
 
 }  // namespace retrieval
