@@ -2,8 +2,12 @@
 
 #include <malloc.h>
 #include <omp.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -309,7 +313,16 @@ void Collection::RunBuild(int64_t version,
                           std::shared_ptr<const CollectionVersion> base,
                           std::shared_ptr<Delta> frozen, int64_t frozen_seq,
                           PublishCallback done) {
-  // Per-thread setting: the build's OpenMP loops leave a core to searches.
+  // Per-thread settings. A lower priority (a higher nice value, inherited
+  // by the OpenMP workers this thread starts) lets searches preempt the
+  // build at once; the build's OpenMP loops leave a core to searches.
+  // Only ever lowered: a server already run under `nice` keeps its value.
+  const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  if (options_.build_nice > getpriority(PRIO_PROCESS, tid) &&
+      setpriority(PRIO_PROCESS, tid, options_.build_nice) != 0) {
+    LOG(WARNING) << "build of '" << config_.name
+                 << "': setpriority failed: " << strerror(errno);
+  }
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   omp_set_num_threads(options_.build_threads > 0
                           ? options_.build_threads

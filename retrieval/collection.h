@@ -54,6 +54,7 @@ struct CollectionOptions {
   std::string dir;               // the collection's own directory
   int versions_to_keep = 3;      // loaded versions besides the live one
   int build_threads = 0;         // OpenMP threads per build; 0: cores - 1
+  int build_nice = 10;           // build threads' nice value, if higher
   EntryLimits limits;
 };
 

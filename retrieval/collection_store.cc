@@ -20,6 +20,7 @@ CollectionOptions CollectionStore::OptionsFor(const std::string& name) const {
   o.dir = JoinPath(options_.data_dir, name);
   o.versions_to_keep = options_.versions_to_keep;
   o.build_threads = options_.build_threads;
+  o.build_nice = options_.build_nice;
   o.limits = options_.limits;
   return o;
 }
@@ -32,6 +33,10 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
   if (options.build_threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "build_threads: expected >= 0, got ", options.build_threads));
+  }
+  if (options.build_nice < 0 || options.build_nice > 19) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "build_nice: expected 0..19, got ", options.build_nice));
   }
   if (options.versions_to_keep < 1) {
     return absl::InvalidArgumentError(absl::StrCat(

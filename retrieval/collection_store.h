@@ -32,6 +32,9 @@ class CollectionStore {
     // OpenMP threads of an index build (0: all cores but one, at least 1),
     // so a running build leaves a core to searches.
     int build_threads = 0;
+    // Nice value (0..19) of build threads: under CPU contention the
+    // scheduler then runs searches first instead of sharing time slices.
+    int build_nice = 10;
     EntryLimits limits;
   };
 

@@ -19,6 +19,11 @@ TEST(CollectionStoreTest, BadOptionsAreNamed) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("build_threads")));
   o.build_threads = 1;
+  o.build_nice = 20;
+  EXPECT_THAT(CollectionStore::Open(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("build_nice")));
+  o.build_nice = 10;
   o.versions_to_keep = 0;
   EXPECT_THAT(CollectionStore::Open(o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,

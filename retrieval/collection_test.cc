@@ -1,5 +1,9 @@
 #include "retrieval/collection.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <limits>
 #include <thread>
@@ -270,6 +274,34 @@ TEST(CollectionTest, WritesDuringABuildLandInTheNextVersion) {
   EXPECT_EQ(c->Status().staging_entries, 3001);
   ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(0));
   EXPECT_EQ(s.entries, 3001);
+}
+
+// Builds run at the configured nice value, so searches preempt them; the
+// publish callback runs on the build thread.
+TEST(CollectionTest, BuildsRunAtTheConfiguredNiceValue) {
+  const std::string dir = FreshTestDir("c_nice");
+  CollectionOptions o = Options(dir);
+  o.build_nice = 7;
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), o));
+  ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
+  const int caller_nice = getpriority(PRIO_PROCESS, 0);
+  absl::Mutex mu;
+  bool done = false;
+  int build_nice = -100;
+  ASSERT_OK(c->Publish(0, [&](absl::StatusOr<VersionStatus> r) {
+                EXPECT_OK(r.status());
+                const int nice = getpriority(
+                    PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+                absl::MutexLock l(&mu);
+                build_nice = nice;
+                done = true;
+              }).status());
+  {
+    absl::MutexLock l(&mu);
+    mu.Await(absl::Condition(&done));
+  }
+  EXPECT_EQ(build_nice, std::max(7, caller_nice));
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), caller_nice);  // the caller's unchanged
 }
 
 TEST(CollectionTest, ReadersNeverSeeAHalfBuiltVersion) {

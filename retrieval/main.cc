@@ -20,6 +20,8 @@ ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 ABSL_FLAG(int, versions_to_keep, 3, "Loaded versions per collection besides the live one.");
 ABSL_FLAG(int, build_threads, 0,
           "OpenMP threads of an index build (0: all cores but one, at least 1).");
+ABSL_FLAG(int, build_nice, 10,
+          "Nice value (0..19) of index-build threads, so searches win the CPU.");
 ABSL_FLAG(int, max_batch_size, 64, "Most queries per batched FAISS call.");
 ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
           "How long a batch may wait to fill (0: never wait; batches form under load).");
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
   store_options.data_dir = absl::GetFlag(FLAGS_data_dir);
   store_options.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
   store_options.build_threads = absl::GetFlag(FLAGS_build_threads);
+  store_options.build_nice = absl::GetFlag(FLAGS_build_nice);
   auto store = recsys::retrieval::CollectionStore::Open(store_options);
   if (!store.ok()) {
     LOG(ERROR) << "cannot restore " << store_options.data_dir << ": "

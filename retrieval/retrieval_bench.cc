@@ -67,6 +67,10 @@ ABSL_FLAG(bool, batch_sweep, false,
 ABSL_FLAG(int64_t, during_build_n, 100000,
           "Vectors of the HNSW32 collection built while one client searches "
           "the Flat one (latency during a build; 0: skip).");
+ABSL_FLAG(int, during_publish, 6,
+          "Publishes of the Flat collection (a tenth of it rewritten each "
+          "time) while one client searches it (0: skip).");
+ABSL_FLAG(int, build_nice, 10, "Service: build_nice.");
 ABSL_FLAG(int, build_threads, 0, "Service: build_threads (0: all cores but one).");
 ABSL_FLAG(int64_t, hnsw_n, 0, "Vectors for the HNSW32 run (0: skip).");
 ABSL_FLAG(std::string, hnsw_dir, "/var/tmp/retrieval_bench",
@@ -196,6 +200,40 @@ void Check(const grpc::Status& s, const char* what) {
   }
 }
 
+// Upserts keys item<begin>..item<end-1> with rows begin..end-1 of `vectors`.
+void UpsertRange(pb::Retrieval::Stub& stub, const std::string& name,
+                 const std::vector<float>& vectors, int64_t begin, int64_t end,
+                 int d) {
+  grpc::ClientContext ctx;
+  pb::UpsertResponse resp;
+  auto w = stub.Upsert(&ctx, &resp);
+  const int64_t batch = 5000;
+  for (int64_t i = begin; i < end; i += batch) {
+    pb::UpsertRequest req;
+    req.set_collection(name);
+    for (int64_t j = i; j < std::min(end, i + batch); ++j) {
+      pb::Entry* e = req.add_entries();
+      e->set_key(absl::StrCat("item", j));
+      e->mutable_vector()->mutable_values()->Add(&vectors[j * d],
+                                                 &vectors[(j + 1) * d]);
+    }
+    if (!w->Write(req)) break;
+  }
+  w->WritesDone();
+  Check(w->Finish(), "upsert");
+}
+
+// Publishes what is staged and waits until it is live.
+void Publish(pb::Retrieval::Stub& stub, const std::string& name) {
+  pb::PublishRequest preq;
+  preq.set_collection(name);
+  preq.set_wait(true);
+  pb::PublishResponse presp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+  Check(stub.Publish(&ctx, preq, &presp), "publish");
+}
+
 // Creates `name` and loads `vectors` through the real API, unless the store
 // already has it live with n entries (the HNSW cache). HNSW factories get
 // `ef_construction`.
@@ -228,32 +266,9 @@ void Load(pb::Retrieval::Stub& stub, const std::string& name,
     grpc::Status s = stub.CreateCollection(&ctx, creq, &cresp);
     if (s.error_code() != grpc::StatusCode::ALREADY_EXISTS) Check(s, "create");
   }
-  {
-    grpc::ClientContext ctx;
-    pb::UpsertResponse resp;
-    auto w = stub.Upsert(&ctx, &resp);
-    const int64_t batch = 5000;
-    for (int64_t i = 0; i < n; i += batch) {
-      pb::UpsertRequest req;
-      req.set_collection(name);
-      for (int64_t j = i; j < std::min(n, i + batch); ++j) {
-        pb::Entry* e = req.add_entries();
-        e->set_key(absl::StrCat("item", j));
-        e->mutable_vector()->mutable_values()->Add(&vectors[j * d], &vectors[(j + 1) * d]);
-      }
-      if (!w->Write(req)) break;
-    }
-    w->WritesDone();
-    Check(w->Finish(), "upsert");
-  }
-  pb::PublishRequest preq;
-  preq.set_collection(name);
-  preq.set_wait(true);
-  pb::PublishResponse presp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+  UpsertRange(stub, name, vectors, 0, n, d);
   const auto t0 = Clock::now();
-  Check(stub.Publish(&ctx, preq, &presp), "publish");
+  Publish(stub, name);
   fprintf(stderr, "%s: built %s over %lld vectors in %.1f s\n", name.c_str(),
           factory.c_str(), (long long)n, Ms(Clock::now() - t0) / 1000);
 }
@@ -376,6 +391,7 @@ int main(int argc, char** argv) {
   recsys::retrieval::CollectionStore::Options store_options;
   store_options.data_dir = data_dir;
   store_options.build_threads = absl::GetFlag(FLAGS_build_threads);
+  store_options.build_nice = absl::GetFlag(FLAGS_build_nice);
   (*service)->SetStore(*recsys::retrieval::CollectionStore::Open(store_options));
   (*server)->SetServing(true);
   auto channel_args = grpc::ChannelArguments();
@@ -650,9 +666,50 @@ int main(int argc, char** argv) {
     report["flat_search_during_hnsw_build"] = {
         {"build_vectors", bn},
         {"build_threads", absl::GetFlag(FLAGS_build_threads)},
+        {"build_nice", absl::GetFlag(FLAGS_build_nice)},
         {"upsert_and_build_seconds", build_s},
         {"searches", ms.size()},
         {"latency", Percentiles(ms)},
+        {"idle_latency", lat_service},
+    };
+  }
+  // --- One client searching the Flat collection while another rewrites a
+  // tenth of it and publishes, again and again: version swaps, and older
+  // versions leaving the window (versions_to_keep) and being freed. ---
+  const int publishes = absl::GetFlag(FLAGS_during_publish);
+  if (publishes > 0) {
+    std::vector<float> fresh = recsys::retrieval::RandomUnitVectors(n, d, 6);
+    std::atomic<bool> done{false};
+    std::vector<double> publish_s;
+    std::thread publisher([&] {
+      for (int p = 0; p < publishes; ++p) {
+        const int64_t begin = (p % 10) * (n / 10);
+        const auto t0 = Clock::now();
+        UpsertRange(*stubs[1], "flat", fresh, begin, begin + n / 10, d);
+        Publish(*stubs[1], "flat");
+        publish_s.push_back(Ms(Clock::now() - t0) / 1000);
+      }
+      done = true;
+    });
+    std::vector<double> ms;
+    for (int64_t i = 0; !done; ++i) {
+      pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
+      pb::SearchResponse resp;
+      grpc::ClientContext ctx;
+      const auto t0 = Clock::now();
+      Check(stub.Search(&ctx, req, &resp), "search during publish");
+      ms.push_back(Ms(Clock::now() - t0));
+    }
+    publisher.join();
+    json lat = Percentiles(ms);
+    lat["max_ms"] = *std::max_element(ms.begin(), ms.end());
+    report["flat_search_during_publishes"] = {
+        {"publishes", publishes},
+        {"build_nice", absl::GetFlag(FLAGS_build_nice)},
+        {"entries_rewritten_per_publish", n / 10},
+        {"upsert_and_publish_seconds", publish_s},
+        {"searches", ms.size()},
+        {"latency", lat},
         {"idle_latency", lat_service},
     };
   }
