@@ -172,6 +172,9 @@ TEST_P(CompactWalkTest, KeepsRecallAndExactScores) {
   config.build_params["hnsw_walk"] = walk;
   ASSERT_OK_AND_ASSIGN(auto compact, VectorIndex::Build(config, base.data(), n));
   ASSERT_OK_AND_ASSIGN(std::string bytes, compact->Serialize());
+  // A restart (the same file, the same config) walks the same copy.
+  ASSERT_OK_AND_ASSIGN(auto reloaded, VectorIndex::Deserialize(config, bytes));
+  EXPECT_EQ(reloaded->memory_bytes(), compact->memory_bytes());
   config.build_params["hnsw_walk"] = "fp32";
   // Same graph (same file), walked in fp32.
   ASSERT_OK_AND_ASSIGN(auto fp32, VectorIndex::Deserialize(config, bytes));
@@ -188,6 +191,11 @@ TEST_P(CompactWalkTest, KeepsRecallAndExactScores) {
   ASSERT_OK(exact->Search(queries.data(), 100, 10, {}, dt.data(), truth.data()));
   ASSERT_OK(compact->Search(queries.data(), 100, 10, p, dc.data(), lc.data()));
   ASSERT_OK(fp32->Search(queries.data(), 100, 10, p, d32.data(), l32.data()));
+  std::vector<float> dr(1000);
+  std::vector<int64_t> lr(1000);
+  ASSERT_OK(reloaded->Search(queries.data(), 100, 10, p, dr.data(), lr.data()));
+  EXPECT_EQ(lr, lc);
+  EXPECT_EQ(dr, dc);
   int hits = 0, hits32 = 0;
   for (int q = 0; q < 100; ++q) {
     for (int i = 0; i < 10; ++i) {
