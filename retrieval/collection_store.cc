@@ -1,8 +1,14 @@
 #include "retrieval/collection_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
@@ -13,7 +19,12 @@ namespace recsys {
 namespace retrieval {
 namespace {
 constexpr char kDroppedPrefix[] = ".dropped-";
+constexpr char kLockFile[] = ".lock";  // collection names never start with '.'
 }  // namespace
+
+CollectionStore::LockFile::~LockFile() {
+  if (fd >= 0) close(fd);
+}
 
 CollectionOptions CollectionStore::OptionsFor(const std::string& name) const {
   CollectionOptions o;
@@ -44,6 +55,30 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
   }
   RETURN_IF_ERROR(CreateDirectories(options.data_dir));
   auto store = std::unique_ptr<CollectionStore>(new CollectionStore(options));
+  const std::string lock_path = JoinPath(options.data_dir, kLockFile);
+  store->lock_.fd =
+      open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (store->lock_.fd < 0) {
+    return ErrnoToStatus(errno, absl::StrCat("open ", lock_path));
+  }
+  if (flock(store->lock_.fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      return ErrnoToStatus(errno, absl::StrCat("flock ", lock_path));
+    }
+    auto holder = ReadFileToString(lock_path);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data_dir: '", options.data_dir,
+        "' is in use by another retrieval server (pid ",
+        holder.ok() ? std::string(absl::StripAsciiWhitespace(*holder)) : "?",
+        " holds ", lock_path, "); stop it or choose another data_dir"));
+  }
+  // For operators reading the refusal above; the lock is what counts.
+  const std::string pid = absl::StrCat(getpid(), "\n");
+  if (ftruncate(store->lock_.fd, 0) != 0 ||
+      pwrite(store->lock_.fd, pid.data(), pid.size(), 0) !=
+          static_cast<ssize_t>(pid.size())) {
+    LOG(WARNING) << "could not write the pid into " << lock_path;
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> names,
                    ListDirectory(options.data_dir));
   for (const std::string& name : names) {

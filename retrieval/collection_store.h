@@ -6,6 +6,11 @@
 // Collections are handed out as std::shared_ptr, so a request that holds
 // one finishes normally even if the collection is dropped meanwhile.
 //
+// One store per data directory: Open takes an exclusive flock on
+// <data_dir>/.lock (released when the store is destroyed or the process
+// dies, kill -9 included), so a second server on the same directory is
+// refused instead of interleaving its writes with the first one's.
+//
 // Thread-safety: every method is thread-safe; the map lock is never held
 // during disk I/O of a collection's data.
 #ifndef RECSYS_RETRIEVAL_COLLECTION_STORE_H_
@@ -40,6 +45,7 @@ class CollectionStore {
 
   // Restores every collection found in data_dir. A collection that cannot
   // be opened at all is skipped and reported in restore_errors().
+  // FAILED_PRECONDITION when another store holds data_dir.
   static absl::StatusOr<std::unique_ptr<CollectionStore>> Open(
       const Options& options);
 
@@ -57,10 +63,17 @@ class CollectionStore {
   }
 
  private:
+  // Closes the lock file (releasing the flock) after everything else.
+  struct LockFile {
+    int fd = -1;
+    ~LockFile();
+  };
+
   explicit CollectionStore(Options options) : options_(std::move(options)) {}
   CollectionOptions OptionsFor(const std::string& name) const;
 
   const Options options_;
+  LockFile lock_;  // declared before the collections: released after them
   std::vector<std::string> restore_errors_;
   // Serialises Create/Drop (which do disk I/O) without blocking Get.
   absl::Mutex admin_mu_;

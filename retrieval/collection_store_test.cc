@@ -1,5 +1,8 @@
 #include "retrieval/collection_store.h"
 
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -9,6 +12,7 @@ namespace recsys {
 namespace retrieval {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 TEST(CollectionStoreTest, BadOptionsAreNamed) {
@@ -33,6 +37,23 @@ TEST(CollectionStoreTest, BadOptionsAreNamed) {
   EXPECT_THAT(CollectionStore::Open(o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("data_dir")));
+}
+
+// One store per data directory: a second is refused (naming the holder)
+// and nothing in the directory changes; once the first is gone it opens.
+TEST(CollectionStoreTest, ASecondStoreOnTheSameDirectoryIsRefused) {
+  CollectionStore::Options o;
+  o.data_dir = FreshTestDir("store_lock");
+  ASSERT_OK_AND_ASSIGN(auto first, CollectionStore::Open(o));
+  ASSERT_OK(first->Create(TestConfig("c", 4)).status());
+  EXPECT_THAT(CollectionStore::Open(o).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("in use"), HasSubstr(o.data_dir),
+                             HasSubstr(absl::StrCat("pid ", getpid())))));
+  EXPECT_EQ(first->List().size(), 1u);
+  first.reset();
+  ASSERT_OK_AND_ASSIGN(auto second, CollectionStore::Open(o));
+  EXPECT_EQ(second->List().size(), 1u);
 }
 
 TEST(CollectionStoreTest, CreateGetDropAndReopen) {
