@@ -28,7 +28,16 @@ bazel build //retrieval:retrieval_server //server:recommendation_server \
 BIN="$ROOT/bazel-bin"
 
 mkdir -p "$RUN"
-for f in "$RUN"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; done
+# Services of an earlier run: stop them and wait until they are gone (the
+# retrieval server holds its data directory's lock until it exits).
+for f in "$RUN"/*.pid; do
+  [ -f "$f" ] || continue
+  pid=$(cat "$f")
+  kill "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  rm -f "$f"
+done
 
 DATA="${RECSYS_QUICKSTART_DATA:-}"
 if [ -z "$DATA" ]; then
