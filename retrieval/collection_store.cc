@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
@@ -61,10 +62,15 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
   if (store->lock_.fd < 0) {
     return ErrnoToStatus(errno, absl::StrCat("open ", lock_path));
   }
-  if (flock(store->lock_.fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) {
-      return ErrnoToStatus(errno, absl::StrCat("flock ", lock_path));
-    }
+  const int lock_error =
+      flock(store->lock_.fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+  if (lock_error != 0 && lock_error != EWOULDBLOCK) {
+    // A filesystem without flock (ENOLCK, EOPNOTSUPP): serve unguarded
+    // rather than not at all.
+    LOG(WARNING) << "cannot lock " << lock_path << " ("
+                 << strerror(lock_error) << "): nothing stops a second "
+                 << "server on " << options.data_dir;
+  } else if (lock_error == EWOULDBLOCK) {
     auto holder = ReadFileToString(lock_path);
     return absl::FailedPreconditionError(absl::StrCat(
         "data_dir: '", options.data_dir,
