@@ -183,11 +183,19 @@ std::optional<int64_t> CollectionVersion::Find(absl::string_view key) const {
   return static_cast<int64_t>(*it);
 }
 
-Payload CollectionVersion::payload(int64_t id) const {
-  Payload out;
+void CollectionVersion::ForEachPayloadField(
+    int64_t id,
+    absl::FunctionRef<void(absl::string_view, absl::string_view)> fn) const {
   PayloadReader r(PayloadBytes(id));
   absl::string_view field, value;
-  while (r.Next(&field, &value)) out.emplace_back(field, value);
+  while (r.Next(&field, &value)) fn(field, value);
+}
+
+Payload CollectionVersion::payload(int64_t id) const {
+  Payload out;
+  ForEachPayloadField(id, [&](absl::string_view field, absl::string_view value) {
+    out.emplace_back(field, value);
+  });
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
@@ -84,6 +85,11 @@ class CollectionVersion {
   }
   // Decoded on each call (payloads are stored packed).
   Payload payload(int64_t id) const;
+  // Calls fn(field, value) for each field of the payload, in field order,
+  // without building a Payload (views into the version's buffer).
+  void ForEachPayloadField(
+      int64_t id,
+      absl::FunctionRef<void(absl::string_view, absl::string_view)> fn) const;
   // One field of a payload without decoding the rest; nullopt when absent.
   std::optional<absl::string_view> PayloadField(int64_t id,
                                                 absl::string_view field) const;

@@ -199,14 +199,27 @@ Payload FromProto(const google::protobuf::Map<std::string, std::string>& m) {
   return p;
 }
 
+void PayloadToProto(const CollectionVersion& v, int64_t id,
+                    google::protobuf::Map<std::string, std::string>* out) {
+  v.ForEachPayloadField(id, [out](absl::string_view field,
+                                  absl::string_view value) {
+    (*out)[std::string(field)] = std::string(value);
+  });
+}
+
 void FillHit(const CollectionVersion& v, const SearchHit& h,
              bool include_payload, pb::SearchHit* out) {
   out->set_key(std::string(v.key(h.id)));
   out->set_score(h.score);
-  if (include_payload) {
-    for (const auto& kv : v.payload(h.id)) {
-      (*out->mutable_payload())[kv.first] = kv.second;
-    }
+  if (include_payload) PayloadToProto(v, h.id, out->mutable_payload());
+}
+
+// One entry of a Get response.
+void FillEntry(absl::string_view key, absl::Span<const float> vector,
+               bool include_vector, pb::Entry* e) {
+  e->set_key(std::string(key));
+  if (include_vector) {
+    e->mutable_vector()->mutable_values()->Add(vector.begin(), vector.end());
   }
 }
 
@@ -453,14 +466,9 @@ grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx
           continue;
         }
         pb::Entry* e = resp->add_entries();
-        e->set_key(keys[i]);
-        for (const auto& kv : got[i]->payload) {
-          (*e->mutable_payload())[kv.first] = kv.second;
-        }
-        if (req->include_vectors()) {
-          e->mutable_vector()->mutable_values()->Add(got[i]->vector.begin(),
-                                                     got[i]->vector.end());
-        }
+        FillEntry(keys[i], got[i]->vector, req->include_vectors(), e);
+        e->mutable_payload()->insert(got[i]->payload.begin(),
+                                     got[i]->payload.end());
       }
       return absl::OkStatus();
     }
@@ -473,14 +481,8 @@ grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx
         continue;
       }
       pb::Entry* e = resp->add_entries();
-      e->set_key(key);
-      for (const auto& kv : version->payload(*id)) {
-        (*e->mutable_payload())[kv.first] = kv.second;
-      }
-      if (req->include_vectors()) {
-        auto v = version->vector(*id);
-        e->mutable_vector()->mutable_values()->Add(v.begin(), v.end());
-      }
+      FillEntry(key, version->vector(*id), req->include_vectors(), e);
+      PayloadToProto(*version, *id, e->mutable_payload());
     }
     return absl::OkStatus();
   });
