@@ -210,26 +210,22 @@ std::vector<std::optional<Entry>> Collection::GetStaged(
   std::vector<std::optional<Entry>> out;
   out.reserve(keys.size());
   absl::MutexLock l(&staging_mu_);
-  auto from_delta = [&](const std::string& key, const StagedEntry& e) {
-    return Entry{key, e.vector, e.payload};
-  };
+  // Newest first: writes since the build started, then the build's own.
+  const Delta* deltas[] = {&delta_, frozen_.get()};
   for (const std::string& key : keys) {
-    auto it = delta_.find(key);
-    if (it != delta_.end()) {
-      out.push_back(it->second.has_value()
-                        ? std::optional<Entry>(from_delta(key, *it->second))
+    bool staged = false;
+    for (const Delta* d : deltas) {
+      if (d == nullptr) continue;
+      auto it = d->find(key);
+      if (it == d->end()) continue;
+      const std::optional<StagedEntry>& e = it->second;  // nullopt: deleted
+      out.push_back(e.has_value()
+                        ? std::optional<Entry>(Entry{key, e->vector, e->payload})
                         : std::nullopt);
-      continue;
+      staged = true;
+      break;
     }
-    if (frozen_ != nullptr) {
-      auto ft = frozen_->find(key);
-      if (ft != frozen_->end()) {
-        out.push_back(ft->second.has_value()
-                          ? std::optional<Entry>(from_delta(key, *ft->second))
-                          : std::nullopt);
-        continue;
-      }
-    }
+    if (staged) continue;
     std::optional<int64_t> id =
         head_ != nullptr ? head_->Find(key) : std::nullopt;
     if (!id.has_value()) {

@@ -200,6 +200,25 @@ void Check(const grpc::Status& s, const char* what) {
   }
 }
 
+// One client's sequential searches of `collection`, cycling through
+// `queries`, until `stop`: the latency of each, ms.
+std::vector<double> SearchUntil(pb::Retrieval::Stub& stub,
+                                const std::string& collection,
+                                const std::vector<float>& queries, int d,
+                                int k, const std::atomic<bool>& stop) {
+  const int64_t nq = static_cast<int64_t>(queries.size()) / d;
+  std::vector<double> ms;
+  for (int64_t i = 0; !stop; ++i) {
+    pb::SearchRequest req = Query(collection, &queries[(i % nq) * d], d, k);
+    pb::SearchResponse resp;
+    grpc::ClientContext ctx;
+    const auto t0 = Clock::now();
+    Check(stub.Search(&ctx, req, &resp), "search");
+    ms.push_back(Ms(Clock::now() - t0));
+  }
+  return ms;
+}
+
 // Upserts keys item<begin>..item<end-1> with rows begin..end-1 of `vectors`.
 void UpsertRange(pb::Retrieval::Stub& stub, const std::string& name,
                  const std::vector<float>& vectors, int64_t begin, int64_t end,
@@ -653,15 +672,7 @@ int main(int argc, char** argv) {
       build_s = Ms(Clock::now() - t0) / 1000;
       built = true;
     });
-    std::vector<double> ms;
-    for (int64_t i = 0; !built; ++i) {
-      pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
-      pb::SearchResponse resp;
-      grpc::ClientContext ctx;
-      const auto t0 = Clock::now();
-      Check(stub.Search(&ctx, req, &resp), "search during build");
-      ms.push_back(Ms(Clock::now() - t0));
-    }
+    std::vector<double> ms = SearchUntil(stub, "flat", queries, d, k, built);
     builder.join();
     report["flat_search_during_hnsw_build"] = {
         {"build_vectors", bn},
@@ -691,15 +702,7 @@ int main(int argc, char** argv) {
       }
       done = true;
     });
-    std::vector<double> ms;
-    for (int64_t i = 0; !done; ++i) {
-      pb::SearchRequest req = Query("flat", &queries[(i % nq) * d], d, k);
-      pb::SearchResponse resp;
-      grpc::ClientContext ctx;
-      const auto t0 = Clock::now();
-      Check(stub.Search(&ctx, req, &resp), "search during publish");
-      ms.push_back(Ms(Clock::now() - t0));
-    }
+    std::vector<double> ms = SearchUntil(stub, "flat", queries, d, k, done);
     publisher.join();
     // Memory with the window full, by the versions' own accounting (the
     // process RSS here also holds this bench's in-process baseline indexes
