@@ -9,65 +9,41 @@
 #include "absl/time/clock.h"
 #include "faiss/impl/IDSelector.h"
 #include "retrieval/background_free.h"
+#include "retrieval/record_io.h"
 
 namespace recsys {
 namespace retrieval {
 namespace {
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
+// In memory a payload is a varint field count, then varint-prefixed field
+// and value per field (record_io's file encoding spends 4 bytes per length).
 void EncodePayload(const Payload& p, std::string* out) {
-  PutVarint(p.size(), out);
+  RecordWriter w(out);
+  w.PutVarint(p.size());
   for (const auto& [field, value] : p) {
-    PutVarint(field.size(), out);
-    out->append(field);
-    PutVarint(value.size(), out);
-    out->append(value);
+    w.PutVarintString(field);
+    w.PutVarintString(value);
   }
 }
 
-// Reads what EncodePayload wrote (our own bytes, so no bounds surprises;
-// still, a short buffer ends the walk instead of reading past it).
+// Reads what EncodePayload wrote (our own bytes; still, a short buffer ends
+// the walk instead of reading past it).
 class PayloadReader {
  public:
-  explicit PayloadReader(absl::string_view bytes) : in_(bytes) {
+  explicit PayloadReader(absl::string_view bytes) : r_(bytes) {
     uint64_t n = 0;
-    remaining_ = GetVarint(&n) ? n : 0;
+    remaining_ = r_.GetVarint(&n) ? n : 0;
   }
   bool Next(absl::string_view* field, absl::string_view* value) {
     if (remaining_ == 0) return false;
     --remaining_;
-    return GetString(field) && GetString(value);
+    if (r_.GetVarintString(field) && r_.GetVarintString(value)) return true;
+    remaining_ = 0;
+    return false;
   }
 
  private:
-  bool GetVarint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && !in_.empty(); shift += 7) {
-      const uint8_t b = static_cast<uint8_t>(in_.front());
-      in_.remove_prefix(1);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  bool GetString(absl::string_view* s) {
-    uint64_t n = 0;
-    if (!GetVarint(&n) || n > in_.size()) {
-      remaining_ = 0;
-      return false;
-    }
-    *s = in_.substr(0, n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  absl::string_view in_;
+  RecordReader r_;
   uint64_t remaining_ = 0;
 };
 

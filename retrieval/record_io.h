@@ -1,5 +1,7 @@
 // Little-endian binary encoding for snapshot files and staging-log records:
-// fixed-width integers, length-prefixed strings, float arrays, payloads.
+// fixed-width integers, length-prefixed strings, float arrays, payloads;
+// and varints (LEB128: 7 bits a byte, low bits first) with varint-prefixed
+// strings, for the compact in-memory payloads of CollectionVersion.
 // The reader never reads past its buffer: every Get* returns false on a
 // short or malformed input.
 //
@@ -30,6 +32,17 @@ class RecordWriter {
   }
   void PutFloats(const float* v, size_t n) {
     out_->append(reinterpret_cast<const char*>(v), n * sizeof(float));
+  }
+  void PutVarint(uint64_t v) {
+    while (v >= 0x80) {
+      out_->push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out_->push_back(static_cast<char>(v));
+  }
+  void PutVarintString(absl::string_view s) {
+    PutVarint(s.size());
+    out_->append(s.data(), s.size());
   }
   void PutPayload(const Payload& p) {
     PutU32(static_cast<uint32_t>(p.size()));
@@ -66,6 +79,20 @@ class RecordReader {
       if (!GetString(&kv.first) || !GetString(&kv.second)) return false;
     }
     return true;
+  }
+  bool GetVarint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && pos_ < in_.size(); shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(in_[pos_++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  // A view into the input (no copy).
+  bool GetVarintString(absl::string_view* s) {
+    uint64_t n;
+    return GetVarint(&n) && GetBytes(n, s);
   }
   // Returns the next n bytes and moves past them.
   bool GetBytes(size_t n, absl::string_view* out) {
