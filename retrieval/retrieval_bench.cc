@@ -28,7 +28,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/file_util.h"
 #include "common/metrics.h"
 #include "common/server.h"
@@ -38,6 +40,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/retrieval.grpc.pb.h"
 #include "retrieval/background_free.h"
+#include "retrieval/collection.h"
 #include "retrieval/collection_store.h"
 #include "retrieval/distance_kernels.h"
 #include "retrieval/fast_flat_index.h"
@@ -118,6 +121,15 @@ json Percentiles(std::vector<double> ms) {
   auto at = [&](double p) { return ms[std::min(ms.size() - 1, size_t(p * ms.size()))]; };
   return {{"p50_ms", at(0.50)}, {"p90_ms", at(0.90)}, {"p99_ms", at(0.99)},
           {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()}};
+}
+
+// j of the key "item<j>" (UpsertRange's keys).
+int64_t KeyNumber(absl::string_view key) {
+  int64_t j = -1;
+  if (!absl::ConsumePrefix(&key, "item") || !absl::SimpleAtoi(key, &j)) {
+    return -1;
+  }
+  return j;
 }
 
 // One efSearch point of an HNSW sweep.
@@ -782,7 +794,7 @@ int main(int argc, char** argv) {
         Check(hstub->Search(&ctx, req, &resp), "hnsw search");
         ms.push_back(Ms(Clock::now() - t0));
         for (const auto& h : resp.results(0).hits()) {
-          const int64_t id = std::stoll(h.key().substr(4));
+          const int64_t id = KeyNumber(h.key());
           for (int j = 0; j < k; ++j) hits += truth[i * k + j] == id;
         }
       }
@@ -793,30 +805,14 @@ int main(int argc, char** argv) {
       // The same walk the service runs, on the same snapshot, minus gRPC.
       (*hserver)->Shutdown();
       hservice->reset();
-      const std::string dir = absl::StrCat(hso.data_dir, "/", name);
-      auto live = recsys::ReadFileToString(dir + "/LIVE");
-      CheckOk(live.status(), "LIVE");
-      char vdir[64];
-      snprintf(vdir, sizeof(vdir), "/versions/v%020lld", std::stoll(*live));
-      auto file = recsys::ReadFileToString(dir + vdir + "/index.faiss");
-      CheckOk(file.status(), "index");
-      std::string bytes = std::move(*file);
-      recsys::retrieval::CollectionConfig config;
-      config.name = name;
-      config.dimension = d;
-      config.metric = recsys::retrieval::Metric::kInnerProduct;
-      config.index_factory = "HNSW32";
-      auto index = recsys::retrieval::VectorIndex::Deserialize(config, bytes);
-      CheckOk(index.status(), "deserialize");
-      bytes.clear();
-      bytes.shrink_to_fit();
-      // The collection numbers rows in its own order: exact answers over
-      // the index's stored rows.
-      faiss::IndexFlatIP stored(d);
-      stored.add((*index)->size(), (*index)->raw_vectors());
-      std::vector<faiss::Index::idx_t> stored_truth(hq * k);
-      stored.search(hq, hqueries.data(), k, dist.data(), stored_truth.data());
-      stored.reset();
+      // The collection opened as the store does; its live version's index.
+      recsys::retrieval::CollectionOptions co;
+      co.dir = recsys::JoinPath(hso.data_dir, name);
+      auto collection = recsys::retrieval::Collection::Open(co);
+      CheckOk(collection.status(), "open the cached collection");
+      auto live = (*collection)->GetVersion(0);
+      CheckOk(live.status(), "live version");
+      const recsys::retrieval::VectorIndex& index = (*live)->index();
       std::vector<float> dv(k);
       std::vector<int64_t> lv(k);
       for (int ef : efs) {
@@ -826,12 +822,14 @@ int main(int argc, char** argv) {
         int64_t hits = 0;
         for (int i = 0; i < hq; ++i) {
           const auto t0 = Clock::now();
-          CheckOk((*index)->Search(&hqueries[i * d], 1, k, params, dv.data(),
-                                   lv.data()),
+          CheckOk(index.Search(&hqueries[i * d], 1, k, params, dv.data(),
+                               lv.data()),
                   "in-process hnsw search");
           ms.push_back(Ms(Clock::now() - t0));
           for (int64_t id : lv) {
-            for (int j = 0; j < k; ++j) hits += stored_truth[i * k + j] == id;
+            if (id < 0) continue;
+            const int64_t item = KeyNumber((*live)->key(id));
+            for (int j = 0; j < k; ++j) hits += truth[i * k + j] == item;
           }
         }
         in_process.push_back(SweepPoint(ef, double(hits) / (hq * k), ms));
