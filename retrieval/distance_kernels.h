@@ -52,15 +52,15 @@ float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
 
 // The portable versions, always available (tests compare against them).
 namespace portable {
-float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d);
-float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
-                    int d);
 float InnerProduct(const float* a, const float* b, int d);
 float L2Squared(const float* a, const float* b, int d);
 void InnerProductMany(const float* q, const float* base, int64_t n, int d,
                       float* out);
 void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
                    float* out);
+float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d);
+float L2SquaredInt8(const float* q, const float* scale, const int8_t* codes,
+                    int d);
 }  // namespace portable
 
 }  // namespace retrieval
