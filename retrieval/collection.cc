@@ -31,14 +31,6 @@ constexpr char kConfigFile[] = "collection.json";
 constexpr char kLiveFile[] = "LIVE";
 constexpr char kVersionsDir[] = "versions";
 
-std::string Basename(absl::string_view path) {
-  while (absl::ConsumeSuffix(&path, "/")) {
-  }
-  const size_t slash = path.rfind('/');
-  return std::string(slash == absl::string_view::npos ? path
-                                                      : path.substr(slash + 1));
-}
-
 bool ParseVersionDir(absl::string_view name, int64_t* version) {
   if (!absl::ConsumePrefix(&name, "v") || name.size() != 20) return false;
   return absl::SimpleAtoi(name, version) && *version > 0;
@@ -89,16 +81,8 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
         absl::StrCat(options.dir, "/", parsed.status().message()));
   }
   CollectionConfig config = *std::move(parsed);
-  // Cross-checks: the directory is the collection's name, and the config
-  // is one this build of the service supports (a config persisted by an
-  // older one that no longer validates is refused, not built).
-  const std::string dir_name = Basename(options.dir);
-  if (config.name != dir_name) {
-    return absl::DataLossError(absl::StrCat(
-        options.dir, "/", kConfigFile, " names collection ",
-        QuoteUserInput(config.name), " but lives in directory ",
-        QuoteUserInput(dir_name)));
-  }
+  // A config persisted by an older server that no longer validates is
+  // refused, not built.
   if (absl::Status valid = ValidateConfig(config); !valid.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         options.dir, "/", kConfigFile,
@@ -481,7 +465,8 @@ void Collection::RunBuild(int64_t version,
   if (status.ok()) status = CheckBuildBudget(static_cast<int64_t>(table.keys.size()));
   const absl::Time deadline = absl::Now() + options_.max_build_time;
   bool out_of_time = false;
-  absl::StatusOr<std::shared_ptr<const CollectionVersion>> built = status;
+  absl::StatusOr<std::shared_ptr<const CollectionVersion>> built =
+      absl::CancelledError("not built");
   if (status.ok()) {
     built = CollectionVersion::Build(
         version, config_, std::move(table),

@@ -97,7 +97,15 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
       continue;
     }
     if (!PathExists(JoinPath(dir, "collection.json"))) continue;
-    auto c = Collection::Open(store->OptionsFor(name));
+    absl::StatusOr<std::unique_ptr<Collection>> c =
+        Collection::Open(store->OptionsFor(name));
+    if (c.ok() && (*c)->config().name != name) {
+      // collection.json is checksummed; this catches a directory renamed
+      // or copied under another name.
+      c = absl::DataLossError(absl::StrCat(
+          dir, "/collection.json names collection ",
+          QuoteUserInput((*c)->config().name), ", not its directory's name"));
+    }
     if (!c.ok()) {
       std::string error = absl::StrCat("collection ", QuoteUserInput(name),
                                        " not restored: ", c.status().ToString());

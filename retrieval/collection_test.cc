@@ -19,6 +19,7 @@ namespace recsys {
 namespace retrieval {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 constexpr int kDim = 8;
 
@@ -142,11 +143,23 @@ TEST(CollectionTest, VersionNumbersWindowAndRollback) {
   ASSERT_OK(c->Upsert(MakeEntries(0, 20, kDim, 1)));
   ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(10));
   EXPECT_EQ(s.version, 10);
-  EXPECT_THAT(c->PublishAndWait(10).status(),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("expected a number above 10")));
+  // A retry of the same version with nothing staged since: the same
+  // content, so the same answer.
+  ASSERT_OK_AND_ASSIGN(VersionStatus again, c->PublishAndWait(10));
+  EXPECT_EQ(again.version, 10);
+  EXPECT_EQ(again.state, VersionState::kLive);
+  EXPECT_EQ(again.entries, 20);
   ASSERT_OK_AND_ASSIGN(auto pinned, c->GetVersion(10));
   ASSERT_OK(c->Upsert(MakeEntries(20, 1, kDim, 2)));
+  // Different content under an existing number is refused, saying why.
+  EXPECT_THAT(c->PublishAndWait(10).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("expected a number above 10"),
+                             HasSubstr("version 10 exists, complete"),
+                             HasSubstr("1 changes are staged since"))));
+  EXPECT_THAT(c->PublishAndWait(9).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("not loaded")));
   ASSERT_OK(c->PublishAndWait(0).status());  // 11
   ASSERT_OK(c->Upsert(MakeEntries(21, 1, kDim, 3)));
   ASSERT_OK(c->PublishAndWait(0).status());  // 12: 10 leaves the window
@@ -192,10 +205,12 @@ TEST(CollectionTest, RestartRestoresVersionsLiveAndStaging) {
   EXPECT_EQ(TopKeys(*live, q, 10), before);
   ASSERT_OK(c->GetVersion(2).status());
   CollectionStatus st = c->Status();
-  EXPECT_EQ(st.staging_entries, 210 + 5 - 1);
+  // Rollback resets to version 1: the 10 entries of version 2 are not
+  // staged (they stay in version 2, still loaded).
+  EXPECT_EQ(st.staging_entries, 200 + 5 - 1);
   ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(0));
   EXPECT_EQ(s.version, 3);
-  EXPECT_EQ(s.entries, 214);
+  EXPECT_EQ(s.entries, 204);
   ASSERT_OK_AND_ASSIGN(auto v3, c->GetVersion(3));
   EXPECT_TRUE(v3->Find("key504").has_value());
   EXPECT_FALSE(v3->Find("key0").has_value());

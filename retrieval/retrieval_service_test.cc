@@ -282,6 +282,16 @@ TEST_F(RetrievalServiceTest, BadInputGetsPreciseCodes) {
   by_key.set_k(3);
   by_key.add_queries()->set_key("missing");
   EXPECT_EQ(Search(by_key, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Publish("items", 1, &pub).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(pub.version().version(), 1);  // a retry: the same version back
+  {
+    pb::DeleteRequest del;
+    del.set_collection("items");
+    del.add_keys("key3");
+    pb::DeleteResponse dr;
+    grpc::ClientContext dctx;
+    ASSERT_TRUE(stub_->Delete(&dctx, del, &dr).ok());
+  }
   EXPECT_EQ(Publish("items", 1, &pub).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   pb::RollbackRequest rb;
