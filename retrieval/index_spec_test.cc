@@ -101,9 +101,8 @@ TEST(IndexSpecFuzzTest, AcceptedDescriptionsBuildAndSearchOrFailCleanly) {
   auto pick = [&](const std::vector<std::string>& v) {
     return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
   };
-  const int d = 8;
   const int64_t n = 300;
-  const std::vector<float> vectors = RandomUnitVectors(n, d, 7);
+  const std::vector<int> dims = {1, 3, 8, 12};
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   int tried = 0, accepted = 0, built = 0;
   for (; tried < 400 && absl::Now() < deadline; ++tried) {
@@ -114,6 +113,8 @@ TEST(IndexSpecFuzzTest, AcceptedDescriptionsBuildAndSearchOrFailCleanly) {
         tail.back() != '4' && tail.back() != '6') {
       description += pick(numbers);
     }
+    const int d = dims[tried % dims.size()];
+    const std::vector<float> vectors = RandomUnitVectors(n, d, 7 + tried);
     for (Metric metric : {Metric::kInnerProduct, Metric::kL2}) {
       CollectionConfig config = TestConfig("fuzz", d, description, metric);
       config.flat_fallback_when_untrainable = (tried % 2) == 0;
@@ -133,8 +134,8 @@ TEST(IndexSpecFuzzTest, AcceptedDescriptionsBuildAndSearchOrFailCleanly) {
       std::vector<int64_t> labels(5);
       ASSERT_OK((*index)->Search(vectors.data(), 1, 5, IndexSearchParams(),
                                  distances.data(), labels.data()))
-          << description;
-      EXPECT_GE(labels[0], 0) << description;
+          << description << " d=" << d;
+      EXPECT_GE(labels[0], 0) << description << " d=" << d;
       for (int i = 0; i < 5; ++i) {
         if (labels[i] >= 0) {
           EXPECT_TRUE(std::isfinite(distances[i])) << description;
