@@ -4,7 +4,7 @@
 // whitened, and L2-normalised, so inner product is cosine similarity.
 //
 // Good for: near-duplicate and same-kind retrieval on aligned, same-modality
-// images (Fashion-MNIST P@1 0.85, see README.md), with no model weights and a
+// images (Fashion-MNIST P@1 0.87, see README.md), with no model weights and a
 // fit of seconds. Not for: invariance to shifts, rotations, scale or contrast
 // changes, or semantics across modalities; that is what a foundation-model
 // encoder is for.
@@ -41,13 +41,15 @@ namespace recsys {
 namespace similarity {
 
 struct PixelPcaOptions {
+  // The defaults are the best of a sweep on Fashion-MNIST (README.md).
   // Images are resized (ResizeGray) to resolution x resolution; 4..128.
-  int resolution = 28;
+  // Area-averaging 28 -> 16 also smooths away pixel noise.
+  int resolution = 16;
   // Principal components kept, the output dimension; 1..resolution^2 and at
   // most the number of fitting images - 1.
-  int components = 64;
+  int components = 128;
   // Exponent of the whitening, 0 (none) .. 1 (full).
-  double whitening = 0.5;
+  double whitening = 0.75;
   // Regulariser of the whitening, relative to the largest eigenvalue.
   double whitening_epsilon = 1e-3;
   // Subtract the fitted mean pixel before projecting.
