@@ -23,25 +23,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "server/similarity/quote_input.h"
 #include "trainer/backbone/image_io.h"
 
 namespace recsys {
 namespace similarity {
 namespace {
-
-// File contents quoted in messages are cut to this many bytes.
-// (To be replaced by common/user_input.h's QuoteUserInput.)
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 64;
-  std::string out;
-  for (char c : s.substr(0, kMax)) {
-    out.push_back(static_cast<unsigned char>(c) < 0x20 ||
-                          static_cast<unsigned char>(c) >= 0x7f
-                      ? '?'
-                      : c);
-  }
-  return absl::StrCat("\"", out, s.size() > kMax ? "...\"" : "\"");
-}
 
 void InitDcmtkOnce() {
   static absl::once_flag once;
@@ -95,7 +82,7 @@ absl::StatusOr<std::optional<double>> GetNumber(DcmDataset* ds,
   double v = 0;
   if (!absl::SimpleAtod(first, &v) || !std::isfinite(v)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("DICOM ", name, " ", Quote(s), " is not a number"));
+        absl::StrCat("DICOM ", name, " ", QuoteUserInput(s), " is not a number"));
   }
   return std::optional<double>(v);
 }
@@ -197,7 +184,7 @@ absl::StatusOr<MedicalImage> DecodeDicom(absl::string_view bytes,
                    out.bits_allocated == 8;
   if (!(mono && spp == 1) && !rgb) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "DICOM PhotometricInterpretation ", Quote(out.photometric), " with ",
+        "DICOM PhotometricInterpretation ", QuoteUserInput(out.photometric), " with ",
         spp, " samples per pixel, ", out.bits_allocated,
         " bits: expected MONOCHROME1/MONOCHROME2 (1 sample) or 8-bit RGB"));
   }

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "server/similarity/quote_input.h"
 
 namespace recsys {
 namespace similarity {
@@ -200,8 +201,8 @@ absl::StatusOr<std::vector<TranslationPair>> ReadDiathekeParallelCorpus(
     verses[i] = ParseDiathekePlain(out);
     if (verses[i].empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("range \"", options.range.substr(0, 100),
-                       "\" gives no verses in module ", *names[i]));
+          absl::StrCat("range ", QuoteUserInput(options.range),
+                       " gives no verses in module ", *names[i]));
     }
   }
   return AlignVerses(verses[0], verses[1], options.pair);

@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
+#include "server/similarity/quote_input.h"
 
 namespace recsys {
 namespace similarity {
@@ -266,7 +267,7 @@ PixelPcaEmbedder::Deserialize(absl::string_view bytes) {
   ASSIGN_OR_RETURN(std::string format, Meta(m, "format"));
   if (format != kFormat) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "pixel-PCA state: format \"", format.substr(0, 64), "\", expected ",
+        "pixel-PCA state: format ", QuoteUserInput(format), ", expected ",
         kFormat));
   }
   PixelPcaOptions o;

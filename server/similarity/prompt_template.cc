@@ -6,18 +6,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/similarity/quote_input.h"
 
 namespace recsys {
 namespace similarity {
 namespace {
-
-// Template text quoted in messages is cut to this many bytes.
-// (To be replaced by common/user_input.h's QuoteUserInput.)
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 64;
-  return absl::StrCat("\"", s.substr(0, kMax), s.size() > kMax ? "..." : "",
-                      "\"");
-}
 
 template <typename Segment>
 absl::Status Parse(absl::string_view what, absl::string_view text,
@@ -54,7 +47,7 @@ absl::Status Parse(absl::string_view what, absl::string_view text,
       for (const std::string& a : allowed) absl::StrAppend(&names, " {", a, "}");
       return absl::InvalidArgumentError(
           absl::StrCat(what, " template: unknown placeholder {",
-                       Quote(name), "}; expected one of", names));
+                       QuoteUserInput(name), "}; expected one of", names));
     }
     if (!literal.empty()) out->push_back({false, std::move(literal)});
     literal.clear();
