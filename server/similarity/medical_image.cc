@@ -50,6 +50,51 @@ bool IsJpeg(absl::string_view b) {
 }
 
 absl::Status CheckSize(int64_t rows, int64_t cols,
+                       const MedicalImageOptions& o);
+
+uint32_t BigEndian(absl::string_view b, size_t at, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(b[at + i]);
+  return v;
+}
+
+// The size a PNG (IHDR) or JPEG (first SOFn marker) declares, checked
+// against the limits before anything is decoded, so a small file that
+// declares a huge image costs nothing. Headers too damaged to read are left
+// to the decoder, which reports them.
+absl::Status CheckDeclaredSize(absl::string_view b,
+                               const MedicalImageOptions& o) {
+  if (IsPng(b)) {
+    if (b.size() >= 24 && b.substr(12, 4) == "IHDR") {
+      return CheckSize(BigEndian(b, 20, 4), BigEndian(b, 16, 4), o);
+    }
+    return absl::OkStatus();
+  }
+  size_t at = 2;
+  while (at + 4 <= b.size()) {
+    if (static_cast<unsigned char>(b[at]) != 0xFF) return absl::OkStatus();
+    const unsigned char marker = static_cast<unsigned char>(b[at + 1]);
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {
+      at += 2;
+      continue;
+    }
+    const uint32_t length = BigEndian(b, at + 2, 2);
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 &&
+                     marker != 0xC8 && marker != 0xCC;
+    if (sof && at + 9 <= b.size()) {
+      return CheckSize(BigEndian(b, at + 5, 2), BigEndian(b, at + 7, 2), o);
+    }
+    if (length < 2) return absl::OkStatus();
+    at += 2 + length;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSize(int64_t rows, int64_t cols,
                        const MedicalImageOptions& o) {
   if (rows < 1 || cols < 1 || rows > o.max_side || cols > o.max_side) {
     return absl::InvalidArgumentError(
@@ -339,6 +384,7 @@ absl::StatusOr<MedicalImage> DecodeMedicalImage(
                      options.max_bytes));
   }
   if (IsPng(bytes) || IsJpeg(bytes)) {
+    RETURN_IF_ERROR(CheckDeclaredSize(bytes, options));
     auto rgb = DecodeImage(bytes);
     if (!rgb.ok()) {
       return absl::InvalidArgumentError(

@@ -248,9 +248,24 @@ TEST(MedicalImageTest, PngAndJpegThroughImageIo) {
   EXPECT_TRUE(m.labels.empty());
   std::string corrupt = png.substr(0, 8) + std::string(40, '\x42');
   EXPECT_THAT(DecodeMedicalImage(corrupt),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("corrupt PNG")));
+  // A PNG that declares 100000 x 100000 is refused before decoding.
+  std::string huge = png;
+  huge.replace(16, 8, std::string("\x00\x01\x86\xA0\x00\x01\x86\xA0", 8));
+  EXPECT_THAT(DecodeMedicalImage(huge),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("100000x100000")));
   EXPECT_THAT(DecodeMedicalImage("\xFF\xD8\xFF\xE0 not really a jpeg"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("JPEG")));
+  // A JPEG header (SOF0) declaring 60000 x 50000.
+  const std::string sof = std::string("\xFF\xD8\xFF\xC0\x00\x11\x08", 7) +
+                          std::string("\xC3\x50\xEA\x60", 4) +
+                          std::string(12, '\x01');
+  EXPECT_THAT(DecodeMedicalImage(sof),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("60000x50000")));
   MedicalImageOptions o;
   o.max_side = 1;
   EXPECT_THAT(DecodeMedicalImage(png, o),
