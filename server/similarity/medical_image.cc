@@ -324,7 +324,7 @@ absl::StatusOr<MedicalImage> DecodeDicom(absl::string_view bytes,
     }
     out.window = *o.window;
     have_window = true;
-  } else if (!rgb) {
+  } else {
     ASSIGN_OR_RETURN(std::optional<double> c,
                      GetNumber(ds, DCM_WindowCenter, "WindowCenter"));
     ASSIGN_OR_RETURN(std::optional<double> w,
@@ -340,7 +340,13 @@ absl::StatusOr<MedicalImage> DecodeDicom(absl::string_view bytes,
   img.width = cols;
   img.height = rows;
   img.pixels.resize(plane);
-  if (have_window) {
+  if (rgb) {
+    // Colour images are display values already: luma / 255, no window.
+    out.window = {127.5, 256};
+    for (size_t i = 0; i < plane; ++i) {
+      img.pixels[i] = static_cast<float>(values[i] / 255.0);
+    }
+  } else if (have_window) {
     const double c = out.window.center - 0.5;
     const double w = out.window.width - 1;
     for (size_t i = 0; i < plane; ++i) {

@@ -13,7 +13,7 @@
 //                  else the file's first WindowCenter/WindowWidth, or else
 //                  the image's min..max; MONOCHROME1 is inverted so 1 is
 //                  always white. RGB (8-bit, either planar configuration)
-//                  becomes luma.
+//                  is display data already: BT.601 luma / 255, no window.
 // Refused, INVALID_ARGUMENT with the reason: input over max_bytes, not
 // PNG/JPEG/DICOM, unparsable or truncated DICOM, no PixelData, a transfer
 // syntax that cannot be decoded here (JPEG 2000, JPEG-LS, ...), other
@@ -53,7 +53,7 @@ struct MedicalImageOptions {
   int64_t max_pixels = 32ll << 20;
   enum class MultiFrame { kRefuse, kFirstFrame };
   MultiFrame multi_frame = MultiFrame::kRefuse;
-  // Replaces the file's window (DICOM only).
+  // Replaces the file's window (monochrome DICOM only).
   std::optional<VoiWindow> window;
 };
 

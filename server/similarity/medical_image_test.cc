@@ -21,6 +21,7 @@
 #include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/similarity/fashion_mnist.h"
 #include "trainer/backbone/image_io.h"
 
 namespace recsys {
@@ -355,6 +356,58 @@ TEST_F(PydicomFilesTest, RealFilesThatMustBeRefused) {
   EXPECT_THAT(Decode("liver_1frame.dcm"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("BitsAllocated 1")));
+}
+
+// A 24-bit BMP (what img2dcm reads besides JPEG) of a grey image.
+std::string GreyBmp(const GrayImage& g) {
+  const int row = g.width * 3;
+  const int pad = (4 - row % 4) % 4;
+  std::string data;
+  for (int y = g.height - 1; y >= 0; --y) {  // bottom-up rows
+    for (int x = 0; x < g.width; ++x) {
+      const char v = static_cast<char>(
+          std::lround(g.pixels[static_cast<size_t>(y) * g.width + x] * 255));
+      data.append(3, v);
+    }
+    data.append(pad, '\0');
+  }
+  auto le = [](uint32_t v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+    return s;
+  };
+  return "BM" + le(54 + data.size(), 4) + le(0, 4) + le(54, 4) + le(40, 4) +
+         le(g.width, 4) + le(g.height, 4) + le(1, 2) + le(24, 2) + le(0, 4) +
+         le(data.size(), 4) + le(2835, 4) + le(2835, 4) + le(0, 4) +
+         le(0, 4) + data;
+}
+
+TEST(MedicalImageImg2dcmTest, FashionMnistImageConvertedByImg2dcm) {
+  if (!PathExists("/usr/bin/img2dcm")) {
+    GTEST_SKIP() << "no /usr/bin/img2dcm: apt-get install dcmtk";
+  }
+  if (!PathExists(kDebianFashionMnistDir)) {
+    GTEST_SKIP() << "no Fashion-MNIST: apt-get install dataset-fashion-mnist";
+  }
+  ASSERT_OK_AND_ASSIGN(FashionMnist data, ReadFashionMnist());
+  for (int64_t i : {0, 1, 9999}) {
+    const GrayImage original = data.test.Image(i);
+    const std::string bmp = TestTempPath(absl::StrCat("fm", i, ".bmp"));
+    const std::string dcm = TestTempPath(absl::StrCat("fm", i, ".dcm"));
+    ASSERT_OK(WriteFileAtomically(bmp, GreyBmp(original)));
+    const std::string cmd = absl::StrCat("/usr/bin/img2dcm -i BMP '", bmp,
+                                         "' '", dcm, "' >/dev/null 2>&1");
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(dcm));
+    ASSERT_TRUE(HasDicomPreamble(bytes));
+    ASSERT_OK_AND_ASSIGN(MedicalImage m, DecodeMedicalImage(bytes));
+    EXPECT_EQ(m.photometric, "RGB");  // img2dcm keeps the BMP's colour model
+    ASSERT_EQ(m.image.width, 28);
+    ASSERT_EQ(m.image.height, 28);
+    for (size_t p = 0; p < original.pixels.size(); ++p) {
+      ASSERT_NEAR(m.image.pixels[p], original.pixels[p], 1e-6) << i << " " << p;
+    }
+  }
 }
 
 TEST(MedicalImageFuzzTest, ByteFlipsAndTruncationsNeverCrash) {
