@@ -1,9 +1,14 @@
 #include "server/similarity/pixel_pca_embedder.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/status_matchers.h"
+#include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -143,6 +148,63 @@ TEST(PixelPcaEmbedderTest, SerializeRoundTripsAndDetectsDamage) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("checksum")));
   EXPECT_THAT(PixelPcaEmbedder::Deserialize("not a safetensors blob"),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+std::string RunfilePath(const std::string& relative) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "recsys", "/",
+                      relative);
+}
+
+TEST(PixelPcaEmbedderTest, MatchesNumpyEigh) {
+  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no /usr/bin/python3 with numpy";
+  }
+  // 300 rows of 8x8 pixels with clearly separated variances per direction.
+  constexpr int kN = 300, kD = 64, kK = 12;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> rows(kN * kD);
+  for (int i = 0; i < kN; ++i) {
+    for (int j = 0; j < kD; ++j) {
+      rows[i * kD + j] = 0.5f + normal(rng) * 0.3f / (1 + 0.5f * j);
+    }
+  }
+  // Mix the pixels so the components are not the pixel axes.
+  for (int i = 0; i < kN; ++i) {
+    for (int j = 1; j < kD; ++j) rows[i * kD + j] += 0.3f * rows[i * kD + j - 1];
+  }
+  PixelPcaOptions o;
+  o.resolution = 8;
+  o.components = kK;
+  o.whitening = 0.6;
+  ASSERT_OK_AND_ASSIGN(auto e, PixelPcaEmbedder::Fit(o, rows));
+  ASSERT_OK_AND_ASSIGN(auto embedded, e->EmbedRows(rows));
+
+  const std::string in = TestTempPath("pca_rows.f32");
+  const std::string out = TestTempPath("pca_numpy.f32");
+  ASSERT_OK(WriteFileAtomically(
+      in, std::string(reinterpret_cast<const char*>(rows.data()),
+                      rows.size() * sizeof(float))));
+  const std::string cmd = absl::StrCat(
+      "/usr/bin/python3 '",
+      RunfilePath("server/similarity/testdata/pca_reference.py"), "' '", in,
+      "' ", kN, " ", kD, " ", kK, " ", o.whitening, " ", o.whitening_epsilon,
+      " '", out, "'");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ASSERT_OK_AND_ASSIGN(std::string ref_bytes, ReadFileToString(out));
+  ASSERT_EQ(ref_bytes.size(), (kK + kN * kK) * sizeof(float));
+  std::vector<float> ref(kK + kN * kK);
+  std::memcpy(ref.data(), ref_bytes.data(), ref_bytes.size());
+  for (int j = 0; j < kK; ++j) {
+    EXPECT_NEAR(e->eigenvalues()[j], ref[j], 1e-5 * ref[0]) << j;
+  }
+  double max_diff = 0;
+  for (int i = 0; i < kN * kK; ++i) {
+    max_diff = std::max<double>(max_diff, std::abs(embedded[i] - ref[kK + i]));
+  }
+  EXPECT_LT(max_diff, 1e-4);
 }
 
 TEST(PixelPcaEmbedderTest, RefusesBadInput) {
