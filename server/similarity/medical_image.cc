@@ -179,20 +179,6 @@ absl::StatusOr<MedicalImage> DecodeDicom(absl::string_view bytes,
     return absl::InvalidArgumentError(
         "DICOM has no pixel data (PixelData (7FE0,0010) absent)");
   }
-  const E_TransferSyntax original = ds->getOriginalXfer();
-  DcmXfer xfer(original);
-  out.transfer_syntax = xfer.getXferName();
-  if (xfer.isEncapsulated()) {
-    if (ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
-        !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("DICOM transfer syntax ", xfer.getXferName(), " (",
-                       xfer.getXferID(),
-                       ") cannot be decoded here; supported: uncompressed, "
-                       "deflated, RLE, JPEG baseline/extended/lossless"));
-    }
-  }
-
   ASSIGN_OR_RETURN(const int rows, GetUint16(ds, DCM_Rows, "Rows", true, 0));
   ASSIGN_OR_RETURN(const int cols, GetUint16(ds, DCM_Columns, "Columns", true, 0));
   RETURN_IF_ERROR(CheckSize(rows, cols, o));
@@ -236,16 +222,31 @@ absl::StatusOr<MedicalImage> DecodeDicom(absl::string_view bytes,
 
   ASSIGN_OR_RETURN(std::optional<double> frames,
                    GetNumber(ds, DCM_NumberOfFrames, "NumberOfFrames"));
-  out.frames = frames.has_value() ? static_cast<int>(*frames) : 1;
-  if (out.frames < 1) {
+  if (frames.has_value() && !(*frames >= 1 && *frames <= 1e6)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("DICOM NumberOfFrames ", out.frames, ": expected >= 1"));
+        absl::StrCat("DICOM NumberOfFrames ", *frames, ": expected 1..1000000"));
   }
+  out.frames = frames.has_value() ? static_cast<int>(*frames) : 1;
   if (out.frames > 1 && o.multi_frame == MedicalImageOptions::MultiFrame::kRefuse) {
     return absl::InvalidArgumentError(absl::StrCat(
         "DICOM has ", out.frames,
         " frames; only single-frame images are indexed (or set multi_frame "
         "to kFirstFrame)"));
+  }
+
+  const E_TransferSyntax original = ds->getOriginalXfer();
+  DcmXfer xfer(original);
+  out.transfer_syntax = xfer.getXferName();
+  // Decompress only once the header has passed every limit.
+  if (xfer.isEncapsulated()) {
+    if (ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
+        !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DICOM transfer syntax ", xfer.getXferName(), " (",
+                       xfer.getXferID(),
+                       ") cannot be decoded here; supported: uncompressed, "
+                       "deflated, RLE, JPEG baseline/extended/lossless"));
+    }
   }
 
   // The first frame's samples.

@@ -45,6 +45,7 @@ struct DicomSpec {
   std::string photometric = "MONOCHROME2";
   std::vector<uint16_t> stored;  // rows * cols * frames raw words / bytes
   int frames = 1;
+  std::optional<std::string> number_of_frames;  // overrides `frames` as text
   std::optional<std::string> slope, intercept, center, width;
   bool pixel_data = true;
 };
@@ -67,7 +68,9 @@ std::string WriteDicom(const DicomSpec& s, const std::string& name) {
   ds->putAndInsertUint16(DCM_BitsStored, s.bits_stored);
   ds->putAndInsertUint16(DCM_HighBit, s.high_bit);
   ds->putAndInsertUint16(DCM_PixelRepresentation, s.pixel_representation);
-  if (s.frames > 1) {
+  if (s.number_of_frames) {
+    ds->putAndInsertString(DCM_NumberOfFrames, s.number_of_frames->c_str());
+  } else if (s.frames > 1) {
     ds->putAndInsertString(DCM_NumberOfFrames, absl::StrCat(s.frames).c_str());
   }
   if (s.slope) ds->putAndInsertString(DCM_RescaleSlope, s.slope->c_str());
@@ -222,6 +225,11 @@ TEST(MedicalImageTest, RefusesWithPreciseReasons) {
                        HasSubstr("PhotometricInterpretation")));
   s = {};
   s.stored = std::vector<uint16_t>(6, 1);
+  s.number_of_frames = "9000000";
+  EXPECT_THAT(DecodeMedicalImage(WriteDicom(s, "frames_big.dcm")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("NumberOfFrames 9e+06: expected 1..1000000")));
+  s.number_of_frames.reset();
   s.slope = "abc";
   EXPECT_THAT(DecodeMedicalImage(WriteDicom(s, "slope.dcm")),
               StatusIs(absl::StatusCode::kInvalidArgument,
