@@ -67,6 +67,17 @@ absl::StatusOr<std::vector<float>> ReadTensor(const SafetensorsFile& file,
   return out;
 }
 
+// INVALID_ARGUMENT naming the first NaN or infinite value.
+absl::Status CheckFinite(const std::vector<float>& v, absl::string_view what) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": value ", i, " is not finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidatePixelPcaOptions(const PixelPcaOptions& o) {
@@ -122,6 +133,7 @@ absl::StatusOr<std::unique_ptr<PixelPcaEmbedder>> PixelPcaEmbedder::Fit(
     return absl::InvalidArgumentError(absl::StrCat(
         "rows: ", rows.size(), " floats is not a multiple of resolution^2 = ", d));
   }
+  RETURN_IF_ERROR(CheckFinite(rows, "rows"));
   const int64_t n = static_cast<int64_t>(rows.size()) / d;
   if (n < options.components + 1) {
     return absl::InvalidArgumentError(
@@ -194,6 +206,7 @@ absl::StatusOr<std::vector<float>> PixelPcaEmbedder::Embed(
         image.pixels.size(), " pixels; expected a non-empty image"));
   }
   std::vector<float> x = Preprocess(image, options_.resolution);
+  RETURN_IF_ERROR(CheckFinite(x, "image"));
   const int d = input_dim();
   for (int i = 0; i < d; ++i) x[i] -= mean_[i];
   std::vector<float> out(dimension());
@@ -214,6 +227,7 @@ absl::StatusOr<std::vector<float>> PixelPcaEmbedder::EmbedRows(
     return absl::InvalidArgumentError(absl::StrCat(
         "rows: ", rows.size(), " floats is not a multiple of ", d));
   }
+  RETURN_IF_ERROR(CheckFinite(rows, "rows"));
   const int64_t n = static_cast<int64_t>(rows.size()) / d;
   const int64_t k = dimension();
   std::vector<float> out(n * k);

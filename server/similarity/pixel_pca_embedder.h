@@ -60,7 +60,8 @@ class PixelPcaEmbedder {
  public:
   // Fits on `rows`: n preprocessed images (Preprocess), n * input_dim()
   // floats. INVALID_ARGUMENT for bad options, a size that is not a multiple
-  // of resolution^2, or fewer than components + 1 images; INTERNAL if the
+  // of resolution^2, a NaN or infinite value, or fewer than components + 1
+  // images; INTERNAL if the
   // eigen-decomposition fails.
   static absl::StatusOr<std::unique_ptr<PixelPcaEmbedder>> Fit(
       const PixelPcaOptions& options, const std::vector<float>& rows);
@@ -77,8 +78,8 @@ class PixelPcaEmbedder {
   static std::vector<float> Preprocess(const GrayImage& image, int resolution);
 
   // Embeds one image into dimension() floats (L2 norm 1, or all zeros for
-  // an image equal to the mean). INVALID_ARGUMENT for an empty image or one
-  // whose pixel count does not match its size.
+  // an image equal to the mean). INVALID_ARGUMENT for an empty image, one
+  // whose pixel count does not match its size, or NaN / infinite pixels.
   absl::StatusOr<std::vector<float>> Embed(const GrayImage& image) const;
   // Embeds n preprocessed rows (n * input_dim() floats) into n *
   // dimension() floats.

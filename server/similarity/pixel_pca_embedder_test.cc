@@ -229,6 +229,16 @@ TEST(PixelPcaEmbedderTest, RefusesBadInput) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(e->Embed(GrayImage{3, 3, std::vector<float>(8)}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  GrayImage nan_image = PatternImage(1, 1);
+  nan_image.pixels[5] = std::nanf("");
+  EXPECT_THAT(e->Embed(nan_image),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("not finite")));
+  std::vector<GrayImage> with_inf = PatternSet(40);
+  with_inf[7].pixels[0] = INFINITY;
+  EXPECT_THAT(PixelPcaEmbedder::FitImages(SmallOptions(0.5), with_inf),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("not finite")));
 }
 
 }  // namespace
