@@ -65,9 +65,6 @@ std::string QuoteUserInput(absl::string_view s) {
       switch (c) {
         case '\'': out += "\\'"; break;
         case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
         default:
           if (c < 0x20 || c == 0x7F) {
             absl::StrAppendFormat(&out, "\\x%02x", c);

@@ -19,10 +19,11 @@ namespace recsys {
 
 // How many characters of user input an error message shows.
 inline constexpr size_t kQuotedUserInputChars = 64;
+inline constexpr size_t kQuotedInputMaxChars = kQuotedUserInputChars;
 
 // `s` in single quotes, at most kQuotedUserInputChars characters (cut at a
 // UTF-8 character boundary). Bytes that are not valid UTF-8, control
-// characters, quotes and backslashes are escaped (\xNN, \n, \', \\), each
+// characters, quotes and backslashes are escaped (\xNN, \', \\), each
 // counting as one character. When cut, "..." closes the quoted text and the
 // input's length follows: 'aaaaaaaa...' (10240 bytes).
 std::string QuoteUserInput(absl::string_view s);

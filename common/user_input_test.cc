@@ -36,7 +36,7 @@ TEST(QuoteUserInputTest, EscapesInvalidBytesAndControls) {
   EXPECT_EQ(QuoteUserInput("a\xff" "b"), "'a\\xffb'");
   EXPECT_EQ(QuoteUserInput("\xc3"), "'\\xc3'");            // truncated sequence
   EXPECT_EQ(QuoteUserInput("\xed\xa0\x80"), "'\\xed\\xa0\\x80'");  // surrogate
-  EXPECT_EQ(QuoteUserInput("it's\n"), "'it\\'s\\n'");
+  EXPECT_EQ(QuoteUserInput("it's\n"), "'it\\'s\\x0a'");
   EXPECT_EQ(QuoteUserInput(std::string("\0", 1)), "'\\x00'");
   // Whatever the input, the rendering is valid UTF-8 and bounded.
   std::string junk;

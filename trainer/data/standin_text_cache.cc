@@ -10,7 +10,8 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/items_table.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {
@@ -81,21 +82,17 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
                                    const std::string& out_path,
                                    const StandinTextOptions& o) {
   ASSIGN_OR_RETURN(std::string contents, ReadFileToString(items_tsv));
+  ASSIGN_OR_RETURN(std::vector<ItemTableRow> items, ParseItemTable(contents, items_tsv));
   std::vector<std::string> keys;
   std::vector<float> states;
-  const size_t per_item = static_cast<size_t>(o.num_states) * o.hidden_size;
-  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
-    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits('\t', 1));
-    const std::string key(absl::StripAsciiWhitespace(parts[0]));
-    const std::string title = parts.size() > 1 ? std::string(parts[1]) : "";
-    if (key.empty()) continue;
-    keys.push_back(key);
-    std::vector<float> s = StandinTextStates(title, o);
+  keys.reserve(items.size());
+  states.reserve(items.size() * static_cast<size_t>(o.num_states) * o.hidden_size);
+  for (ItemTableRow& item : items) {
+    std::vector<float> s = StandinTextStates(item.value, o);
     states.insert(states.end(), s.begin(), s.end());
+    keys.push_back(std::move(item.key));
   }
   if (keys.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
-  (void)per_item;
   HiddenStateCacheInfo info;
   info.modality = "text";
   info.backbone = absl::StrFormat("hashed-bow-standin-%dx%d", o.num_states - 1, o.hidden_size);
