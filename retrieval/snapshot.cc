@@ -275,6 +275,24 @@ absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text) {
   return c;
 }
 
+absl::StatusOr<std::string> SealLegacyJson(absl::string_view text,
+                                           absl::string_view what) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat(what, " is not valid JSON"));
+  }
+  if (j.contains(kCrcField)) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is sealed already"));
+  }
+  if (j.contains("files")) {  // a manifest of format 1: same members
+    if (j.value("format", 0) != 1) {
+      return absl::DataLossError(absl::StrCat(what, ": unknown format"));
+    }
+    j["format"] = 2;
+  }
+  return Seal(std::move(j));
+}
+
 std::string LiveToJson(const LiveRecord& live) {
   return Seal(json{{"live", live.version}, {"rolled_back", live.rolled_back}});
 }

@@ -58,6 +58,12 @@ struct LiveRecord {
   bool rolled_back = false;
 };
 std::string LiveToJson(const LiveRecord& live);
+
+// The operator's upgrade of a file written before files were sealed
+// (collection.json, a format-1 MANIFEST.json): the same JSON with its
+// checksum added. FAILED_PRECONDITION when it is sealed already.
+absl::StatusOr<std::string> SealLegacyJson(absl::string_view text,
+                                           absl::string_view what);
 absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text);
 
 // The collection's config as JSON (collection.json) and back.
