@@ -112,6 +112,37 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+// Unary calls registered raw: the request is parsed here, so one gRPC
+// cannot parse (invalid UTF-8 in a key) is INVALID_ARGUMENT instead of
+// gRPC's bare UNIMPLEMENTED. `fn(const Req&, Resp*, CallRecord&)` runs
+// synchronously; the response is serialized only on OK.
+template <typename Req, typename Resp, typename Fn>
+grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx,
+                                   const grpc::ByteBuffer* in,
+                                   grpc::ByteBuffer* out, const char* method,
+                                   Fn fn) {
+  return Unary(ctx, method, [&](CallRecord& rec) -> absl::Status {
+    Req req;
+    grpc::ByteBuffer copy(*in);  // shares the slices
+    grpc::ProtoBufferReader reader(&copy);
+    if (!req.ParseFromZeroCopyStream(&reader)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the request is not a valid ", req.GetTypeName(),
+          ": a key or other string field holds invalid UTF-8 (proto3 "
+          "strings must be UTF-8), or the bytes are not protobuf"));
+    }
+    Resp resp;
+    RETURN_IF_ERROR(fn(req, &resp, rec));
+    grpc::ProtoBufferWriter writer(out, grpc::kProtoBufferWriterMaxBufferLength,
+                                   static_cast<int>(resp.ByteSizeLong()));
+    if (!resp.SerializeToZeroCopyStream(&writer)) {
+      return absl::InternalError(
+          absl::StrCat("cannot serialize the ", resp.GetTypeName()));
+    }
+    return absl::OkStatus();
+  });
+}
+
 pb::Metric ToProto(Metric m) {
   switch (m) {
     case Metric::kInnerProduct:
@@ -517,9 +548,13 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* RetrievalService::Upsert(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::Delete(
-    grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
-    pb::DeleteResponse* resp) {
-  return Unary(ctx, "Delete", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::DeleteRequest, pb::DeleteResponse>(
+      ctx, raw_req, raw_resp, "Delete",
+      [&](const pb::DeleteRequest& request, pb::DeleteResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::DeleteRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.set_collection(req->collection());
     std::vector<std::string> keys(req->keys().begin(), req->keys().end());
@@ -529,10 +564,14 @@ grpc::ServerUnaryReactor* RetrievalService::Delete(
   });
 }
 
-grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx,
-                                                const pb::GetRequest* req,
-                                                pb::GetResponse* resp) {
-  return Unary(ctx, "Get", [&](CallRecord& rec) -> absl::Status {
+grpc::ServerUnaryReactor* RetrievalService::Get(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::GetRequest, pb::GetResponse>(
+      ctx, raw_req, raw_resp, "Get",
+      [&](const pb::GetRequest& request, pb::GetResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::GetRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.set_collection(req->collection());
     if (req->keys_size() > options_.max_exclude_keys) {

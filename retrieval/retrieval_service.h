@@ -34,11 +34,16 @@
 namespace recsys {
 namespace retrieval {
 
-// Upsert is registered raw (ByteBuffer in, ByteBuffer out) so that the
-// service, not gRPC, parses each stream message: see upsert_wire.proto.
+// Upsert, Delete and Get (the calls that carry callers' keys) are
+// registered raw (ByteBuffer in, ByteBuffer out) so that the service, not
+// gRPC, parses them: a message with invalid UTF-8 gets INVALID_ARGUMENT
+// (for Upsert naming the entry, see upsert_wire.proto) instead of being
+// dropped or refused as UNIMPLEMENTED.
 class RetrievalService final
     : public recsys::v1::Retrieval::WithRawCallbackMethod_Upsert<
-          recsys::v1::Retrieval::CallbackService> {
+          recsys::v1::Retrieval::WithRawCallbackMethod_Delete<
+              recsys::v1::Retrieval::WithRawCallbackMethod_Get<
+                  recsys::v1::Retrieval::CallbackService>>> {
  public:
   struct Options {
     SearchBatcher::Options batching;
@@ -77,11 +82,11 @@ class RetrievalService final
   grpc::ServerReadReactor<grpc::ByteBuffer>* Upsert(
       grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-                                   const recsys::v1::DeleteRequest* req,
-                                   recsys::v1::DeleteResponse* resp) override;
+                                   const grpc::ByteBuffer* req,
+                                   grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-                                const recsys::v1::GetRequest* req,
-                                recsys::v1::GetResponse* resp) override;
+                                const grpc::ByteBuffer* req,
+                                grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
                                     const recsys::v1::PublishRequest* req,
                                     recsys::v1::PublishResponse* resp) override;

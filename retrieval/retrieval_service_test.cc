@@ -462,6 +462,50 @@ TEST_F(RetrievalServiceTest, UnparseableUnaryRequestIsRefusedBeforeTheHandler) {
   EXPECT_EQ(st.error_message(), "");
 }
 
+// Delete and Get carry callers' keys and are read raw: invalid UTF-8 is
+// INVALID_ARGUMENT, and nothing is deleted.
+TEST_F(RetrievalServiceTest, DeleteAndGetWithInvalidUtf8KeysAreInvalidArgument) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  pb::UpsertResponse up;
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 3, kDim, 1)}, &up).ok());
+  pb::DeleteRequest del;
+  del.set_collection("items");
+  del.add_keys("key0");
+  del.add_keys("bad\xfe");
+  pb::DeleteResponse dr;
+  grpc::Status st;
+  {
+    grpc::ClientContext ctx;
+    st = stub_->Delete(&ctx, del, &dr);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("recsys.v1.DeleteRequest"));
+  pb::GetRequest get;
+  get.set_collection("items");
+  get.set_staged(true);
+  get.add_keys("key0");
+  pb::GetResponse got;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Get(&ctx, get, &got).ok());
+  }
+  EXPECT_EQ(got.entries_size(), 1);  // key0 was not deleted
+  get.add_keys("\xc3");
+  {
+    grpc::ClientContext ctx;
+    st = stub_->Get(&ctx, get, &got);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  del.clear_keys();
+  del.add_keys("key0");
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Delete(&ctx, del, &dr).ok());
+  }
+  EXPECT_EQ(dr.deleted(), 1);
+}
+
 // Error messages quote user input truncated, so a 10 KB name comes back
 // as the precise code, not RESOURCE_EXHAUSTED for oversized metadata.
 TEST_F(RetrievalServiceTest, HugeUserInputIsQuotedTruncatedInErrors) {
