@@ -91,7 +91,9 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
   auto c = std::unique_ptr<Collection>(new Collection(config, options));
 
   int64_t live_version = 0;
-  bool rolled_back = false;
+  // Versions up to this one are not rolled forward (a Rollback chose an
+  // older one).
+  int64_t no_roll_forward_up_to = 0;
   if (PathExists(JoinPath(options.dir, kLiveFile))) {
     ASSIGN_OR_RETURN(std::string text,
                      ReadFileToString(JoinPath(options.dir, kLiveFile)));
@@ -101,7 +103,9 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
           absl::StrCat(options.dir, "/", live.status().message()));
     }
     live_version = live->version;
-    rolled_back = live->rolled_back;
+    no_roll_forward_up_to =
+        live->rolled_back ? std::max(live->version, live->newest_at_rollback)
+                          : live->version;
   }
   const std::string versions_dir = JoinPath(options.dir, kVersionsDir);
   RETURN_IF_ERROR(CreateDirectories(versions_dir));
@@ -147,10 +151,10 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
     c->loaded_[v] = loaded->version;
     ++good;
   }
-  if (!rolled_back && !c->loaded_.empty() &&
-      c->loaded_.rbegin()->first > live_version) {
-    // A complete, checksummed version newer than LIVE that no Rollback
-    // chose: a publish cut short between its snapshot's rename and the
+  if (!c->loaded_.empty() &&
+      c->loaded_.rbegin()->first > std::max(live_version, no_roll_forward_up_to)) {
+    // A complete, checksummed version newer than LIVE (and than every
+    // version a Rollback stepped back from): a publish cut short between its snapshot's rename and the
     // LIVE update. Finish it (its writes were acknowledged and its log
     // files may be gone already); a client retrying that publish then gets
     // the same version back.
@@ -625,7 +629,7 @@ absl::StatusOr<VersionStatus> Collection::Rollback(int64_t version) {
         " is building on the current base; roll back when it is done"));
   }
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
-                                      LiveToJson({version, true})));
+                                      LiveToJson({version, true, max_version_})));
   {
     // "Reset to v": the next Publish builds on v plus what is staged, so
     // entries of newer versions do not come back. Those versions stay

@@ -395,21 +395,37 @@ TEST(CollectionHardeningTest, RollbackResetsTheBaseAndSurvivesRestart) {
 TEST(CollectionHardeningTest, APublishCutShortIsFinishedAndItsRetrySucceeds) {
   const std::string dir = FreshTestDir("h_cut");
   {
-    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir)));
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir, 5)));
     ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
     ASSERT_OK(c->PublishAndWait(12).status());
     ASSERT_OK(c->Upsert(MakeEntries(10, 10, kDim, 2)));
     ASSERT_OK(c->PublishAndWait(13).status());
   }
   ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, false})));
-  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir)));
+  {
+    // The same cut after a Rollback from 13 to 12: 13 stays rolled back.
+    ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, true, 13})));
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
+    EXPECT_EQ(c->Status().live_version, 12);
+    // A publish after that rollback, cut short: 14 is rolled forward.
+    ASSERT_OK(c->Upsert(MakeEntries(50, 1, kDim, 5)));
+    ASSERT_OK(c->PublishAndWait(14).status());
+  }
+  ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, true, 13})));
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
+    EXPECT_EQ(c->Status().live_version, 14);
+    ASSERT_OK(c->Rollback(13).status());
+  }
+  ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, false})));
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
   ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
-  EXPECT_EQ(live->version(), 13);
-  EXPECT_EQ(live->size(), 20);
-  ASSERT_OK_AND_ASSIGN(VersionStatus retry, c->PublishAndWait(13));
-  EXPECT_EQ(retry.version, 13);
+  EXPECT_EQ(live->version(), 14);
+  EXPECT_EQ(live->size(), 11);  // 12's 10 entries + key50
+  ASSERT_OK_AND_ASSIGN(VersionStatus retry, c->PublishAndWait(14));
+  EXPECT_EQ(retry.version, 14);
   EXPECT_EQ(retry.state, VersionState::kLive);
-  EXPECT_EQ(retry.entries, 20);
+  EXPECT_EQ(retry.entries, 11);
 }
 
 // Every byte of every metadata file the collection writes, flipped: the

@@ -294,7 +294,9 @@ absl::StatusOr<std::string> SealLegacyJson(absl::string_view text,
 }
 
 std::string LiveToJson(const LiveRecord& live) {
-  return Seal(json{{"live", live.version}, {"rolled_back", live.rolled_back}});
+  return Seal(json{{"live", live.version},
+                   {"rolled_back", live.rolled_back},
+                   {"newest_at_rollback", live.newest_at_rollback}});
 }
 
 absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text) {
@@ -303,6 +305,7 @@ absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text) {
   try {
     r.version = j.at("live").get<int64_t>();
     r.rolled_back = j.at("rolled_back").get<bool>();
+    r.newest_at_rollback = j.at("newest_at_rollback").get<int64_t>();
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("LIVE: ", e.what()));
   }

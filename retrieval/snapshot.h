@@ -51,11 +51,14 @@ absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
                                             int64_t expected_version = 0);
 
 // The LIVE file: which version is served, and whether an operator's
-// Rollback chose it (a newer complete version is then not rolled forward
-// at restart; see collection.h).
+// Rollback chose it (the versions it rolled back from are then not rolled
+// forward at restart; see collection.h).
 struct LiveRecord {
   int64_t version = 0;
   bool rolled_back = false;
+  // With rolled_back: the newest version at the time of the Rollback. Only
+  // versions above it (a later publish cut short) are rolled forward.
+  int64_t newest_at_rollback = 0;
 };
 std::string LiveToJson(const LiveRecord& live);
 
