@@ -75,7 +75,9 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
     const CollectionOptions& options) {
   ASSIGN_OR_RETURN(std::string config_text,
                    ReadFileToString(JoinPath(options.dir, kConfigFile)));
-  absl::StatusOr<CollectionConfig> parsed = ConfigFromJson(config_text);
+  bool legacy_config = false;
+  absl::StatusOr<CollectionConfig> parsed =
+      ConfigFromJson(config_text, &legacy_config);
   if (!parsed.ok()) {
     return absl::DataLossError(
         absl::StrCat(options.dir, "/", parsed.status().message()));
@@ -88,6 +90,10 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
         options.dir, "/", kConfigFile,
         " holds a config this server does not support: ", valid.message()));
   }
+  if (legacy_config) {
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kConfigFile),
+                                        ConfigToJson(config)));
+  }
   auto c = std::unique_ptr<Collection>(new Collection(config, options));
 
   int64_t live_version = 0;
@@ -97,7 +103,8 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
   if (PathExists(JoinPath(options.dir, kLiveFile))) {
     ASSIGN_OR_RETURN(std::string text,
                      ReadFileToString(JoinPath(options.dir, kLiveFile)));
-    absl::StatusOr<LiveRecord> live = LiveFromJson(text);
+    bool legacy_live = false;
+    absl::StatusOr<LiveRecord> live = LiveFromJson(text, &legacy_live);
     if (!live.ok()) {
       return absl::DataLossError(
           absl::StrCat(options.dir, "/", live.status().message()));
@@ -106,6 +113,10 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
     no_roll_forward_up_to =
         live->rolled_back ? std::max(live->version, live->newest_at_rollback)
                           : live->version;
+    if (legacy_live) {
+      RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kLiveFile),
+                                          LiveToJson(*live)));
+    }
   }
   const std::string versions_dir = JoinPath(options.dir, kVersionsDir);
   RETURN_IF_ERROR(CreateDirectories(versions_dir));

@@ -65,6 +65,21 @@ TEST(LegacyStoreTest, OpensADataDirectoryWrittenByThePreviousServer) {
   ASSERT_OK_AND_ASSIGN(VersionStatus v4, items->PublishAndWait(0));
   EXPECT_EQ(v4.version, 4);
   EXPECT_EQ(v4.entries, 5);
+
+  // Reading them sealed the old files in place: from now on they are
+  // checksummed like new ones, and the store reopens with the same state.
+  for (const char* file : {"docs/collection.json", "docs/LIVE",
+                           "docs/versions/v00000000000000000001/MANIFEST.json"}) {
+    ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(JoinPath(dir, file)));
+    EXPECT_NE(text.find("crc32c"), std::string::npos) << file;
+  }
+  store.reset();
+  items.reset();
+  docs.reset();
+  ASSERT_OK_AND_ASSIGN(store, CollectionStore::Open(o));
+  EXPECT_TRUE(store->Failed().empty());
+  ASSERT_OK_AND_ASSIGN(items, store->Get("items"));
+  EXPECT_EQ(items->Status().live_version, 4);
 }
 
 }  // namespace

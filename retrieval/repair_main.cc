@@ -1,7 +1,7 @@
 // retrieval_repair: the operator's command for a DEGRADED collection (a
 // corrupt staging log, see staging_log.h). Run it with the server stopped:
 //
-//   retrieval_repair --data_dir=/var/lib/retrieval --collection=items \
+//   retrieval_repair --data_dir=/var/lib/retrieval --collection=items
 //       --salvage_staging_log
 //
 // keeps every valid record of the collection's staging logs (the damaged

@@ -1,9 +1,13 @@
 #include "retrieval/snapshot.h"
 
+#include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -35,12 +39,39 @@ std::string Seal(json j) {
   return j.dump(2) + "\n";
 }
 
-absl::StatusOr<json> Unseal(absl::string_view text, absl::string_view what) {
+// Files written before sealing (by the server of main at 62393ee) have no
+// checksum. They are read when their members are exactly that format's
+// (so a sealed file whose "crc32c" name was damaged is not taken for
+// one), and the reader rewrites them sealed at once.
+const std::set<std::string>& LegacyConfigKeys() {
+  static const auto* k = new std::set<std::string>{
+      "name", "dimension", "metric", "index_factory", "max_training_vectors",
+      "flat_fallback_when_untrainable", "build_params"};
+  return *k;
+}
+const std::set<std::string>& LegacyManifestKeys() {
+  static const auto* k = new std::set<std::string>{
+      "format", "version", "entries", "dimension", "index_description",
+      "created_unix_micros", "covered_log_seq", "files"};
+  return *k;
+}
+
+absl::StatusOr<json> Unseal(absl::string_view text, absl::string_view what,
+                            const std::set<std::string>* legacy_keys = nullptr,
+                            bool* legacy = nullptr) {
   json j = json::parse(text.begin(), text.end(), nullptr,
                        /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::DataLossError(
         absl::StrCat(what, " is not valid JSON: refusing to load it"));
+  }
+  if (!j.contains(kCrcField) && legacy_keys != nullptr) {
+    std::set<std::string> keys;
+    for (const auto& kv : j.items()) keys.insert(kv.key());
+    if (keys == *legacy_keys) {
+      *legacy = true;
+      return j;
+    }
   }
   if (!j.contains(kCrcField) || !j[kCrcField].is_number_unsigned()) {
     return absl::DataLossError(
@@ -143,11 +174,13 @@ absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
                                             int64_t expected_version) {
   ASSIGN_OR_RETURN(std::string manifest_text,
                    ReadFileToString(JoinPath(dir, kManifest)));
+  bool legacy = false;
   ASSIGN_OR_RETURN(json manifest,
-                   Unseal(manifest_text, absl::StrCat("snapshot manifest ", dir,
-                                                      "/", kManifest)));
+                   Unseal(manifest_text,
+                          absl::StrCat("snapshot manifest ", dir, "/", kManifest),
+                          &LegacyManifestKeys(), &legacy));
   if (!manifest.contains("files") || !manifest["files"].is_object() ||
-      manifest.value("format", 0) != 2) {
+      manifest.value("format", 0) != (legacy ? 1 : 2)) {
     return absl::DataLossError(absl::StrCat(
         "snapshot manifest ", dir, "/", kManifest,
         " lacks files or format 2: refusing to load it"));
@@ -225,6 +258,11 @@ absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
                                      absl::StrCat("snapshot ", dir)));
   LoadedSnapshot out;
   out.covered_log_seq = covered;
+  if (legacy) {
+    // Verified against its files and its directory: seal it now.
+    ASSIGN_OR_RETURN(std::string sealed, SealLegacyJson(manifest_text, kManifest));
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, kManifest), sealed));
+  }
   ASSIGN_OR_RETURN(
       out.version,
       CollectionVersion::Assemble(
@@ -246,8 +284,12 @@ std::string ConfigToJson(const CollectionConfig& config) {
   return Seal(j);
 }
 
-absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text) {
-  ASSIGN_OR_RETURN(json j, Unseal(text, "collection.json"));
+absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text,
+                                                 bool* legacy) {
+  bool is_legacy = false;
+  ASSIGN_OR_RETURN(json j, Unseal(text, "collection.json", &LegacyConfigKeys(),
+                                  &is_legacy));
+  if (legacy != nullptr) *legacy = is_legacy;
   CollectionConfig c;
   try {
     c.name = j.at("name").get<std::string>();
@@ -299,7 +341,24 @@ std::string LiveToJson(const LiveRecord& live) {
                    {"newest_at_rollback", live.newest_at_rollback}});
 }
 
-absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text) {
+absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text, bool* legacy) {
+  if (legacy != nullptr) *legacy = false;
+  // The format before sealing: the version alone, in canonical decimal
+  // ("13\n"); "03" or " 13" are damage, not that format.
+  absl::string_view digits = text;
+  absl::ConsumeSuffix(&digits, "\n");
+  int64_t v = 0;
+  if (!digits.empty() && digits.size() <= 18 && digits[0] != '0' &&
+      digits.find_first_not_of("0123456789") == absl::string_view::npos &&
+      absl::SimpleAtoi(digits, &v)) {
+    if (legacy != nullptr) *legacy = true;
+    LiveRecord r;
+    r.version = v;
+    // An old server never rolled forward: keep what it served.
+    r.rolled_back = true;
+    r.newest_at_rollback = std::numeric_limits<int64_t>::max();
+    return r;
+  }
   ASSIGN_OR_RETURN(json j, Unseal(text, "LIVE"));
   LiveRecord r;
   try {

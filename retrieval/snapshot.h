@@ -17,7 +17,11 @@
 // served.
 //
 // collection.json and LIVE are sealed the same way (a "crc32c" member over
-// the rest of the JSON).
+// the rest of the JSON). Files written before sealing (server of main at
+// 62393ee) are read when they have exactly that format's members, after
+// the same cross-checks, and sealed in place (ReadSnapshot seals a format-1
+// manifest once its files verify; Collection::Open seals collection.json
+// and LIVE), so newer servers read what older ones wrote.
 //
 // Thread-safety: functions of their arguments only.
 #ifndef RECSYS_RETRIEVAL_SNAPSHOT_H_
@@ -67,11 +71,17 @@ std::string LiveToJson(const LiveRecord& live);
 // checksum added. FAILED_PRECONDITION when it is sealed already.
 absl::StatusOr<std::string> SealLegacyJson(absl::string_view text,
                                            absl::string_view what);
-absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text);
+// Also reads the format before sealing (the number alone, canonical
+// decimal), setting *legacy: the caller rewrites it sealed.
+absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text,
+                                        bool* legacy = nullptr);
 
 // The collection's config as JSON (collection.json) and back.
 std::string ConfigToJson(const CollectionConfig& config);
-absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view json);
+// Also reads a collection.json written before sealing (exactly that
+// format's members), setting *legacy: the caller rewrites it sealed.
+absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view json,
+                                                bool* legacy = nullptr);
 
 }  // namespace retrieval
 }  // namespace recsys

@@ -95,7 +95,14 @@ TEST(SnapshotTest, MetadataIsSealedAndLegacyFilesOnlyLoadOnceSealed) {
       R"({"name": "items", "dimension": 8, "metric": "l2", "index_factory": "Flat",)"
       R"( "max_training_vectors": 0, "flat_fallback_when_untrainable": false,)"
       R"( "build_params": {}})";
-  EXPECT_THAT(ConfigFromJson(legacy).status(),
+  // Written before sealing: read (exactly that format's members), flagged
+  // for the caller to seal; with any other member it is damage.
+  bool was_legacy = false;
+  ASSERT_OK(ConfigFromJson(legacy, &was_legacy).status());
+  EXPECT_TRUE(was_legacy);
+  std::string odd = legacy;
+  odd.insert(1, R"("crc32b": 7, )");
+  EXPECT_THAT(ConfigFromJson(odd).status(),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("no crc32c")));
   ASSERT_OK_AND_ASSIGN(std::string upgraded, SealLegacyJson(legacy, "collection.json"));
   ASSERT_OK_AND_ASSIGN(CollectionConfig back, ConfigFromJson(upgraded));
@@ -105,7 +112,13 @@ TEST(SnapshotTest, MetadataIsSealedAndLegacyFilesOnlyLoadOnceSealed) {
   ASSERT_OK_AND_ASSIGN(LiveRecord live, LiveFromJson(LiveToJson({13, true})));
   EXPECT_EQ(live.version, 13);
   EXPECT_TRUE(live.rolled_back);
-  EXPECT_THAT(LiveFromJson("13\n").status(), StatusIs(absl::StatusCode::kDataLoss));
+  ASSERT_OK_AND_ASSIGN(LiveRecord old_live, LiveFromJson("13\n", &was_legacy));
+  EXPECT_TRUE(was_legacy);
+  EXPECT_EQ(old_live.version, 13);
+  for (const char* damaged : {"03\n", " 13\n", "13\n\n", "1e3\n", "-13\n", ""}) {
+    EXPECT_THAT(LiveFromJson(damaged).status(), StatusIs(absl::StatusCode::kDataLoss))
+        << damaged;
+  }
 }
 
 }  // namespace
