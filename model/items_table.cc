@@ -5,41 +5,10 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "common/user_input.h"
 #include "model/encoders/html_unescape.h"
 
 namespace recsys {
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0.
-size_t Utf8SequenceLength(absl::string_view s, size_t i) {
-  const unsigned char c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return 0;
-  }
-  if (n == 2 && c < 0xC2) return 0;  // overlong
-  if (n == 3) {
-    const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return 0;  // overlong, surrogate
-  }
-  if (n == 4) {
-    const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xF0 && c1 < 0x90) || c > 0xF4 || (c == 0xF4 && c1 >= 0x90)) return 0;
-  }
-  return n;
-}
-
-bool IsValidUtf8(absl::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-}  // namespace
 
 absl::StatusOr<std::vector<ItemTableRow>> ParseItemTable(absl::string_view contents,
                                                          absl::string_view source) {
@@ -79,17 +48,23 @@ absl::StatusOr<std::vector<ItemTableRow>> ReadItemTable(const std::string& path)
 }
 
 std::string DisplayTitle(absl::string_view raw, size_t max_bytes) {
-  std::string title = HtmlUnescape(raw);
-  // Invalid bytes would make the payload unsendable as a proto string.
+  const std::string title = HtmlUnescape(raw);
+  // Invalid bytes would make the payload unsendable as a proto string:
+  // each becomes U+FFFD.
   std::string out;
-  out.reserve(std::min(title.size(), max_bytes));
-  for (size_t i = 0; i < title.size();) {
-    size_t n = Utf8SequenceLength(title, i);
-    absl::string_view piece = n == 0 ? absl::string_view("\xEF\xBF\xBD") : absl::string_view(title).substr(i, n);
-    if (out.size() + piece.size() > max_bytes) break;
-    out.append(piece.data(), piece.size());
-    i += n == 0 ? 1 : n;
+  absl::string_view rest = title;
+  size_t bad = 0;
+  while (!IsValidUtf8(rest, &bad)) {
+    out.append(rest.data(), bad);
+    out.append("\xEF\xBF\xBD");
+    rest.remove_prefix(bad + 1);
   }
+  out.append(rest.data(), rest.size());
+  if (out.size() <= max_bytes) return out;
+  // Cut at a character boundary: never before a continuation byte.
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  out.resize(cut);
   return out;
 }
 

@@ -123,7 +123,10 @@ TEST(IndexSpecFuzzTest, AcceptedDescriptionsBuildAndSearchOrFailCleanly) {
       const absl::Time start = absl::Now();
       absl::StatusOr<std::unique_ptr<VectorIndex>> index =
           VectorIndex::Build(config, vectors.data(), n);
-      EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << description;
+      // A guard against the minutes-long builds unbounded parameters gave
+      // (a PQ build of 300 vectors takes ~1-3 s idle, up to ~20 s on this
+      // 2-core machine under load), not a performance target.
+      EXPECT_LT(absl::Now() - start, absl::Seconds(60)) << description;
       if (!index.ok()) {
         EXPECT_NE(index.status().code(), absl::StatusCode::kInternal)
             << description << ": " << index.status();

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -25,8 +26,6 @@ namespace pb = ::recsys::v1;
 namespace wire = ::recsys::retrieval::wire;
 
 struct Metrics {
-  MetricFamily<Counter>* requests;
-  MetricFamily<Histogram>* latency;
   MetricFamily<Histogram>* batch_size;
   MetricFamily<Gauge>* live_entries;
   MetricFamily<Gauge>* staging_entries;
@@ -40,12 +39,6 @@ const Metrics& M() {
   static const Metrics* m = [] {
     auto& r = MetricsRegistry::Global();
     auto* out = new Metrics;
-    out->requests = r.AddCounter("recsys_retrieval_requests_total",
-                                 "Retrieval calls by method, collection and code.",
-                                 {"method", "collection", "code"});
-    out->latency = r.AddHistogram("recsys_retrieval_request_seconds",
-                                  "Retrieval call latency.",
-                                  {"method", "collection"}, LatencyBuckets());
     out->batch_size = r.AddHistogram(
         "recsys_retrieval_search_batch_size",
         "Queries per FAISS call (dynamic batching).", {"collection"},
@@ -80,31 +73,20 @@ std::set<const RetrievalService*>& Services() {
   return *s;
 }
 
-// Times one call and records it on Finish. `collection` is used as a label
-// only once the collection is known to exist (bounded cardinality).
-class CallRecord {
- public:
-  explicit CallRecord(const char* method) : method_(method), start_(absl::Now()) {}
-  void set_collection(const std::string& c) { collection_ = c; }
-  void Finish(const absl::Status& s) {
-    M().requests
-        ->WithLabels({method_, collection_, absl::StatusCodeToString(s.code())})
-        ->Increment();
-    M().latency->WithLabels({method_, collection_})
-        ->ObserveDuration(absl::Now() - start_);
-  }
-
- private:
-  const char* method_;
-  std::string collection_ = "-";
-  absl::Time start_;
-};
+// Per-call metrics: recsys_retrieval_requests_total{method, collection, code}
+// and recsys_retrieval_request_seconds{method, collection}. `collection` is
+// set only once the collection is known to exist (bounded cardinality).
+const CallMetrics& Calls() {
+  static const CallMetrics* m = new CallMetrics("recsys_retrieval", "Retrieval", {"collection"});
+  return *m;
+}
+constexpr size_t kCollectionLabel = 0;
 
 // Runs `fn` (returning absl::Status) and finishes the call with it.
 template <typename Fn>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
                                 const char* method, Fn fn) {
-  CallRecord record(method);
+  CallRecord record(Calls(), method);
   absl::Status s = fn(record);
   record.Finish(s);
   auto* reactor = ctx->DefaultReactor();
@@ -378,7 +360,7 @@ grpc::ServerUnaryReactor* RetrievalService::CreateCollection(
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     ASSIGN_OR_RETURN(CollectionConfig config, FromProto(req->config()));
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Create(config));
-    rec.set_collection(config.name);
+    rec.SetLabel(kCollectionLabel, config.name);
     ToProto(c->Status(), resp->mutable_info());
     return absl::OkStatus();
   });
@@ -391,12 +373,12 @@ grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     auto failed = s->Failed();
     if (auto it = failed.find(req->collection()); it != failed.end()) {
-      rec.set_collection(req->collection());
+      rec.SetLabel(kCollectionLabel, req->collection());
       FailedToProto(it->first, it->second, resp->mutable_info());
       return absl::OkStatus();
     }
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Get(req->collection()));
-    rec.set_collection(req->collection());
+    rec.SetLabel(kCollectionLabel, req->collection());
     ToProto(c->Status(), resp->mutable_info());
     return absl::OkStatus();
   });
@@ -434,7 +416,7 @@ class RetrievalService::UpsertReactor
     : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UpsertReactor(RetrievalService* service, grpc::ByteBuffer* resp)
-      : service_(service), resp_(resp), record_("Upsert") {
+      : service_(service), resp_(resp), record_(Calls(), "Upsert") {
     StartRead(&buffer_);
   }
 
@@ -484,7 +466,7 @@ class RetrievalService::UpsertReactor
     RETURN_IF_ERROR(CheckUtf8("collection", req.collection()));
     if (collection_ == nullptr) {
       ASSIGN_OR_RETURN(collection_, service_->Lookup(req.collection()));
-      record_.set_collection(req.collection());
+      record_.SetLabel(kCollectionLabel, req.collection());
     } else if (!req.collection().empty() &&
                req.collection() != collection_->config().name) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -556,7 +538,7 @@ grpc::ServerUnaryReactor* RetrievalService::Delete(
           CallRecord& rec) -> absl::Status {
     const pb::DeleteRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.set_collection(req->collection());
+    rec.SetLabel(kCollectionLabel, req->collection());
     std::vector<std::string> keys(req->keys().begin(), req->keys().end());
     ASSIGN_OR_RETURN(int64_t deleted, c->Delete(keys));
     resp->set_deleted(deleted);
@@ -573,7 +555,7 @@ grpc::ServerUnaryReactor* RetrievalService::Get(
           CallRecord& rec) -> absl::Status {
     const pb::GetRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.set_collection(req->collection());
+    rec.SetLabel(kCollectionLabel, req->collection());
     if (req->keys_size() > options_.max_exclude_keys) {
       return absl::InvalidArgumentError(absl::StrCat(
           "keys: expected at most ", options_.max_exclude_keys, ", got ",
@@ -619,7 +601,7 @@ grpc::ServerUnaryReactor* RetrievalService::Get(
 grpc::ServerUnaryReactor* RetrievalService::Publish(
     grpc::CallbackServerContext* ctx, const pb::PublishRequest* req,
     pb::PublishResponse* resp) {
-  auto record = std::make_shared<CallRecord>("Publish");
+  auto record = std::make_shared<CallRecord>(Calls(), "Publish");
   auto* reactor = ctx->DefaultReactor();
   auto fail = [&](const absl::Status& s) {
     record->Finish(s);
@@ -633,7 +615,7 @@ grpc::ServerUnaryReactor* RetrievalService::Publish(
   }
   auto c = Lookup(req->collection());
   if (!c.ok()) return fail(c.status());
-  record->set_collection(req->collection());
+  record->SetLabel(kCollectionLabel, req->collection());
   Collection::PublishCallback done;
   if (req->wait()) {
     done = [record, reactor, resp](absl::StatusOr<VersionStatus> r) {
@@ -656,7 +638,7 @@ grpc::ServerUnaryReactor* RetrievalService::Rollback(
     pb::RollbackResponse* resp) {
   return Unary(ctx, "Rollback", [&](CallRecord& rec) -> absl::Status {
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.set_collection(req->collection());
+    rec.SetLabel(kCollectionLabel, req->collection());
     ASSIGN_OR_RETURN(VersionStatus v, c->Rollback(req->version()));
     ToProto(v, resp->mutable_version());
     return absl::OkStatus();
@@ -668,7 +650,7 @@ grpc::ServerUnaryReactor* RetrievalService::ListVersions(
     pb::ListVersionsResponse* resp) {
   return Unary(ctx, "ListVersions", [&](CallRecord& rec) -> absl::Status {
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.set_collection(req->collection());
+    rec.SetLabel(kCollectionLabel, req->collection());
     const CollectionStatus st = c->Status();
     resp->set_live_version(st.live_version);
     for (const VersionStatus& v : st.versions) ToProto(v, resp->add_versions());
@@ -770,7 +752,7 @@ void ResultToProto(const CollectionVersion& v, const std::vector<SearchHit>& hit
 grpc::ServerUnaryReactor* RetrievalService::Search(
     grpc::CallbackServerContext* ctx, const pb::SearchRequest* req,
     pb::SearchResponse* resp) {
-  auto record = std::make_shared<CallRecord>("Search");
+  auto record = std::make_shared<CallRecord>(Calls(), "Search");
   auto* reactor = ctx->DefaultReactor();
   auto finish = [record, reactor](const absl::Status& s) {
     record->Finish(s);
@@ -786,7 +768,7 @@ grpc::ServerUnaryReactor* RetrievalService::Search(
   }
   auto c = Lookup(req->collection());
   if (!c.ok()) return finish(c.status());
-  record->set_collection(req->collection());
+  record->SetLabel(kCollectionLabel, req->collection());
   auto v = (*c)->GetVersion(req->version());
   if (!v.ok()) return finish(v.status());
   absl::StatusOr<SearchPlan> plan =
