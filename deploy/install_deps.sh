@@ -22,8 +22,8 @@ PACKAGES=(
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev prometheus curl procps
   # Offline checks of deploy/: kubectl (client only) for the Kubernetes
-  # manifests; systemd-analyze for the units.
-  kubernetes-client systemd
+  # manifests; systemd-analyze for the units; python3-yaml for the lints.
+  kubernetes-client systemd python3-yaml
   # Reference checks in tests (Debian's torch matches libtorch 1.13).
   python3 python3-torch python3-numpy python3-grpcio python3-protobuf
 )
