@@ -10,6 +10,9 @@ D="${TEST_SRCDIR:-.}/recsys/deploy/k8s"
 [ -d "$D" ] || D="deploy/k8s"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}/k8s"
 rm -rf "$TMP"; mkdir -p "$TMP"
+# kustomize refuses the symlinks of Bazel's runfiles: work on a real copy.
+cp -rL "$D" "$TMP/src"
+D="$TMP/src"
 PY=/usr/bin/python3
 KUBECTL="${KUBECTL:-kubectl}"
 command -v "$KUBECTL" >/dev/null || fail "kubectl missing (Debian package kubernetes-client)"
