@@ -18,7 +18,7 @@ KUBECTL="${KUBECTL:-kubectl}"
 command -v "$KUBECTL" >/dev/null || fail "kubectl missing (Debian package kubernetes-client)"
 export HOME="${HOME:-$TMP}" KUBECONFIG="$TMP/kubeconfig"
 : >"$KUBECONFIG"
-"$KUBECTL" version --client 2>/dev/null | head -1
+"$KUBECTL" version --client 2>/dev/null | sed -n 1p || true
 
 "$PY" "$D/fake_apiserver.py" "$TMP/api.port" &
 API=$!
