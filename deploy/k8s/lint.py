@@ -13,7 +13,10 @@ what a dry run does not check but a cluster would get wrong quietly.
   - every workload is covered by exactly one PodDisruptionBudget, and every
     PDB selects a workload; every HPA targets an existing workload;
   - volumes name existing ConfigMaps and PVCs; GPU containers run on GPU
-    nodes (nodeSelector and a toleration).
+    nodes (nodeSelector and a toleration);
+  - each container's --flagfile (a key of the flags ConfigMap) agrees with
+    it: --address on all interfaces at the grpc port, --metrics_port at the
+    metrics port, data and model directories on mounted volumes.
 
 Exit 0: clean; 1: problems (one line each).
 """
@@ -29,6 +32,40 @@ def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def flag_file_problems(cn, c, pod, configmaps_data):
+    """The flags a container reads from its --flagfile (a ConfigMap key)
+    must agree with its declared ports and its readiness probe."""
+    problems = []
+    files = [a.split("=", 1)[1] for a in c.get("args", []) if a.startswith("--flagfile=")]
+    if not files:
+        return [f"{cn}: no --flagfile argument (flags come from the recsys-flags ConfigMap)"]
+    path = files[0]
+    directory, key = path.rsplit("/", 1)
+    mount = next((m for m in c.get("volumeMounts", []) if m["mountPath"] == directory), None)
+    volume = mount and next((v for v in pod.get("volumes", []) if v["name"] == mount["name"]), None)
+    if not volume or "configMap" not in volume:
+        return [f"{cn}: --flagfile={path} is not on a ConfigMap mount"]
+    data = configmaps_data.get(volume["configMap"]["name"], {})
+    if key not in data:
+        return [f"{cn}: ConfigMap {volume['configMap']['name']} has no key {key}"]
+    flags = dict(re.findall(r"^--([a-z_]+)=(.*)$", data[key], re.M))
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    address = flags.get("address", "")
+    if not re.fullmatch(r"0\.0\.0\.0:\d+|\[::\]:\d+", address):
+        problems.append(f"{cn}: {key}: --address={address!r} does not listen on all interfaces")
+    elif int(address.rsplit(":", 1)[1]) != ports.get("grpc"):
+        problems.append(f"{cn}: {key}: --address port is not the grpc containerPort {ports.get('grpc')}")
+    if flags.get("metrics_port") != str(ports.get("metrics")):
+        problems.append(f"{cn}: {key}: --metrics_port={flags.get('metrics_port')} is not the metrics containerPort {ports.get('metrics')}")
+    probe = " ".join(c.get("readinessProbe", {}).get("exec", {}).get("command", []))
+    if "-addr=" in probe and f":{ports.get('grpc')} " not in probe + " ":
+        problems.append(f"{cn}: readiness probe does not ask the grpc port {ports.get('grpc')}")
+    for flag in ("data_dir", "models_dir"):
+        if flag in flags and not any(flags[flag].startswith(m["mountPath"]) for m in c.get("volumeMounts", [])):
+            problems.append(f"{cn}: {key}: --{flag}={flags[flag]} is on no volume (the root fs is read-only)")
+    return problems
+
+
 def lint(docs):
     problems = []
     by_kind = {}
@@ -37,6 +74,7 @@ def lint(docs):
     name = lambda d: f"{d['kind']}/{d['metadata']['name']}"
     workloads = [d for k in WORKLOADS for d in by_kind.get(k, [])]
     configmaps = {d["metadata"]["name"] for d in by_kind.get("ConfigMap", [])}
+    configmaps_data = {d["metadata"]["name"]: d.get("data", {}) for d in by_kind.get("ConfigMap", [])}
     pvcs = {d["metadata"]["name"]: d for d in by_kind.get("PersistentVolumeClaim", [])}
     services = {d["metadata"]["name"]: d for d in by_kind.get("Service", [])}
 
@@ -89,6 +127,8 @@ def lint(docs):
                 problems.append(f"{cn}: readOnlyRootFilesystem is not true")
             if "ALL" not in sc.get("capabilities", {}).get("drop", []):
                 problems.append(f"{cn}: capabilities.drop lacks ALL")
+            if c in pod.get("containers", []):
+                problems += flag_file_problems(cn, c, pod, configmaps_data)
             mounts = {m["name"] for m in c.get("volumeMounts", [])}
             declared = {v["name"] for v in pod.get("volumes", [])}
             declared |= {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}

@@ -86,4 +86,19 @@ broken "API version the target lacks" "no matches for kind" base/recommender.yam
   'k["PodDisruptionBudget/recsys-recommender"]["apiVersion"] = "policy/v1beta1"'
 broken "misspelt kind" "no matches for kind" base/similarity.yaml \
   'k["Deployment/similarity"]["kind"] = "Deploymnet"'
+# Flag files disagreeing with the manifests.
+broken_sed() {  # name, expected message, file under deploy/k8s, sed expression
+  rm -rf "$TMP/copy"; cp -r "$D" "$TMP/copy"; chmod -R u+w "$TMP/copy"
+  sed -i "$4" "$TMP/copy/$3"
+  ! cmp -s "$D/$3" "$TMP/copy/$3" || fail "$1: the edit changed nothing"
+  if check "$TMP/copy" prod >"$TMP/broken.log" 2>&1; then fail "$1: accepted"; fi
+  grep -q -- "$2" "$TMP/broken.log" || fail "$1: wrong reason: $(cat "$TMP/broken.log")"
+  echo "rejected as expected: $1"
+}
+broken_sed "metrics port != annotation" "is not the metrics containerPort" \
+  overlays/prod/flags/retrieval.flags 's/^--metrics_port=9090$/--metrics_port=9091/'
+broken_sed "loopback address in a pod" "does not listen on all interfaces" \
+  base/flags/recommender.flags 's/^--address=0.0.0.0:50051$/--address=127.0.0.1:50051/'
+broken_sed "model dir on the read-only root" "is on no volume" \
+  base/flags/trainer.flags 's#^--models_dir=.*#--models_dir=/models#'
 echo "k8s manifests: ok"

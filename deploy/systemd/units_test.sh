@@ -7,7 +7,8 @@ D="${TEST_SRCDIR:-.}/recsys/deploy/systemd"
 [ -d "$D" ] || D="deploy/systemd"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}/units"
 rm -rf "$TMP"; mkdir -p "$TMP"
-CHECK=(/usr/bin/python3 "$D/check_units.py")
+PY=/usr/bin/python3
+CHECK=("$PY" "$D/check_units.py")
 command -v systemd-analyze >/dev/null || fail "systemd-analyze missing (Debian package systemd)"
 
 "${CHECK[@]}" "$D"/*.service
@@ -28,4 +29,17 @@ broken "no DynamicUser" "DynamicUser= missing" '/^DynamicUser=/d'
 broken "stop timeout under grace" "not above the grace period" 's/^TimeoutStopSec=.*/TimeoutStopSec=5/'
 broken "public address" "not a loopback" 's/--address=127.0.0.1:50052/--address=0.0.0.0:50052/'
 broken "models_dir outside state" "StateDirectory" 's#--models_dir=/var/lib/recsys-models#--models_dir=/srv/models#'
+# The loopback Prometheus config scrapes each unit's --metrics_port.
+"$PY" - "$D" "$D/../prometheus/prometheus.yml" <<'PYEOF'
+import glob, os, re, sys, yaml
+units = {}
+for path in glob.glob(os.path.join(sys.argv[1], "recsys-*.service")):
+    port = re.search(r"--metrics_port=(\d+)", open(path).read()).group(1)
+    units["recsys-" + os.path.basename(path)[len("recsys-"):-len(".service")]] = f"127.0.0.1:{port}"
+jobs = {j["job_name"]: j["static_configs"][0]["targets"]
+        for j in yaml.safe_load(open(sys.argv[2]))["scrape_configs"]}
+for job, target in sorted(units.items()):
+    assert jobs.get(job) == [target], f"prometheus.yml job {job}: {jobs.get(job)}, unit says {target}"
+print(f"prometheus.yml scrapes all {len(units)} units' metrics ports")
+PYEOF
 echo "systemd units: ok"
