@@ -21,12 +21,22 @@ PACKAGES=(
   sword-text-kjv sword-text-sparv libsword-utils diatheke
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev prometheus curl procps
+  # Offline checks of deploy/: kubectl (client only) for the Kubernetes
+  # manifests; systemd-analyze for the units; python3-yaml for the lints.
+  kubernetes-client systemd python3-yaml
   # Reference checks in tests (Debian's torch matches libtorch 1.13).
   python3 python3-torch python3-numpy python3-grpcio python3-protobuf
 )
 
+# Packages whose command, installed by other means, is as good: another
+# package's kubectl (e.g. Google Cloud SDK's) owns /usr/bin/kubectl, so
+# kubernetes-client could not be installed beside it.
+declare -A PROVIDED_BY_COMMAND=([kubernetes-client]=kubectl)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
+  cmd="${PROVIDED_BY_COMMAND[$p]:-}"
+  if [ -n "$cmd" ] && command -v "$cmd" >/dev/null; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
