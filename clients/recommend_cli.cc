@@ -19,6 +19,8 @@ ABSL_FLAG(std::string, history, "", "Comma-separated item keys, oldest first.");
 ABSL_FLAG(int, k, 10, "How many items.");
 ABSL_FLAG(int64_t, version, 0, "Model version to pin (0: live).");
 ABSL_FLAG(bool, list_models, false, "List the loaded model versions instead.");
+ABSL_FLAG(std::string, similar_to, "",
+          "An item key: items like it (SimilarItems) instead of a recommendation.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline.");
 
 int main(int argc, char** argv) {
@@ -40,6 +42,21 @@ int main(int argc, char** argv) {
                                {"items", m.num_items()},
                                {"metrics", nlohmann::json::parse(m.metrics_json(), nullptr, false)}});
     }
+  } else if (!absl::GetFlag(FLAGS_similar_to).empty()) {
+    recsys::v1::SimilarItemsRequest req;
+    req.set_item_key(absl::GetFlag(FLAGS_similar_to));
+    req.set_k(absl::GetFlag(FLAGS_k));
+    req.mutable_model()->set_version(absl::GetFlag(FLAGS_version));
+    recsys::v1::SimilarItemsResponse resp;
+    status = stub->SimilarItems(&ctx, req, &resp);
+    out["model_version"] = resp.model().version();
+    out["items"] = nlohmann::json::array();
+    for (const auto& item : resp.items()) {
+      nlohmann::json j = {{"key", item.key()}, {"score", item.score()}};
+      auto t = item.payload().find("title");
+      if (t != item.payload().end()) j["title"] = t->second;
+      out["items"].push_back(j);
+    }
   } else {
     recsys::v1::RecommendRequest req;
     for (const auto& key : absl::StrSplit(absl::GetFlag(FLAGS_history), ',', absl::SkipEmpty())) {
@@ -51,6 +68,7 @@ int main(int argc, char** argv) {
     status = stub->Recommend(&ctx, req, &resp);
     out["model_version"] = resp.model().version();
     out["unknown_history_items"] = resp.unknown_history_items();
+    out["fallback"] = recsys::v1::Fallback_Name(resp.fallback());
     out["items"] = nlohmann::json::array();
     for (const auto& item : resp.items()) {
       nlohmann::json j = {{"key", item.key()}, {"score", item.score()}};

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -87,6 +88,18 @@ absl::Status ValidateContents(const ModelVersionContents& c) {
   }
   if (!has_user_encoder) {
     return absl::InvalidArgumentError("weights: no user_encoder.* tensor");
+  }
+  if (!c.item_popularity.empty()) {
+    if (c.item_popularity.size() != items.keys.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "item_popularity: must have one count per item (", items.keys.size(), "), got ",
+          c.item_popularity.size()));
+    }
+    for (float x : c.item_popularity) {
+      if (!(x >= 0.0f) || !std::isfinite(x)) {
+        return absl::InvalidArgumentError("item_popularity: counts must be finite and >= 0");
+      }
+    }
   }
   for (const StateStandardization& s : c.standardization) {
     int64_t n = 1;
@@ -296,6 +309,13 @@ absl::StatusOr<std::string> WriteModelVersion(const std::string& models_dir,
         WriteStandardization(JoinPath(tmp, kStandardizationFile), c.standardization));
     names.push_back(kStandardizationFile);
   }
+  if (!c.item_popularity.empty()) {
+    Checkpoint popularity;
+    popularity.tensors.push_back(
+        {"counts", {static_cast<int64_t>(c.item_popularity.size())}, c.item_popularity});
+    RETURN_IF_ERROR(WriteCheckpoint(JoinPath(tmp, kItemPopularityFile), popularity));
+    names.push_back(kItemPopularityFile);
+  }
 
   ModelVersionManifest m = c.manifest;
   m.created_at = absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone());
@@ -422,6 +442,24 @@ absl::StatusOr<std::vector<StateStandardization>> ModelVersion::ReadStandardizat
     out.push_back({m.modality, shape, mean->values, inv_std->values});
   }
   return out;
+}
+
+absl::StatusOr<std::vector<float>> ModelVersion::ReadItemPopularity() const {
+  if (!manifest_.files.count(kItemPopularityFile)) return std::vector<float>();
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(JoinPath(dir_, kItemPopularityFile));
+  if (!c.ok()) return Damaged(c.status().message());
+  for (NamedTensor& t : c->tensors) {
+    if (t.name != "counts") continue;
+    if (t.shape != std::vector<int64_t>{manifest_.item_count}) break;
+    for (float x : t.values) {
+      if (!(x >= 0.0f) || !std::isfinite(x)) {
+        return Damaged(absl::StrCat(kItemPopularityFile, ": a count is negative or not finite"));
+      }
+    }
+    return std::move(t.values);
+  }
+  return Damaged(absl::StrCat(kItemPopularityFile, ": no \"counts\" F32 [",
+                              manifest_.item_count, "]"));
 }
 
 }  // namespace recsys

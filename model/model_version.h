@@ -19,6 +19,11 @@
 //                                  "<modality>.mean" / "<modality>.inv_std"
 //                                  F32 [blocks, hidden]: the fixed input map
 //                                  new items must be embedded with
+//   item_popularity.safetensors    (optional) "counts" F32 [item_count]: each
+//                                  item's occurrences in the training split,
+//                                  row order of the embeddings; what the
+//                                  server's cold start ranks by. Versions
+//                                  without it still load (no cold start).
 //
 // manifest.json: {format, version, kind, parent_version, created_at, model,
 //   config (NetworkConfig fields + the trainer's settings), data_fingerprint,
@@ -67,6 +72,7 @@ inline constexpr char kUserEncoderFile[] = "user_encoder.safetensors";
 inline constexpr char kItemKeysFile[] = "item_keys.txt";
 inline constexpr char kItemEmbeddingsFile[] = "item_embeddings.safetensors";
 inline constexpr char kStandardizationFile[] = "state_standardization.safetensors";
+inline constexpr char kItemPopularityFile[] = "item_popularity.safetensors";
 
 struct ModelVersionManifest {
   int64_t version = 0;
@@ -122,6 +128,9 @@ struct ModelVersionContents {
   ItemEmbeddings items;
   std::vector<NamedTensor> weights;  // every network parameter
   std::vector<StateStandardization> standardization;
+  // Per item (row order of `items`): occurrences in the training split.
+  // Empty: the version has no popularity table.
+  std::vector<float> item_popularity;
 };
 
 // Writes <models_dir>/<manifest.version>. Returns the final directory.
@@ -149,6 +158,10 @@ class ModelVersion {
   absl::StatusOr<Checkpoint> ReadWeights() const;
   // Empty when the states were not standardised.
   absl::StatusOr<std::vector<StateStandardization>> ReadStandardization() const;
+  // The per-item training counts, row order of the embeddings. Empty when
+  // the version has none (written before popularity was stored);
+  // DATA_LOSS when listed but of the wrong shape or not finite and >= 0.
+  absl::StatusOr<std::vector<float>> ReadItemPopularity() const;
 
  private:
   ModelVersion(std::string dir, ModelVersionManifest manifest)

@@ -198,6 +198,36 @@ TEST(ModelVersionTest, LoadsVersionsWrittenByThePreviousExporter) {
   ASSERT_EQ(st.size(), 2u);
   EXPECT_EQ(st[0].modality, "text");
   EXPECT_EQ(st[1].modality, "image");
+  // Written before popularity was stored: loads, with no table.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> popularity, v->ReadItemPopularity());
+  EXPECT_TRUE(popularity.empty());
+}
+
+TEST(ModelVersionTest, StoresTheItemPopularityWithTheVersion) {
+  const std::string base = TestTempPath("popularity");
+  ASSERT_OK(RemoveRecursively(base));
+  ModelVersionContents c = TinyContents(2);
+  c.item_popularity = {3, 0, 7};
+  ASSERT_OK_AND_ASSIGN(std::string dir, WriteModelVersion(base, c));
+  ASSERT_OK_AND_ASSIGN(auto v, ModelVersion::Open(dir));
+  EXPECT_EQ(v->manifest().files.count(kItemPopularityFile), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<float> popularity, v->ReadItemPopularity());
+  EXPECT_EQ(popularity, (std::vector<float>{3, 0, 7}));
+
+  ModelVersionContents none = TinyContents(3);
+  ASSERT_OK_AND_ASSIGN(dir, WriteModelVersion(base, none));
+  ASSERT_OK_AND_ASSIGN(v, ModelVersion::Open(dir));
+  EXPECT_EQ(v->manifest().files.count(kItemPopularityFile), 0u);
+  ASSERT_OK_AND_ASSIGN(popularity, v->ReadItemPopularity());
+  EXPECT_TRUE(popularity.empty());
+
+  ModelVersionContents wrong = TinyContents(4);
+  wrong.item_popularity = {1, 2};  // three items
+  EXPECT_THAT(WriteModelVersion(base, wrong).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item_popularity")));
+  wrong.item_popularity = {1, -2, 3};
+  EXPECT_THAT(WriteModelVersion(base, wrong).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item_popularity")));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "retrieval/client/retrieval_client.h"
 #include "server/model_registry.h"
 #include "server/recommender_service.h"
+#include "server/sidecar_versions.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address.");
 ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
@@ -29,29 +30,18 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often models_dir and the sidecar's versions are checked.");
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10),
           "How long in-flight calls may finish after SIGTERM.");
-ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per request.");
+ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per batched forward.");
+ABSL_FLAG(int, max_batch_size, 32, "Users per batched user-encoder forward.");
+ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
+          "How long an encoder worker waits for a batch to fill (0: never; batches "
+          "form from what queued during the previous forward).");
+ABSL_FLAG(int, encode_threads, 1, "User-encoder worker threads.");
+ABSL_FLAG(int, max_batch_users, 64, "Users per RecommendBatch call.");
+ABSL_FLAG(int, max_history, 1000, "Longest accepted history (longer: refused).");
+ABSL_FLAG(int, max_k, 1000, "Largest k.");
 
 namespace recsys {
 namespace {
-
-// What the sidecar can serve of the item collection: its loaded versions and
-// its live one (nothing published yet: none).
-std::function<absl::StatusOr<ServableVersions>()> SidecarVersions(RetrievalClient* client,
-                                                                  std::string collection) {
-  return [client, collection]() -> absl::StatusOr<ServableVersions> {
-    absl::StatusOr<v1::ListVersionsResponse> listed = client->ListVersions(collection);
-    ServableVersions out;
-    if (absl::IsNotFound(listed.status())) return out;
-    if (!listed.ok()) return listed.status();
-    for (const v1::VersionInfo& v : listed->versions()) {
-      if (v.state() == v1::VERSION_READY || v.state() == v1::VERSION_LIVE) {
-        out.loaded.insert(v.version());
-      }
-    }
-    out.live = listed->live_version();
-    return out;
-  };
-}
 
 absl::Status Run() {
   const std::string model_name = absl::GetFlag(FLAGS_model_name);
@@ -77,6 +67,12 @@ absl::Status Run() {
 
   RecommenderService::Options so;
   so.model_name = model_name;
+  so.max_k = absl::GetFlag(FLAGS_max_k);
+  so.max_history = absl::GetFlag(FLAGS_max_history);
+  so.max_batch_users = absl::GetFlag(FLAGS_max_batch_users);
+  so.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  so.batching.max_wait = absl::GetFlag(FLAGS_max_batch_wait);
+  so.batching.num_threads = absl::GetFlag(FLAGS_encode_threads);
   RecommenderService service(so, registry.get(), retrieval->stub());
 
   ServerOptions options;

@@ -1,9 +1,16 @@
 #include "server/recommender_service.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/metrics.h"
@@ -14,36 +21,62 @@
 namespace recsys {
 namespace {
 
-using recsys::v1::ListModelsRequest;
-using recsys::v1::ListModelsResponse;
-using recsys::v1::RecommendRequest;
-using recsys::v1::RecommendResponse;
+namespace pb = ::recsys::v1;
+
+// Items the POPULAR fallback considers when the request has a payload filter.
+constexpr int kPopularFilterScan = 1000;
+constexpr size_t kMaxKeyBytes = 1024;
 
 const CallMetrics& Calls() {
   static const CallMetrics* m = new CallMetrics("recsys_recommender", "Recommender");
   return *m;
 }
 
-Counter* UnknownItems() {
-  static Counter* c = MetricsRegistry::Global()
-                          .AddCounter("recsys_recommender_unknown_history_items_total",
-                                      "History keys not in the model's catalog.")
-                          ->WithLabels({});
-  return c;
-}
+struct ServiceMetrics {
+  Counter* unknown_items;
+  Histogram* queue;
+  Histogram* encode;
+  Histogram* retrieve;
+  Histogram* total;
+  Histogram* batch_size;
+  Counter* popular;
+  Gauge* served_version;
+  MetricFamily<Counter>* batch_users;
 
-// One Recommend in flight: its record, reactor and sidecar call.
-struct RecommendCall {
-  explicit RecommendCall(grpc::ServerUnaryReactor* r) : record(Calls(), "Recommend"), reactor(r) {}
-  void Finish(const absl::Status& status) {
-    record.Finish(status);
-    reactor->Finish(ToGrpcStatus(status));
+  static const ServiceMetrics& Get() {
+    static const ServiceMetrics m = [] {
+      auto& r = MetricsRegistry::Global();
+      ServiceMetrics x;
+      x.unknown_items = r.AddCounter("recsys_recommender_unknown_history_items_total",
+                                     "History keys not in the model's catalog.")
+                            ->WithLabels({});
+      auto* stages = r.AddHistogram(
+          "recsys_recommender_stage_seconds",
+          "Per-user latency by stage: queue (waiting for the encoder), encode (the "
+          "batched forward), retrieve (the sidecar call), total.",
+          {"stage"},
+          {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
+      x.queue = stages->WithLabels({"queue"});
+      x.encode = stages->WithLabels({"encode"});
+      x.retrieve = stages->WithLabels({"retrieve"});
+      x.total = stages->WithLabels({"total"});
+      x.batch_size = r.AddHistogram("recsys_recommender_encode_batch_size",
+                                    "Users per batched user-encoder forward.", {},
+                                    {1, 2, 4, 8, 16, 32, 64, 128})
+                         ->WithLabels({});
+      x.popular = r.AddCounter("recsys_recommender_fallbacks_total",
+                               "Answers not from the user encoder, by fallback.",
+                               {"fallback"})
+                      ->WithLabels({"POPULAR"});
+      x.served_version = r.AddGauge("recsys_recommender_served_model_version",
+                                    "The model version of the latest answer.")
+                             ->WithLabels({});
+      x.batch_users = r.AddCounter("recsys_recommender_batch_users_total",
+                                   "RecommendBatch users answered, by code.", {"code"});
+      return x;
+    }();
+    return m;
   }
-  CallRecord record;
-  grpc::ServerUnaryReactor* reactor;
-  std::unique_ptr<grpc::ClientContext> context;
-  recsys::v1::SearchRequest search;
-  recsys::v1::SearchResponse result;
 };
 
 // The sidecar's failure, saying which side failed, with the sidecar's code.
@@ -52,104 +85,468 @@ absl::Status SidecarError(const grpc::Status& status) {
   return absl::Status(s.code(), absl::StrCat("retrieval sidecar: ", s.message()));
 }
 
-}  // namespace
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto d = context.deadline();
+  if (d >= std::chrono::system_clock::time_point::max() - std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(d);
+}
 
-absl::Status ValidateRecommendRequest(const RecommendRequest& r,
-                                      const RecommenderService::Options& o) {
-  RETURN_IF_ERROR(CheckRange("k", r.k(), 1, o.max_k));
-  if (r.history_size() == 0) {
-    return InvalidField("history", "at least one item key is required", "none");
-  }
-  RETURN_IF_ERROR(CheckMaxSize("history", r.history_size(), o.max_history));
-  for (int i = 0; i < r.history_size(); ++i) {
-    RETURN_IF_ERROR(CheckNonEmpty(absl::StrCat("history[", i, "]"), r.history(i), 1024));
-  }
-  if (!r.model().model().empty() && r.model().model() != o.model_name) {
+absl::Status CheckModelRef(const pb::ModelVersionRef& ref,
+                           const RecommenderService::Options& o) {
+  if (!ref.model().empty() && ref.model() != o.model_name) {
     return absl::NotFoundError(absl::StrCat("model.model: this server serves ",
                                             QuoteUserInput(o.model_name), ", not ",
-                                            QuoteUserInput(r.model().model())));
+                                            QuoteUserInput(ref.model())));
   }
-  if (r.model().version() < 0) {
-    return InvalidField("model.version", "must be >= 0 (0: live)",
-                        absl::StrCat(r.model().version()));
+  if (ref.version() < 0) {
+    return InvalidField("model.version", "must be >= 0 (0: live)", absl::StrCat(ref.version()));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<recsys::v1::SearchRequest> PlanItemSearch(const ServingModel& model,
-                                                         const RecommendRequest& r,
-                                                         const std::string& collection,
-                                                         int* unknown) {
-  const std::vector<std::string> history(r.history().begin(), r.history().end());
-  ASSIGN_OR_RETURN(std::vector<float> user, model.EncodeUser(history, unknown));
-  recsys::v1::SearchRequest search;
-  search.set_collection(collection);
-  search.set_version(model.version());
-  search.set_k(r.k());
-  search.set_include_payload(true);
-  *search.add_queries()->mutable_vector()->mutable_values() = {user.begin(), user.end()};
-  if (!r.include_history()) {
-    for (const std::string& key : history) search.add_exclude_keys(key);
-  }
-  search.mutable_payload_filter()->insert(r.payload_filter().begin(), r.payload_filter().end());
-  return search;
+// A stable string for grouping requests by payload filter.
+std::string FilterKey(const google::protobuf::Map<std::string, std::string>& filter) {
+  std::map<std::string, std::string> sorted(filter.begin(), filter.end());
+  std::string key;
+  for (const auto& [f, v] : sorted) absl::StrAppend(&key, f.size(), ":", f, v.size(), ":", v);
+  return key;
 }
 
-RecommenderService::RecommenderService(Options options,
-                                       const ModelRegistry* registry,
-                                       recsys::v1::Retrieval::StubInterface* retrieval)
-    : options_(std::move(options)), registry_(registry), retrieval_(retrieval) {}
+bool Matches(const google::protobuf::Map<std::string, std::string>& payload,
+             const google::protobuf::Map<std::string, std::string>& filter) {
+  for (const auto& [f, v] : filter) {
+    auto it = payload.find(f);
+    if (it == payload.end() || it->second != v) return false;
+  }
+  return true;
+}
 
-grpc::ServerUnaryReactor* RecommenderService::Recommend(
-    grpc::CallbackServerContext* context, const RecommendRequest* request,
-    RecommendResponse* response) {
-  auto call = std::make_shared<RecommendCall>(context->DefaultReactor());
-  absl::Status valid = ValidateRecommendRequest(*request, options_);
+void AddHit(const pb::SearchHit& hit, pb::RecommendResponse* response) {
+  auto* item = response->add_items();
+  item->set_key(hit.key());
+  item->set_score(hit.score());
+  *item->mutable_payload() = hit.payload();
+}
+
+}  // namespace
+
+// One user's recommendation in flight (a Recommend call or one user of a
+// RecommendBatch).
+struct RecommenderService::UserCall : EncodeTask {
+  const pb::RecommendRequest* request = nullptr;
+  pb::RecommendResponse* response = nullptr;
+  grpc::CallbackServerContext* server_context = nullptr;
+  std::function<void(const absl::Status&)> done;
+  std::shared_ptr<const ServingModel> model;
+  absl::flat_hash_set<std::string> exclude;  // history keys, unless include_history
+  int known_excluded = 0;  // of those, the ones in the catalog
+  const absl::Time start = absl::Now();
+  absl::Time retrieve_start;
+  // Single-user sidecar calls.
+  std::unique_ptr<grpc::ClientContext> context;
+  pb::SearchRequest search;
+  pb::SearchResponse result;
+  pb::GetRequest get;
+  pb::GetResponse got;
+  std::vector<int64_t> popular;  // cold start candidates
+
+  void Finish(const absl::Status& s) {
+    const ServiceMetrics& m = ServiceMetrics::Get();
+    m.total->ObserveDuration(absl::Now() - start);
+    if (s.ok()) {
+      m.served_version->Set(static_cast<double>(model->version()));
+    } else {
+      response->Clear();
+    }
+    done(s);
+  }
+  void Retrieved() {
+    ServiceMetrics::Get().retrieve->ObserveDuration(absl::Now() - retrieve_start);
+  }
+};
+
+// One multi-query Search for several users' encoded vectors.
+struct RecommenderService::SearchGroup {
+  std::vector<std::shared_ptr<UserCall>> calls;
+  grpc::ClientContext context;
+  pb::SearchRequest search;
+  pb::SearchResponse result;
+};
+
+absl::Status ValidateRecommendRequest(const pb::RecommendRequest& r,
+                                      const RecommenderService::Options& o) {
+  RETURN_IF_ERROR(CheckRange("k", r.k(), 1, o.max_k));
+  RETURN_IF_ERROR(CheckMaxSize("history", r.history_size(), o.max_history));
+  for (int i = 0; i < r.history_size(); ++i) {
+    RETURN_IF_ERROR(
+        CheckNonEmpty(absl::StrCat("history[", i, "]"), r.history(i), kMaxKeyBytes));
+  }
+  for (const auto& [field, value] : r.payload_filter()) {
+    RETURN_IF_ERROR(CheckNonEmpty("payload_filter key", field, kMaxKeyBytes));
+  }
+  return CheckModelRef(r.model(), o);
+}
+
+absl::Status ValidateSimilarItemsRequest(const pb::SimilarItemsRequest& r,
+                                         const RecommenderService::Options& o) {
+  RETURN_IF_ERROR(CheckNonEmpty("item_key", r.item_key(), kMaxKeyBytes));
+  RETURN_IF_ERROR(CheckRange("k", r.k(), 1, o.max_k));
+  for (const auto& [field, value] : r.payload_filter()) {
+    RETURN_IF_ERROR(CheckNonEmpty("payload_filter key", field, kMaxKeyBytes));
+  }
+  return CheckModelRef(r.model(), o);
+}
+
+RecommenderService::RecommenderService(Options options, const ModelRegistry* registry,
+                                       pb::Retrieval::StubInterface* retrieval)
+    : options_(std::move(options)), registry_(registry), retrieval_(retrieval) {
+  batcher_ = std::make_unique<EncodeBatcher>(
+      options_.batching, [this](const std::shared_ptr<const ServingModel>& model,
+                                std::vector<std::shared_ptr<EncodeTask>> batch) {
+        OnEncoded(model, std::move(batch));
+      });
+}
+
+RecommenderService::~RecommenderService() { batcher_.reset(); }
+
+void RecommenderService::Answer(std::shared_ptr<UserCall> call) {
+  const pb::RecommendRequest& r = *call->request;
+  absl::Status valid = ValidateRecommendRequest(r, options_);
   if (!valid.ok()) {
     call->Finish(valid);
-    return call->reactor;
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const ServingModel>> model =
+      registry_->Get(r.model().version());
+  if (!model.ok()) {
+    call->Finish(model.status());
+    return;
+  }
+  call->model = std::move(*model);
+  const ServingModel& m = *call->model;
+  int unknown = 0;
+  call->rows = m.KnownRows({r.history().begin(), r.history().end()}, &unknown);
+  ServiceMetrics::Get().unknown_items->Increment(unknown);
+  call->response->mutable_model()->set_model(options_.model_name);
+  call->response->mutable_model()->set_version(m.version());
+  call->response->set_unknown_history_items(unknown);
+  if (!r.include_history()) {
+    for (const std::string& key : r.history()) {
+      if (call->exclude.insert(key).second && m.RowOf(key) >= 0) ++call->known_excluded;
+    }
+  }
+  if (call->rows.empty()) {
+    ColdStart(std::move(call));
+    return;
+  }
+  call->deadline = DeadlineOf(*call->server_context);
+  std::shared_ptr<const ServingModel> pinned = call->model;
+  batcher_->Submit(std::move(pinned), std::move(call));
+}
+
+void RecommenderService::ColdStart(std::shared_ptr<UserCall> call) {
+  const ServingModel& m = *call->model;
+  const pb::RecommendRequest& r = *call->request;
+  if (!m.has_popularity()) {
+    call->Finish(absl::FailedPreconditionError(absl::StrCat(
+        "history: none of its ", r.history_size(),
+        " item keys is in the catalog of model version ", m.version(),
+        ", and that version has no popularity table for the cold-start fallback "
+        "(it was written before popularity was stored with versions)")));
+    return;
+  }
+  ServiceMetrics::Get().popular->Increment();
+  call->response->set_fallback(pb::POPULAR);
+  const size_t want = r.payload_filter().empty()
+                          ? static_cast<size_t>(r.k())
+                          : static_cast<size_t>(std::max(r.k(), kPopularFilterScan));
+  for (int64_t row : m.PopularRows()) {
+    if (call->popular.size() >= want) break;
+    if (call->exclude.count(m.KeyOf(row))) continue;
+    call->popular.push_back(row);
+  }
+  call->get.set_collection(options_.model_name);
+  call->get.set_version(m.version());
+  for (int64_t row : call->popular) call->get.add_keys(m.KeyOf(row));
+  call->context = grpc::ClientContext::FromCallbackServerContext(*call->server_context);
+  call->retrieve_start = absl::Now();
+  retrieval_->async()->Get(call->context.get(), &call->get, &call->got,
+                           [call](grpc::Status status) {
+    call->Retrieved();
+    if (!status.ok()) {
+      call->Finish(SidecarError(status));
+      return;
+    }
+    absl::flat_hash_map<std::string, const pb::Entry*> entries;
+    for (const pb::Entry& e : call->got.entries()) entries[e.key()] = &e;
+    const ServingModel& model = *call->model;
+    const auto& filter = call->request->payload_filter();
+    for (int64_t row : call->popular) {
+      if (call->response->items_size() >= call->request->k()) break;
+      auto it = entries.find(model.KeyOf(row));
+      if (it == entries.end()) continue;  // not in the collection version
+      if (!Matches(it->second->payload(), filter)) continue;
+      auto* item = call->response->add_items();
+      item->set_key(model.KeyOf(row));
+      item->set_score(model.PopularityOf(row));
+      *item->mutable_payload() = it->second->payload();
+    }
+    call->Finish(absl::OkStatus());
+  });
+}
+
+void RecommenderService::OnEncoded(const std::shared_ptr<const ServingModel>& model,
+                                   std::vector<std::shared_ptr<EncodeTask>> batch) {
+  const ServiceMetrics& metrics = ServiceMetrics::Get();
+  std::map<std::string, std::vector<std::shared_ptr<UserCall>>> groups;
+  for (std::shared_ptr<EncodeTask>& task : batch) {
+    auto call = std::static_pointer_cast<UserCall>(std::move(task));
+    metrics.queue->ObserveDuration(call->queue_time);
+    if (!call->status.ok()) {
+      call->Finish(call->status);
+      continue;
+    }
+    metrics.encode->ObserveDuration(call->encode_time);
+    metrics.batch_size->Observe(call->batch_size);
+    groups[FilterKey(call->request->payload_filter())].push_back(std::move(call));
+  }
+  for (auto& [unused, calls] : groups) {
+    std::vector<std::shared_ptr<UserCall>> together;
+    for (auto& call : calls) {
+      if (call->request->k() + call->known_excluded > options_.max_sidecar_k) {
+        SearchAlone(std::move(call));
+      } else {
+        together.push_back(std::move(call));
+      }
+    }
+    if (together.size() == 1) {
+      SearchAlone(std::move(together[0]));
+    } else if (!together.empty()) {
+      SearchTogether(std::move(together));
+    }
+  }
+}
+
+void RecommenderService::SearchAlone(std::shared_ptr<UserCall> call) {
+  const pb::RecommendRequest& r = *call->request;
+  pb::SearchRequest& search = call->search;
+  search.set_collection(options_.model_name);
+  search.set_version(call->model->version());
+  search.set_k(r.k());
+  search.set_include_payload(true);
+  *search.add_queries()->mutable_vector()->mutable_values() = {call->user.begin(),
+                                                               call->user.end()};
+  if (!call->exclude.empty()) {
+    absl::flat_hash_set<absl::string_view> sent;  // each key once, history order
+    for (const std::string& key : r.history()) {
+      if (sent.insert(key).second) search.add_exclude_keys(key);
+    }
+  }
+  search.mutable_payload_filter()->insert(r.payload_filter().begin(), r.payload_filter().end());
+  // Inherits the caller's deadline and cancellation.
+  call->context = grpc::ClientContext::FromCallbackServerContext(*call->server_context);
+  call->retrieve_start = absl::Now();
+  retrieval_->async()->Search(call->context.get(), &call->search, &call->result,
+                              [call](grpc::Status status) {
+    call->Retrieved();
+    if (!status.ok()) {
+      call->Finish(SidecarError(status));
+      return;
+    }
+    if (call->result.results_size() != 1) {
+      call->Finish(absl::InternalError(absl::StrCat(
+          "retrieval sidecar: ", call->result.results_size(), " results for 1 query")));
+      return;
+    }
+    for (const pb::SearchHit& hit : call->result.results(0).hits()) {
+      AddHit(hit, call->response);
+    }
+    call->Finish(absl::OkStatus());
+  });
+}
+
+void RecommenderService::SearchTogether(std::vector<std::shared_ptr<UserCall>> calls) {
+  auto group = std::make_shared<SearchGroup>();
+  group->calls = std::move(calls);
+  pb::SearchRequest& search = group->search;
+  const UserCall& first = *group->calls[0];
+  search.set_collection(options_.model_name);
+  search.set_version(first.model->version());
+  search.set_include_payload(true);
+  search.mutable_payload_filter()->insert(first.request->payload_filter().begin(),
+                                          first.request->payload_filter().end());
+  int k = 1;
+  absl::Time deadline = absl::InfinitePast();
+  for (const auto& call : group->calls) {
+    // Exact: the best k + |known history| hold the best k not in the history.
+    k = std::max(k, call->request->k() + call->known_excluded);
+    deadline = std::max(deadline, call->deadline);
+    *search.add_queries()->mutable_vector()->mutable_values() = {call->user.begin(),
+                                                                 call->user.end()};
+  }
+  search.set_k(k);
+  if (deadline != absl::InfiniteFuture()) group->context.set_deadline(absl::ToChronoTime(deadline));
+  const absl::Time start = absl::Now();
+  for (auto& call : group->calls) call->retrieve_start = start;
+  retrieval_->async()->Search(&group->context, &group->search, &group->result,
+                              [group](grpc::Status status) {
+    const int n = static_cast<int>(group->calls.size());
+    absl::Status failed;
+    if (!status.ok()) {
+      failed = SidecarError(status);
+    } else if (group->result.results_size() != n) {
+      failed = absl::InternalError(absl::StrCat("retrieval sidecar: ",
+                                                group->result.results_size(),
+                                                " results for ", n, " queries"));
+    }
+    for (int i = 0; i < n; ++i) {
+      UserCall& call = *group->calls[i];
+      call.Retrieved();
+      if (!failed.ok()) {
+        call.Finish(failed);
+        continue;
+      }
+      for (const pb::SearchHit& hit : group->result.results(i).hits()) {
+        if (call.response->items_size() >= call.request->k()) break;
+        if (call.exclude.count(hit.key())) continue;
+        AddHit(hit, call.response);
+      }
+      call.Finish(absl::OkStatus());
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerContext* context,
+                                                        const pb::RecommendRequest* request,
+                                                        pb::RecommendResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto record = std::make_shared<CallRecord>(Calls(), "Recommend");
+  auto call = std::make_shared<UserCall>();
+  call->request = request;
+  call->response = response;
+  call->server_context = context;
+  call->done = [reactor, record](const absl::Status& s) {
+    record->Finish(s);
+    reactor->Finish(ToGrpcStatus(s));
+  };
+  Answer(std::move(call));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RecommenderService::RecommendBatch(
+    grpc::CallbackServerContext* context, const pb::RecommendBatchRequest* request,
+    pb::RecommendBatchResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto record = std::make_shared<CallRecord>(Calls(), "RecommendBatch");
+  absl::Status valid = request->users_size() == 0
+                           ? InvalidField("users", "at least one user", "none")
+                           : CheckMaxSize("users", request->users_size(),
+                                          options_.max_batch_users);
+  if (!valid.ok()) {
+    record->Finish(valid);
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  const int n = request->users_size();
+  for (int i = 0; i < n; ++i) response->add_results();
+  auto left = std::make_shared<std::atomic<int>>(n);
+  for (int i = 0; i < n; ++i) {
+    pb::RecommendBatchResult* result = response->mutable_results(i);
+    auto call = std::make_shared<UserCall>();
+    call->request = &request->users(i);
+    call->response = result->mutable_response();
+    call->server_context = context;
+    call->done = [reactor, record, left, result](const absl::Status& s) {
+      result->set_code(static_cast<int32_t>(s.code()));
+      result->set_message(std::string(s.message()));
+      if (!s.ok()) result->clear_response();
+      ServiceMetrics::Get()
+          .batch_users->WithLabels({absl::StatusCodeToString(s.code())})
+          ->Increment();
+      if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        record->Finish(absl::OkStatus());
+        reactor->Finish(grpc::Status::OK);
+      }
+    };
+    Answer(std::move(call));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RecommenderService::SimilarItems(
+    grpc::CallbackServerContext* context, const pb::SimilarItemsRequest* request,
+    pb::SimilarItemsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto record = std::make_shared<CallRecord>(Calls(), "SimilarItems");
+  auto finish = [reactor, record](const absl::Status& s) {
+    record->Finish(s);
+    reactor->Finish(ToGrpcStatus(s));
+  };
+  absl::Status valid = ValidateSimilarItemsRequest(*request, options_);
+  if (!valid.ok()) {
+    finish(valid);
+    return reactor;
   }
   absl::StatusOr<std::shared_ptr<const ServingModel>> model =
       registry_->Get(request->model().version());
-  int unknown = 0;
-  absl::StatusOr<recsys::v1::SearchRequest> search =
-      model.ok() ? PlanItemSearch(**model, *request, options_.model_name, &unknown)
-                 : absl::StatusOr<recsys::v1::SearchRequest>(model.status());
-  UnknownItems()->Increment(unknown);
-  if (!search.ok()) {
-    call->Finish(search.status());
-    return call->reactor;
+  if (!model.ok()) {
+    finish(model.status());
+    return reactor;
   }
-  call->search = std::move(*search);
+  if ((*model)->RowOf(request->item_key()) < 0) {
+    finish(absl::NotFoundError(absl::StrCat("item_key: ", QuoteUserInput(request->item_key()),
+                                            " is not in the catalog of model version ",
+                                            (*model)->version())));
+    return reactor;
+  }
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> context;
+    pb::SearchRequest search;
+    pb::SearchResponse result;
+    absl::Time start = absl::Now();
+  };
+  auto call = std::make_shared<Call>();
+  call->search.set_collection(options_.model_name);
+  call->search.set_version((*model)->version());
+  call->search.set_k(request->k());
+  call->search.set_include_payload(true);
+  call->search.add_queries()->set_key(request->item_key());
+  call->search.mutable_payload_filter()->insert(request->payload_filter().begin(),
+                                                request->payload_filter().end());
   response->mutable_model()->set_model(options_.model_name);
   response->mutable_model()->set_version((*model)->version());
-  response->set_unknown_history_items(unknown);
-
-  // Inherits the caller's deadline and cancellation.
   call->context = grpc::ClientContext::FromCallbackServerContext(*context);
   retrieval_->async()->Search(
       call->context.get(), &call->search, &call->result,
-      [call, response, model = *model](grpc::Status status) {
+      [call, response, finish, version = (*model)->version()](grpc::Status status) {
+        ServiceMetrics::Get().retrieve->ObserveDuration(absl::Now() - call->start);
         if (!status.ok()) {
-          call->Finish(SidecarError(status));
+          response->Clear();
+          finish(SidecarError(status));
           return;
         }
-        if (call->result.results_size() == 1) {
-          for (const auto& hit : call->result.results(0).hits()) {
-            auto* item = response->add_items();
-            item->set_key(hit.key());
-            item->set_score(hit.score());
-            *item->mutable_payload() = hit.payload();
-          }
+        if (call->result.results_size() != 1) {
+          response->Clear();
+          finish(absl::InternalError("retrieval sidecar: no result for the query"));
+          return;
         }
-        call->Finish(absl::OkStatus());
+        for (const pb::SearchHit& hit : call->result.results(0).hits()) {
+          auto* item = response->add_items();
+          item->set_key(hit.key());
+          item->set_score(hit.score());
+          *item->mutable_payload() = hit.payload();
+        }
+        ServiceMetrics::Get().served_version->Set(static_cast<double>(version));
+        finish(absl::OkStatus());
       });
-  return call->reactor;
+  return reactor;
 }
 
-grpc::ServerUnaryReactor* RecommenderService::ListModels(
-    grpc::CallbackServerContext* context, const ListModelsRequest* request,
-    ListModelsResponse* response) {
+grpc::ServerUnaryReactor* RecommenderService::ListModels(grpc::CallbackServerContext* context,
+                                                         const pb::ListModelsRequest* request,
+                                                         pb::ListModelsResponse* response) {
   CallRecord record(Calls(), "ListModels");
   for (const ModelRegistry::Entry& e : registry_->List()) {
     const ServingModelInfo& info = e.model->info();

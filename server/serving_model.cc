@@ -1,6 +1,8 @@
 #include "server/serving_model.h"
 
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <utility>
 
 #include <torch/torch.h>
@@ -25,6 +27,9 @@ absl::Status Damaged(const std::string& dir, absl::string_view what) {
 
 struct ServingModel::Impl {
   absl::flat_hash_map<std::string, int64_t> row_of;
+  std::vector<std::string> keys;
+  std::vector<float> popularity;      // per row; empty: no table
+  std::vector<int64_t> popular_rows;  // by descending popularity
   torch::Tensor embeddings;  // [num_items, d] float, CPU
   UserEncoder encoder{nullptr};
 };
@@ -49,8 +54,17 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
   ASSIGN_OR_RETURN(ItemEmbeddings items, version->ReadItemEmbeddings());
   const int64_t n = static_cast<int64_t>(items.keys.size());
   impl->row_of.reserve(items.keys.size());
-  for (int64_t i = 0; i < n; ++i) impl->row_of.emplace(std::move(items.keys[i]), i);
+  for (int64_t i = 0; i < n; ++i) impl->row_of.emplace(items.keys[i], i);
+  impl->keys = std::move(items.keys);
   info.num_items = n;
+  ASSIGN_OR_RETURN(impl->popularity, version->ReadItemPopularity());
+  if (!impl->popularity.empty()) {
+    impl->popular_rows.resize(n);
+    std::iota(impl->popular_rows.begin(), impl->popular_rows.end(), 0);
+    const std::vector<float>& pop = impl->popularity;
+    std::stable_sort(impl->popular_rows.begin(), impl->popular_rows.end(),
+                     [&pop](int64_t a, int64_t b) { return pop[a] > pop[b]; });
+  }
   ASSIGN_OR_RETURN(auto weights, version->OpenUserEncoderWeights());
   try {
     impl->embeddings = torch::empty({n, info.embedding_dim}, torch::kFloat32);
@@ -85,9 +99,24 @@ int64_t ServingModel::RowOf(const std::string& key) const {
   return it == impl_->row_of.end() ? -1 : it->second;
 }
 
-absl::StatusOr<std::vector<float>> ServingModel::EncodeUser(
-    const std::vector<std::string>& history, int* unknown) const {
+const std::string& ServingModel::KeyOf(int64_t row) const { return impl_->keys[row]; }
+
+const float* ServingModel::ItemVector(int64_t row) const {
+  return impl_->embeddings.data_ptr<float>() + row * info_.embedding_dim;
+}
+
+bool ServingModel::has_popularity() const { return !impl_->popularity.empty(); }
+
+const std::vector<int64_t>& ServingModel::PopularRows() const { return impl_->popular_rows; }
+
+float ServingModel::PopularityOf(int64_t row) const {
+  return impl_->popularity.empty() ? 0.0f : impl_->popularity[row];
+}
+
+std::vector<int64_t> ServingModel::KnownRows(const std::vector<std::string>& history,
+                                             int* unknown) const {
   std::vector<int64_t> rows;
+  rows.reserve(history.size());
   int missing = 0;
   for (const std::string& key : history) {
     const int64_t r = RowOf(key);
@@ -98,30 +127,55 @@ absl::StatusOr<std::vector<float>> ServingModel::EncodeUser(
     }
   }
   if (unknown != nullptr) *unknown = missing;
+  return rows;
+}
+
+absl::StatusOr<std::vector<float>> ServingModel::EncodeUser(
+    const std::vector<std::string>& history, int* unknown) const {
+  std::vector<int64_t> rows = KnownRows(history, unknown);
   if (rows.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "history: none of its ", history.size(),
         " item keys is in the catalog of model version ", info_.version));
   }
+  ASSIGN_OR_RETURN(std::vector<std::vector<float>> users, EncodeRows({std::move(rows)}));
+  return std::move(users[0]);
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> ServingModel::EncodeRows(
+    const std::vector<std::vector<int64_t>>& users) const {
   const int64_t max_len = info_.max_len;
-  if (static_cast<int64_t>(rows.size()) > max_len) {
-    rows.erase(rows.begin(), rows.end() - max_len);
-  }
+  const int64_t d = info_.embedding_dim;
+  const int64_t b = static_cast<int64_t>(users.size());
+  std::vector<std::vector<float>> out;
+  if (b == 0) return out;
   try {
     torch::InferenceMode inference;
-    const int64_t d = info_.embedding_dim;
-    // Left-padded to max_len: the newest item sits at the last position.
-    torch::Tensor seq = torch::zeros({1, max_len, d});
-    torch::Tensor valid = torch::zeros({1, max_len}, torch::kBool);
-    const int64_t pad = max_len - static_cast<int64_t>(rows.size());
-    torch::Tensor idx = torch::tensor(rows, torch::kInt64);
-    seq.index_put_({0, torch::indexing::Slice(pad, max_len)},
-                   impl_->embeddings.index_select(0, idx));
-    valid.index_put_({0, torch::indexing::Slice(pad, max_len)}, true);
-    torch::Tensor out = impl_->encoder->forward(seq, valid);
-    torch::Tensor user = out.index({0, max_len - 1}).contiguous();
+    // Left-padded to max_len: each user's newest item sits at the last
+    // position, which is the output read.
+    std::vector<int64_t> idx(b * max_len, 0);
+    torch::Tensor valid = torch::zeros({b, max_len}, torch::kBool);
+    bool* v = valid.data_ptr<bool>();
+    for (int64_t u = 0; u < b; ++u) {
+      const std::vector<int64_t>& rows = users[u];
+      const int64_t len = std::min<int64_t>(max_len, static_cast<int64_t>(rows.size()));
+      const int64_t pad = max_len - len;
+      for (int64_t j = 0; j < len; ++j) {
+        idx[u * max_len + pad + j] = rows[rows.size() - len + j];
+        v[u * max_len + pad + j] = true;
+      }
+    }
+    torch::Tensor seq =
+        impl_->embeddings.index_select(0, torch::tensor(idx, torch::kInt64))
+            .view({b, max_len, d});
+    seq.mul_(valid.unsqueeze(-1).to(torch::kFloat32));  // padding rows are zero
+    torch::Tensor user =
+        impl_->encoder->forward(seq, valid).index({torch::indexing::Slice(), max_len - 1})
+            .contiguous();
     const float* p = user.data_ptr<float>();
-    return std::vector<float>(p, p + d);
+    out.reserve(b);
+    for (int64_t u = 0; u < b; ++u) out.emplace_back(p + u * d, p + (u + 1) * d);
+    return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("user encoder failed: ", e.what_without_backtrace()));

@@ -7,7 +7,11 @@
 // retrieval sidecar holds the same embeddings as collection version
 // `version()`.
 //
-// Thread-safety: immutable after Load(); EncodeUser may run concurrently.
+// EncodeRows is the batched form the server's EncodeBatcher calls: one
+// LibTorch forward for many users. The popularity table (optional, written at
+// training time, model/model_version.h) ranks items for cold start.
+//
+// Thread-safety: immutable after Load(); every method may run concurrently.
 #ifndef RECSYS_SERVER_SERVING_MODEL_H_
 #define RECSYS_SERVER_SERVING_MODEL_H_
 
@@ -50,8 +54,32 @@ class ServingModel {
   absl::StatusOr<std::vector<float>> EncodeUser(
       const std::vector<std::string>& history, int* unknown) const;
 
+  // The embedding rows of the keys of `history` the model knows, oldest
+  // first; `*unknown` (if non-null) counts the others.
+  std::vector<int64_t> KnownRows(const std::vector<std::string>& history,
+                                 int* unknown) const;
+
+  // One forward for all `users` (each a list of rows, oldest first; only
+  // the last max_len are used). Returns one user vector per user.
+  // REQUIRES: every list non-empty and every row in [0, num_items).
+  absl::StatusOr<std::vector<std::vector<float>>> EncodeRows(
+      const std::vector<std::vector<int64_t>>& users) const;
+
   // Row of `key` in the item embeddings, or -1.
   int64_t RowOf(const std::string& key) const;
+  // REQUIRES: 0 <= row < num_items.
+  const std::string& KeyOf(int64_t row) const;
+  // The embedding of `row`: embedding_dim floats. REQUIRES as KeyOf.
+  const float* ItemVector(int64_t row) const;
+
+  // Whether the version carries a popularity table (versions written
+  // before it was stored do not).
+  bool has_popularity() const;
+  // Rows by descending training count, ties in row order; empty without a
+  // popularity table.
+  const std::vector<int64_t>& PopularRows() const;
+  // The training count of `row` (0 without a table).
+  float PopularityOf(int64_t row) const;
 
  private:
   struct Impl;

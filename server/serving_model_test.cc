@@ -55,6 +55,39 @@ TEST(ServingModelTest, EncodesHistoryLikeTheTrainedEncoder) {
   EXPECT_EQ(unknown, 2);
 }
 
+TEST(ServingModelTest, BatchedEncodingEqualsOneUserAtATime) {
+  const std::string base = FreshTestDir("models_batch");
+  ExportTestVersion(base, 2);
+  ASSERT_OK_AND_ASSIGN(auto model, ServingModel::Load(JoinPath(base, "2")));
+  const std::vector<std::vector<int64_t>> users = {
+      {1}, {0, 2, 4}, {4, 3, 2, 1, 0, 1}, {3, 3}, {2}};
+  ASSERT_OK_AND_ASSIGN(auto batched, model->EncodeRows(users));
+  ASSERT_EQ(batched.size(), users.size());
+  for (size_t u = 0; u < users.size(); ++u) {
+    ASSERT_OK_AND_ASSIGN(auto alone, model->EncodeRows({users[u]}));
+    ASSERT_EQ(alone[0].size(), static_cast<size_t>(kTestDim));
+    for (int64_t i = 0; i < kTestDim; ++i) {
+      EXPECT_NEAR(batched[u][i], alone[0][i], 1e-5) << "user " << u << " dim " << i;
+    }
+  }
+}
+
+TEST(ServingModelTest, RanksItemsByTheStoredPopularity) {
+  const std::string base = FreshTestDir("models_popularity");
+  ExportTestVersion(base, 2);
+  ASSERT_OK_AND_ASSIGN(auto model, ServingModel::Load(JoinPath(base, "2")));
+  ASSERT_TRUE(model->has_popularity());
+  // kTestPopularity: a=1 b=5 c=3 d=0 e=4.
+  EXPECT_EQ(model->PopularRows(), (std::vector<int64_t>{1, 4, 2, 0, 3}));
+  EXPECT_EQ(model->PopularityOf(4), 4.0f);
+
+  const std::string bare = FreshTestDir("models_no_popularity");
+  ExportTestVersion(bare, 2, nullptr, /*with_popularity=*/false);
+  ASSERT_OK_AND_ASSIGN(model, ServingModel::Load(JoinPath(bare, "2")));
+  EXPECT_FALSE(model->has_popularity());
+  EXPECT_TRUE(model->PopularRows().empty());
+}
+
 TEST(ServingModelTest, RefusesDamagedOrMisnamedVersions) {
   const std::string base = FreshTestDir("models_damaged");
   ExportTestVersion(base, 1);

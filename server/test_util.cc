@@ -13,7 +13,7 @@
 namespace recsys {
 
 UserEncoder ExportTestVersion(const std::string& base, int64_t number,
-                              std::vector<float>* embeddings) {
+                              std::vector<float>* embeddings, bool with_popularity) {
   torch::manual_seed(number);
   UserEncoder encoder(UserEncoderOptions()
                           .dim(kTestDim)
@@ -37,6 +37,7 @@ UserEncoder ExportTestVersion(const std::string& base, int64_t number,
   torch::Tensor emb = torch::randn({5, kTestDim});
   v.items.values.assign(emb.data_ptr<float>(), emb.data_ptr<float>() + 5 * kTestDim);
   if (embeddings != nullptr) *embeddings = v.items.values;
+  if (with_popularity) v.item_popularity = kTestPopularity;
   for (const auto& p : encoder->named_parameters()) {
     torch::Tensor t = p.value().contiguous();
     v.weights.push_back({kUserEncoderPrefix + p.key(), t.sizes().vec(),

@@ -14,11 +14,16 @@ namespace recsys {
 inline constexpr int64_t kTestDim = 8;
 inline constexpr int64_t kTestMaxLen = 4;
 
+// Training counts ExportTestVersion stores for "a".."e".
+inline const std::vector<float> kTestPopularity = {1, 5, 3, 0, 4};
+
 // Exports model version `number` under `base`: items "a".."e" with random
-// embeddings (returned in `embeddings` when non-null) and a user encoder
-// seeded with `number` (returned, in eval mode).
+// embeddings (returned in `embeddings` when non-null), a user encoder
+// seeded with `number` (returned, in eval mode) and, with_popularity,
+// kTestPopularity as the popularity table.
 UserEncoder ExportTestVersion(const std::string& base, int64_t number,
-                              std::vector<float>* embeddings = nullptr);
+                              std::vector<float>* embeddings = nullptr,
+                              bool with_popularity = true);
 
 // A fresh, empty directory under $TEST_TMPDIR.
 std::string FreshTestDir(const std::string& name);

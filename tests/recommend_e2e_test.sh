@@ -98,10 +98,37 @@ if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=
   fail "k=0 accepted"
 fi
 grep -q "k: must be in \[1, 1000\]" "$T/err" || fail "k=0 message: $(cat "$T/err")"
-if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history=no-such-item --k=5 2>"$T/err"; then
-  fail "unknown history accepted"
+if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 \
+    --version=-1 2>"$T/err"; then
+  fail "negative version accepted"
 fi
-grep -q "^recommend_cli: 3 history: none of its 1 item keys" "$T/err" || fail "history message: $(cat "$T/err")"
+grep -q "model.version: must be >= 0" "$T/err" || fail "version message: $(cat "$T/err")"
+
+# Cold start: an all-unknown history gets the version's most popular items
+# (popularity counted by the trainer and stored with the version).
+"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history=no-such-item --k=5 >"$T/cold.json" ||
+  fail "cold start failed"
+/usr/bin/python3 - "$T/cold.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["fallback"] == "POPULAR", r
+assert r["unknown_history_items"] == 1, r
+assert len(r["items"]) == 5, r
+scores = [i["score"] for i in r["items"]]
+assert scores == sorted(scores, reverse=True) and scores[0] >= 1, scores
+print("cold start: popular", [i["key"] for i in r["items"][:3]], "...")
+PY
+
+# Item to item: more like the first history item, itself excluded.
+"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --similar_to="${ITEMS[0]}" --k=5 \
+  >"$T/similar.json" || fail "SimilarItems failed"
+/usr/bin/python3 - "$T/similar.json" "${ITEMS[0]}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+keys = [i["key"] for i in r["items"]]
+assert len(keys) == 5 and sys.argv[2] not in keys, r
+print("similar items:", keys[:3], "...")
+PY
 if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --version=9 2>"$T/err"; then
   fail "unknown version accepted"
 fi

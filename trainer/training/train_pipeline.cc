@@ -101,6 +101,12 @@ absl::StatusOr<std::string> Export(const TrainPipelineOptions& o, Trainer* train
   }
   ASSIGN_OR_RETURN(v.weights, trainer->Parameters());
   v.standardization = StandardizationOf(store);
+  // Cold-start popularity: each item's count in the training split (dense
+  // id order, the order of v.items.keys).
+  const std::vector<int64_t>& counts = trainer->split().train_item_counts;
+  if (counts.size() == v.items.keys.size()) {
+    v.item_popularity.assign(counts.begin(), counts.end());
+  }
   ASSIGN_OR_RETURN(std::string dir, WriteModelVersion(o.models_dir, v));
   *version = number;
   return dir;

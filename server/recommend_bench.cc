@@ -1,0 +1,594 @@
+// recommend_bench: the recommendation server under closed-loop load, with the
+// same pipeline in process as the side-by-side reference. JSON on stdout.
+//
+//   bazel run -c opt //server:recommend_bench -- --seconds=5
+//
+// Setup: an Amazon-Scientific-sized model version (20,825 items, d = 64,
+// window 10; the real item keys and users of ../shared/data when present,
+// else a synthetic catalog of the same size), written through
+// model/model_version.h with a seeded random user encoder and embeddings,
+// popularity counted over the users' training prefixes. A real retrieval
+// sidecar process (Flat collection, published by the real publisher) and a
+// real recommendation_server process; the load generator is this process
+// (C++ gRPC clients, closed loop, histories drawn from real users: every item
+// but the last).
+//
+// Reported: throughput, p50, p99 at each client count; the in-process
+// pipeline (load the version, encode one user, brute-force top k with the
+// sidecar's distance kernel) at the same thread counts in the same run; the
+// encoder's batch-size distribution (from the server's /metrics); and a
+// version switch during a run at the largest client count: failed responses
+// and mixed-version responses (a sample of responses re-scored against the
+// answering version's encoder and embeddings).
+//
+// A benchmark, not a test: it asserts nothing; the report says whether the
+// targets (p99 <= 10 ms at 32 clients, throughput >= 0.7x in process) held.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "grpcpp/grpcpp.h"
+#include "model/model_publisher.h"
+#include "model/model_version.h"
+#include "model/nn/user_encoder.h"
+#include "nlohmann/json.hpp"
+#include "proto/recommender.grpc.pb.h"
+#include "retrieval/client/retrieval_client.h"
+#include "retrieval/distance_kernels.h"
+#include "server/serving_model.h"
+
+ABSL_FLAG(std::string, data, "",
+          "amazon-scientific directory (items.tsv, users.tsv); default: "
+          "../shared/data/amazon-scientific next to the workspace, else synthetic.");
+ABSL_FLAG(std::string, work_dir, "/tmp/recommend_bench", "Scratch directory (wiped).");
+ABSL_FLAG(std::string, clients, "1,8,32", "Concurrent clients per level.");
+ABSL_FLAG(double, seconds, 5, "Seconds per level.");
+ABSL_FLAG(int, k, 10, "Items per request.");
+ABSL_FLAG(int, max_batch_size, 32, "Server --max_batch_size.");
+ABSL_FLAG(std::string, max_batch_wait, "0s", "Server --max_batch_wait.");
+ABSL_FLAG(int, encode_threads, 1, "Server --encode_threads.");
+ABSL_FLAG(bool, version_switch, true, "Run the version switch at the largest client count.");
+ABSL_FLAG(int, channels, 4, "gRPC channels the clients share.");
+
+namespace recsys {
+namespace {
+
+namespace pb = ::recsys::v1;
+using json = nlohmann::json;
+
+constexpr int64_t kItems = 20825;
+constexpr int64_t kDim = 64;
+constexpr int64_t kWindow = 10;
+
+struct Catalog {
+  std::vector<std::string> keys;
+  std::vector<std::vector<std::string>> users;  // chronological
+  std::string source;
+};
+
+Catalog LoadCatalog() {
+  Catalog c;
+  std::string dir = absl::GetFlag(FLAGS_data);
+  if (dir.empty()) {
+    const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY");
+    dir = JoinPath(ws ? ws : ".", "../shared/data/amazon-scientific");
+  }
+  std::ifstream items(JoinPath(dir, "items.tsv")), users(JoinPath(dir, "users.tsv"));
+  if (items && users) {
+    std::string line;
+    while (std::getline(items, line)) {
+      std::vector<std::string> f = absl::StrSplit(line, '\t');
+      if (!f.empty() && !f[0].empty()) c.keys.push_back(f[0]);
+    }
+    while (std::getline(users, line)) {
+      std::vector<std::string> f = absl::StrSplit(line, '\t');
+      if (f.size() < 2) continue;
+      c.users.push_back(absl::StrSplit(f[1], ' ', absl::SkipEmpty()));
+    }
+    c.source = dir;
+    return c;
+  }
+  // Synthetic, same size: Zipf-ish item choice, 5..20 items per user.
+  std::mt19937 rng(7);
+  for (int64_t i = 0; i < kItems; ++i) c.keys.push_back(absl::StrCat("item", i));
+  std::uniform_real_distribution<double> u(0, 1);
+  std::uniform_int_distribution<int> len(5, 20);
+  for (int i = 0; i < 12076; ++i) {
+    std::vector<std::string> h;
+    for (int j = len(rng); j > 0; --j) {
+      h.push_back(c.keys[static_cast<int64_t>(std::pow(u(rng), 3.0) * kItems) % kItems]);
+    }
+    c.users.push_back(std::move(h));
+  }
+  c.source = "synthetic";
+  return c;
+}
+
+absl::StatusOr<std::string> WriteVersion(const std::string& models, int64_t number,
+                                         const Catalog& c) {
+  torch::manual_seed(number);
+  UserEncoder encoder(UserEncoderOptions().dim(kDim).num_heads(2).num_layers(2).ffn_dim(256)
+                          .max_len(kWindow));
+  ModelVersionContents v;
+  v.manifest.version = number;
+  NetworkConfig& n = v.manifest.network;
+  n.model = "sasrec";
+  n.num_items = static_cast<int64_t>(c.keys.size());
+  n.embedding_dim = kDim;
+  n.max_len = kWindow;
+  n.num_heads = 2;
+  n.num_layers = 2;
+  n.ffn_dim = 256;
+  v.items.keys = c.keys;
+  v.items.dim = kDim;
+  torch::Tensor emb = torch::randn({n.num_items, kDim}) / 8.0;
+  v.items.values.assign(emb.data_ptr<float>(), emb.data_ptr<float>() + emb.numel());
+  for (const auto& p : encoder->named_parameters()) {
+    torch::Tensor t = p.value().contiguous();
+    v.weights.push_back({kUserEncoderPrefix + p.key(), t.sizes().vec(),
+                         std::vector<float>(t.data_ptr<float>(),
+                                            t.data_ptr<float>() + t.numel())});
+  }
+  // Training split: every user's items but the last two.
+  std::map<std::string, int64_t> row;
+  for (size_t i = 0; i < c.keys.size(); ++i) row[c.keys[i]] = static_cast<int64_t>(i);
+  v.item_popularity.assign(c.keys.size(), 0.0f);
+  for (const auto& h : c.users) {
+    for (size_t j = 0; j + 2 < h.size(); ++j) {
+      auto it = row.find(h[j]);
+      if (it != row.end()) v.item_popularity[it->second] += 1;
+    }
+  }
+  return WriteModelVersion(models, v);
+}
+
+// A child process; killed (SIGTERM, then waited) on destruction.
+struct Child {
+  pid_t pid = -1;
+  ~Child() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      int st;
+      waitpid(pid, &st, 0);
+    }
+  }
+};
+
+absl::Status Spawn(const std::string& bin, std::vector<std::string> args, const std::string& log,
+                   Child* child) {
+  args.insert(args.begin(), bin);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  const int rc = posix_spawn(&child->pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return absl::InternalError(absl::StrCat("cannot start ", bin));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<int, int>> AwaitPorts(const std::string& file) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < give_up) {
+    absl::StatusOr<std::string> text = ReadFileToString(file);
+    if (text.ok() && absl::StrContains(*text, "metrics_port=")) {
+      int grpc = 0, metrics = 0;
+      for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+        if (absl::ConsumePrefix(&line, "grpc_port=")) (void)absl::SimpleAtoi(line, &grpc);
+        if (absl::ConsumePrefix(&line, "metrics_port=")) (void)absl::SimpleAtoi(line, &metrics);
+      }
+      if (grpc > 0) return std::make_pair(grpc, metrics);
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(file, " never appeared"));
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    const std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: x\r\n\r\n");
+    (void)!write(fd, req.data(), req.size());
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  }
+  close(fd);
+  return out;
+}
+
+// Cumulative bucket counts of the encoder batch-size histogram, by bound.
+std::map<double, double> BatchBuckets(int metrics_port) {
+  std::map<double, double> out;
+  const std::string text = HttpGet(metrics_port, "/metrics");
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::ConsumePrefix(&line, "recsys_recommender_encode_batch_size_bucket{le=\"")) continue;
+    const size_t q = line.find('"');
+    const size_t sp = line.rfind(' ');
+    if (q == absl::string_view::npos || sp == absl::string_view::npos) continue;
+    double le = 0, n = 0;
+    const absl::string_view bound = line.substr(0, q);
+    if (bound == "+Inf") le = 1e30; else (void)absl::SimpleAtod(bound, &le);
+    (void)absl::SimpleAtod(line.substr(sp + 1), &n);
+    out[le] = n;
+  }
+  return out;
+}
+
+json BatchDistribution(const std::map<double, double>& before,
+                       const std::map<double, double>& after) {
+  json buckets = json::object();
+  double prev = 0, total = 0, lo = 0;
+  for (const auto& [le, n] : after) {
+    const double cum = n - (before.count(le) ? before.at(le) : 0);
+    const double here = cum - prev;
+    prev = cum;
+    total = cum;
+    const std::string name = le >= 1e29 ? absl::StrCat(">", lo)
+                                        : (lo + 1 == le || le == 1 ? absl::StrCat(le)
+                                                                   : absl::StrCat(lo + 1, "-", le));
+    if (here > 0) buckets[name] = here;
+    lo = le;
+  }
+  return {{"forwards", total}, {"by_size", buckets}};
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+struct Sampled {
+  std::vector<std::string> history;
+  pb::RecommendResponse response;
+};
+
+struct LevelResult {
+  std::vector<double> latency_ms;
+  int64_t failed = 0;
+  std::string first_failure;
+  double seconds = 0;
+  std::vector<Sampled> sample;  // every 10th response
+  std::map<int64_t, int64_t> by_version;
+};
+
+std::vector<std::string> HistoryOf(const Catalog& c, std::mt19937* rng) {
+  const auto& u = c.users[std::uniform_int_distribution<size_t>(0, c.users.size() - 1)(*rng)];
+  return std::vector<std::string>(u.begin(), u.end() - (u.size() > 1 ? 1 : 0));
+}
+
+LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>& stubs,
+                      const Catalog& c, int clients, double seconds, bool sample,
+                      const std::function<void()>& midway) {
+  LevelResult r;
+  std::vector<LevelResult> per(clients);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(1000 + t);
+      pb::Recommender::Stub* stub = stubs[t % stubs.size()].get();
+      for (int64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        pb::RecommendRequest req;
+        std::vector<std::string> h = HistoryOf(c, &rng);
+        for (const auto& k : h) req.add_history(k);
+        req.set_k(absl::GetFlag(FLAGS_k));
+        pb::RecommendResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        const absl::Time t0 = absl::Now();
+        grpc::Status s = stub->Recommend(&ctx, req, &resp);
+        const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+        if (!s.ok()) {
+          if (per[t].failed++ == 0) per[t].first_failure = s.error_message();
+          continue;
+        }
+        per[t].latency_ms.push_back(ms);
+        per[t].by_version[resp.model().version()]++;
+        if (sample && i % 10 == 0) per[t].sample.push_back({std::move(h), std::move(resp)});
+      }
+    });
+  }
+  if (midway) {
+    absl::SleepFor(absl::Seconds(seconds / 3));
+    midway();
+  }
+  while (absl::Now() - start < absl::Seconds(seconds)) absl::SleepFor(absl::Milliseconds(20));
+  stop = true;
+  for (auto& t : threads) t.join();
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (auto& p : per) {
+    r.latency_ms.insert(r.latency_ms.end(), p.latency_ms.begin(), p.latency_ms.end());
+    r.failed += p.failed;
+    if (r.first_failure.empty()) r.first_failure = p.first_failure;
+    for (auto& s : p.sample) r.sample.push_back(std::move(s));
+    for (auto& [v, n] : p.by_version) r.by_version[v] += n;
+  }
+  return r;
+}
+
+// The pipeline in process: encode one user, score every item with the
+// sidecar's kernel, top k without the history.
+LevelResult RunInProcess(const ServingModel& model, const Catalog& c, int threads_n,
+                         double seconds) {
+  std::vector<LevelResult> per(threads_n);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  const int k = absl::GetFlag(FLAGS_k);
+  const int64_t n = model.info().num_items;
+  for (int t = 0; t < threads_n; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(1000 + t);
+      std::vector<float> scores(n);
+      std::vector<int64_t> order(n);
+      while (!stop.load(std::memory_order_relaxed)) {
+        std::vector<std::string> h = HistoryOf(c, &rng);
+        const absl::Time t0 = absl::Now();
+        std::vector<int64_t> rows = model.KnownRows(h, nullptr);
+        if (rows.empty()) continue;
+        absl::StatusOr<std::vector<std::vector<float>>> user = model.EncodeRows({rows});
+        if (!user.ok()) continue;
+        retrieval::InnerProductMany((*user)[0].data(), model.ItemVector(0), n,
+                                    static_cast<int>(kDim), scores.data());
+        for (int64_t r : rows) scores[r] = -1e30f;
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                          [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+        per[t].latency_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      }
+    });
+  }
+  absl::SleepFor(absl::Seconds(seconds));
+  stop = true;
+  for (auto& th : threads) th.join();
+  LevelResult r;
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (auto& p : per) r.latency_ms.insert(r.latency_ms.end(), p.latency_ms.begin(), p.latency_ms.end());
+  return r;
+}
+
+json Figures(const LevelResult& r) {
+  return {{"requests", r.latency_ms.size()},
+          {"failed", r.failed},
+          {"throughput_rps", r.latency_ms.size() / r.seconds},
+          {"p50_ms", Percentile(r.latency_ms, 0.50)},
+          {"p99_ms", Percentile(r.latency_ms, 0.99)}};
+}
+
+std::string Runfile(const char* argv0, const std::string& rel) {
+  if (PathExists(rel)) return rel;
+  return absl::StrCat(argv0, ".runfiles/recsys/", rel);
+}
+
+absl::Status Run(const char* argv0) {
+  torch::set_num_threads(1);
+  const Catalog catalog = LoadCatalog();
+  const std::string work = absl::GetFlag(FLAGS_work_dir);
+  RETURN_IF_ERROR(RemoveRecursively(work));
+  RETURN_IF_ERROR(CreateDirectories(work));
+  const std::string models = JoinPath(work, "models");
+  ASSIGN_OR_RETURN(std::string v1_dir, WriteVersion(models, 1, catalog));
+
+  Child sidecar;
+  RETURN_IF_ERROR(Spawn(Runfile(argv0, "retrieval/retrieval_server"),
+                        {"--address=127.0.0.1:0", "--metrics_port=-1",
+                         absl::StrCat("--data_dir=", JoinPath(work, "sidecar")),
+                         absl::StrCat("--port_file=", JoinPath(work, "sidecar.ports"))},
+                        JoinPath(work, "sidecar.log"), &sidecar));
+  ASSIGN_OR_RETURN(auto sidecar_ports, AwaitPorts(JoinPath(work, "sidecar.ports")));
+  RetrievalClient::Options co;
+  co.target = absl::StrCat("127.0.0.1:", sidecar_ports.first);
+  ASSIGN_OR_RETURN(std::unique_ptr<RetrievalClient> client, RetrievalClient::Create(co));
+  // The sidecar answers UNAVAILABLE until it has restored its (empty) state.
+  absl::Status published;
+  for (int i = 0; i < 100; ++i) {
+    published = PublishModelVersion(v1_dir, PublishOptions(), client.get()).status();
+    if (!absl::IsUnavailable(published)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  RETURN_IF_ERROR(published);
+
+  Child server;
+  RETURN_IF_ERROR(Spawn(
+      Runfile(argv0, "server/recommendation_server"),
+      {"--address=127.0.0.1:0", "--metrics_port=0", absl::StrCat("--models_dir=", models),
+       absl::StrCat("--retrieval=", co.target), "--poll_interval=200ms",
+       absl::StrCat("--port_file=", JoinPath(work, "server.ports")),
+       absl::StrCat("--max_batch_size=", absl::GetFlag(FLAGS_max_batch_size)),
+       absl::StrCat("--max_batch_wait=", absl::GetFlag(FLAGS_max_batch_wait)),
+       absl::StrCat("--encode_threads=", absl::GetFlag(FLAGS_encode_threads)), "--versions_to_keep=3"},
+      JoinPath(work, "server.log"), &server));
+  ASSIGN_OR_RETURN(auto server_ports, AwaitPorts(JoinPath(work, "server.ports")));
+  std::vector<std::unique_ptr<pb::Recommender::Stub>> stubs;
+  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_channels)); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench_channel", i);  // distinct channels, not one shared subchannel
+    stubs.push_back(pb::Recommender::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", server_ports.first), grpc::InsecureChannelCredentials(),
+        args)));
+  }
+  // Wait until the server answers (version 1 loaded, sidecar checked).
+  {
+    std::mt19937 rng(1);
+    absl::Status ready = absl::DeadlineExceededError("the server never answered");
+    for (int i = 0; i < 600 && !ready.ok(); ++i) {
+      pb::RecommendRequest req;
+      for (const auto& k : HistoryOf(catalog, &rng)) req.add_history(k);
+      req.set_k(10);
+      pb::RecommendResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      if (stubs[0]->Recommend(&ctx, req, &resp).ok()) ready = absl::OkStatus();
+      else absl::SleepFor(absl::Milliseconds(100));
+    }
+    RETURN_IF_ERROR(ready);
+  }
+
+  ASSIGN_OR_RETURN(std::unique_ptr<ServingModel> model1, ServingModel::Load(v1_dir));
+  json report;
+  report["setup"] = {{"items", model1->info().num_items}, {"dim", kDim}, {"window", kWindow},
+                     {"users", catalog.users.size()}, {"data", catalog.source},
+                     {"k", absl::GetFlag(FLAGS_k)}, {"collection", "Flat"},
+                     {"kernel", retrieval::DistanceKernelName()},
+                     {"max_batch_size", absl::GetFlag(FLAGS_max_batch_size)},
+                     {"max_batch_wait", absl::GetFlag(FLAGS_max_batch_wait)},
+                     {"encode_threads", absl::GetFlag(FLAGS_encode_threads)},
+                     {"seconds_per_level", absl::GetFlag(FLAGS_seconds)},
+                     {"cores", std::thread::hardware_concurrency()}};
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  std::vector<int> levels;
+  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_clients), ',')) {
+    int n = 0;
+    if (absl::SimpleAtoi(s, &n) && n > 0) levels.push_back(n);
+  }
+  json rows = json::array();
+  double best_in_process = 0;
+  for (int clients : levels) {
+    const auto before = BatchBuckets(server_ports.second);
+    LevelResult served = RunServer(stubs, catalog, clients, seconds, false, nullptr);
+    const auto after = BatchBuckets(server_ports.second);
+    LevelResult local = RunInProcess(*model1, catalog, clients, seconds);
+    json row = {{"clients", clients}, {"server", Figures(served)},
+                {"in_process", Figures(local)},
+                {"encoder_batches", BatchDistribution(before, after)}};
+    const double ratio = (served.latency_ms.size() / served.seconds) /
+                         std::max(1e-9, local.latency_ms.size() / local.seconds);
+    row["throughput_ratio_server_to_in_process"] = ratio;
+    best_in_process = std::max(best_in_process, local.latency_ms.size() / local.seconds);
+    if (served.failed) row["first_failure"] = served.first_failure;
+    rows.push_back(row);
+  }
+  report["levels"] = rows;
+  if (!rows.empty()) {
+    const json& last = rows.back();
+    report["targets"] = {
+        {"clients", last["clients"]},
+        {"p99_ms", last["server"]["p99_ms"]},
+        {"p99_le_10ms", last["server"]["p99_ms"].get<double>() <= 10.0},
+        {"throughput_ratio", last["throughput_ratio_server_to_in_process"]},
+        {"ratio_ge_0.7", last["throughput_ratio_server_to_in_process"].get<double>() >= 0.7},
+        // The in-process pipeline at its best thread count (on 2 cores,
+        // more threads than cores only add switching).
+        {"in_process_best_rps", best_in_process},
+        {"throughput_ratio_to_best_in_process",
+         last["server"]["throughput_rps"].get<double>() / std::max(1e-9, best_in_process)}};
+  }
+
+  if (absl::GetFlag(FLAGS_version_switch) && !levels.empty()) {
+    const int clients = levels.back();
+    absl::Status switched = absl::OkStatus();
+    std::string v2_dir;
+    absl::Duration publish_took;
+    LevelResult run = RunServer(stubs, catalog, clients, seconds * 1.5, true, [&] {
+      const absl::Time t0 = absl::Now();
+      absl::StatusOr<std::string> dir = WriteVersion(models, 2, catalog);
+      if (!dir.ok()) {
+        switched = dir.status();
+        return;
+      }
+      v2_dir = *dir;
+      switched = PublishModelVersion(v2_dir, PublishOptions(), client.get()).status();
+      publish_took = absl::Now() - t0;
+    });
+    json sw = {{"clients", clients}, {"switch_status", switched.ToString()},
+               {"write_and_publish_seconds", absl::ToDoubleSeconds(publish_took)},
+               {"requests", run.latency_ms.size()}, {"failed", run.failed},
+               {"p99_ms", Percentile(run.latency_ms, 0.99)}};
+    json versions = json::object();
+    for (auto& [v, n] : run.by_version) versions[absl::StrCat(v)] = n;
+    sw["responses_by_version"] = versions;
+    if (run.failed) sw["first_failure"] = run.first_failure;
+    // Re-score the sample against the answering version.
+    std::map<int64_t, std::unique_ptr<ServingModel>> by_version;
+    if (!v2_dir.empty()) {
+      ASSIGN_OR_RETURN(by_version[2], ServingModel::Load(v2_dir));
+    }
+    ASSIGN_OR_RETURN(by_version[1], ServingModel::Load(v1_dir));
+    int64_t checked = 0, mixed = 0, unknown_version = 0;
+    for (const Sampled& s : run.sample) {
+      auto it = by_version.find(s.response.model().version());
+      if (it == by_version.end()) {
+        ++unknown_version;
+        continue;
+      }
+      const ServingModel& m = *it->second;
+      absl::StatusOr<std::vector<float>> user = m.EncodeUser(s.history, nullptr);
+      bool ok = user.ok();
+      for (int i = 0; ok && i < s.response.items_size(); ++i) {
+        const int64_t row = m.RowOf(s.response.items(i).key());
+        if (row < 0) { ok = false; break; }
+        float dot = 0;
+        const float* v = m.ItemVector(row);
+        for (int64_t j = 0; j < kDim; ++j) dot += v[j] * (*user)[j];
+        ok = std::abs(dot - s.response.items(i).score()) <= 1e-4f * std::max(1.0f, std::abs(dot));
+      }
+      ++checked;
+      if (!ok) ++mixed;
+    }
+    sw["sampled_responses_checked"] = checked;
+    sw["mixed_version_responses"] = mixed + unknown_version;
+    sw["ok"] = run.failed == 0 && mixed + unknown_version == 0 && switched.ok() &&
+               run.by_version.count(2) > 0;
+    report["version_switch"] = sw;
+  }
+  std::cout << report.dump(2) << std::endl;
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  absl::Status s = recsys::Run(argv[0]);
+  if (!s.ok()) {
+    std::cerr << s << std::endl;
+    return 1;
+  }
+  return 0;
+}
