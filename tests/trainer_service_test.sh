@@ -62,16 +62,21 @@ sidecar_live() {
   "$RCLI" --target="127.0.0.1:$retrieval_PORT" versions --collection=items 2>/dev/null |
     sed -n 's/^live_version: //p'
 }
-submit() {  # extra flags... ; prints the job id
-  tcli train --interactions="$T/data/users.tsv" \
-    --text_cache="$T/data/text_states.safetensors" \
-    --image_cache="$T/data/image_states.safetensors" --items="$T/data/items.tsv" \
+DATA="$T/data"
+submit() {  # extra flags... ; prints the job id (data: $DATA)
+  tcli train --interactions="$DATA/users.tsv" \
+    --text_cache="$DATA/text_states.safetensors" \
+    --image_cache="$DATA/image_states.safetensors" --items="$DATA/items.tsv" \
     --embedding_dim=16 --bottleneck=8 --ffn_dim=32 "$@" | sed -n 's/^job_id=//p'
 }
 
 "$MAKE_DEMO" --out_dir="$T/data" --num_items=120 --num_users=200 --num_categories=4 \
   --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
   >"$T/demo.log" 2>&1
+# Larger, so that an epoch lasts long enough to kill the trainer inside a run.
+"$MAKE_DEMO" --out_dir="$T/big" --num_items=300 --num_users=3000 --num_categories=4 \
+  --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
+  >>"$T/demo.log" 2>&1
 NUM_ITEMS=$(wc -l <"$T/data/items.tsv")
 start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
 start_trainer
@@ -136,9 +141,12 @@ echo "cancel latency: $(py "print(round($t1 - $t0, 2))") s"
 ! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "cancelled job left a temporary version"
 expect_refused 9 "cannot be cancelled" cancel --job="$J2"
 
-# --- 4. kill -9 of the trainer mid-job.
-J3=$(submit --epochs=500 --patience=500 --publish)
+# --- 4. kill -9 of the trainer mid-job, then resume.
+DATA="$T/big"
+RUN=(--epochs=3 --patience=5 --seed=7)
+J3=$(submit "${RUN[@]}" --publish)
 wait_field "$J3" 'len(j.get("epochs", [])) >= 1' True 60
+[ "$(field "$J3" 'j["state"]')" = JOB_RUNNING ] || fail "job $J3 ended before the kill"
 V3=$(field "$J3" 'j["version"]')
 kill -9 "$trainer_PID"
 wait "$trainer_PID" 2>/dev/null || true
@@ -153,6 +161,7 @@ start_trainer
 field "$J3" 'j["error"]' | grep -q "trainer restarted during the job" || fail "no restart reason"
 [ "$(field "$J3" 'len(j["epochs"]) >= 1')" = True ] || fail "epoch metrics lost in the crash"
 [ ! -e "$T/trainer/models/$V3" ] || fail "crashed job left version $V3"
+! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "crashed job left a temporary version"
 [ "$(sidecar_live)" = "$V1" ] || fail "sidecar live version changed to $(sidecar_live)"
 all=$(tcli list | py 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin)["jobs"]))')
 [ "$all" = "$J3 $J2 $J1" ] || fail "restarted trainer lists '$all'"
@@ -162,15 +171,33 @@ rest=$(tcli list --page_size=2 --page_token="$J2" | py 'import json,sys; r=json.
 [ "$rest" = "['$J1'] " ] || fail "second page: '$rest'"
 n=$(tcli list --state=CANCELLED | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
 [ "$n" = 1 ] || fail "state filter found $n cancelled jobs"
+expect_refused 9 "is PUBLISHED" train --resume_from="$J1"
+# Resume J3 from its last completed epoch, and run the same job uninterrupted.
+J4=$(tcli train --resume_from="$J3" --publish | sed -n 's/^job_id=//p')
+tcli watch --job="$J4" >"$T/watch4.log" || { cat "$T/watch4.log"; fail "resumed job $J4"; }
+first=$(field "$J4" 'j["epochs"][0]["epoch"]')
+[ "$first" -ge 2 ] || fail "resumed job retrained from epoch $first"
+J5=$(submit "${RUN[@]}")
+tcli watch --job="$J5" >"$T/watch5.log" || fail "reference job $J5"
+m4=$(field "$J4" 'json.loads(j["metrics_json"])["test"]')
+m5=$(field "$J5" 'json.loads(j["metrics_json"])["test"]')
+echo "resumed: $m4"
+echo "uninterrupted: $m5"
+[ "$m4" = "$m5" ] || fail "resumed run's test metrics differ from the uninterrupted run's"
+V4=$(field "$J4" 'j["version"]')
+[ "$(sidecar_live)" = "$V4" ] || fail "resumed version $V4 is not live"
+DATA="$T/data"
 
 # --- 5. Re-publish, metrics, SIGTERM.
 tcli publish --version="$V1" | grep -q '"upserted"' || fail "re-publish of $V1"
+[ "$(sidecar_live)" = "$V1" ] || fail "re-published $V1 is not live: $(sidecar_live)"
 expect_refused 5 "no model version 77" publish --version=77
 metrics=$(curl -sf "http://127.0.0.1:$trainer_METRICS/metrics")
-echo "$metrics" | grep -q 'recsys_trainer_jobs{kind="train",state="PUBLISHED"} 1' ||
+echo "$metrics" | grep -q 'recsys_trainer_jobs{kind="train",state="PUBLISHED"} 2' ||
   fail "jobs gauge: $(echo "$metrics" | grep recsys_trainer_jobs)"
 echo "$metrics" | grep -q 'recsys_trainer_queue_length{device="cpu"} 0' || fail "queue gauge"
 echo "$metrics" | grep -q 'recsys_trainer_published_version{model="items"} '"$V1" || fail "published gauge"
+echo "$metrics" | grep -q 'recsys_trainer_epoch_seconds_count{device="cpu"}' || fail "epoch histogram"
 kill -TERM "$trainer_PID"
 wait "$trainer_PID" || fail "trainer did not exit 0 on SIGTERM"
 echo PASS

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -124,6 +125,27 @@ std::string JobDir(const JobManagerOptions& o, int64_t id) {
   return JoinPath(JoinPath(o.data_dir, "jobs"), absl::StrCat(id));
 }
 
+// Where a train job's worker keeps its per-epoch resumable state
+// (trainer/training/epoch_checkpoint.h: <dir>/epoch-<N>/state.json marks a
+// complete epoch).
+std::string CheckpointDir(const JobManagerOptions& o, int64_t id) {
+  return JoinPath(JobDir(o, id), "checkpoint");
+}
+
+int LastEpoch(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dir);
+  int last = 0;
+  if (!names.ok()) return 0;
+  for (const std::string& n : *names) {
+    int e = 0;
+    if (absl::StartsWith(n, "epoch-") && absl::SimpleAtoi(n.substr(6), &e) &&
+        PathExists(JoinPath(JoinPath(dir, n), "state.json"))) {
+      last = std::max(last, e);
+    }
+  }
+  return last;
+}
+
 std::string TailOfFile(const std::string& path, size_t bytes) {
   absl::StatusOr<std::string> s = ReadFileToString(path);
   if (!s.ok()) return "";
@@ -233,6 +255,7 @@ absl::Status JobManager::Recover() {
 }
 
 absl::Status JobManager::Validate(v1::JobSpec* spec) {
+  const bool in_device_empty = spec->device().empty();
   if (spec->device().empty()) spec->set_device(options_.devices[0]);
   if (std::find(options_.devices.begin(), options_.devices.end(), spec->device()) ==
       options_.devices.end()) {
@@ -248,11 +271,24 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
         "spec.publish: this trainer was started without --retrieval, so it cannot publish");
   }
   if (spec->resume_from() != 0) {
-    ASSIGN_OR_RETURN(v1::Job prior, store_->Get(spec->resume_from()));
-    (void)prior;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.resume_from: job ", spec->resume_from(),
-        " is not resumable: this trainer does not keep per-epoch checkpoints yet"));
+    absl::StatusOr<v1::Job> prior = store_->Get(spec->resume_from());
+    if (!prior.ok()) {
+      return absl::NotFoundError(absl::StrCat("spec.resume_from: no job ", spec->resume_from()));
+    }
+    const std::string why =
+        prior->kind() != v1::JOB_TRAIN ? "it is not a train job"
+        : prior->state() != v1::JOB_FAILED && prior->state() != v1::JOB_CANCELLED
+            ? absl::StrCat("it is ", StateLabel(prior->state()), " (only FAILED or CANCELLED jobs resume)")
+        : LastEpoch(CheckpointDir(options_, prior->id())) == 0
+            ? "it completed no epoch, so it left no checkpoint"
+            : "";
+    if (!why.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.resume_from: job ", spec->resume_from(), " is not resumable: ", why));
+    }
+    // The resumed run is the same run: its settings are the prior job's.
+    *spec->mutable_train() = prior->spec().train();
+    if (in_device_empty) spec->set_device(prior->device());
   }
   switch (spec->job_case()) {
     case v1::JobSpec::kTrain: {
@@ -588,6 +624,8 @@ void JobManager::RunJob(int64_t id) {
     return;
   }
   if (!metrics.empty()) store_->SetMetrics(id, metrics).IgnoreError();
+  // A finished run needs no resumable state.
+  RemoveRecursively(CheckpointDir(options_, id)).IgnoreError();
   if (version == 0 || !job.spec().publish()) {
     Transition(id, v1::JOB_SUCCEEDED, version > 0 ? absl::StrCat("wrote version ", version) : "done");
     return;
@@ -614,6 +652,24 @@ absl::Status JobManager::Supervise(const v1::Job& job, int64_t version, std::str
                                    "--models_dir=" + options_.models_dir,
                                    absl::StrCat("--version=", version),
                                    absl::StrCat("--threads=", options_.worker_threads)};
+  if (job.kind() == v1::JOB_TRAIN) {
+    const std::string checkpoint = CheckpointDir(options_, job.id());
+    if (job.spec().resume_from() != 0 && LastEpoch(checkpoint) == 0) {
+      const std::string from = CheckpointDir(options_, job.spec().resume_from());
+      const std::string epoch = absl::StrCat("epoch-", LastEpoch(from));
+      std::error_code ec;
+      std::filesystem::create_directories(JoinPath(checkpoint, epoch), ec);
+      std::filesystem::copy(JoinPath(from, epoch), JoinPath(checkpoint, epoch),
+                            std::filesystem::copy_options::recursive |
+                                std::filesystem::copy_options::overwrite_existing,
+                            ec);
+      if (ec) {
+        return absl::InternalError(absl::StrCat("copying job ", job.spec().resume_from(),
+                                                "'s checkpoint: ", ec.message()));
+      }
+    }
+    args.push_back("--resume_dir=" + checkpoint);
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -786,6 +842,19 @@ absl::Status JobManager::PublishVersion(int64_t version, int64_t job_id,
   po.index_factory = options_.index_factory;
   po.items_table = items_table;
   absl::MutexLock lock(&publish_mu_);
+  // The staging set starts from the sidecar's newest version; when that is
+  // not the version just below this one (a re-publish of an older version,
+  // or a version whose predecessor never went live), the keys to drop are
+  // those of the live version.
+  absl::StatusOr<v1::ListVersionsResponse> listed = retrieval_->ListVersions(options_.collection);
+  if (listed.ok()) {
+    int64_t newest = 0;
+    for (const v1::VersionInfo& v : listed->versions()) newest = std::max(newest, v.version());
+    const std::string newest_dir = ModelVersionPath(options_.models_dir, newest);
+    if (newest > 0 && newest != version && PathExists(newest_dir)) {
+      po.previous_version_dir = newest_dir;
+    }
+  }
   ASSIGN_OR_RETURN(PublishResult r,
                    PublishModelVersion(ModelVersionPath(options_.models_dir, version), po,
                                        retrieval_.get()));

@@ -40,6 +40,8 @@ ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
 ABSL_FLAG(std::string, models_dir, "", "where model versions are written");
 ABSL_FLAG(int64_t, version, 0, "the model version this job writes");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
+ABSL_FLAG(std::string, resume_dir, "",
+          "train: per-epoch resumable state; continues after the newest epoch there");
 
 namespace recsys {
 namespace {
@@ -83,6 +85,7 @@ absl::Status RunTrain(const v1::JobSpec& job) {
   o.max_steps_per_epoch = t.max_steps_per_epoch();
   if (t.learning_rate() > 0) o.item_tower_lr = o.user_encoder_lr = t.learning_rate();
   o.num_threads = absl::GetFlag(FLAGS_threads);
+  o.resume_dir = absl::GetFlag(FLAGS_resume_dir);
   absl::Time last = absl::InfinitePast();
   o.on_progress = [&last](const TrainProgress& pr) -> absl::Status {
     if (g_stop.load()) return absl::CancelledError("the job was cancelled");
