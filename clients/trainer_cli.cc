@@ -110,7 +110,8 @@ int Watch(Trainer::Stub* stub, int64_t id) {
       if (job.version() > 0 && job.state() != JOB_QUEUED) absl::StrAppend(&line, ", version ", job.version());
       if (!job.error().empty()) absl::StrAppend(&line, ": ", job.error());
       last_state = job.state();
-    } else if (job.state() == JOB_RUNNING && job.progress().steps() > 0) {
+    } else if (job.state() == JOB_RUNNING && job.progress().steps() > 0 &&
+               job.progress().phase().rfind("epoch", 0) == 0) {
       const JobProgress& p = job.progress();
       // One line per 10% of an epoch keeps the output readable.
       const int decile = static_cast<int>(p.fraction() * 10);
