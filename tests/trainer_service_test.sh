@@ -74,7 +74,7 @@ submit() {  # extra flags... ; prints the job id (data: $DATA)
   --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
   >"$T/demo.log" 2>&1
 # Larger, so that an epoch lasts long enough to kill the trainer inside a run.
-"$MAKE_DEMO" --out_dir="$T/big" --num_items=300 --num_users=2000 --num_categories=4 \
+"$MAKE_DEMO" --out_dir="$T/big" --num_items=300 --num_users=1500 --num_categories=4 \
   --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
   >>"$T/demo.log" 2>&1
 NUM_ITEMS=$(wc -l <"$T/data/items.tsv")
@@ -132,6 +132,19 @@ J2=$(submit --epochs=500 --patience=500)
 wait_field "$J2" 'j["state"]' JOB_RUNNING 30
 wait_field "$J2" 'int(j.get("progress", {}).get("step", 0)) > 0' True 60
 V2=$(field "$J2" 'j["version"]')
+# A cache build queues behind it on the same device; a second build into the
+# same output is refused while the first is pending.
+{ echo "[PAD]"; echo "[UNK]"; echo "[CLS]"; echo "[SEP]"; echo "[MASK]";
+  cut -f2 "$T/data/items.tsv" | tr ' ' '\n' | tr -d '#0-9' | sort -u | grep .; } >"$T/vocab.txt"
+build() {
+  tcli build_cache --items="$T/data/items.tsv" --vocab="$T/vocab.txt" \
+    --output="$T/built_text.safetensors" --backbone=2x32 "$@"
+}
+B=$(build | sed -n 's/^job_id=//p')
+[ "$(field "$B" 'j["state"], j.get("queue_position", 0)')" = "JOB_QUEUED 0" ] ||
+  fail "build job $B: $(field "$B" 'j["state"], j.get("queue_position", 0)')"
+expect_refused 6 "already building" build_cache --items="$T/data/items.tsv" \
+  --vocab="$T/vocab.txt" --output="$T/built_text.safetensors"
 t0=$(date +%s.%N)
 tcli cancel --job="$J2" >/dev/null
 wait_field "$J2" 'j["state"]' JOB_CANCELLED 5
@@ -140,6 +153,10 @@ echo "cancel latency: $(py "print(round($t1 - $t0, 2))") s"
 [ ! -e "$T/trainer/models/$V2" ] || fail "cancelled job left version $V2"
 ! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "cancelled job left a temporary version"
 expect_refused 9 "cannot be cancelled" cancel --job="$J2"
+tcli watch --job="$B" >"$T/watch_build.log" || { cat "$T/watch_build.log"; fail "build job $B"; }
+[ "$(field "$B" 'json.loads(j["metrics_json"])["items_written"]')" = "$NUM_ITEMS" ] ||
+  fail "build job wrote $(field "$B" 'j["metrics_json"]')"
+[ -s "$T/built_text.safetensors" ] || fail "no cache file from the build job"
 
 # --- 4. kill -9 of the trainer mid-job, then resume.
 DATA="$T/big"
@@ -164,11 +181,13 @@ field "$J3" 'j["error"]' | grep -q "trainer restarted during the job" || fail "n
 ! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "crashed job left a temporary version"
 [ "$(sidecar_live)" = "$V1" ] || fail "sidecar live version changed to $(sidecar_live)"
 all=$(tcli list | py 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin)["jobs"]))')
-[ "$all" = "$J3 $J2 $J1" ] || fail "restarted trainer lists '$all'"
-page=$(tcli list --page_size=2 | py 'import json,sys; r=json.load(sys.stdin); print(len(r["jobs"]), r["next_page_token"])')
-[ "$page" = "2 $J2" ] || fail "first page of 2: '$page'"
-rest=$(tcli list --page_size=2 --page_token="$J2" | py 'import json,sys; r=json.load(sys.stdin); print([j["id"] for j in r["jobs"]], r.get("next_page_token", ""))')
+[ "$all" = "$J3 $B $J2 $J1" ] || fail "restarted trainer lists '$all'"
+page=$(tcli list --page_size=3 | py 'import json,sys; r=json.load(sys.stdin); print(len(r["jobs"]), r["next_page_token"])')
+[ "$page" = "3 $J2" ] || fail "first page of 3: '$page'"
+rest=$(tcli list --page_size=3 --page_token="$J2" | py 'import json,sys; r=json.load(sys.stdin); print([j["id"] for j in r["jobs"]], r.get("next_page_token", ""))')
 [ "$rest" = "['$J1'] " ] || fail "second page: '$rest'"
+n=$(tcli list --kind=build_cache | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+[ "$n" = 1 ] || fail "kind filter found $n build jobs"
 n=$(tcli list --state=CANCELLED | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
 [ "$n" = 1 ] || fail "state filter found $n cancelled jobs"
 expect_refused 9 "is PUBLISHED" train --resume_from="$J1"
