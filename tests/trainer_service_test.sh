@@ -74,7 +74,7 @@ submit() {  # extra flags... ; prints the job id (data: $DATA)
   --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
   >"$T/demo.log" 2>&1
 # Larger, so that an epoch lasts long enough to kill the trainer inside a run.
-"$MAKE_DEMO" --out_dir="$T/big" --num_items=300 --num_users=1500 --num_categories=4 \
+"$MAKE_DEMO" --out_dir="$T/big" --num_items=300 --num_users=1000 --num_categories=4 \
   --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 \
   >>"$T/demo.log" 2>&1
 NUM_ITEMS=$(wc -l <"$T/data/items.tsv")

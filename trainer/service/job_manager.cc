@@ -945,18 +945,16 @@ absl::StatusOr<v1::ListModelVersionsResponse> JobManager::ListModelVersions() {
 }
 
 void JobManager::UpdateMetrics() {
-  absl::StatusOr<std::vector<v1::Job>> all = store_->List(v1::JOB_STATE_UNSPECIFIED,
-                                                          v1::JOB_KIND_UNSPECIFIED, 0, 1 << 30);
-  if (all.ok()) {
-    std::map<std::pair<std::string, std::string>, int> counts;
+  absl::StatusOr<std::map<std::pair<v1::JobKind, v1::JobState>, int64_t>> counts =
+      store_->CountByKindAndState();
+  if (counts.ok()) {
     for (int k = v1::JOB_TRAIN; k <= v1::JOB_REFRESH; ++k) {
       for (int s = v1::JOB_QUEUED; s <= v1::JOB_CANCELLED; ++s) {
-        counts[{KindLabel(static_cast<v1::JobKind>(k)), StateLabel(static_cast<v1::JobState>(s))}] = 0;
+        const auto key = std::make_pair(static_cast<v1::JobKind>(k), static_cast<v1::JobState>(s));
+        auto it = counts->find(key);
+        M().jobs->WithLabels({KindLabel(key.first), StateLabel(key.second)})
+            ->Set(it == counts->end() ? 0 : static_cast<double>(it->second));
       }
-    }
-    for (const v1::Job& j : *all) ++counts[{KindLabel(j.kind()), StateLabel(j.state())}];
-    for (const auto& [labels, n] : counts) {
-      M().jobs->WithLabels({labels.first, labels.second})->Set(n);
     }
   }
   absl::MutexLock lock(&mu_);

@@ -379,6 +379,19 @@ absl::StatusOr<int64_t> JobStore::JobOfVersion(int64_t version) {
   return row ? s.Int(0) : 0;
 }
 
+absl::StatusOr<std::map<std::pair<v1::JobKind, v1::JobState>, int64_t>>
+JobStore::CountByKindAndState() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state");
+  std::map<std::pair<v1::JobKind, v1::JobState>, int64_t> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[{static_cast<v1::JobKind>(s.Int(0)), static_cast<v1::JobState>(s.Int(1))}] = s.Int(2);
+  }
+  return out;
+}
+
 absl::StatusOr<int64_t> JobStore::MaxVersion() {
   absl::MutexLock lock(&mu_);
   Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM jobs");

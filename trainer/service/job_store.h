@@ -20,6 +20,8 @@
 #define RECSYS_TRAINER_SERVICE_JOB_STORE_H_
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +69,8 @@ class JobStore {
   absl::StatusOr<std::vector<v1::Job>> InStates(const std::vector<v1::JobState>& states);
   // The job that produced `version`, 0 when none.
   absl::StatusOr<int64_t> JobOfVersion(int64_t version);
+  // Number of jobs per (kind, state).
+  absl::StatusOr<std::map<std::pair<v1::JobKind, v1::JobState>, int64_t>> CountByKindAndState();
   // The largest version any job recorded (0: none).
   absl::StatusOr<int64_t> MaxVersion();
 

@@ -89,6 +89,12 @@ TEST(JobStoreTest, ListPagesNewestFirstAndFilters) {
   EXPECT_EQ(page[0].id(), 5);
   ASSERT_OK_AND_ASSIGN(page, store->InStates({v1::JOB_QUEUED}));
   EXPECT_EQ(page.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(auto counts, store->CountByKindAndState());
+  // Jobs 1, 3, 5 train (5 cancelled), 2 and 4 build_cache.
+  EXPECT_EQ((counts[{v1::JOB_TRAIN, v1::JOB_QUEUED}]), 2);
+  EXPECT_EQ((counts[{v1::JOB_TRAIN, v1::JOB_CANCELLED}]), 1);
+  EXPECT_EQ((counts[{v1::JOB_BUILD_CACHE, v1::JOB_QUEUED}]), 2);
+  EXPECT_EQ((counts[{v1::JOB_BUILD_CACHE, v1::JOB_CANCELLED}]), 0);
 }
 
 TEST(JobStoreTest, UnknownJobIsNotFoundAndSecondOpenIsRefused) {
