@@ -12,6 +12,8 @@ PACKAGES=(
   libtorch-dev libfaiss-dev libopenblas-dev
   # Serving plumbing.
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev zlib1g-dev
+  # The trainer service's durable job records.
+  libsqlite3-dev sqlite3
   # Images for the ViT backbone.
   libpng-dev libjpeg-dev
   # The similarity endpoint: DICOM decoding; real data for its tests and

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on loopback:
-#   install -> build -> item hidden-state caches -> train IISAN (model v1)
-#   -> retrieval sidecar <- publish v1 -> recommendation server -> recommend.
+#   install -> build -> item hidden-state caches -> retrieval sidecar + trainer
+#   service -> train job (IISAN, watched) -> published as model v1
+#   -> recommendation server -> recommend.
 #
 # Data: the real Amazon "Scientific" set when ../shared/data is there (text
 # states from a seeded stand-in BERT, since no weights ship here), otherwise
@@ -23,8 +24,8 @@ bash deploy/install_deps.sh
 
 step "building"
 bazel build //retrieval:retrieval_server //server:recommendation_server \
-  //trainer:train //trainer:make_demo_data //trainer/backbone:build_cache \
-  //clients:publish_model //clients:recommend_cli //clients:retrieval_cli
+  //trainer/service:trainer_server //trainer:make_demo_data //trainer/backbone:build_cache \
+  //clients:trainer_cli //clients:recommend_cli //clients:retrieval_cli
 BIN="$ROOT/bazel-bin"
 
 mkdir -p "$RUN"
@@ -67,14 +68,6 @@ else
               --image_cache="$RUN/demo/image_states.safetensors")
 fi
 
-step "training IISAN ($EPOCHS epochs at most)"
-"$BIN/trainer/train" "${TRAIN_DATA[@]}" --model=iisan --epochs="$EPOCHS" \
-  --out_dir="$RUN/models" --metrics_out="$RUN/train_metrics.json" >/dev/null
-VERSION_DIR=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version_dir"])' "$RUN/train_metrics.json")
-VERSION=$(basename "$VERSION_DIR")
-PREVIOUS_VERSION=$(ls "$RUN/models" | grep -E '^[0-9]+$' | sort -n | awk -v v="$VERSION" '$1 < v' | tail -1)
-PREVIOUS=${PREVIOUS_VERSION:+$RUN/models/$PREVIOUS_VERSION}
-
 start() {  # name, binary, args...
   local name=$1 bin=$2; shift 2
   rm -f "$RUN/$name.ports"
@@ -92,10 +85,20 @@ port() { sed -n 's/^grpc_port=//p' "$RUN/$1.ports"; }
 step "starting the retrieval sidecar"
 start retrieval "$BIN/retrieval/retrieval_server" --data_dir="$RUN/retrieval"
 
-step "publishing model version $VERSION"
-"$BIN/clients/publish_model" --retrieval="127.0.0.1:$(port retrieval)" \
-  --version_dir="$VERSION_DIR" --items="$ITEMS" \
-  ${PREVIOUS:+--previous_version_dir="$PREVIOUS"}
+step "starting the trainer service"
+start trainer "$BIN/trainer/service/trainer_server" --data_dir="$RUN/trainer" \
+  --models_dir="$RUN/models" --retrieval="127.0.0.1:$(port retrieval)"
+TRAINER="127.0.0.1:$(port trainer)"
+
+step "training IISAN through the trainer ($EPOCHS epochs at most), then publishing"
+JOB=$("$BIN/clients/trainer_cli" --trainer="$TRAINER" train "${TRAIN_DATA[@]}" --items="$ITEMS" \
+  --model=iisan --epochs="$EPOCHS" --publish | sed -n 's/^job_id=//p')
+echo "job $JOB submitted"
+"$BIN/clients/trainer_cli" --trainer="$TRAINER" watch --job="$JOB" ||
+  { tail "$RUN/trainer/jobs/$JOB/worker.log"; echo "training job $JOB did not publish"; exit 1; }
+"$BIN/clients/trainer_cli" --trainer="$TRAINER" get --job="$JOB" >"$RUN/train_job.json"
+VERSION=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$RUN/train_job.json")
+echo "model version $VERSION is live in the sidecar"
 
 step "starting the recommendation server"
 start recommender "$BIN/server/recommendation_server" --models_dir="$RUN/models" \
@@ -129,9 +132,9 @@ done
 step "metrics (test set) of model version $VERSION"
 /usr/bin/python3 -c '
 import json, sys
-m = json.load(open(sys.argv[1]))
+m = json.loads(json.load(open(sys.argv[1]))["metrics_json"])
 t = m.get("test", {})
-print(json.dumps({k: t[k] for k in sorted(t) if k.startswith(("hr", "ndcg"))}))' "$RUN/train_metrics.json"
+print(json.dumps({k: t[k] for k in sorted(t) if k.startswith(("hr", "ndcg"))}))' "$RUN/train_job.json"
 
 if [ "${RECSYS_QUICKSTART_STOP:-0}" = 1 ]; then
   for f in "$RUN"/*.pid; do kill -TERM "$(cat "$f")"; rm -f "$f"; done
@@ -141,7 +144,9 @@ else
 
 Services are running:
   retrieval sidecar    grpc 127.0.0.1:$(port retrieval)    metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/retrieval.ports")/metrics
+  trainer              grpc $TRAINER  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/trainer.ports")/metrics
   recommendation       grpc 127.0.0.1:$(port recommender)  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/recommender.ports")/metrics
+Train: bazel-bin/clients/trainer_cli --trainer=$TRAINER train ${TRAIN_DATA[*]} --items=$ITEMS --publish --watch
 Try:   bazel-bin/clients/recommend_cli --server=127.0.0.1:$(port recommender) --history=KEY1,KEY2 --k=10
 Stop:  kill \$(cat $RUN/*.pid)
 MSG

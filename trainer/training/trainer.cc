@@ -21,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "model/nn/recommender.h"
 #include "trainer/training/item_inputs.h"
+#include "trainer/training/epoch_checkpoint.h"
 #include "trainer/training/evaluation.h"
 #include "trainer/training/loss.h"
 
@@ -411,6 +412,58 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
   return metrics.Report();
 }
 
+namespace {
+
+// The loop's results so far, for the epoch checkpoint.
+nlohmann::json ReportJson(const RankingReport& r) {
+  nlohmann::json hr = nlohmann::json::object(), ndcg = nlohmann::json::object();
+  for (const auto& [k, v] : r.hit_rate) hr[std::to_string(k)] = v;
+  for (const auto& [k, v] : r.ndcg) ndcg[std::to_string(k)] = v;
+  return {{"count", r.count}, {"hr", hr}, {"ndcg", ndcg}};
+}
+
+RankingReport ReportFromJson(const nlohmann::json& j) {
+  RankingReport r;
+  r.count = j.value("count", int64_t{0});
+  for (const auto& [k, v] : j.at("hr").items()) r.hit_rate[std::stoi(k)] = v.get<double>();
+  for (const auto& [k, v] : j.at("ndcg").items()) r.ndcg[std::stoi(k)] = v.get<double>();
+  return r;
+}
+
+std::string ResultsJson(const TrainResult& r) {
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const EpochStats& e : r.epochs) {
+    epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"train_seconds", e.train_seconds},
+                      {"positions_per_second", e.positions_per_second},
+                      {"validation", ReportJson(e.validation)}});
+  }
+  return nlohmann::json({{"epochs", epochs}, {"best_epoch", r.best_epoch},
+                         {"best_validation", ReportJson(r.best_validation)}})
+      .dump();
+}
+
+absl::Status ResultsFromJson(const std::string& text, TrainResult* r) {
+  try {
+    nlohmann::json j = nlohmann::json::parse(text);
+    for (const auto& e : j.at("epochs")) {
+      EpochStats s;
+      s.epoch = e.at("epoch").get<int>();
+      s.loss = e.at("loss").get<double>();
+      s.train_seconds = e.at("train_seconds").get<double>();
+      s.positions_per_second = e.at("positions_per_second").get<double>();
+      s.validation = ReportFromJson(e.at("validation"));
+      r->epochs.push_back(s);
+    }
+    r->best_epoch = j.at("best_epoch").get<int>();
+    r->best_validation = ReportFromJson(j.at("best_validation"));
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("epoch checkpoint results: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<TrainResult> Trainer::Train() {
   State& s = *state_;
   TrainResult result;
@@ -424,7 +477,22 @@ absl::StatusOr<TrainResult> Trainer::Train() {
   double best_score = -1;
   int since_best = 0;
   double train_seconds = 0;
-  for (int epoch = 1; epoch <= s.options.epochs; ++epoch) {
+  int first_epoch = 1;
+  if (!s.options.resume_dir.empty()) {
+    EpochLoopState loop;
+    ASSIGN_OR_RETURN(bool resumed,
+                     LoadEpochCheckpoint(s.options.resume_dir, &loop, *s.model, &best, *s.optimizer));
+    if (resumed) {
+      RETURN_IF_ERROR(ResultsFromJson(loop.results_json, &result));
+      best_score = loop.best_score;
+      since_best = loop.since_best;
+      train_seconds = loop.train_seconds;
+      first_epoch = loop.epoch + 1;
+      LOG(INFO) << "resuming after epoch " << loop.epoch << " from " << s.options.resume_dir;
+    }
+  }
+  for (int epoch = first_epoch; epoch <= s.options.epochs && since_best < s.options.patience;
+       ++epoch) {
     EpochStats stats;
     stats.epoch = epoch;
     const absl::Time start = absl::Now();
@@ -438,14 +506,6 @@ absl::StatusOr<TrainResult> Trainer::Train() {
         epoch, stats.loss, stats.train_seconds, stats.positions_per_second,
         stats.validation.hr(10), stats.validation.ndcg_at(10));
     result.epochs.push_back(stats);
-    if (s.options.on_progress) {
-      TrainProgress p;
-      p.epoch = epoch;
-      p.epochs = s.options.epochs;
-      p.loss = stats.loss;
-      p.finished_epoch = &result.epochs.back();
-      RETURN_IF_ERROR(s.options.on_progress(p));
-    }
     const double score = stats.validation.ndcg_at(10);
     if (score > best_score) {
       best_score = score;
@@ -461,9 +521,25 @@ absl::StatusOr<TrainResult> Trainer::Train() {
         ASSIGN_OR_RETURN(auto params, Parameters());
         RETURN_IF_ERROR(WriteCheckpoint(s.options.checkpoint_path, {params, ConfigJson()}));
       }
-    } else if (++since_best >= s.options.patience) {
+    } else {
+      ++since_best;
+    }
+    // Written before the epoch is reported, so a reported epoch is resumable.
+    if (!s.options.resume_dir.empty()) {
+      EpochLoopState loop{epoch, best_score, since_best, train_seconds, ResultsJson(result)};
+      RETURN_IF_ERROR(SaveEpochCheckpoint(s.options.resume_dir, loop, *s.model, best,
+                                          *s.optimizer));
+    }
+    if (s.options.on_progress) {
+      TrainProgress p;
+      p.epoch = epoch;
+      p.epochs = s.options.epochs;
+      p.loss = stats.loss;
+      p.finished_epoch = &result.epochs.back();
+      RETURN_IF_ERROR(s.options.on_progress(p));
+    }
+    if (since_best >= s.options.patience) {
       LOG(INFO) << "early stop after epoch " << epoch << " (best " << result.best_epoch << ")";
-      break;
     }
   }
   if (!best.empty()) {

@@ -78,6 +78,10 @@ struct TrainerOptions {
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
   std::string checkpoint_path;    // best weights go here when set
+  // After every epoch the resumable state (model, optimizer, epoch, RNG,
+  // best weights) is written here (trainer/training/epoch_checkpoint.h);
+  // Train() continues after the newest epoch it finds. Empty: off.
+  std::string resume_dir;
   absl::Duration log_interval = absl::Seconds(10);
   // Called on the training thread (see TrainProgress); a non-OK status stops
   // training and is what Train() returns (e.g. CANCELLED).

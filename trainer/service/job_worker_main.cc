@@ -1,0 +1,192 @@
+// job_worker: runs one Trainer-service job in its own process, so that a
+// crash, an OOM kill or a hung LibTorch call takes down only the job, never
+// the service. Started (fork + exec) and supervised by JobRunner.
+//
+//   job_worker --spec=<JobSpec, binary proto> --models_dir=DIR --version=N
+//
+// Reports to the parent as JSON lines on stdout (one event per line,
+// flushed); logs go to stderr, which the parent keeps as the job's log:
+//   {"event":"progress","phase":..,"epoch":..,"epochs":..,"step":..,"steps":..,
+//    "loss":..,"fraction":..,"rate":..,"eta":..}
+//   {"event":"epoch","epoch":..,"loss":..,"hr10":..,"ndcg10":..,"seconds":..,"items_per_second":..}
+//   {"event":"done","version":N,"metrics":"<json>"}
+//   {"event":"error","code":"INVALID_ARGUMENT","message":..}
+// Exit status 0 after "done", 1 after "error". SIGTERM asks the job to stop:
+// training returns CANCELLED at its next step and exports nothing.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "model/encoders/bert_text_encoder.h"
+#include "model/items_table.h"
+#include "nlohmann/json.hpp"
+#include "proto/trainer.pb.h"
+#include "trainer/backbone/cache_builder.h"
+#include "trainer/training/train_pipeline.h"
+
+ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
+ABSL_FLAG(std::string, models_dir, "", "where model versions are written");
+ABSL_FLAG(int64_t, version, 0, "the model version this job writes");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
+ABSL_FLAG(std::string, resume_dir, "",
+          "train: per-epoch resumable state; continues after the newest epoch there");
+
+namespace recsys {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnTerm(int) { g_stop.store(true); }
+
+void Emit(const nlohmann::json& event) {
+  std::string line = event.dump();
+  line += '\n';
+  fwrite(line.data(), 1, line.size(), stdout);
+  fflush(stdout);
+}
+
+template <typename T>
+T OrDefault(T value, T fallback) {
+  return value == T{} ? fallback : value;
+}
+
+absl::Status RunTrain(const v1::JobSpec& job) {
+  const v1::TrainJobSpec& t = job.train();
+  TrainPipelineOptions p;
+  p.interactions = t.interactions();
+  p.text_cache = t.text_cache();
+  p.image_cache = t.image_cache();
+  p.layer_mode = OrDefault<std::string>(t.layer_mode(), "every_second");
+  p.num_groups = OrDefault(t.num_groups(), 6);
+  p.models_dir = absl::GetFlag(FLAGS_models_dir);
+  p.version = absl::GetFlag(FLAGS_version);
+  TrainerOptions& o = p.trainer;
+  o.model = OrDefault<std::string>(t.model(), "iisan");
+  o.device = OrDefault<std::string>(job.device(), "cpu");
+  o.epochs = OrDefault(t.epochs(), 10);
+  o.patience = OrDefault(t.patience(), 3);
+  o.batch_size = OrDefault(t.batch_size(), 64);
+  o.max_len = OrDefault(t.max_len(), 10);
+  o.embedding_dim = OrDefault(t.embedding_dim(), 64);
+  o.bottleneck = OrDefault(t.bottleneck(), 64);
+  o.ffn_dim = OrDefault(t.ffn_dim(), 256);
+  o.seed = OrDefault<uint64_t>(t.seed(), 42);
+  o.max_steps_per_epoch = t.max_steps_per_epoch();
+  if (t.learning_rate() > 0) o.item_tower_lr = o.user_encoder_lr = t.learning_rate();
+  o.num_threads = absl::GetFlag(FLAGS_threads);
+  o.resume_dir = absl::GetFlag(FLAGS_resume_dir);
+  absl::Time last = absl::InfinitePast();
+  o.on_progress = [&last](const TrainProgress& pr) -> absl::Status {
+    if (g_stop.load()) return absl::CancelledError("the job was cancelled");
+    if (pr.finished_epoch != nullptr) {
+      const EpochStats& e = *pr.finished_epoch;
+      Emit({{"event", "epoch"},
+            {"epoch", e.epoch},
+            {"loss", e.loss},
+            {"hr10", e.validation.hr(10)},
+            {"ndcg10", e.validation.ndcg_at(10)},
+            {"seconds", e.train_seconds},
+            {"items_per_second", e.positions_per_second}});
+      return absl::OkStatus();
+    }
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Milliseconds(200) && pr.step != pr.steps) return absl::OkStatus();
+    last = now;
+    Emit({{"event", "progress"},
+          {"phase", absl::StrCat("epoch ", pr.epoch, "/", pr.epochs)},
+          {"epoch", pr.epoch},
+          {"epochs", pr.epochs},
+          {"step", pr.step},
+          {"steps", pr.steps},
+          {"loss", pr.loss},
+          {"fraction", pr.progress.fraction},
+          {"rate", pr.progress.rate},
+          {"eta", pr.progress.eta_seconds}});
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(TrainPipelineResult r, RunTrainPipeline(p));
+  LOG(INFO) << r.ToJsonLine();
+  Emit({{"event", "done"}, {"version", r.version}, {"metrics", r.metrics_json}});
+  return absl::OkStatus();
+}
+
+// "6x256" -> layers, hidden.
+absl::Status ParseBackbone(const std::string& s, int* layers, int* hidden) {
+  std::vector<std::string> parts = absl::StrSplit(s.empty() ? "6x256" : s, 'x');
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], layers) ||
+      !absl::SimpleAtoi(parts[1], hidden) || *layers <= 0 || *hidden <= 0 || *hidden % 4 != 0) {
+    return absl::InvalidArgumentError("build_cache.backbone: expected LAYERSxHIDDEN, e.g. 6x256");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunBuildCache(const v1::JobSpec& job) {
+  const v1::BuildCacheJobSpec& b = job.build_cache();
+  BertTextEncoderOptions eo;
+  eo.vocab_path = b.vocab();
+  eo.weights_path = b.weights();
+  int layers = 0, hidden = 0;
+  RETURN_IF_ERROR(ParseBackbone(b.backbone(), &layers, &hidden));
+  eo.config.num_hidden_layers = layers;
+  eo.config.hidden_size = hidden;
+  eo.config.num_attention_heads = 4;
+  eo.config.intermediate_size = 4 * hidden;
+  eo.device = OrDefault<std::string>(job.device(), "cpu");
+  ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
+  ASSIGN_OR_RETURN(std::vector<CacheItem> items, ReadItemTable(b.items_table()));
+  CacheBuildOptions o;
+  o.output_path = b.output();
+  o.extra_metadata["source"] = b.items_table();
+  o.extra_metadata["tokenizer"] = "bert-wordpiece-uncased";
+  Emit({{"event", "progress"}, {"phase", "build_cache"}, {"fraction", 0.0}});
+  ASSIGN_OR_RETURN(CacheBuildResult r, BuildTextCache(items, encoder.get(), o));
+  nlohmann::json metrics = {{"items_written", r.items_written},
+                            {"items_failed", r.items_failed},
+                            {"chunks_computed", r.chunks_computed},
+                            {"chunks_reused", r.chunks_reused},
+                            {"seconds", r.seconds}};
+  Emit({{"event", "done"}, {"version", 0}, {"metrics", metrics.dump()}});
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  struct sigaction sa = {};
+  sa.sa_handler = OnTerm;
+  sigaction(SIGTERM, &sa, nullptr);
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(absl::GetFlag(FLAGS_spec)));
+    v1::JobSpec job;
+    if (!job.ParseFromString(bytes)) return absl::InvalidArgumentError("spec: not a JobSpec");
+    switch (job.job_case()) {
+      case v1::JobSpec::kTrain:
+        return RunTrain(job);
+      case v1::JobSpec::kBuildCache:
+        return RunBuildCache(job);
+      default:
+        return absl::UnimplementedError("this worker runs train and build_cache jobs");
+    }
+  }();
+  if (status.ok()) return 0;
+  Emit({{"event", "error"},
+        {"code", absl::StatusCodeToString(status.code())},
+        {"message", std::string(status.message())}});
+  LOG(ERROR) << status;
+  return 1;
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) { return recsys::Main(argc, argv); }

@@ -1,0 +1,87 @@
+// trainer_server: serves recsys.v1.Trainer (proto/trainer.proto).
+//   trainer_server --data_dir=run/trainer --models_dir=run/models \
+//       --retrieval=127.0.0.1:50051 --devices=cpu --port_file=run/trainer.ports
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/server.h"
+#include "common/status_macros.h"
+#include "trainer/service/job_manager.h"
+#include "trainer/service/trainer_service.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address.");
+ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
+ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
+ABSL_FLAG(std::string, data_dir, "", "Job store (jobs.sqlite) and per-job files.");
+ABSL_FLAG(std::string, models_dir, "", "Model versions (default: <data_dir>/models).");
+ABSL_FLAG(std::string, devices, "cpu", "Comma-separated devices, one job queue each.");
+ABSL_FLAG(std::string, worker, "", "The job_worker binary (default: beside this one).");
+ABSL_FLAG(int, worker_threads, 1, "LibTorch intra-op threads per job.");
+ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar (empty: no publish).");
+ABSL_FLAG(std::string, model_name, "items", "Model name = the sidecar's item collection.");
+ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(2),
+          "How long a cancelled job may take to stop before it is killed.");
+ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10),
+          "How long in-flight calls may finish after SIGTERM.");
+
+namespace recsys {
+namespace {
+
+std::string BesideThisBinary(const std::string& name) {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return name;
+  std::string self(buf, n);
+  const size_t slash = self.rfind('/');
+  return slash == std::string::npos ? name : self.substr(0, slash + 1) + name;
+}
+
+absl::Status Run() {
+  JobManagerOptions jo;
+  jo.data_dir = absl::GetFlag(FLAGS_data_dir);
+  jo.models_dir = absl::GetFlag(FLAGS_models_dir);
+  jo.devices = absl::StrSplit(absl::GetFlag(FLAGS_devices), ',', absl::SkipEmpty());
+  jo.worker_path = absl::GetFlag(FLAGS_worker);
+  if (jo.worker_path.empty()) jo.worker_path = BesideThisBinary("job_worker");
+  jo.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  jo.retrieval = absl::GetFlag(FLAGS_retrieval);
+  jo.collection = absl::GetFlag(FLAGS_model_name);
+  jo.cancel_grace = absl::GetFlag(FLAGS_cancel_grace);
+  ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs, JobManager::Create(jo));
+  TrainerService service(jobs.get());
+
+  ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  options.health_service_names = {"recsys.v1.Trainer"};
+  ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
+                   ServiceServer::Create(options, {&service}));
+  server->SetServing(true);  // the job store is open and recovered
+  LOG(INFO) << "trainer serving on " << server->grpc_target();
+  server->Wait();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) {
+  recsys::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  absl::Status s = recsys::Run();
+  if (!s.ok()) {
+    LOG(ERROR) << s;
+    return 1;
+  }
+  return 0;
+}
