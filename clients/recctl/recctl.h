@@ -73,6 +73,7 @@ std::vector<FlagSpec> GlobalFlags();
 // Each group registers its commands.
 std::vector<Command> CollectionCommands();
 std::vector<Command> RecommendCommands();
+std::vector<Command> TrainerCommands();
 
 // A column-aligned table.
 class Table {
