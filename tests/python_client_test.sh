@@ -49,4 +49,27 @@ grep -q "^model version 1" "$T/ex1.txt" || fail "examples/recommend.py: $(cat "$
 /usr/bin/python3 "$PY/examples/search.py" --retrieval="$retrieval_ADDR" >"$T/ex2.txt"
 grep -q "^p030\|^p029\|^p031" "$T/ex2.txt" && grep -q "is LIVE with 60 entries" "$T/ex2.txt" ||
   fail "examples/search.py: $(cat "$T/ex2.txt")"
+# The trainer service: a train job submitted and watched from Python,
+# written to the recommender's models dir (version 2) and published.
+start trainer "$R/trainer/service/trainer_server" --data_dir="$T/trainer" \
+  --models_dir="$T/models" --retrieval="$retrieval_ADDR"
+/usr/bin/python3 "$PY/examples/train.py" --trainer="$trainer_ADDR" \
+  --interactions="$T/data/users.tsv" --text_cache="$T/data/text_states.safetensors" \
+  --image_cache="$T/data/image_states.safetensors" --items="$T/data/items.tsv" \
+  --epochs=1 --embedding_dim=16 >"$T/ex3.txt" 2>&1 || { cat "$T/ex3.txt"; fail "examples/train.py"; }
+grep -q "PUBLISHED, model version 2" "$T/ex3.txt" || fail "examples/train.py: $(cat "$T/ex3.txt")"
+grep -q "^epoch 1: loss" "$T/ex3.txt" || fail "no epoch line: $(cat "$T/ex3.txt")"
+/usr/bin/python3 - "$trainer_ADDR" <<'PY'
+import sys
+from recsys_client import RecsysClient, RecsysError
+with RecsysClient(trainer=sys.argv[1]) as c:
+    job = c.job(1)
+    assert job.state == "PUBLISHED" and job.version == 2 and len(job.epochs) == 1, job
+    assert [s.state for s in c.watch(1)][-1] == "PUBLISHED"  # a late watcher gets the end
+    try:
+        c.job(42)
+        raise AssertionError("unknown job accepted")
+    except RecsysError as e:
+        assert e.code == "NOT_FOUND", e
+PY
 echo "python client e2e: ok"

@@ -148,32 +148,7 @@ absl::StatusOr<v1::VersionInfo> RetrievalClient::PublishAndWait(const std::strin
   req.set_wait(true);
   v1::PublishResponse resp;
   grpc::Status s = stub_->Publish(Context(options_.stream_deadline).get(), req, &resp);
-  if (!s.ok()) {
-    const bool exists = s.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-                        s.error_code() == grpc::StatusCode::ALREADY_EXISTS;
-    if (!exists || version <= 0) {
-      return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
-    }
-    // The version may exist from an earlier attempt.
-    ASSIGN_OR_RETURN(v1::ListVersionsResponse listed, ListVersions(collection));
-    for (const v1::VersionInfo& v : listed.versions()) {
-      if (v.version() != version) continue;
-      if (v.state() == v1::VERSION_LIVE) return v;
-      if (v.state() == v1::VERSION_READY) {
-        v1::RollbackRequest rb;
-        rb.set_collection(collection);
-        rb.set_version(version);
-        v1::RollbackResponse rr;
-        grpc::Status r = stub_->Rollback(Context(options_.deadline).get(), rb, &rr);
-        if (!r.ok()) {
-          return Failed(r, absl::StrCat("making existing version ", version, " of ",
-                                        collection, " live"));
-        }
-        return rr.version();
-      }
-    }
-    return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
-  }
+  if (!s.ok()) return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
   if (resp.version().state() != v1::VERSION_LIVE) {
     return absl::InternalError(absl::StrCat(
         "retrieval sidecar: ", collection, " version ", resp.version().version(),

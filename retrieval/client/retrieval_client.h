@@ -59,10 +59,9 @@ class RetrievalClient {
                                  const std::vector<std::string>& keys);
 
   // Publishes the staging set as `version` (0: next) and waits until it is
-  // live. When the sidecar refuses the number because that version already
-  // exists (a retry after a crash between its build and its going live),
-  // the existing version is made live (READY) or returned (LIVE): callers
-  // compare its entry_count with what they upserted. INTERNAL with the
+  // live. A retry of a version the sidecar already holds with the same
+  // content succeeds (the sidecar's rule, proto/retrieval.proto); a number
+  // taken by other content is FAILED_PRECONDITION. INTERNAL with the
   // sidecar's reason when the build failed.
   absl::StatusOr<v1::VersionInfo> PublishAndWait(const std::string& collection,
                                                  int64_t version);

@@ -13,6 +13,7 @@ from proto/ (clients/python/generate_stubs.sh, or Bazel's
 from recsys_client.client import (  # noqa: F401
     Hit,
     Item,
+    JobStatus,
     Recommendation,
     RecsysClient,
     RecsysError,

@@ -23,18 +23,19 @@ def _import_stubs():
         sys.path.insert(0, os.path.join(here, "gen"))
     try:
         from proto import (health_pb2, health_pb2_grpc, recommender_pb2,
-                           recommender_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc)
+                           recommender_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc,
+                           trainer_pb2, trainer_pb2_grpc)
     except ImportError as e:
         raise ImportError(
             "recsys_client: the gRPC stubs are missing; run "
             "clients/python/generate_stubs.sh (or put Bazel's //clients/python:stubs "
             "output on PYTHONPATH)") from e
     return (health_pb2, health_pb2_grpc, recommender_pb2, recommender_pb2_grpc,
-            retrieval_pb2, retrieval_pb2_grpc)
+            retrieval_pb2, retrieval_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
 
 
 (health_pb2, health_pb2_grpc, recommender_pb2, recommender_pb2_grpc, retrieval_pb2,
- retrieval_pb2_grpc) = _import_stubs()
+ retrieval_pb2_grpc, trainer_pb2, trainer_pb2_grpc) = _import_stubs()
 
 
 class RecsysError(Exception):
@@ -84,6 +85,39 @@ class VersionInfo:
     error: str
 
 
+@dataclasses.dataclass(frozen=True)
+class JobStatus:
+    """A trainer job as WatchJob / GetJob report it."""
+    id: int
+    kind: str          # "train", "build_cache", "refresh"
+    state: str         # "QUEUED", "RUNNING", "PUBLISHED", "FAILED", ...
+    phase: str
+    fraction: float    # of the current phase
+    epoch: int
+    loss: float
+    items_per_second: float
+    eta_seconds: float  # negative when unknown
+    version: int       # the resulting model version (0: none yet)
+    error: str
+    epochs: List[Dict[str, float]]  # per finished epoch: loss, validation HR/NDCG@10...
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("SUCCEEDED", "PUBLISHED", "PUBLISH_FAILED", "FAILED", "CANCELLED")
+
+
+def _job_status(j) -> JobStatus:
+    return JobStatus(
+        id=j.id, kind=trainer_pb2.JobKind.Name(j.kind)[4:].lower(),
+        state=trainer_pb2.JobState.Name(j.state)[4:], phase=j.progress.phase,
+        fraction=j.progress.fraction, epoch=j.progress.epoch, loss=j.progress.loss,
+        items_per_second=j.progress.items_per_second, eta_seconds=j.progress.eta_seconds,
+        version=j.version, error=j.error,
+        epochs=[{"epoch": e.epoch, "loss": e.loss, "validation_hr10": e.validation_hr10,
+                 "validation_ndcg10": e.validation_ndcg10, "seconds": e.seconds}
+                for e in j.epochs])
+
+
 _METRICS = {"ip": 1, "l2": 2, "cosine": 3}
 
 
@@ -93,22 +127,26 @@ class RecsysClient:
     Args:
       retrieval: host:port of the retrieval sidecar (None: not used).
       recommender: host:port of the recommendation server.
+      trainer: host:port of the trainer service.
       deadline: seconds each call may take.
     """
 
     def __init__(self, retrieval: Optional[str] = None, recommender: Optional[str] = None,
-                 deadline: float = 30.0):
+                 trainer: Optional[str] = None, deadline: float = 30.0):
         self._deadline = deadline
         self._channels: Dict[str, grpc.Channel] = {}
         opts = [("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20)]
-        for name, target in (("retrieval", retrieval), ("recommender", recommender)):
+        for name, target in (("retrieval", retrieval), ("recommender", recommender),
+                             ("trainer", trainer)):
             if target:
                 self._channels[name] = grpc.insecure_channel(target, options=opts)
         self._retrieval = (retrieval_pb2_grpc.RetrievalStub(self._channels["retrieval"])
                            if retrieval else None)
         self._recommender = (recommender_pb2_grpc.RecommenderStub(self._channels["recommender"])
                              if recommender else None)
+        self._trainer = (trainer_pb2_grpc.TrainerStub(self._channels["trainer"])
+                         if trainer else None)
 
     def close(self) -> None:
         for c in self._channels.values():
@@ -223,3 +261,41 @@ class RecsysClient:
             req.payload_filter[f] = v
         r = self._call("search", stub.Search, req)
         return [Hit(h.key, h.score, dict(h.payload)) for h in r.results[0].hits]
+
+    # ------------------------------------------------------------ trainer
+    def submit_train(self, interactions: str, text_cache: str = "", image_cache: str = "",
+                     items_table: str = "", epochs: int = 0, publish: bool = True,
+                     device: str = "", resume_from: int = 0, **settings) -> int:
+        """Submits a train job; returns its id at once. ``settings`` are other
+        TrainJobSpec fields (model, seed, embedding_dim, bottleneck, ...)."""
+        stub = self._need(self._trainer, "trainer")
+        spec = trainer_pb2.JobSpec(device=device, publish=publish, resume_from=resume_from)
+        spec.train.interactions = interactions
+        spec.train.text_cache = text_cache
+        spec.train.image_cache = image_cache
+        spec.train.items_table = items_table
+        spec.train.epochs = epochs
+        for name, value in settings.items():
+            setattr(spec.train, name, value)
+        return self._call("submit_train", stub.SubmitJob,
+                          trainer_pb2.SubmitJobRequest(spec=spec)).job_id
+
+    def job(self, job_id: int) -> JobStatus:
+        """The job's current record."""
+        stub = self._need(self._trainer, "trainer")
+        return _job_status(self._call("job", stub.GetJob, trainer_pb2.GetJobRequest(job_id=job_id)))
+
+    def cancel(self, job_id: int) -> JobStatus:
+        stub = self._need(self._trainer, "trainer")
+        return _job_status(self._call("cancel", stub.CancelJob,
+                                      trainer_pb2.CancelJobRequest(job_id=job_id)))
+
+    def watch(self, job_id: int) -> Iterator[JobStatus]:
+        """Yields the job's state, first as it is now, then at each change,
+        until the job ends (no deadline: a job runs as long as it runs)."""
+        stub = self._need(self._trainer, "trainer")
+        try:
+            for j in stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job_id)):
+                yield _job_status(j)
+        except grpc.RpcError as e:
+            raise RecsysError(e.code().name, e.details() or "", "watch") from None
