@@ -150,7 +150,7 @@ absl::Status SimilarityStore::Load() {
     const size_t nl = bytes.find('\n');
     uint32_t crc = 0;
     CollectionRecord record;
-    if (nl != 9 || !absl::SimpleHexAtoi(absl::string_view(bytes).substr(0, 8), &crc) ||
+    if (nl != 8 || !absl::SimpleHexAtoi(absl::string_view(bytes).substr(0, 8), &crc) ||
         Crc32c(absl::string_view(bytes).substr(nl + 1)) != crc ||
         !record.ParseFromString(bytes.substr(nl + 1))) {
       return absl::DataLossError(absl::StrCat(path, ": damaged collection record"));
