@@ -139,6 +139,20 @@ class VitEncoderImpl : public CollectionEncoder {
   bool needs_fit() const override { return false; }
   std::string Serialize() const override { return ""; }
   absl::StatusOr<std::vector<float>> ImageFeatures(const GrayImage& image) const override {
+    return ImageFeaturesBatch({image});
+  }
+  absl::StatusOr<std::vector<float>> ImageFeaturesBatch(
+      const std::vector<GrayImage>& images) const override {
+    std::vector<RgbImage> rgbs;
+    for (const GrayImage& image : images) {
+      ASSIGN_OR_RETURN(RgbImage rgb, ToRgb(image));
+      rgbs.push_back(std::move(rgb));
+    }
+    if (rgbs.empty()) return std::vector<float>();
+    ASSIGN_OR_RETURN(std::vector<float> states, e_->Encode(rgbs));
+    return LastCls(states, static_cast<int64_t>(rgbs.size()), e_->info());
+  }
+  static absl::StatusOr<RgbImage> ToRgb(const GrayImage& image) {
     if (image.width <= 0 || image.height <= 0 ||
         image.pixels.size() != static_cast<size_t>(image.width) * image.height) {
       return absl::InvalidArgumentError("image: empty or inconsistent size");
@@ -153,8 +167,7 @@ class VitEncoderImpl : public CollectionEncoder {
       const uint8_t v = static_cast<uint8_t>(std::lround(c * 255.0f));
       rgb.pixels[3 * i] = rgb.pixels[3 * i + 1] = rgb.pixels[3 * i + 2] = v;
     }
-    ASSIGN_OR_RETURN(std::vector<float> states, e_->Encode({rgb}));
-    return LastCls(states, 1, e_->info());
+    return rgb;
   }
   absl::StatusOr<std::vector<float>> EmbedFeatureRows(const std::vector<float>& rows,
                                                       int64_t) const override {
@@ -275,6 +288,15 @@ absl::StatusOr<std::vector<float>> CollectionEncoder::EmbedText(absl::string_vie
 }
 absl::StatusOr<std::vector<float>> CollectionEncoder::ImageFeatures(const GrayImage&) const {
   return NotThisKind("embed images");
+}
+absl::StatusOr<std::vector<float>> CollectionEncoder::ImageFeaturesBatch(
+    const std::vector<GrayImage>& images) const {
+  std::vector<float> out;
+  for (const GrayImage& image : images) {
+    ASSIGN_OR_RETURN(std::vector<float> f, ImageFeatures(image));
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  return out;
 }
 absl::StatusOr<std::vector<float>> CollectionEncoder::EmbedFeatureRows(const std::vector<float>&,
                                                                        int64_t) const {

@@ -43,6 +43,10 @@ class CollectionEncoder {
   // preprocessed pixels of a weight-free encoder, the final vector of a
   // fixed one), and the final vector of features.
   virtual absl::StatusOr<std::vector<float>> ImageFeatures(const GrayImage& image) const;
+  // The features of n images, concatenated (one forward pass per batch for
+  // a backbone).
+  virtual absl::StatusOr<std::vector<float>> ImageFeaturesBatch(
+      const std::vector<GrayImage>& images) const;
   // n feature rows -> n vectors; `rows` as ImageFeatures returned them.
   virtual absl::StatusOr<std::vector<float>> EmbedFeatureRows(
       const std::vector<float>& rows, int64_t n) const;

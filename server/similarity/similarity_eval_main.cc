@@ -241,9 +241,13 @@ absl::Status RunImages(Endpoint& ep) {
   ASSIGN_OR_RETURN(std::unique_ptr<CollectionEncoder> encoder, InProcessEncoder(info));
   auto embed = [&](const std::vector<std::string>& pngs) -> absl::StatusOr<std::vector<float>> {
     std::vector<float> rows;
-    for (const std::string& b : pngs) {
-      ASSIGN_OR_RETURN(MedicalImage m, DecodeMedicalImage(b));
-      ASSIGN_OR_RETURN(std::vector<float> f, encoder->ImageFeatures(m.image));
+    for (size_t s = 0; s < pngs.size(); s += 256) {
+      std::vector<GrayImage> images;
+      for (size_t i = s; i < std::min(pngs.size(), s + 256); ++i) {
+        ASSIGN_OR_RETURN(MedicalImage m, DecodeMedicalImage(pngs[i]));
+        images.push_back(std::move(m.image));
+      }
+      ASSIGN_OR_RETURN(std::vector<float> f, encoder->ImageFeaturesBatch(images));
       rows.insert(rows.end(), f.begin(), f.end());
     }
     return encoder->EmbedFeatureRows(rows, static_cast<int64_t>(pngs.size()));

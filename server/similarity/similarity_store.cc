@@ -396,6 +396,8 @@ absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
     mo.window = VoiWindow{window->center(), window->width()};
   }
   std::map<std::string, Entry> batch;
+  std::vector<GrayImage> images;
+  std::vector<std::string> keys;
   for (size_t i = 0; i < cases.size(); ++i) {
     const v1::ImageCase& ic = cases[i];
     const std::string f = absl::StrCat("cases[", i, "]");
@@ -431,15 +433,19 @@ absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
     fill("modality", "modality");
     fill("body_part", "body_part");
     fill("study_instance_uid", "study_id");
-    absl::StatusOr<std::vector<float>> features = c->base->ImageFeatures(decoded->image);
-    if (!features.ok()) {
-      return absl::Status(features.status().code(),
-                          absl::StrCat(f, ".image: ", features.status().message()));
-    }
-    entry.features = std::move(*features);
+    images.push_back(std::move(decoded->image));
+    keys.push_back(ic.key());
     if (!batch.emplace(ic.key(), std::move(entry)).second) {
       return InvalidField(f + ".key", "unique within the request", QuoteUserInput(ic.key()));
     }
+  }
+  absl::StatusOr<std::vector<float>> features = c->base->ImageFeaturesBatch(images);
+  if (!features.ok()) {
+    return absl::Status(features.status().code(), absl::StrCat("cases: ", features.status().message()));
+  }
+  const size_t per = images.empty() ? 0 : features->size() / images.size();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    batch[keys[i]].features.assign(features->begin() + i * per, features->begin() + (i + 1) * per);
   }
   absl::MutexLock lock(&mu_);
   if (c->publishing) return absl::FailedPreconditionError("collection: a Publish is running");
@@ -860,14 +866,35 @@ absl::StatusOr<v1::EvaluateResponse> SimilarityStore::Evaluate(const v1::Evaluat
     search.set_version(p->version);
     search.set_k(max_n);
     search.set_include_payload(true);
+    // Image queries are embedded together (one forward pass for a backbone).
+    std::vector<GrayImage> images;
+    for (int i = start; i < end; ++i) {
+      const v1::LabelledQuery& q = r.queries(i);
+      if (q.query_case() != v1::LabelledQuery::kImage) continue;
+      MedicalImageOptions mo;
+      mo.max_bytes = options_.max_image_bytes;
+      mo.max_side = options_.max_image_side;
+      absl::StatusOr<MedicalImage> decoded = DecodeMedicalImage(q.image(), mo);
+      if (!decoded.ok()) {
+        return absl::Status(decoded.status().code(),
+                            absl::StrCat("queries[", i, "].image: ", decoded.status().message()));
+      }
+      images.push_back(std::move(decoded->image));
+    }
+    std::vector<float> vectors;
+    if (!images.empty()) {
+      ASSIGN_OR_RETURN(std::vector<float> rows, p->encoder->ImageFeaturesBatch(images));
+      ASSIGN_OR_RETURN(vectors, p->encoder->EmbedFeatureRows(rows, static_cast<int64_t>(images.size())));
+    }
+    const int d = p->encoder->dimension();
+    int next_image = 0;
     for (int i = start; i < end; ++i) {
       const v1::LabelledQuery& q = r.queries(i);
       const std::string f = absl::StrCat("queries[", i, "]");
       if (q.label().empty()) return InvalidField(f + ".label", "the query's class", "none");
       if (q.query_case() == v1::LabelledQuery::kImage) {
-        absl::StatusOr<std::vector<float>> v = QueryImageVector(*c, *p, q.image(), nullptr, nullptr);
-        if (!v.ok()) return absl::Status(v.status().code(), absl::StrCat(f, ".", v.status().message()));
-        *search.add_queries()->mutable_vector()->mutable_values() = {v->begin(), v->end()};
+        const float* v = vectors.data() + static_cast<size_t>(next_image++) * d;
+        *search.add_queries()->mutable_vector()->mutable_values() = {v, v + d};
       } else if (q.query_case() == v1::LabelledQuery::kKey) {
         RETURN_IF_ERROR(CheckKey(f + ".key", q.key(), options_.max_key_bytes));
         search.add_queries()->set_key(q.key());
