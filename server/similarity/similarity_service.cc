@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/user_input.h"
@@ -37,6 +38,12 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* me
     run();
   }
   return reactor;
+}
+
+// Where the query's time went, for the benchmark (similarity_bench).
+void AddTiming(grpc::CallbackServerContext* ctx, const QueryTiming& t) {
+  ctx->AddTrailingMetadata("x-encode-seconds", absl::StrFormat("%.9f", t.encode_seconds));
+  ctx->AddTrailingMetadata("x-search-seconds", absl::StrFormat("%.9f", t.search_seconds));
 }
 
 // A client stream of batches: each message staged through `stage` as it
@@ -170,8 +177,10 @@ grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* SimilarityService::SelectExamples(
     grpc::CallbackServerContext* ctx, const v1::SelectExamplesRequest* request,
     v1::SelectExamplesResponse* response) {
-  return Unary(ctx, "SelectExamples", [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::SelectExamplesResponse> r = store_->SelectExamples(*request);
+  return Unary(ctx, "SelectExamples", [this, ctx, request, response]() -> absl::Status {
+    QueryTiming timing;
+    absl::StatusOr<v1::SelectExamplesResponse> r = store_->SelectExamples(*request, &timing);
+    AddTiming(ctx, timing);
     if (!r.ok()) return r.status();
     *response = std::move(*r);
     return absl::OkStatus();
@@ -181,8 +190,10 @@ grpc::ServerUnaryReactor* SimilarityService::SelectExamples(
 grpc::ServerUnaryReactor* SimilarityService::SearchImages(grpc::CallbackServerContext* ctx,
                                                           const v1::SearchImagesRequest* request,
                                                           v1::SearchImagesResponse* response) {
-  return Unary(ctx, "SearchImages", [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::SearchImagesResponse> r = store_->SearchImages(*request);
+  return Unary(ctx, "SearchImages", [this, ctx, request, response]() -> absl::Status {
+    QueryTiming timing;
+    absl::StatusOr<v1::SearchImagesResponse> r = store_->SearchImages(*request, &timing);
+    AddTiming(ctx, timing);
     if (!r.ok()) return r.status();
     *response = std::move(*r);
     return absl::OkStatus();

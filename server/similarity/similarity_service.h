@@ -7,6 +7,10 @@
 // Publish and Evaluate run on a thread of their own so that a long fit or
 // evaluation does not hold one of gRPC's callback threads.
 //
+// SelectExamples and SearchImages report where their time went in trailing
+// metadata (x-encode-seconds, x-search-seconds: decoding + embedding, and
+// the sidecar calls).
+//
 // Thread-safety: thread-safe. The store must outlive the service.
 #ifndef RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
 #define RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
