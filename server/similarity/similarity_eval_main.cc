@@ -67,6 +67,9 @@ ABSL_FLAG(std::string, state_dir, "", "The server's --state_dir (for the in-proc
 ABSL_FLAG(std::string, json_out, "", "Where to write the figures as JSON.");
 ABSL_FLAG(std::string, dump_dir, "", "Where to write vectors and results for the numpy check.");
 ABSL_FLAG(int, batch, 2000, "Entries per Index stream message.");
+ABSL_FLAG(bool, reuse, false,
+          "images: keep the collection when it is live with --index_limit entries (skip indexing).");
+ABSL_FLAG(int, evaluate_batch, 256, "images: the server's Evaluate batch (SimilarityStoreOptions::search_batch).");
 
 namespace recsys {
 namespace similarity {
@@ -191,10 +194,20 @@ absl::Status RunImages(Endpoint& ep) {
     return absl::InvalidArgumentError("--encoder: pixel_pca or vit");
   }
   v1::SimilarityCollectionInfo info;
-  RETURN_IF_ERROR(Recreate(ep, config, &info));
+  bool reuse = false;
+  if (absl::GetFlag(FLAGS_reuse)) {
+    v1::DescribeSimilarityCollectionRequest dreq;
+    dreq.set_collection(name);
+    v1::DescribeSimilarityCollectionResponse dres;
+    reuse = ep.stub->DescribeCollection(ep.Context().get(), dreq, &dres).ok() &&
+            dres.info().live_version() > 0 && dres.info().entry_count() == n_index &&
+            dres.info().config().index_factory() == config.index_factory();
+    if (reuse) info = dres.info();
+  }
+  if (!reuse) RETURN_IF_ERROR(Recreate(ep, config, &info));
 
   t = absl::Now();
-  {
+  if (!reuse) {
     v1::IndexResponse staged;
     auto ctx = ep.Context();
     auto writer = ep.stub->IndexImages(ctx.get(), &staged);
@@ -218,7 +231,7 @@ absl::Status RunImages(Endpoint& ep) {
   }
   const double index_s = absl::ToDoubleSeconds(absl::Now() - t);
   t = absl::Now();
-  ASSIGN_OR_RETURN(info, PublishCollection(ep, name));
+  if (!reuse) { ASSIGN_OR_RETURN(info, PublishCollection(ep, name)); }
   const double publish_s = absl::ToDoubleSeconds(absl::Now() - t);
 
   t = absl::Now();
@@ -239,11 +252,14 @@ absl::Status RunImages(Endpoint& ep) {
   // In process: the same encoder, the same decoded images, exhaustive search.
   t = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<CollectionEncoder> encoder, InProcessEncoder(info));
-  auto embed = [&](const std::vector<std::string>& pngs) -> absl::StatusOr<std::vector<float>> {
+  // In the endpoint's batches (a backbone's float results depend slightly on
+  // the batch a row is computed in): Index messages, Evaluate batches.
+  auto embed = [&](const std::vector<std::string>& pngs,
+                   size_t batch) -> absl::StatusOr<std::vector<float>> {
     std::vector<float> rows;
-    for (size_t s = 0; s < pngs.size(); s += 256) {
+    for (size_t s = 0; s < pngs.size(); s += batch) {
       std::vector<GrayImage> images;
-      for (size_t i = s; i < std::min(pngs.size(), s + 256); ++i) {
+      for (size_t i = s; i < std::min(pngs.size(), s + batch); ++i) {
         ASSIGN_OR_RETURN(MedicalImage m, DecodeMedicalImage(pngs[i]));
         images.push_back(std::move(m.image));
       }
@@ -252,8 +268,9 @@ absl::Status RunImages(Endpoint& ep) {
     }
     return encoder->EmbedFeatureRows(rows, static_cast<int64_t>(pngs.size()));
   };
-  ASSIGN_OR_RETURN(std::vector<float> index_vec, embed(index_png));
-  ASSIGN_OR_RETURN(std::vector<float> query_vec, embed(query_png));
+  ASSIGN_OR_RETURN(std::vector<float> index_vec, embed(index_png, absl::GetFlag(FLAGS_batch)));
+  ASSIGN_OR_RETURN(std::vector<float> query_vec,
+                   embed(query_png, absl::GetFlag(FLAGS_evaluate_batch)));
   const int d = encoder->dimension();
   std::vector<float> scores;
   std::vector<faiss::Index::idx_t> ids;
