@@ -1,0 +1,72 @@
+// similarity_server: the recsys.v1.Similarity endpoint (translation-example
+// selection and image-case retrieval), its vectors in the retrieval sidecar.
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/server.h"
+#include "common/status_macros.h"
+#include "retrieval/client/retrieval_client.h"
+#include "server/similarity/similarity_service.h"
+#include "server/similarity/similarity_store.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address (port 0: any).");
+ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
+ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
+ABSL_FLAG(std::string, retrieval, "127.0.0.1:50051", "The retrieval sidecar (host:port).");
+ABSL_FLAG(std::string, state_dir, "", "Collections' records and fitted encoder states (required).");
+ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB (a batch of images).");
+ABSL_FLAG(int, max_sentence_kb, 64, "Largest source/target sentence, KiB.");
+ABSL_FLAG(int, max_image_mb, 16, "Largest encoded image, MiB.");
+ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10), "Drain time on SIGTERM.");
+
+namespace recsys {
+namespace {
+
+absl::Status Run() {
+  RetrievalClient::Options co;
+  co.target = absl::GetFlag(FLAGS_retrieval);
+  co.deadline = absl::Seconds(60);
+  co.stream_deadline = absl::Minutes(30);
+  ASSIGN_OR_RETURN(std::unique_ptr<RetrievalClient> retrieval, RetrievalClient::Create(co));
+
+  similarity::SimilarityStoreOptions so;
+  so.state_dir = absl::GetFlag(FLAGS_state_dir);
+  so.max_sentence_bytes = int64_t{absl::GetFlag(FLAGS_max_sentence_kb)} << 10;
+  so.max_image_bytes = int64_t{absl::GetFlag(FLAGS_max_image_mb)} << 20;
+  ASSIGN_OR_RETURN(std::unique_ptr<similarity::SimilarityStore> store,
+                   similarity::SimilarityStore::Create(so, retrieval.get()));
+  similarity::SimilarityService service(store.get());
+
+  ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  options.health_service_names = {"recsys.v1.Similarity"};
+  ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
+                   ServiceServer::Create(options, {&service}));
+  // Serving from the start: collections are created through the endpoint.
+  server->SetServing(true);
+  server->Wait();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) {
+  recsys::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  absl::Status s = recsys::Run();
+  if (!s.ok()) {
+    LOG(ERROR) << s;
+    return 1;
+  }
+  return 0;
+}

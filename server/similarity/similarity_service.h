@@ -1,0 +1,64 @@
+// The recsys.v1.Similarity gRPC service: each handler checks the request's
+// shape, calls SimilarityStore, converts the status once and records the
+// call's metrics. No logic here.
+//
+// Index* streams stage each message as a whole (a refused message stages
+// nothing; earlier messages of the stream stay staged, as the proto says).
+// Publish and Evaluate run on a thread of their own so that a long fit or
+// evaluation does not hold one of gRPC's callback threads.
+//
+// SelectExamples and SearchImages report where their time went in trailing
+// metadata (x-encode-seconds, x-search-seconds: decoding + embedding, and
+// the sidecar calls).
+//
+// Thread-safety: thread-safe. The store must outlive the service.
+#ifndef RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
+#define RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
+
+#include "proto/similarity.grpc.pb.h"
+#include "server/similarity/similarity_store.h"
+
+namespace recsys {
+namespace similarity {
+
+class SimilarityService final : public v1::Similarity::CallbackService {
+ public:
+  explicit SimilarityService(SimilarityStore* store) : store_(store) {}
+
+  grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* ctx,
+                                             const v1::CreateSimilarityCollectionRequest* request,
+                                             v1::CreateSimilarityCollectionResponse* response) override;
+  grpc::ServerUnaryReactor* DescribeCollection(
+      grpc::CallbackServerContext* ctx, const v1::DescribeSimilarityCollectionRequest* request,
+      v1::DescribeSimilarityCollectionResponse* response) override;
+  grpc::ServerUnaryReactor* ListCollections(grpc::CallbackServerContext* ctx,
+                                            const v1::ListSimilarityCollectionsRequest* request,
+                                            v1::ListSimilarityCollectionsResponse* response) override;
+  grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* ctx,
+                                           const v1::DropSimilarityCollectionRequest* request,
+                                           v1::DropSimilarityCollectionResponse* response) override;
+  grpc::ServerReadReactor<v1::IndexExamplesRequest>* IndexExamples(
+      grpc::CallbackServerContext* ctx, v1::IndexResponse* response) override;
+  grpc::ServerReadReactor<v1::IndexImagesRequest>* IndexImages(
+      grpc::CallbackServerContext* ctx, v1::IndexResponse* response) override;
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
+                                    const v1::PublishSimilarityRequest* request,
+                                    v1::PublishSimilarityResponse* response) override;
+  grpc::ServerUnaryReactor* SelectExamples(grpc::CallbackServerContext* ctx,
+                                           const v1::SelectExamplesRequest* request,
+                                           v1::SelectExamplesResponse* response) override;
+  grpc::ServerUnaryReactor* SearchImages(grpc::CallbackServerContext* ctx,
+                                         const v1::SearchImagesRequest* request,
+                                         v1::SearchImagesResponse* response) override;
+  grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* ctx,
+                                     const v1::EvaluateRequest* request,
+                                     v1::EvaluateResponse* response) override;
+
+ private:
+  SimilarityStore* const store_;
+};
+
+}  // namespace similarity
+}  // namespace recsys
+
+#endif  // RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
