@@ -74,6 +74,7 @@ std::vector<FlagSpec> GlobalFlags();
 std::vector<Command> CollectionCommands();
 std::vector<Command> RecommendCommands();
 std::vector<Command> TrainerCommands();
+std::vector<Command> SimilarityCommands();
 
 // A column-aligned table.
 class Table {
