@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/grpc_status.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
@@ -190,7 +190,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "publish_model: streams a model version's item embeddings into the retrieval sidecar and publishes them.\n  publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3 [--items=items.tsv]");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "publish_model: " << s << "\n";

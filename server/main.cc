@@ -7,8 +7,8 @@
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/server.h"
@@ -106,6 +106,6 @@ int Run() {
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "recommendation_server: serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
   return recsys::Run();
 }

@@ -12,12 +12,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -210,7 +210,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "train: trains a recommender on cached item states, evaluates it, exports a model version.\n  train --interactions=users.tsv --text_cache=text.safetensors --out_dir=models");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "train: " << s << "\n";

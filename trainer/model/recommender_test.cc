@@ -19,7 +19,8 @@ TEST(RecommenderTest, ParsesKinds) {
 
 TEST(RecommenderTest, IisanOverGatheredStates) {
   const std::string path = TestTempPath("t.st");
-  std::vector<float> v(3 * 5 * 8, 0.5f);
+  std::vector<float> v(3 * 5 * 8);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.5f + 0.01f * (i % 7);  // items differ
   HiddenStateCacheInfo info;
   info.modality = "text";
   ASSERT_OK(WriteHiddenStateCache(path, {"a", "b", "c"}, v.data(), 5, 8, DType::kF16, info));

@@ -4,14 +4,18 @@
 
 namespace recsys {
 
-std::vector<int64_t> RankTargets(const torch::Tensor& scores,
-                                 const std::vector<int64_t>& targets,
-                                 const std::vector<std::vector<int32_t>>& histories) {
+std::vector<TargetRank> RankTargets(const torch::Tensor& scores,
+                                    const std::vector<int64_t>& targets,
+                                    const std::vector<std::vector<int32_t>>& histories) {
   const int64_t b = scores.size(0);
   TORCH_CHECK(static_cast<int64_t>(targets.size()) == b &&
                   static_cast<int64_t>(histories.size()) == b,
               "one target and one history per row");
   const auto dev = scores.device();
+  torch::Tensor s = scores.to(torch::kFloat).clone();
+  TORCH_CHECK(torch::isfinite(s).all().item<bool>(),
+              "ranking: ", (~torch::isfinite(s)).sum().item<int64_t>(),
+              " non-finite scores (NaN or Inf): the model's outputs are not usable");
   std::vector<int64_t> rows, cols;
   for (int64_t i = 0; i < b; ++i) {
     for (int32_t item : histories[i]) {
@@ -20,7 +24,6 @@ std::vector<int64_t> RankTargets(const torch::Tensor& scores,
       cols.push_back(item);
     }
   }
-  torch::Tensor s = scores.to(torch::kFloat).clone();
   const auto lopt = torch::TensorOptions().dtype(torch::kLong);
   if (!rows.empty()) {
     torch::Tensor r = torch::tensor(rows, lopt).to(dev);
@@ -29,8 +32,13 @@ std::vector<int64_t> RankTargets(const torch::Tensor& scores,
   }
   torch::Tensor t = torch::tensor(targets, lopt).to(dev);
   torch::Tensor target_scores = s.gather(1, t.unsqueeze(1));
-  torch::Tensor ranks = (s > target_scores).sum(1).to(torch::kCPU).contiguous();
-  return std::vector<int64_t>(ranks.data_ptr<int64_t>(), ranks.data_ptr<int64_t>() + b);
+  torch::Tensor higher = (s > target_scores).sum(1);
+  torch::Tensor tied = (s == target_scores).sum(1) - 1;  // the target itself
+  torch::Tensor both = torch::stack({higher, tied}, 1).to(torch::kCPU).contiguous();
+  const int64_t* p = both.data_ptr<int64_t>();
+  std::vector<TargetRank> out(b);
+  for (int64_t i = 0; i < b; ++i) out[i] = {p[2 * i], p[2 * i + 1]};
+  return out;
 }
 
 }  // namespace recsys

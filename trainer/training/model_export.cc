@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -54,6 +55,29 @@ absl::StatusOr<std::string> ExportModelVersion(const std::string& base_dir,
   if (v.embedding_dim <= 0 ||
       v.item_embeddings.size() != v.item_keys.size() * static_cast<size_t>(v.embedding_dim)) {
     return absl::InvalidArgumentError("item_embeddings must be [item_keys, embedding_dim]");
+  }
+  // Garbage is never published: a NaN embedding would rank first or last for
+  // every query in the sidecar.
+  for (size_t i = 0; i < v.item_embeddings.size(); ++i) {
+    if (!std::isfinite(v.item_embeddings[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "item_embeddings: item \"", v.item_keys[i / v.embedding_dim], "\" dim ",
+          i % v.embedding_dim, " is not finite (expected finite values)"));
+    }
+  }
+  for (const NamedTensor& t : v.weights) {
+    for (float x : t.values) {
+      if (!std::isfinite(x)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weights: ", t.name, " has non-finite values (expected finite values)"));
+      }
+    }
+  }
+  for (const auto* field : {&v.config_json, &v.metrics_json}) {
+    if (!field->empty() && !nlohmann::json::accept(*field)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field == &v.config_json ? "config_json" : "metrics_json", " is not valid JSON"));
+    }
   }
   const std::string final_dir = JoinPath(base_dir, v.version);
   if (PathExists(final_dir)) {

@@ -1,6 +1,8 @@
 #include "trainer/training/model_export.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "common/file_util.h"
 #include "common/safetensors.h"
@@ -13,7 +15,9 @@
 namespace recsys {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 TEST(ModelExportTest, WritesACompleteVersionDirectory) {
   const std::string base = TestTempPath("versions");
@@ -57,6 +61,31 @@ TEST(ModelExportTest, WritesACompleteVersionDirectory) {
   EXPECT_THAT(ExportModelVersion(base, v), StatusIs(absl::StatusCode::kAlreadyExists));
   v.version = "../x";
   EXPECT_THAT(ExportModelVersion(base, v), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(ModelExportTest, RefusesNonFiniteValuesAndWritesNothing) {
+  const std::string base = TestTempPath("garbage_versions");
+  ModelVersion v;
+  v.version = "1";
+  v.model = "iisan";
+  v.metrics_json = "{\"test\":{\"hr@10\":1.0}}";
+  v.item_keys = {"a", "b"};
+  v.embedding_dim = 2;
+  v.item_embeddings = {1, 2, std::nanf(""), 4};
+  v.weights = {{"user_encoder.positions.weight", {1, 2}, {7, 8}}};
+  EXPECT_THAT(ExportModelVersion(base, v),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("item \"b\" dim 0"), HasSubstr("not finite"))));
+  v.item_embeddings = {1, 2, 3, 4};
+  v.weights[0].values[1] = std::numeric_limits<float>::infinity();
+  EXPECT_THAT(ExportModelVersion(base, v),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("user_encoder.positions.weight has non-finite")));
+  v.weights[0].values[1] = 8;
+  v.metrics_json = "{\"test\":{\"hr@10\":nan}}";
+  EXPECT_THAT(ExportModelVersion(base, v),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metrics_json")));
+  EXPECT_FALSE(PathExists(JoinPath(base, "1")));
 }
 
 TEST(ModelExportTest, NextModelVersionFollowsTheNewestNumericDirectory) {
