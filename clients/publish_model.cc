@@ -190,7 +190,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "publish_model: streams a model version's item embeddings into the retrieval sidecar and publishes them.\n  publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3 [--items=items.tsv]");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Streams a model version's item embeddings into the retrieval sidecar and publishes them.\n  publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3 [--items=items.tsv]");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "publish_model: " << s << "\n";

@@ -22,7 +22,7 @@ ABSL_FLAG(bool, list_models, false, "List the loaded model versions instead.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline.");
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "recommend_cli: asks a recommendation server for the next items.\n  recommend_cli --server=127.0.0.1:PORT --history=B001,B002 --k=10 [--version=N]");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Asks a recommendation server for the next items.\n  recommend_cli --server=127.0.0.1:PORT --history=B001,B002 --k=10 [--version=N]");
   auto stub = recsys::v1::Recommender::NewStub(grpc::CreateChannel(
       absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;

@@ -173,7 +173,7 @@ google::protobuf::RepeatedPtrField<std::string> KeysFlag() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args = recsys::ParseCommandLineWithHelp(argc, argv, "retrieval_cli: a command-line client for the retrieval sidecar.\n  retrieval_cli --target=127.0.0.1:PORT create|upsert|delete|get|publish|rollback|search|... --collection=NAME");
+  std::vector<char*> args = recsys::ParseCommandLineWithHelp(argc, argv, "A command-line client for the retrieval sidecar.\n  retrieval_cli --target=127.0.0.1:PORT create|upsert|delete|get|publish|rollback|search|... --collection=NAME");
   if (args.size() != 2) {
     std::cerr << "usage: retrieval_cli [flags] "
                  "create|upsert|delete|publish|rollback|search|describe|"

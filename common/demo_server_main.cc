@@ -15,7 +15,7 @@ ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  recsys::ParseCommandLineWithHelp(argc, argv, "demo_server: the service bootstrap alone (health, reflection, /metrics).");
+  recsys::ParseCommandLineWithHelp(argc, argv, "The service bootstrap alone (health, reflection, /metrics).");
 
   recsys::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);

@@ -21,6 +21,7 @@
 
 namespace recsys {
 
+// `usage` follows the program name in --help ("retrieval_server: <usage>").
 // Returns the positional arguments (argv[0] first), as absl::ParseCommandLine.
 std::vector<char*> ParseCommandLineWithHelp(int argc, char** argv, absl::string_view usage);
 

@@ -61,10 +61,10 @@ ChildResult ParseInChild(std::vector<std::string> args, const std::string& usage
 }
 
 TEST(FlagsTest, HelpListsTheProgramsOwnFlags) {
-  const ChildResult r = ParseInChild({"demo_service", "--help"}, "demo_service: serves a demo");
+  const ChildResult r = ParseInChild({"demo_service", "--help"}, "Serves a demo.");
   // Abseil exits (with 1, as for --helpfull) after printing help.
   EXPECT_NE(r.exit_code, 42) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("demo_service: serves a demo"));
+  EXPECT_THAT(r.output, HasSubstr("demo_service: Serves a demo."));  // Abseil prefixes the name
   EXPECT_THAT(r.output, HasSubstr("--flags_test_port"));
   EXPECT_THAT(r.output, HasSubstr("the port this test service would listen on"));
   EXPECT_THAT(r.output, Not(HasSubstr("No flags matched")));

@@ -38,7 +38,7 @@ ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  recsys::ParseCommandLineWithHelp(argc, argv, "retrieval_server: the retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
+  recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
   recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
 
   recsys::retrieval::RetrievalService::Options service_options;

@@ -352,7 +352,7 @@ class BusyNeighbors {
 }  // namespace
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "retrieval_bench: the retrieval sidecar against FAISS in-process; prints one JSON report.\n  retrieval_bench --n=100000 --dim=64");
+  recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar against FAISS in-process; prints one JSON report.\n  retrieval_bench --n=100000 --dim=64");
   recsys::retrieval::ConfigureMalloc(2);  // as retrieval_server does by default
   if (absl::GetFlag(FLAGS_blas_database_bs) > 0) {
     faiss::distance_compute_blas_database_bs = absl::GetFlag(FLAGS_blas_database_bs);

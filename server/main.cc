@@ -106,6 +106,6 @@ int Run() {
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  recsys::ParseCommandLineWithHelp(argc, argv, "recommendation_server: serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
   return recsys::Run();
 }

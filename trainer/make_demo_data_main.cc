@@ -22,7 +22,7 @@ ABSL_FLAG(bool, fp32, false, "store the caches as F32 instead of F16");
 ABSL_FLAG(uint64_t, seed, 7, "random seed");
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "make_demo_data: writes the synthetic demo catalog.\n  make_demo_data --out_dir=/tmp/demo");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Writes the synthetic demo catalog.\n  make_demo_data --out_dir=/tmp/demo");
   const std::string out = absl::GetFlag(FLAGS_out_dir);
   if (out.empty()) {
     std::cerr << "--out_dir is required\n";

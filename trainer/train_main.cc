@@ -210,7 +210,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "train: trains a recommender on cached item states, evaluates it, exports a model version.\n  train --interactions=users.tsv --text_cache=text.safetensors --out_dir=models");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Trains a recommender on cached item states, evaluates it, exports a model version.\n  train --interactions=users.tsv --text_cache=text.safetensors --out_dir=models");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "train: " << s << "\n";

@@ -224,7 +224,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "build_cache: builds the per-layer hidden-state cache of an item catalog.\n  build_cache --items=items.tsv --vocab=vocab.txt --text_out=text.safetensors");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Builds the per-layer hidden-state cache of an item catalog.\n  build_cache --items=items.tsv --vocab=vocab.txt --text_out=text.safetensors");
   const absl::Status status = recsys::Run();
   if (!status.ok()) {
     LOG(ERROR) << "build-cache failed: " << status;

@@ -29,7 +29,7 @@ ABSL_FLAG(int32_t, threads, 0, "LibTorch threads (0: default)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 
 int main(int argc, char** argv) {
-  recsys::ParseCommandLineWithHelp(argc, argv, "text_encoder_bench: titles per second of the BERT text backbone.\n  text_encoder_bench --items=items.tsv --vocab=vocab.txt");
+  recsys::ParseCommandLineWithHelp(argc, argv, "Titles per second of the BERT text backbone.\n  text_encoder_bench --items=items.tsv --vocab=vocab.txt");
   recsys::SetTorchThreads(absl::GetFlag(FLAGS_threads));
   recsys::BertTextEncoderOptions o;
   o.vocab_path = absl::GetFlag(FLAGS_vocab);
