@@ -48,6 +48,16 @@ MATCHER_P2(StatusIs, code, message_matcher,
          ::testing::Matches(message_matcher)(std::string(s.message()));
 }
 
+// An OK StatusOr whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher,
+          negation ? "is not OK or holds no matching value" : "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace recsys
 
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::recsys::IsOk())

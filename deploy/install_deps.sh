@@ -14,6 +14,11 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev zlib1g-dev
   # Images for the ViT backbone.
   libpng-dev libjpeg-dev
+  # The similarity endpoint: DICOM decoding; real data for its tests and
+  # evaluation (pydicom ships real sample DICOM files; sword modules are
+  # verse-aligned English and Spanish Bibles, read with diatheke).
+  libdcmtk-dev dcmtk python3-pydicom dataset-fashion-mnist
+  sword-text-kjv sword-text-sparv libsword-utils diatheke
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev prometheus curl procps
   # Reference checks in tests (Debian's torch matches libtorch 1.13).

@@ -1,6 +1,7 @@
 // recommendation_server: serves recsys.v1.Recommender.
 //   recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,11 +10,10 @@
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
-#include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/server.h"
-#include "grpcpp/grpcpp.h"
-#include "proto/retrieval.grpc.pb.h"
+#include "common/status_macros.h"
+#include "retrieval/client/retrieval_client.h"
 #include "server/model_registry.h"
 #include "server/recommender_service.h"
 
@@ -34,53 +34,50 @@ ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per request.");
 namespace recsys {
 namespace {
 
-int Run() {
+// What the sidecar can serve of the item collection: its loaded versions and
+// its live one (nothing published yet: none).
+std::function<absl::StatusOr<ServableVersions>()> SidecarVersions(RetrievalClient* client,
+                                                                  std::string collection) {
+  return [client, collection]() -> absl::StatusOr<ServableVersions> {
+    absl::StatusOr<v1::ListVersionsResponse> listed = client->ListVersions(collection);
+    ServableVersions out;
+    if (absl::IsNotFound(listed.status())) return out;
+    if (!listed.ok()) return listed.status();
+    for (const v1::VersionInfo& v : listed->versions()) {
+      if (v.state() == v1::VERSION_READY || v.state() == v1::VERSION_LIVE) {
+        out.loaded.insert(v.version());
+      }
+    }
+    out.live = listed->live_version();
+    return out;
+  };
+}
+
+absl::Status Run() {
   const std::string model_name = absl::GetFlag(FLAGS_model_name);
   if (absl::GetFlag(FLAGS_models_dir).empty() || absl::GetFlag(FLAGS_retrieval).empty()) {
-    LOG(ERROR) << "--models_dir and --retrieval are required";
-    return 2;
+    return absl::InvalidArgumentError("--models_dir and --retrieval are required");
   }
   torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
-
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_retrieval),
-                                     grpc::InsecureChannelCredentials());
-  std::unique_ptr<v1::Retrieval::Stub> retrieval = v1::Retrieval::NewStub(channel);
+  RetrievalClient::Options co;
+  co.target = absl::GetFlag(FLAGS_retrieval);
+  co.deadline = absl::Seconds(2);
+  ASSIGN_OR_RETURN(std::unique_ptr<RetrievalClient> retrieval, RetrievalClient::Create(co));
 
   std::atomic<ServiceServer*> server_ptr{nullptr};
   ModelRegistry::Options ro;
   ro.models_dir = absl::GetFlag(FLAGS_models_dir);
   ro.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
   ro.poll_interval = absl::GetFlag(FLAGS_poll_interval);
-  ro.servable = [&retrieval, model_name]() -> absl::StatusOr<ServableVersions> {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    v1::ListVersionsRequest req;
-    req.set_collection(model_name);
-    v1::ListVersionsResponse resp;
-    grpc::Status s = retrieval->ListVersions(&ctx, req, &resp);
-    ServableVersions out;
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND) return out;  // nothing published
-    if (!s.ok()) return FromGrpcStatus(s);
-    for (const auto& v : resp.versions()) {
-      if (v.state() == v1::VERSION_READY || v.state() == v1::VERSION_LIVE) {
-        out.loaded.insert(v.version());
-      }
-    }
-    out.live = resp.live_version();
-    return out;
-  };
+  ro.servable = SidecarVersions(retrieval.get(), model_name);
   ro.on_change = [&server_ptr](int64_t live) {
     if (ServiceServer* s = server_ptr.load()) s->SetServing(live != 0);
   };
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Create(ro);
-  if (!registry.ok()) {
-    LOG(ERROR) << registry.status();
-    return 1;
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelRegistry> registry, ModelRegistry::Create(ro));
 
   RecommenderService::Options so;
   so.model_name = model_name;
-  RecommenderService service(so, registry->get(), retrieval.get());
+  RecommenderService service(so, registry.get(), retrieval->stub());
 
   ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
@@ -88,17 +85,13 @@ int Run() {
   options.port_file = absl::GetFlag(FLAGS_port_file);
   options.grace_period = absl::GetFlag(FLAGS_grace_period);
   options.health_service_names = {"recsys.v1.Recommender"};
-  absl::StatusOr<std::unique_ptr<ServiceServer>> server =
-      ServiceServer::Create(options, {&service});
-  if (!server.ok()) {
-    LOG(ERROR) << server.status();
-    return 1;
-  }
-  server_ptr = server->get();
-  (*server)->SetServing((*registry)->live_version() != 0);
-  (*server)->Wait();
+  ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
+                   ServiceServer::Create(options, {&service}));
+  server_ptr = server.get();
+  server->SetServing(registry->live_version() != 0);
+  server->Wait();
   server_ptr = nullptr;
-  return 0;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -107,5 +100,10 @@ int Run() {
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   recsys::ParseCommandLineWithHelp(argc, argv, "Serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
-  return recsys::Run();
+  absl::Status s = recsys::Run();
+  if (!s.ok()) {
+    LOG(ERROR) << s;
+    return 1;
+  }
+  return 0;
 }

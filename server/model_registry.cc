@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "model/model_version.h"
 
 namespace recsys {
 namespace {
@@ -92,16 +92,11 @@ void ModelRegistry::Refresh() {
 
   // The newest `versions_to_keep` complete version directories.
   std::vector<int64_t> versions;
-  absl::StatusOr<std::vector<std::string>> names = ListDirectory(options_.models_dir);
-  if (!names.ok()) {
-    LOG(WARNING) << "models_dir: " << names.status();
+  absl::StatusOr<std::vector<int64_t>> listed = ListModelVersions(options_.models_dir);
+  if (!listed.ok()) {
+    LOG(WARNING) << "models_dir: " << listed.status();
   } else {
-    for (const std::string& name : *names) {
-      int64_t v;
-      if (absl::SimpleAtoi(name, &v) && v > 0 && absl::StrCat(v) == name) {
-        versions.push_back(v);
-      }
-    }
+    versions = std::move(*listed);
   }
   std::sort(versions.rbegin(), versions.rend());
   for (int64_t v : versions) {
@@ -111,7 +106,7 @@ void ModelRegistry::Refresh() {
       next->models[v] = have->second;
       continue;
     }
-    const std::string dir = JoinPath(options_.models_dir, absl::StrCat(v));
+    const std::string dir = ModelVersionPath(options_.models_dir, v);
     if (failed_.count(dir)) continue;
     absl::StatusOr<std::unique_ptr<ServingModel>> model = ServingModel::Load(dir);
     if (!model.ok()) {

@@ -12,6 +12,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
 #include "proto/recommender.grpc.pb.h"
 #include "proto/retrieval.grpc.pb.h"
 #include "server/model_registry.h"
@@ -43,6 +46,17 @@ class RecommenderService final : public recsys::v1::Recommender::CallbackService
   const ModelRegistry* const registry_;
   recsys::v1::Retrieval::StubInterface* const retrieval_;
 };
+
+// The checks Recommend applies before any work (exposed for tests).
+absl::Status ValidateRecommendRequest(const recsys::v1::RecommendRequest& request,
+                                      const RecommenderService::Options& options);
+
+// Encodes the request's history with `model` and returns the sidecar query
+// for the top k of the same version's item collection. `*unknown`: history
+// keys the model does not know.
+absl::StatusOr<recsys::v1::SearchRequest> PlanItemSearch(
+    const ServingModel& model, const recsys::v1::RecommendRequest& request,
+    const std::string& collection, int* unknown);
 
 }  // namespace recsys
 

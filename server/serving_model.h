@@ -1,6 +1,6 @@
 // One trained model version, loaded for serving: the user encoder and the
 // item embeddings of a version directory written by the trainer's export
-// (trainer/training/model_export.h).
+// (model/model_version.h).
 //
 // EncodeUser turns a history of item keys into the user vector whose inner
 // product with an item embedding is the model's score for that item; the

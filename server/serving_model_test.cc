@@ -1,5 +1,6 @@
 #include "server/serving_model.h"
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/test_util.h"
-#include "trainer/model/user_encoder.h"
+#include "model/nn/user_encoder.h"
 
 namespace recsys {
 namespace {
@@ -66,7 +67,21 @@ TEST(ServingModelTest, RefusesDamagedOrMisnamedVersions) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("CRC-32C")));
   ASSERT_OK(DurableRename(JoinPath(base, "1"), JoinPath(base, "latest")));
   EXPECT_THAT(ServingModel::Load(JoinPath(base, "latest")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("positive integer")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a model version")));
+}
+
+// A version written by the trainer before model/ existed still serves.
+TEST(ServingModelTest, LoadsAVersionWrittenByThePreviousExporter) {
+  const std::string dir =
+      JoinPath(std::getenv("TEST_SRCDIR"), "recsys/model/testdata/legacy_models/1");
+  ASSERT_OK_AND_ASSIGN(auto model, ServingModel::Load(dir));
+  EXPECT_EQ(model->version(), 1);
+  EXPECT_EQ(model->info().model_kind, "iisan");
+  ASSERT_GT(model->info().num_items, 0);
+  int unknown = 0;
+  ASSERT_OK_AND_ASSIGN(std::vector<float> user, model->EncodeUser({"zz", "SYN00001", "SYN00002"}, &unknown));
+  EXPECT_EQ(unknown, 1);
+  EXPECT_EQ(static_cast<int64_t>(user.size()), model->info().embedding_dim);
 }
 
 }  // namespace

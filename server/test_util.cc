@@ -8,7 +8,7 @@
 #include "common/file_util.h"
 #include "common/test_paths.h"
 #include "gtest/gtest.h"
-#include "trainer/training/model_export.h"
+#include "model/model_version.h"
 
 namespace recsys {
 
@@ -22,23 +22,28 @@ UserEncoder ExportTestVersion(const std::string& base, int64_t number,
                           .ffn_dim(16)
                           .max_len(kTestMaxLen));
   encoder->eval();
-  ModelVersion v;
-  v.version = absl::StrCat(number);
-  v.model = "sasrec";
-  v.config_json = "{\"num_heads\":2,\"num_layers\":1,\"ffn_dim\":16}";
-  v.max_len = kTestMaxLen;
-  v.item_keys = {"a", "b", "c", "d", "e"};
-  v.embedding_dim = kTestDim;
+  ModelVersionContents v;
+  v.manifest.version = number;
+  NetworkConfig& n = v.manifest.network;
+  n.model = "sasrec";
+  n.num_items = 5;
+  n.embedding_dim = kTestDim;
+  n.max_len = kTestMaxLen;
+  n.num_heads = 2;
+  n.num_layers = 1;
+  n.ffn_dim = 16;
+  v.items.keys = {"a", "b", "c", "d", "e"};
+  v.items.dim = kTestDim;
   torch::Tensor emb = torch::randn({5, kTestDim});
-  v.item_embeddings.assign(emb.data_ptr<float>(), emb.data_ptr<float>() + 5 * kTestDim);
-  if (embeddings != nullptr) *embeddings = v.item_embeddings;
+  v.items.values.assign(emb.data_ptr<float>(), emb.data_ptr<float>() + 5 * kTestDim);
+  if (embeddings != nullptr) *embeddings = v.items.values;
   for (const auto& p : encoder->named_parameters()) {
     torch::Tensor t = p.value().contiguous();
-    v.weights.push_back({"user_encoder." + p.key(), t.sizes().vec(),
+    v.weights.push_back({kUserEncoderPrefix + p.key(), t.sizes().vec(),
                          std::vector<float>(t.data_ptr<float>(),
                                             t.data_ptr<float>() + t.numel())});
   }
-  absl::StatusOr<std::string> dir = ExportModelVersion(base, v);
+  absl::StatusOr<std::string> dir = WriteModelVersion(base, v);
   EXPECT_TRUE(dir.ok()) << dir.status();
   return encoder;
 }

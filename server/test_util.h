@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/model/user_encoder.h"
+#include "model/nn/user_encoder.h"
 
 namespace recsys {
 

@@ -19,7 +19,7 @@ check "$3" server            # recommend_cli
 check "$4" version_dir       # publish_model
 check "$5" target            # retrieval_cli
 check "$6" interactions      # train
-check "$7" items             # build_cache
+check "$7" out_dir           # make_demo_data
 check "$8" port_file         # demo_server
 [[ $fail == 0 ]] && echo PASS
 exit $fail

@@ -29,12 +29,19 @@ bazel test //... --keep_going --test_summary=short --test_output=errors \
   "${ENV_ARGS[@]}" "$@" 2>&1 | tee "$LOG"
 BAZEL_RC=${PIPESTATUS[0]}
 
+# Checks that need the workspace (bazel query), outside Bazel's sandbox; each
+# counts as one test case.
+CHECKS=$(mktemp)
+for check in "tests/check_dependency_rule.sh --self_test" tests/check_dependency_rule.sh; do
+  if bash $check; then echo "PASSED $check" >>"$CHECKS"; else echo "FAILED $check" >>"$CHECKS"; fi
+done
+
 TESTLOGS=$(bazel info bazel-testlogs 2>/dev/null)
-/usr/bin/python3 - "$LOG" "$TESTLOGS" "$BAZEL_RC" <<'PYEOF'
+/usr/bin/python3 - "$LOG" "$TESTLOGS" "$BAZEL_RC" "$CHECKS" <<'PYEOF'
 import os, re, sys
 import xml.etree.ElementTree as ET
 
-log, testlogs, bazel_rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+log, testlogs, bazel_rc, checks = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 status_re = re.compile(
     r"^(//\S+)\s+(?:\(cached\) )?(PASSED|FAILED TO BUILD|FAILED|FLAKY|TIMEOUT|NO STATUS|INCOMPLETE|SKIPPED)")
 targets = {}
@@ -75,6 +82,14 @@ for target, status in sorted(targets.items()):
     passed += cases.count("passed")
     failed += cases.count("failed")
     skipped += cases.count("skipped")
+
+for line in open(checks):
+    result, name = line.split(" ", 1)
+    if result == "PASSED":
+        passed += 1
+    else:
+        failed += 1
+        print(f"check failed: {name.strip()}")
 
 if not targets or (bazel_rc != 0 and failed == 0):
     print(f"bazel test exited {bazel_rc}")

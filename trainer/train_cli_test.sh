@@ -30,9 +30,14 @@ grep -q '"format": "recsys.model_version.v1"' "$DIR/models/7/manifest.json"
 grep -q '"standardize_states":true' "$DIR/models/7/manifest.json" ||
   grep -q '"standardize_states": true' "$DIR/models/7/manifest.json" ||
   { echo "manifest does not record standardize_states"; exit 1; }
-# The standardization statistics travel with the weights.
-grep -aq 'state_standardization.text.mean' "$DIR/models/7/model.safetensors" ||
-  { echo "model.safetensors lacks the standardization statistics"; exit 1; }
+# The standardization statistics travel with the version, in their own file
+# (not as fake weights).
+grep -aq 'text.mean' "$DIR/models/7/state_standardization.safetensors" ||
+  { echo "state_standardization.safetensors lacks the statistics"; exit 1; }
+if grep -aq 'state_standardization' "$DIR/models/7/model.safetensors"; then
+  echo "model.safetensors holds standardization statistics as weights"; exit 1
+fi
+grep -q '"version":7,' "$DIR/stdout" || { echo "metrics line lacks the version"; exit 1; }
 # Bad flags fail with a message naming the flag.
 if "$TRAIN" --interactions="$DIR/data/users.tsv" --model=iisan --layer_mode=bogus \
      --text_cache="$DIR/data/text_states.safetensors" 2> "$DIR/err"; then

@@ -20,11 +20,11 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "trainer/backbone/bert_text_encoder.h"
+#include "model/encoders/bert_text_encoder.h"
 #include "trainer/backbone/cache_builder.h"
-#include "trainer/backbone/torch_runtime.h"
-#include "trainer/backbone/torchscript_encoder.h"
-#include "trainer/backbone/vit_image_encoder.h"
+#include "model/encoders/torch_runtime.h"
+#include "model/encoders/torchscript_encoder.h"
+#include "model/encoders/vit_image_encoder.h"
 
 ABSL_FLAG(std::string, items, "", "text items: key<TAB>title TSV");
 ABSL_FLAG(std::string, images, "", "image items: key<TAB>image path TSV");

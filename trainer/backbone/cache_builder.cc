@@ -15,9 +15,9 @@
 #include "common/logging.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
-#include "trainer/backbone/html_unescape.h"
-#include "trainer/backbone/unicode_text.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/encoders/html_unescape.h"
+#include "model/encoders/unicode_text.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {
@@ -343,25 +343,6 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
 }
 
 }  // namespace
-
-absl::StatusOr<std::vector<CacheItem>> ReadItemTable(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string contents, ReadFileToString(path));
-  std::vector<CacheItem> items;
-  int64_t line_no = 0;
-  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    const size_t tab = line.find('\t');
-    if (tab == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", line_no, ": expected key<TAB>value, found no tab"));
-    }
-    items.push_back({std::string(line.substr(0, tab)),
-                     std::string(line.substr(tab + 1))});
-  }
-  return items;
-}
 
 absl::StatusOr<CacheBuildResult> BuildTextCache(
     const std::vector<CacheItem>& items, TextEncoder* encoder,

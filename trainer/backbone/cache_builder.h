@@ -28,20 +28,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/safetensors.h"
-#include "trainer/backbone/encoder.h"
+#include "model/encoders/encoder.h"
+#include "model/items_table.h"
 
 namespace recsys {
 
-// One line of an item table: key and a title or an image path.
-struct CacheItem {
-  std::string key;
-  std::string value;
-};
-
-// Reads `key<TAB>value` lines (no header; '\r' and blank lines ignored).
-// INVALID_ARGUMENT naming the line for a line without a tab; a value may
-// be empty (it is reported as a failed item by the build, not here).
-absl::StatusOr<std::vector<CacheItem>> ReadItemTable(const std::string& path);
+// One line of the items table (model/items_table.h): key and a title or an
+// image path. An empty value is reported as a failed item by the build.
+using CacheItem = ItemTableRow;
 
 struct CacheBuildOptions {
   std::string output_path;        // the cache file (required)

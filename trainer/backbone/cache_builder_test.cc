@@ -11,10 +11,10 @@
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "trainer/backbone/bert_text_encoder.h"
-#include "trainer/backbone/test_util.h"
-#include "trainer/backbone/vit_image_encoder.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/encoders/bert_text_encoder.h"
+#include "model/encoders/test_util.h"
+#include "model/encoders/vit_image_encoder.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {
@@ -233,19 +233,6 @@ TEST(CacheBuilderTest, ImageBuildSkipsMissingAndUndecodableImages) {
   ASSERT_OK_AND_ASSIGN(std::string report, ReadFileToString(o.output_path + ".failed.tsv"));
   EXPECT_THAT(report, HasSubstr("BAD\t"));
   EXPECT_THAT(report, HasSubstr("MISSING\t"));
-}
-
-TEST(CacheBuilderTest, ReadItemTable) {
-  const std::string path = TempPath("items.tsv");
-  ASSERT_OK(WriteFileAtomically(path, "a\tTitle A\r\n\nb\t\nc\tx\ty\n"));
-  ASSERT_OK_AND_ASSIGN(std::vector<CacheItem> items, ReadItemTable(path));
-  ASSERT_EQ(items.size(), 3u);
-  EXPECT_EQ(items[0].value, "Title A");
-  EXPECT_EQ(items[1].value, "");
-  EXPECT_EQ(items[2].value, "x\ty");
-  ASSERT_OK(WriteFileAtomically(path, "a\tok\nno tab here\n"));
-  EXPECT_THAT(ReadItemTable(path),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(":2:")));
 }
 
 // Synthetic PNG/missing images through the real (stand-in) ViT.

@@ -12,9 +12,9 @@
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/logging.h"
-#include "trainer/backbone/bert_text_encoder.h"
+#include "model/encoders/bert_text_encoder.h"
 #include "trainer/backbone/cache_builder.h"
-#include "trainer/backbone/torch_runtime.h"
+#include "model/encoders/torch_runtime.h"
 
 ABSL_FLAG(std::string, items, "", "key<TAB>title TSV");
 ABSL_FLAG(std::string, vocab, "", "vocab.txt");

@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {

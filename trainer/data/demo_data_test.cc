@@ -7,7 +7,7 @@
 #include "common/status_matchers.h"
 #include "common/test_paths.h"
 #include "gtest/gtest.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/hidden_state_cache.h"
 #include "trainer/data/interactions.h"
 
 namespace recsys {

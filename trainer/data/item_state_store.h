@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/hidden_state_cache.h"
 #include "trainer/data/layer_selection.h"
 
 namespace recsys {

@@ -11,7 +11,8 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/items_table.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {
@@ -82,20 +83,13 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
                                    const std::string& out_path,
                                    const StandinTextOptions& o) {
   ASSIGN_OR_RETURN(std::string contents, ReadFileToString(items_tsv));
-  // Only the keys and titles are held (views into `contents`); each item's
-  // states are computed as the file is written (a 20k-item 13 x 768 cache
-  // would be 830 MB of floats).
+  ASSIGN_OR_RETURN(std::vector<ItemTableRow> items, ParseItemTable(contents, items_tsv));
+  if (items.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
+  // Only the keys and titles are held; each item's states are computed as the
+  // file is written (a 20k-item 13 x 768 cache would be 830 MB of floats).
   std::vector<std::string> keys;
-  std::vector<absl::string_view> titles;
-  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
-    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits('\t', 1));
-    const std::string key(absl::StripAsciiWhitespace(parts[0]));
-    if (key.empty()) continue;
-    keys.push_back(key);
-    titles.push_back(parts.size() > 1 ? parts[1] : absl::string_view());
-  }
-  if (keys.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
+  keys.reserve(items.size());
+  for (const ItemTableRow& item : items) keys.push_back(item.key);
   const size_t per_item = static_cast<size_t>(o.num_states) * o.hidden_size;
   HiddenStateCacheInfo info;
   info.modality = "text";
@@ -109,7 +103,7 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
   return WriteHiddenStateCache(
       out_path, keys,
       [&](int64_t row, float* out) {
-        const std::vector<float> s = StandinTextStates(std::string(titles[row]), o);
+        const std::vector<float> s = StandinTextStates(items[row].value, o);
         std::copy(s.begin(), s.begin() + per_item, out);
         return absl::OkStatus();
       },

@@ -8,7 +8,7 @@
 #include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "trainer/cache/hidden_state_cache.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 namespace {

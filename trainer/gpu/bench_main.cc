@@ -19,8 +19,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
-#include "trainer/model/side_network.h"
-#include "trainer/model/user_encoder.h"
+#include "model/nn/side_network.h"
+#include "model/nn/user_encoder.h"
 #include "trainer/training/loss.h"
 
 #if defined(USE_CUDA_MEMORY_STATS)

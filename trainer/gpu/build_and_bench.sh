@@ -4,7 +4,7 @@
 #
 # For a GPU machine with python3 + torch (CUDA), CMake and ninja, and nothing
 # else: no Bazel, no Abseil, no Debian -dev packages. Only the LibTorch-only
-# part of the trainer builds there (trainer/model/*, trainer/training/loss,
+# part of the trainer builds there (model/nn/*, trainer/training/loss,
 # trainer/training/evaluation); the data layer and training loop depend on Abseil.
 #
 # Usage (from anywhere): trainer/gpu/build_and_bench.sh [build_dir] [extra bench flags]

@@ -38,6 +38,15 @@ TEST(EvaluationTest, TiesAreCountedNotWonByTheTarget) {
   EXPECT_THAT(RankTargets(scores, {3, 2}, {{0, 1}, {4}}), ElementsAre(Rank(0, 3), Rank(1, 1)));
 }
 
+TEST(EvaluationTest, RepeatedHistoryItemsAreMaskedOnce) {
+  // Item 0 (higher) and item 1 (tied) occur twice in the history; the target
+  // 2 occurs in it too (a repeat purchase) and stays ranked.
+  torch::Tensor scores = torch::tensor({{0.9f, 0.5f, 0.5f, 0.7f, 0.5f}});
+  EXPECT_THAT(RankTargets(scores, {2}, {{0, 1, 0, 2, 1}}), ElementsAre(Rank(1, 1)));
+  // The caller's scores are not modified.
+  EXPECT_FLOAT_EQ(scores[0][0].item<float>(), 0.9f);
+}
+
 TEST(EvaluationTest, NonFiniteScoresAreRefused) {
   // A NaN compares false with everything: counted naively it ranks first.
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -45,6 +54,8 @@ TEST(EvaluationTest, NonFiniteScoresAreRefused) {
   EXPECT_THROW(RankTargets(scores, {1}, {{}}), c10::Error);
   scores = torch::tensor({{0.9f, std::numeric_limits<float>::infinity(), 0.5f}});
   EXPECT_THROW(RankTargets(scores, {0}, {{}}), c10::Error);
+  scores = torch::tensor({{0.9f, -std::numeric_limits<float>::infinity(), 0.5f}});
+  EXPECT_THROW(RankTargets(scores, {0}, {{1}}), c10::Error);
 }
 
 }  // namespace

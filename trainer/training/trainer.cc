@@ -19,7 +19,8 @@
 #include "common/progress.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "trainer/model/recommender.h"
+#include "model/nn/recommender.h"
+#include "trainer/training/item_inputs.h"
 #include "trainer/training/evaluation.h"
 #include "trainer/training/loss.h"
 
@@ -151,6 +152,7 @@ struct Trainer::State {
   ModelKind kind = ModelKind::kIisan;
   torch::Device device{torch::kCPU};
   LeaveOneOutSplit split;
+  NetworkConfig network;  // what `model` is built from
   Recommender model{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer;
   torch::Tensor log_prior;   // [N] log p(item) on device
@@ -201,6 +203,8 @@ Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Trainer::~Trainer() = default;
 
 const LeaveOneOutSplit& Trainer::split() const { return state_->split; }
+
+const NetworkConfig& Trainer::network() const { return state_->network; }
 int64_t Trainer::embedding_dim() const { return state_->options.embedding_dim; }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o,
@@ -268,20 +272,27 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     s->log_prior = torch::tensor(lp).to(s->device);
     s->popularity = torch::tensor(pop).to(s->device);
     if (s->kind != ModelKind::kPopularity) {
-      RecommenderOptions ro;
-      ro.kind = s->kind;
-      ro.num_items = data->num_items();
-      ro.user_encoder.dim(o.embedding_dim)
-          .num_heads(o.num_heads)
-          .num_layers(o.num_layers)
-          .ffn_dim(o.ffn_dim)
-          .max_len(o.max_len)
-          .dropout(o.dropout);
+      NetworkConfig& net = s->network;
+      net.model = ModelKindName(s->kind);
+      net.num_items = data->num_items();
+      net.embedding_dim = o.embedding_dim;
+      net.max_len = o.max_len;
+      net.num_heads = o.num_heads;
+      net.num_layers = o.num_layers;
+      net.ffn_dim = o.ffn_dim;
+      net.dropout = o.dropout;
+      net.bottleneck = o.bottleneck;
+      net.inter_path = o.inter_path;
       if (s->kind == ModelKind::kIisan) {
-        ro.item_encoder =
-            ItemEncoderOptionsFor(*store, o.bottleneck, o.embedding_dim, o.inter_path);
+        net.modalities = ModalityConfigsFor(*store);
+        for (int m = 0; m < store->num_modalities(); ++m) {
+          net.standardize_states |= !store->mean(m).empty();
+        }
+        // One modality has no inter-modal path, whatever the option says.
+        net.inter_path = o.inter_path && store->num_modalities() == 2;
       }
-      s->model = Recommender(ro);
+      if (absl::Status valid = ValidateNetworkConfig(net); !valid.ok()) return valid;
+      s->model = Recommender(RecommenderOptionsFor(net));
       s->model->to(s->device);
       std::vector<torch::optim::OptimizerParamGroup> groups;
       groups.emplace_back(s->model->ItemTowerParameters(),
@@ -371,6 +382,16 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,
                                            s.options.epochs, step + 1, steps, l));
       s.progress->Update(done);
+      if (s.options.on_progress) {
+        TrainProgress p;
+        p.epoch = epoch;
+        p.epochs = s.options.epochs;
+        p.step = step + 1;
+        p.steps = steps;
+        p.loss = l;
+        p.progress = s.progress->Snapshot();
+        RETURN_IF_ERROR(s.options.on_progress(p));
+      }
     }
   } catch (const c10::Error& e) {
     return TorchError("training step", e);
@@ -406,7 +427,8 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
         scores = torch::matmul(s.EncodeHistories(items, hist_ptrs), items.t());
       }
       for (size_t i = begin; i < end; ++i) histories.push_back(examples[i].history);
-      if (!torch::isfinite(scores).all().item<bool>()) {
+      if (!std::isfinite(scores.max().item<float>()) ||
+          !std::isfinite(scores.min().item<float>())) {  // NaN / Inf propagate
         return absl::InternalError(absl::StrCat(
             "evaluation: the model gave examples ", begin, "..", end - 1,
             " non-finite scores (NaN or Inf); no metrics are reported for such a model"));
@@ -454,6 +476,14 @@ absl::StatusOr<TrainResult> Trainer::Train() {
         epoch, stats.loss, stats.train_seconds, stats.positions_per_second,
         stats.validation.hr(10), stats.validation.ndcg_at(10));
     result.epochs.push_back(stats);
+    if (s.options.on_progress) {
+      TrainProgress p;
+      p.epoch = epoch;
+      p.epochs = s.options.epochs;
+      p.loss = stats.loss;
+      p.finished_epoch = &result.epochs.back();
+      RETURN_IF_ERROR(s.options.on_progress(p));
+    }
     const double score = stats.validation.ndcg_at(10);
     if (score > best_score) {
       best_score = score;
@@ -616,6 +646,7 @@ std::string Trainer::ConfigJson() const {
     }
     j["modalities"] = mods;
   }
+  if (state_->kind != ModelKind::kPopularity) NetworkConfigToJson(state_->network, &j);
   return j.dump();
 }
 

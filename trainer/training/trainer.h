@@ -22,6 +22,7 @@
 #define RECSYS_TRAINER_TRAINING_TRAINER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,13 +30,29 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/progress.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/item_state_store.h"
 #include "trainer/data/sequence_split.h"
-#include "trainer/training/checkpoint.h"
+#include "model/checkpoint.h"
+#include "model/nn/network_config.h"
 #include "trainer/training/ranking_metrics.h"
 
 namespace recsys {
+
+struct EpochStats;
+
+// What the progress hook sees: after every training step (finished_epoch
+// null), and once after each epoch's validation (finished_epoch set).
+struct TrainProgress {
+  int epoch = 0;                 // 1-based
+  int epochs = 0;                // the configured maximum
+  int64_t step = 0;              // 1-based, within the epoch (0 at epoch end)
+  int64_t steps = 0;             // steps in this epoch
+  double loss = 0;               // this step's loss (epoch end: the mean)
+  ProgressSnapshot progress;     // positions done, rate, ETA of the epoch
+  const EpochStats* finished_epoch = nullptr;
+};
 
 struct TrainerOptions {
   std::string model = "iisan";    // iisan | sasrec | popularity
@@ -62,6 +79,9 @@ struct TrainerOptions {
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
   std::string checkpoint_path;    // best weights go here when set
   absl::Duration log_interval = absl::Seconds(10);
+  // Called on the training thread (see TrainProgress); a non-OK status stops
+  // training and is what Train() returns (e.g. CANCELLED).
+  std::function<absl::Status(const TrainProgress&)> on_progress;
 };
 
 struct EpochStats {
@@ -117,6 +137,8 @@ class Trainer {
   std::string ConfigJson() const;
 
   const LeaveOneOutSplit& split() const;
+  // The networks being trained (not for the popularity baseline).
+  const NetworkConfig& network() const;
 
  private:
   struct State;

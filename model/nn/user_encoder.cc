@@ -1,0 +1,74 @@
+#include "model/nn/user_encoder.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace recsys {
+
+TransformerBlockImpl::TransformerBlockImpl(const UserEncoderOptions& o) : options_(o) {
+  TORCH_CHECK(o.dim() % o.num_heads() == 0, "dim ", o.dim(),
+              " must be divisible by num_heads ", o.num_heads());
+  qkv_ = register_module("qkv", torch::nn::Linear(o.dim(), 3 * o.dim()));
+  out_ = register_module("out", torch::nn::Linear(o.dim(), o.dim()));
+  ln1_ = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim()})));
+  ffn1_ = register_module("ffn1", torch::nn::Linear(o.dim(), o.ffn_dim()));
+  ffn2_ = register_module("ffn2", torch::nn::Linear(o.ffn_dim(), o.dim()));
+  ln2_ = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim()})));
+  dropout_ = register_module("dropout", torch::nn::Dropout(o.dropout()));
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
+                                            const torch::Tensor& allowed) {
+  const int64_t b = x.size(0), l = x.size(1), h = options_.num_heads();
+  const int64_t hd = options_.dim() / h;
+  // [B, L, 3, H, hd] -> 3 x [B, H, L, hd]
+  auto qkv = qkv_(x).view({b, l, 3, h, hd}).permute({2, 0, 3, 1, 4});
+  torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(1.0 * hd);
+  scores = scores.masked_fill(allowed.unsqueeze(1).logical_not(),
+                              -std::numeric_limits<float>::infinity());
+  torch::Tensor attn = dropout_(torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type()));
+  torch::Tensor ctx = torch::matmul(attn, v).permute({0, 2, 1, 3}).reshape({b, l, -1});
+  torch::Tensor y = ln1_(x + dropout_(out_(ctx)));
+  return ln2_(y + dropout_(ffn2_(dropout_(torch::gelu(ffn1_(y))))));
+}
+
+UserEncoderImpl::UserEncoderImpl(const UserEncoderOptions& o) : options_(o) {
+  positions_ = register_module("positions", torch::nn::Embedding(o.max_len(), o.dim()));
+  {
+    torch::NoGradGuard no_grad;
+    positions_->weight.normal_(0.0, 0.02);
+  }
+  ln_in_ = register_module("ln_in", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim()})));
+  dropout_ = register_module("dropout", torch::nn::Dropout(o.dropout()));
+  auto blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_layers(); ++i) {
+    blocks_.push_back(TransformerBlock(o));
+    blocks->push_back(blocks_.back());
+  }
+}
+
+torch::Tensor UserEncoderImpl::forward(const torch::Tensor& items,
+                                       const torch::Tensor& valid) {
+  const int64_t l = items.size(1);
+  TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
+              "user encoder expects [B, L, ", options_.dim(), "], got ", items.sizes());
+  TORCH_CHECK(l <= options_.max_len(), "sequence length ", l, " > max_len ",
+              options_.max_len());
+  TORCH_CHECK(valid.sizes() == items.sizes().slice(0, 2), "valid mask must be [B, L]");
+  const auto dev = items.device();
+  // Left-padded: the last position is max_len - 1.
+  torch::Tensor pos = torch::arange(options_.max_len() - l, options_.max_len(),
+                                    torch::TensorOptions().dtype(torch::kLong).device(dev));
+  torch::Tensor x = items + positions_(pos).unsqueeze(0);
+  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+  torch::Tensor causal = torch::ones({l, l}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
+  torch::Tensor self = torch::eye(l, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  // allowed[b, q, k] = k <= q and (k valid or k == q).
+  torch::Tensor allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | self.unsqueeze(0));
+  for (auto& block : blocks_) x = block->forward(x, allowed);
+  return x;
+}
+
+}  // namespace recsys

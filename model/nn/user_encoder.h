@@ -1,0 +1,60 @@
+// SASRec-style sequential user encoder: learned positions, post-LN
+// transformer blocks with causal self-attention, padding masked.
+//
+// Sequences are left-padded to max_len so the most recent item always sits at
+// position max_len - 1. A position attends to itself and to earlier valid
+// positions; padded positions never influence valid ones (their own outputs
+// are finite and meaningless).
+#ifndef RECSYS_MODEL_NN_USER_ENCODER_H_
+#define RECSYS_MODEL_NN_USER_ENCODER_H_
+
+#include <cstdint>
+
+#include <torch/torch.h>
+
+namespace recsys {
+
+struct UserEncoderOptions {
+  TORCH_ARG(int64_t, dim) = 64;
+  TORCH_ARG(int64_t, num_heads) = 2;
+  TORCH_ARG(int64_t, num_layers) = 2;
+  TORCH_ARG(int64_t, ffn_dim) = 256;
+  TORCH_ARG(int64_t, max_len) = 10;
+  TORCH_ARG(double, dropout) = 0.1;
+};
+
+// One post-LN block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  explicit TransformerBlockImpl(const UserEncoderOptions& options);
+  // x: [B, L, D]; allowed: [B, L, L] bool (query, key).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed);
+
+ private:
+  UserEncoderOptions options_;
+  torch::nn::Linear qkv_{nullptr}, out_{nullptr}, ffn1_{nullptr}, ffn2_{nullptr};
+  torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+class UserEncoderImpl : public torch::nn::Module {
+ public:
+  explicit UserEncoderImpl(const UserEncoderOptions& options);
+  // items: [B, L, D] item embeddings (L <= max_len, left-padded);
+  // valid: [B, L] bool. Returns [B, L, D]; position t encodes items <= t.
+  torch::Tensor forward(const torch::Tensor& items, const torch::Tensor& valid);
+  const UserEncoderOptions& options() const { return options_; }
+
+ private:
+  UserEncoderOptions options_;
+  torch::nn::Embedding positions_{nullptr};
+  torch::nn::LayerNorm ln_in_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+  std::vector<TransformerBlock> blocks_;
+};
+TORCH_MODULE(UserEncoder);
+
+}  // namespace recsys
+
+#endif  // RECSYS_MODEL_NN_USER_ENCODER_H_
