@@ -104,7 +104,9 @@ int Upsert(pb::Retrieval::Stub& stub) {
   req.set_collection(absl::GetFlag(FLAGS_collection));
   std::string line;
   int64_t line_no = 0;
+  int64_t sent = 0;
   auto flush = [&]() {
+    sent += req.entries_size();
     bool ok = req.entries_size() == 0 || writer->Write(req);
     req.clear_entries();
     return ok;
@@ -126,7 +128,14 @@ int Upsert(pb::Retrieval::Stub& stub) {
   }
   if (ok) flush();
   writer->WritesDone();
-  return Report(writer->Finish(), &resp);
+  grpc::Status status = writer->Finish();
+  // An OK stream must have applied everything sent: check, never assume.
+  if (status.ok() && resp.upserted() != sent) {
+    std::cerr << "error: sent " << sent << " entries, the server applied "
+              << resp.upserted() << "\n";
+    return 1;
+  }
+  return Report(status, &resp);
 }
 
 int Search(pb::Retrieval::Stub& stub) {

@@ -7,7 +7,11 @@
 
 namespace recsys {
 
-// Same code, same message. Both enums share gRPC's numbering.
+// Longest status message ToGrpcStatus passes on (cut at a UTF-8 boundary).
+inline constexpr size_t kMaxGrpcStatusMessageBytes = 2048;
+
+// Same code, same message (at most kMaxGrpcStatusMessageBytes). Both enums
+// share gRPC's numbering.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

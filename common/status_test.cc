@@ -73,5 +73,14 @@ TEST(GrpcStatusTest, RoundTripsCodeAndMessage) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// A message too long for trailing metadata would reach the client as
+// RESOURCE_EXHAUSTED; ToGrpcStatus keeps the code and bounds the message.
+TEST(GrpcStatusTest, BoundsLongMessages) {
+  grpc::Status g = ToGrpcStatus(absl::InvalidArgumentError(std::string(100000, 'x')));
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LE(g.error_message().size(), kMaxGrpcStatusMessageBytes);
+  EXPECT_NE(g.error_message().find("truncated"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace recsys

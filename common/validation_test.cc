@@ -31,7 +31,7 @@ TEST(UserInputTest, QuotesTruncatesAndEscapes) {
   EXPECT_EQ(QuoteUserInput("items"), "'items'");
   EXPECT_EQ(QuoteUserInput(std::string(64, 'x')), "'" + std::string(64, 'x') + "'");
   EXPECT_EQ(QuoteUserInput(std::string(65, 'x')),
-            "'" + std::string(64, 'x') + "'... (65 bytes)");
+            "'" + std::string(64, 'x') + "...' (65 bytes)");
   EXPECT_EQ(QuoteUserInput("a\xff" "b"), "'a\\xffb'");        // invalid UTF-8
   EXPECT_EQ(QuoteUserInput("it's\n"), "'it\\'s\\x0a'");       // quote, control
   // Characters, not bytes, are counted, and a multi-byte one is never split.
@@ -39,7 +39,7 @@ TEST(UserInputTest, QuotesTruncatesAndEscapes) {
   for (int i = 0; i < 70; ++i) accents += "\xc3\xa9";
   const std::string q = QuoteUserInput(accents);
   EXPECT_EQ(q.substr(0, 1 + 128), "'" + accents.substr(0, 128));
-  EXPECT_THAT(q, HasSubstr("... (140 bytes)"));
+  EXPECT_THAT(q, HasSubstr("...' (140 bytes)"));
 }
 
 }  // namespace

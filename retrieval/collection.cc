@@ -19,6 +19,8 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/user_input.h"
+#include "retrieval/index_spec.h"
 #include "retrieval/snapshot.h"
 
 namespace recsys {
@@ -73,16 +75,47 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
     const CollectionOptions& options) {
   ASSIGN_OR_RETURN(std::string config_text,
                    ReadFileToString(JoinPath(options.dir, kConfigFile)));
-  ASSIGN_OR_RETURN(CollectionConfig config, ConfigFromJson(config_text));
+  bool legacy_config = false;
+  absl::StatusOr<CollectionConfig> parsed =
+      ConfigFromJson(config_text, &legacy_config);
+  if (!parsed.ok()) {
+    return absl::DataLossError(
+        absl::StrCat(options.dir, "/", parsed.status().message()));
+  }
+  CollectionConfig config = *std::move(parsed);
+  // A config persisted by an older server that no longer validates is
+  // refused, not built.
+  if (absl::Status valid = ValidateConfig(config); !valid.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        options.dir, "/", kConfigFile,
+        " holds a config this server does not support: ", valid.message()));
+  }
+  if (legacy_config) {
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kConfigFile),
+                                        ConfigToJson(config)));
+  }
   auto c = std::unique_ptr<Collection>(new Collection(config, options));
 
   int64_t live_version = 0;
+  // Versions up to this one are not rolled forward (a Rollback chose an
+  // older one).
+  int64_t no_roll_forward_up_to = 0;
   if (PathExists(JoinPath(options.dir, kLiveFile))) {
     ASSIGN_OR_RETURN(std::string text,
                      ReadFileToString(JoinPath(options.dir, kLiveFile)));
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &live_version)) {
+    bool legacy_live = false;
+    absl::StatusOr<LiveRecord> live = LiveFromJson(text, &legacy_live);
+    if (!live.ok()) {
       return absl::DataLossError(
-          absl::StrCat(options.dir, "/", kLiveFile, " is not a number"));
+          absl::StrCat(options.dir, "/", live.status().message()));
+    }
+    live_version = live->version;
+    no_roll_forward_up_to =
+        live->rolled_back ? std::max(live->version, live->newest_at_rollback)
+                          : live->version;
+    if (legacy_live) {
+      RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kLiveFile),
+                                          LiveToJson(*live)));
     }
   }
   const std::string versions_dir = JoinPath(options.dir, kVersionsDir);
@@ -99,6 +132,12 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
     }
   }
   std::sort(on_disk.rbegin(), on_disk.rend());
+  if (live_version > 0 &&
+      std::find(on_disk.begin(), on_disk.end(), live_version) == on_disk.end()) {
+    return absl::DataLossError(absl::StrCat(
+        options.dir, "/", kLiveFile, " names version ", live_version,
+        ", which is not on disk"));
+  }
 
   absl::MutexLock cl(&c->control_mu_);
   absl::MutexLock sl(&c->staging_mu_);
@@ -111,19 +150,32 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
       RETURN_IF_ERROR(RemoveRecursively(c->VersionDir(v)));
       continue;
     }
-    absl::StatusOr<LoadedSnapshot> loaded = ReadSnapshot(c->VersionDir(v), config);
+    absl::StatusOr<LoadedSnapshot> loaded =
+        ReadSnapshot(c->VersionDir(v), config, /*expected_version=*/v);
     if (!loaded.ok()) {
       LOG(ERROR) << "collection '" << config.name << "' version " << v
                  << " not loaded: " << loaded.status();
       c->failures_[v] = std::string(loaded.status().message());
       continue;
     }
-    if (c->head_ == nullptr) {
-      c->head_ = loaded->version;
-      covered_seq = loaded->covered_log_seq;
-    }
+    if (covered_seq == 0) covered_seq = loaded->covered_log_seq;
     c->loaded_[v] = loaded->version;
     ++good;
+  }
+  if (!c->loaded_.empty() &&
+      c->loaded_.rbegin()->first > std::max(live_version, no_roll_forward_up_to)) {
+    // A complete, checksummed version newer than LIVE (and than every
+    // version a Rollback stepped back from): a publish cut short between its snapshot's rename and the
+    // LIVE update. Finish it (its writes were acknowledged and its log
+    // files may be gone already); a client retrying that publish then gets
+    // the same version back.
+    const int64_t newest = c->loaded_.rbegin()->first;
+    LOG(WARNING) << "collection '" << config.name << "': version " << newest
+                 << " is complete but LIVE names " << live_version
+                 << ": finishing its publish";
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options.dir, kLiveFile),
+                                        LiveToJson({newest, false})));
+    live_version = newest;
   }
   if (live_version > 0) {
     auto it = c->loaded_.find(live_version);
@@ -143,6 +195,12 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
                               : std::string("nothing"));
     }
   }
+  // The staging base is what is live (Rollback resets it), or the newest
+  // version when nothing is.
+  c->head_ = c->live_ != nullptr ? c->live_
+             : c->loaded_.empty() ? nullptr
+                                  : c->loaded_.rbegin()->second;
+  StagingReplay replay;
   ASSIGN_OR_RETURN(c->log_,
                    StagingLog::Open(options.dir, config.dimension, covered_seq,
                                     [&](StagingRecord rec) {
@@ -155,7 +213,17 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
                                       for (std::string& k : rec.deletes) {
                                         c->delta_[k] = std::nullopt;
                                       }
-                                    }));
+                                    },
+                                    &replay));
+  if (!replay.corruption.empty()) {
+    c->degraded_ = absl::StrCat(
+        "staging log corrupt: ", replay.corruption, " (", replay.corrupt_records,
+        " corrupt, ", replay.records,
+        " valid records replayed); writes and publishes are refused until an "
+        "operator salvages the valid records (retrieval_repair "
+        "--salvage_staging_log) or restores the directory");
+    LOG(ERROR) << "collection '" << config.name << "' DEGRADED: " << c->degraded_;
+  }
   LOG(INFO) << "collection '" << config.name << "': " << c->loaded_.size()
             << " versions loaded, live "
             << (c->live_ ? c->live_->version() : 0) << ", "
@@ -163,7 +231,14 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
   return c;
 }
 
+absl::Status Collection::CheckWritable() const {
+  if (degraded_.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "collection '", config_.name, "' is DEGRADED: ", degraded_));
+}
+
 absl::Status Collection::Upsert(std::vector<Entry> batch) {
+  RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(ValidateBatch(config_, options_.limits, batch));
   if (batch.empty()) return absl::OkStatus();
   absl::MutexLock l(&staging_mu_);
@@ -180,6 +255,7 @@ absl::Status Collection::Upsert(std::vector<Entry> batch) {
 }
 
 absl::StatusOr<int64_t> Collection::Delete(const std::vector<std::string>& keys) {
+  RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(ValidateKeys(options_.limits, "keys", keys));
   if (keys.empty()) return 0;
   absl::MutexLock l(&staging_mu_);
@@ -251,12 +327,48 @@ absl::StatusOr<VersionStatus> Collection::Publish(int64_t version,
         "collection '", config_.name, "': version ", build_->version,
         " is still building; publish again when it is done"));
   }
-  if (version == 0) version = max_version_ + 1;
-  if (version <= max_version_) {
+  RETURN_IF_ERROR(CheckWritable());
+  if (version != 0 && version <= max_version_) {
+    // A retry of a publish whose answer was lost (or cut short by a crash:
+    // Open finishes those): the same version with nothing staged since is
+    // the same content, so the answer is that version, live.
+    absl::MutexLock sl(&staging_mu_);
+    std::shared_ptr<const CollectionVersion> existing;
+    {
+      absl::ReaderMutexLock vl(&versions_mu_);
+      auto it = loaded_.find(version);
+      if (it != loaded_.end()) existing = it->second;
+    }
+    if (existing != nullptr && existing == head_ && delta_.empty()) {
+      std::shared_ptr<const CollectionVersion> live;
+      {
+        absl::ReaderMutexLock vl(&versions_mu_);
+        live = live_;
+      }
+      if (live != existing) {
+        RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
+                                            LiveToJson({version, false})));
+        absl::MutexLock vl(&versions_mu_);
+        live_ = existing;
+      }
+      VersionStatus st = StatusOf(*existing, /*live=*/true);
+      if (done) done(st);
+      return st;
+    }
     return absl::FailedPreconditionError(absl::StrCat(
         "version: expected a number above ", max_version_,
-        " (the newest version of '", config_.name, "'), got ", version));
+        " (the newest version of '", config_.name, "'), got ", version,
+        existing == nullptr
+            ? std::string(" (not loaded)")
+            : absl::StrCat(
+                  "; version ", version, " exists, complete, with ",
+                  existing->size(), " entries",
+                  delta_.empty() ? std::string(" but is not the staging base")
+                                 : absl::StrCat(", and ", delta_.size(),
+                                                " changes are staged since"),
+                  ": Rollback to it to serve it, or publish a new number")));
   }
+  if (version == 0) version = max_version_ + 1;
   std::shared_ptr<Delta> frozen;
   std::shared_ptr<const CollectionVersion> base;
   int64_t frozen_seq;
@@ -361,15 +473,34 @@ void Collection::RunBuild(int64_t version,
   }
   progress.Start(static_cast<int64_t>(table.keys.size()), "building index");
 
+  // What is stored must be finite (a log written by an older server, or a
+  // base version loaded from disk, never went through today's checks).
+  absl::Status status = CheckStoredVectors(
+      config_, table.vectors, absl::StrCat("version ", version));
+  if (status.ok()) status = CheckBuildBudget(static_cast<int64_t>(table.keys.size()));
+  const absl::Time deadline = absl::Now() + options_.max_build_time;
+  bool out_of_time = false;
   absl::StatusOr<std::shared_ptr<const CollectionVersion>> built =
-      CollectionVersion::Build(
-          version, config_, std::move(table),
-          [&](int64_t n, int64_t total, absl::string_view phase) {
+      absl::CancelledError("not built");
+  if (status.ok()) {
+    built = CollectionVersion::Build(
+        version, config_, std::move(table),
+        [&](int64_t n, int64_t total, absl::string_view phase) {
+          if (total > 0) {
             progress.SetPhase(std::string(phase));
             progress.Update(n);
-            return !cancelled_.load();
-          });
-  absl::Status status = built.status();
+          }
+          if (absl::Now() > deadline) out_of_time = true;
+          return !cancelled_.load() && !out_of_time;
+        });
+    status = built.status();
+    if (out_of_time && !status.ok()) {
+      status = absl::DeadlineExceededError(absl::StrCat(
+          "the build of version ", version, " exceeded its time budget of ",
+          absl::FormatDuration(options_.max_build_time),
+          " (--max_build_seconds) and was stopped"));
+    }
+  }
   if (status.ok()) {
     progress.SetPhase("writing snapshot");
     status = WriteSnapshot(VersionDir(version), **built, frozen_seq);
@@ -405,10 +536,48 @@ void Collection::RunBuild(int64_t version,
   if (done) done(std::move(result));
 }
 
+absl::Status Collection::CheckBuildBudget(int64_t n) const {
+  absl::StatusOr<IndexSpec> spec =
+      ParseIndexSpec(config_.index_factory, config_.dimension);
+  if (!spec.ok()) return spec.status();
+  int64_t n_train = n;
+  if (config_.max_training_vectors > 0) {
+    n_train = std::min(n_train, config_.max_training_vectors);
+  }
+  int64_t budget = options_.max_build_bytes;
+  if (budget <= 0) {
+    budget = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+             sysconf(_SC_PAGESIZE) / 2;
+  }
+  const int64_t bytes = EstimateBuildBytes(*spec, config_.dimension, n, n_train);
+  if (bytes > budget) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "building '", config_.index_factory, "' over ", n, " vectors of ",
+        config_.dimension, " dimensions needs about ", bytes >> 20,
+        " MB, over the build budget of ", budget >> 20,
+        " MB (--max_build_mb)"));
+  }
+  // Training runs inside one FAISS call; its cost is known up front. At a
+  // conservative 1 GFLOP/s per build thread, refuse what cannot finish in
+  // the time budget rather than start it.
+  const double flops =
+      EstimateTrainingFlops(*spec, config_.dimension, n_train);
+  const double seconds = flops / 1e9;
+  if (seconds > absl::ToDoubleSeconds(options_.max_build_time)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "training '", config_.index_factory, "' on ", n_train,
+        " vectors would take about ", static_cast<int64_t>(seconds),
+        " s, over the build time budget of ",
+        absl::FormatDuration(options_.max_build_time),
+        "; lower nlist or max_training_vectors"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Collection::FinishPublish(std::shared_ptr<const CollectionVersion> v,
                                        int64_t frozen_seq) {
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
-                                      absl::StrCat(v->version(), "\n")));
+                                      LiveToJson({v->version(), false})));
   std::vector<std::string> unloaded;
   {
     absl::MutexLock sl(&staging_mu_);
@@ -465,9 +634,19 @@ absl::StatusOr<VersionStatus> Collection::Rollback(int64_t version) {
     }
     target = it->second;
   }
+  if (build_ != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "collection '", config_.name, "': version ", build_->version,
+        " is building on the current base; roll back when it is done"));
+  }
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.dir, kLiveFile),
-                                      absl::StrCat(version, "\n")));
+                                      LiveToJson({version, true, max_version_})));
   {
+    // "Reset to v": the next Publish builds on v plus what is staged, so
+    // entries of newer versions do not come back. Those versions stay
+    // loaded (a Rollback to one of them resets to it).
+    absl::MutexLock sl(&staging_mu_);
+    head_ = target;
     absl::MutexLock vl(&versions_mu_);
     live_ = target;
   }
@@ -511,6 +690,7 @@ VersionStatus Collection::StatusOf(const CollectionVersion& v, bool live) const 
 CollectionStatus Collection::Status() const {
   CollectionStatus out;
   out.config = config_;
+  out.error = degraded_;
   std::map<int64_t, VersionStatus> by_version;
   {
     absl::MutexLock cl(&control_mu_);

@@ -15,8 +15,25 @@
 // older ones are unloaded and deleted from disk (readers still holding one
 // keep it alive until they let go).
 //
-// Rollback changes what is live, not the staging base: the next Publish
-// builds on the newest version.
+// Rollback(v) resets the collection to v: v is served and becomes the
+// staging base, so the next Publish holds v plus what is staged (entries of
+// newer versions do not come back); newer versions stay loaded and can be
+// rolled back to in turn.
+//
+// Restore (Open) cross-checks every file: collection.json and LIVE carry
+// their own CRC-32C, the config must name the directory and validate,
+// LIVE must name a version on disk, each snapshot's manifest its own
+// directory's version (snapshot.h). A mismatch fails Open (the store lists
+// the collection as FAILED with the reason). A complete version newer than
+// LIVE that no Rollback chose (a publish cut short by a crash) is made
+// live. A corrupt staging log (not a torn tail, see staging_log.h) leaves
+// the collection DEGRADED: it serves its versions, refuses writes and
+// publishes, and Status().error says why, until an operator salvages.
+//
+// Builds are bounded: the estimated peak memory against max_build_bytes
+// and the training cost against max_build_time are checked before a build
+// starts, and a build still running at max_build_time is stopped; each
+// fails that version with the reason.
 //
 // Directory layout (options.dir):
 //   collection.json, LIVE (live version number), staging-<seq>.log,
@@ -56,6 +73,10 @@ struct CollectionOptions {
   int build_threads = 0;         // OpenMP threads per build; 0: cores - 1
   int build_nice = 10;           // build threads' nice value, if higher
   EntryLimits limits;
+  // Longest a build may run (training included) before it is stopped.
+  absl::Duration max_build_time = absl::Hours(6);
+  // Estimated peak bytes a build may hold; 0: half the physical memory.
+  int64_t max_build_bytes = 0;
 };
 
 enum class VersionState { kBuilding, kReady, kLive, kFailed };
@@ -77,6 +98,8 @@ struct CollectionStatus {
   int64_t staging_entries = 0;   // entries the next Publish would hold
   int64_t pending_changes = 0;   // keys changed since the head version
   std::vector<VersionStatus> versions;  // ascending
+  // Non-empty when the collection is DEGRADED (see above): why.
+  std::string error;
 };
 
 class Collection {
@@ -117,13 +140,16 @@ class Collection {
   // existing version) from the staging set. Returns the BUILDING status at
   // once; `done` (may be null) runs on the build thread with the final
   // status once the version is live or has failed.
-  // FAILED_PRECONDITION while another build runs or for a stale number.
+  // FAILED_PRECONDITION while another build runs or for a stale number,
+  // except that publishing the version that is already the staging base
+  // with nothing staged since (a retry) returns it, made live, at once.
   absl::StatusOr<VersionStatus> Publish(int64_t version, PublishCallback done)
       ABSL_LOCKS_EXCLUDED(control_mu_);
   // Publish and wait for the outcome.
   absl::StatusOr<VersionStatus> PublishAndWait(int64_t version);
 
-  // Makes a loaded version live (NOT_FOUND when it is not loaded).
+  // Makes a loaded version live and the base of the next Publish (NOT_FOUND
+  // when it is not loaded; FAILED_PRECONDITION while a build runs).
   absl::StatusOr<VersionStatus> Rollback(int64_t version)
       ABSL_LOCKS_EXCLUDED(control_mu_);
 
@@ -161,10 +187,16 @@ class Collection {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(versions_mu_);
   std::string VersionDir(int64_t version) const;
   VersionStatus StatusOf(const CollectionVersion& v, bool live) const;
+  // FAILED_PRECONDITION when the collection is DEGRADED.
+  absl::Status CheckWritable() const;
+  // RESOURCE_EXHAUSTED when a build over n entries would exceed the budgets.
+  absl::Status CheckBuildBudget(int64_t n) const;
 
   const CollectionConfig config_;
   const CollectionOptions options_;
   std::atomic<bool> cancelled_{false};
+  // Set by Open only, before the collection is shared.
+  std::string degraded_;
 
   mutable absl::Mutex control_mu_;
   int64_t max_version_ ABSL_GUARDED_BY(control_mu_) = 0;

@@ -10,6 +10,8 @@
 #include "faiss/Index.h"
 #include "faiss/index_factory.h"
 #include "faiss/impl/FaissException.h"
+#include "common/user_input.h"
+#include "retrieval/index_spec.h"
 
 namespace recsys {
 namespace retrieval {
@@ -46,8 +48,8 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
   if (!ValidName(config.name)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.name: expected 1..128 characters of [A-Za-z0-9_.-] not "
-        "starting with '.', got '",
-        config.name, "'"));
+        "starting with '.', got ",
+        QuoteUserInput(config.name)));
   }
   if (config.dimension < 1 || config.dimension > 65536) {
     return absl::InvalidArgumentError(
@@ -58,16 +60,16 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
     return absl::InvalidArgumentError(
         "config.max_training_vectors: expected >= 0");
   }
-  if (config.index_factory.empty() || config.index_factory.size() > 256) {
-    return absl::InvalidArgumentError(
-        "config.index_factory: expected a FAISS index_factory string such as "
-        "'Flat', 'HNSW32' or 'IVF1024,PQ16'");
-  }
   if (config.index_factory.find("IDMap") != std::string::npos) {
     return absl::InvalidArgumentError(
         "config.index_factory: IDMap is managed by the collection; leave it "
         "out");
   }
+  // The supported grammar with bounded parameters first: FAISS's own
+  // factory accepts strings that crash it later (see index_spec.h).
+  absl::StatusOr<IndexSpec> spec =
+      ParseIndexSpec(config.index_factory, config.dimension);
+  if (!spec.ok()) return spec.status();
   try {
     std::unique_ptr<faiss::Index> probe(faiss::index_factory(
         config.dimension, config.index_factory.c_str(),
@@ -75,28 +77,34 @@ absl::Status ValidateConfig(const CollectionConfig& config) {
                                      : faiss::METRIC_INNER_PRODUCT));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "config.index_factory: FAISS rejects '", config.index_factory,
-        "' for dimension ", config.dimension, ": ", e.what()));
+        "config.index_factory: FAISS rejects ",
+        QuoteUserInput(config.index_factory), " for dimension ",
+        config.dimension, ": ", e.what()));
+  }
+  if (config.build_params.size() > 16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.build_params: expected at most 16 entries, got ",
+        config.build_params.size()));
   }
   for (const auto& [k, v] : config.build_params) {
     if (k == "hnsw_walk") {
       if (v != "int8" && v != "fp16" && v != "fp32") {
         return absl::InvalidArgumentError(absl::StrCat(
             "config.build_params[hnsw_walk]: expected int8, fp16 or fp32, "
-            "got '", v, "'"));
+            "got ", QuoteUserInput(v)));
       }
       continue;
     }
     if (k != "efConstruction" && k != "efSearch") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.build_params: unknown key '", k,
-          "'; expected one of: efConstruction, efSearch, hnsw_walk"));
+          "config.build_params: unknown key ", QuoteUserInput(k),
+          "; expected one of: efConstruction, efSearch, hnsw_walk"));
     }
     int ef = 0;
     if (!absl::SimpleAtoi(v, &ef) || ef < 1 || ef > 4096) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.build_params[", k, "]: expected 1..4096, got '", v,
-          "'"));
+          "config.build_params[", k, "]: expected 1..4096, got ",
+          QuoteUserInput(v)));
     }
   }
   return absl::OkStatus();
@@ -107,8 +115,11 @@ absl::Status ValidateVector(const CollectionConfig& config,
   if (static_cast<int>(v.size()) != config.dimension) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": expected dimension ", config.dimension,
-                     " (collection '", config.name, "'), got ", v.size()));
+                     " (collection ", QuoteUserInput(config.name), "), got ",
+                     v.size()));
   }
+  // In double: a float sum of squares overflows for |x| > 1.8e19 and a
+  // denormal norm's float reciprocal is infinite.
   double norm2 = 0;
   for (size_t i = 0; i < v.size(); ++i) {
     if (!std::isfinite(v[i])) {
@@ -119,13 +130,47 @@ absl::Status ValidateVector(const CollectionConfig& config,
     norm2 += static_cast<double>(v[i]) * v[i];
   }
   if (config.metric == Metric::kCosine) {
-    if (norm2 <= 0 || !std::isfinite(norm2)) {
+    // Normalised in double, so any non-zero finite vector (denormal
+    // components included) becomes a finite unit vector.
+    if (!(norm2 > 0)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ": expected a non-zero vector (cosine collection '",
-          config.name, "')"));
+          field, ": expected a non-zero vector (cosine collection ",
+          QuoteUserInput(config.name), ")"));
     }
-    const float inv = static_cast<float>(1.0 / std::sqrt(norm2));
-    for (float& x : v) x *= inv;
+    const double norm = std::sqrt(norm2);
+    double check = 0;
+    for (float& x : v) {
+      x = static_cast<float>(static_cast<double>(x) / norm);
+      check += static_cast<double>(x) * x;
+    }
+    if (!(std::abs(check - 1.0) < 1e-3)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": cannot be normalised to a unit vector (squared norm ",
+          norm2, "; cosine collection ", QuoteUserInput(config.name), ")"));
+    }
+    return absl::OkStatus();
+  }
+  // Scores of IP and L2 are computed in float: |a.b| <= |a||b| and
+  // |a-b|^2 <= 2|a|^2 + 2|b|^2 stay finite when every squared norm does.
+  if (norm2 > kMaxSquaredNorm) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": squared norm ", norm2, " exceeds ", kMaxSquaredNorm,
+        " (scores of ", MetricName(config.metric),
+        " would overflow float); scale the vectors down"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckStoredVectors(const CollectionConfig& config,
+                                absl::Span<const float> vectors,
+                                absl::string_view what) {
+  const size_t d = static_cast<size_t>(config.dimension);
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    if (!std::isfinite(vectors[i])) {
+      return absl::DataLossError(absl::StrCat(
+          what, ": row ", i / d, " holds a non-finite value at [", i % d,
+          "]: refusing to build or serve it"));
+    }
   }
   return absl::OkStatus();
 }
@@ -185,7 +230,8 @@ absl::Status ValidateBatch(const CollectionConfig& config,
     }
     if (!seen.insert(e.key).second) {
       return absl::InvalidArgumentError(absl::StrCat(
-          where, ".key: duplicate key '", e.key, "' in one batch"));
+          where, ".key: duplicate key ", QuoteUserInput(e.key),
+          " in one batch"));
     }
     absl::Status s = ValidateVector(config, where + ".vector", e.vector);
     if (!s.ok()) return s;

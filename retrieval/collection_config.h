@@ -56,14 +56,29 @@ struct EntryLimits {
   size_t max_batch_entries = 100000;         // per upsert message
 };
 
-// Checks name, dimension, metric and that FAISS accepts the factory string
-// (by building an empty index of that description).
+// Checks name, dimension, metric, that the factory string is in the
+// supported grammar with bounded parameters (index_spec.h) and that FAISS
+// accepts it (by building an empty index of that description).
 absl::Status ValidateConfig(const CollectionConfig& config);
 
+// Largest squared norm of a vector of an inner-product or L2 collection:
+// scores between two such vectors stay finite in float.
+inline constexpr double kMaxSquaredNorm = 1e36;
+
 // Checks one query/entry vector: `field` names it in the error message.
-// For cosine collections, normalises it in place (a zero vector is refused).
+// Every component finite; for cosine collections, normalised in place (in
+// double: a denormal vector becomes a finite unit vector; a zero vector is
+// refused); for IP and L2 the squared norm at most kMaxSquaredNorm. So what
+// is stored and what is searched is always finite.
+
 absl::Status ValidateVector(const CollectionConfig& config,
                             absl::string_view field, std::vector<float>& v);
+
+// DATA_LOSS naming the row when `vectors` (rows of config.dimension) holds
+// a non-finite value: the check on what a build stores and a load serves.
+absl::Status CheckStoredVectors(const CollectionConfig& config,
+                                absl::Span<const float> vectors,
+                                absl::string_view what);
 
 // Validates a whole upsert batch (keys non-empty, unique within the batch,
 // bounded; vectors; payload sizes), normalising vectors of cosine

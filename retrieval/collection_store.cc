@@ -15,6 +15,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/user_input.h"
 
 namespace recsys {
 namespace retrieval {
@@ -34,6 +35,8 @@ CollectionOptions CollectionStore::OptionsFor(const std::string& name) const {
   o.build_threads = options_.build_threads;
   o.build_nice = options_.build_nice;
   o.limits = options_.limits;
+  o.max_build_time = options_.max_build_time;
+  o.max_build_bytes = options_.max_build_bytes;
   return o;
 }
 
@@ -94,12 +97,22 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
       continue;
     }
     if (!PathExists(JoinPath(dir, "collection.json"))) continue;
-    auto c = Collection::Open(store->OptionsFor(name));
+    absl::StatusOr<std::unique_ptr<Collection>> c =
+        Collection::Open(store->OptionsFor(name));
+    if (c.ok() && (*c)->config().name != name) {
+      // collection.json is checksummed; this catches a directory renamed
+      // or copied under another name.
+      c = absl::DataLossError(absl::StrCat(
+          dir, "/collection.json names collection ",
+          QuoteUserInput((*c)->config().name), ", not its directory's name"));
+    }
     if (!c.ok()) {
-      std::string error = absl::StrCat("collection '", name,
-                                       "' not restored: ", c.status().ToString());
+      std::string error = absl::StrCat("collection ", QuoteUserInput(name),
+                                       " not restored: ", c.status().ToString());
       LOG(ERROR) << error;
-      store->restore_errors_.push_back(std::move(error));
+      store->restore_errors_.push_back(error);
+      absl::MutexLock l(&store->mu_);
+      store->failed_[name] = std::move(error);
       continue;
     }
     absl::MutexLock l(&store->mu_);
@@ -118,6 +131,12 @@ absl::StatusOr<std::shared_ptr<Collection>> CollectionStore::Create(
       return absl::AlreadyExistsError(
           absl::StrCat("collection '", config.name, "' already exists"));
     }
+    auto failed = failed_.find(config.name);
+    if (failed != failed_.end()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "collection '", config.name, "' exists but is FAILED (",
+          failed->second, "); drop it or restore its directory"));
+    }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Collection> c,
                    Collection::Create(config, OptionsFor(config.name)));
@@ -132,10 +151,19 @@ absl::StatusOr<std::shared_ptr<Collection>> CollectionStore::Get(
   absl::ReaderMutexLock l(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("collection: '", name, "' does not exist"));
+    auto failed = failed_.find(name);
+    if (failed != failed_.end()) {
+      return absl::FailedPreconditionError(failed->second);
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "collection: ", QuoteUserInput(name), " does not exist"));
   }
   return it->second;
+}
+
+std::map<std::string, std::string> CollectionStore::Failed() const {
+  absl::ReaderMutexLock l(&mu_);
+  return failed_;
 }
 
 absl::Status CollectionStore::Drop(const std::string& name) {
@@ -145,13 +173,16 @@ absl::Status CollectionStore::Drop(const std::string& name) {
     absl::MutexLock l(&mu_);
     auto it = collections_.find(name);
     if (it == collections_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("collection: '", name, "' does not exist"));
+      if (failed_.erase(name) == 0) {
+        return absl::NotFoundError(absl::StrCat(
+            "collection: ", QuoteUserInput(name), " does not exist"));
+      }
+    } else {
+      c = std::move(it->second);
+      collections_.erase(it);
     }
-    c = std::move(it->second);
-    collections_.erase(it);
   }
-  c->Shutdown();
+  if (c != nullptr) c->Shutdown();
   static std::atomic<int64_t> counter{0};
   const std::string trash = JoinPath(
       options_.data_dir, absl::StrCat(kDroppedPrefix, name, "-",

@@ -41,10 +41,14 @@ class CollectionStore {
     // scheduler then runs searches first instead of sharing time slices.
     int build_nice = 10;
     EntryLimits limits;
+    absl::Duration max_build_time = absl::Hours(6);  // per build
+    int64_t max_build_bytes = 0;  // per build; 0: half the physical memory
   };
 
   // Restores every collection found in data_dir. A collection that cannot
-  // be opened at all is skipped and reported in restore_errors().
+  // be opened at all is FAILED: reported in restore_errors() and Failed(),
+  // Get answers FAILED_PRECONDITION with the reason, Create ALREADY_EXISTS,
+  // and Drop removes it (an operator's choice; or restore its directory).
   // FAILED_PRECONDITION when another store holds data_dir.
   static absl::StatusOr<std::unique_ptr<CollectionStore>> Open(
       const Options& options);
@@ -61,6 +65,8 @@ class CollectionStore {
   const std::vector<std::string>& restore_errors() const {
     return restore_errors_;
   }
+  // Collections that failed to restore and are not dropped: name -> reason.
+  std::map<std::string, std::string> Failed() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Closes the lock file (releasing the flock) after everything else.
@@ -80,6 +86,7 @@ class CollectionStore {
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(admin_mu_);
   std::map<std::string, std::shared_ptr<Collection>> collections_
       ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace retrieval

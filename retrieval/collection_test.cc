@@ -6,19 +6,24 @@
 
 #include <atomic>
 #include <limits>
+#include <cmath>
+#include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "retrieval/snapshot.h"
 #include "retrieval/test_util.h"
 
 namespace recsys {
 namespace retrieval {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 constexpr int kDim = 8;
 
@@ -142,11 +147,23 @@ TEST(CollectionTest, VersionNumbersWindowAndRollback) {
   ASSERT_OK(c->Upsert(MakeEntries(0, 20, kDim, 1)));
   ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(10));
   EXPECT_EQ(s.version, 10);
-  EXPECT_THAT(c->PublishAndWait(10).status(),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("expected a number above 10")));
+  // A retry of the same version with nothing staged since: the same
+  // content, so the same answer.
+  ASSERT_OK_AND_ASSIGN(VersionStatus again, c->PublishAndWait(10));
+  EXPECT_EQ(again.version, 10);
+  EXPECT_EQ(again.state, VersionState::kLive);
+  EXPECT_EQ(again.entries, 20);
   ASSERT_OK_AND_ASSIGN(auto pinned, c->GetVersion(10));
   ASSERT_OK(c->Upsert(MakeEntries(20, 1, kDim, 2)));
+  // Different content under an existing number is refused, saying why.
+  EXPECT_THAT(c->PublishAndWait(10).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("expected a number above 10"),
+                             HasSubstr("version 10 exists, complete"),
+                             HasSubstr("1 changes are staged since"))));
+  EXPECT_THAT(c->PublishAndWait(9).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("not loaded")));
   ASSERT_OK(c->PublishAndWait(0).status());  // 11
   ASSERT_OK(c->Upsert(MakeEntries(21, 1, kDim, 3)));
   ASSERT_OK(c->PublishAndWait(0).status());  // 12: 10 leaves the window
@@ -192,10 +209,12 @@ TEST(CollectionTest, RestartRestoresVersionsLiveAndStaging) {
   EXPECT_EQ(TopKeys(*live, q, 10), before);
   ASSERT_OK(c->GetVersion(2).status());
   CollectionStatus st = c->Status();
-  EXPECT_EQ(st.staging_entries, 210 + 5 - 1);
+  // Rollback resets to version 1: the 10 entries of version 2 are not
+  // staged (they stay in version 2, still loaded).
+  EXPECT_EQ(st.staging_entries, 200 + 5 - 1);
   ASSERT_OK_AND_ASSIGN(VersionStatus s, c->PublishAndWait(0));
   EXPECT_EQ(s.version, 3);
-  EXPECT_EQ(s.entries, 214);
+  EXPECT_EQ(s.entries, 204);
   ASSERT_OK_AND_ASSIGN(auto v3, c->GetVersion(3));
   EXPECT_TRUE(v3->Find("key504").has_value());
   EXPECT_FALSE(v3->Find("key0").has_value());
@@ -331,6 +350,259 @@ TEST(CollectionTest, ReadersNeverSeeAHalfBuiltVersion) {
   reader.join();
   EXPECT_EQ(bad, 0);
   EXPECT_GT(reads, 0);
+}
+
+
+// --- Hardening (issue 11) ---
+
+std::set<std::string> Keys(const CollectionVersion& v) {
+  std::set<std::string> out;
+  for (int64_t i = 0; i < v.size(); ++i) out.emplace(v.key(i));
+  return out;
+}
+
+TEST(CollectionHardeningTest, RollbackResetsTheBaseAndSurvivesRestart) {
+  const std::string dir = FreshTestDir("h_rollback");
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir, 3)));
+    ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
+    ASSERT_OK(c->PublishAndWait(0).status());  // 1: key0..9
+    ASSERT_OK(c->Upsert(MakeEntries(10, 10, kDim, 2)));
+    ASSERT_OK(c->PublishAndWait(0).status());  // 2: key0..19
+    ASSERT_OK(c->Rollback(1).status());
+    ASSERT_OK(c->Upsert(MakeEntries(100, 1, kDim, 3)));
+    EXPECT_EQ(c->Status().staging_entries, 11);
+    ASSERT_OK_AND_ASSIGN(VersionStatus v3, c->PublishAndWait(0));
+    EXPECT_EQ(v3.version, 3);
+    ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
+    std::set<std::string> keys = Keys(*live);
+    EXPECT_EQ(keys.size(), 11u);
+    EXPECT_TRUE(keys.count("key100"));
+    EXPECT_FALSE(keys.count("key15"));  // rolled back: does not come back
+    ASSERT_OK(c->Rollback(1).status());
+  }
+  // The rolled-back version stays live across a restart (no roll forward).
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 3)));
+  ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
+  EXPECT_EQ(live->version(), 1);
+  EXPECT_EQ(c->Status().staging_entries, 10);
+  ASSERT_OK(c->GetVersion(3).status());
+}
+
+// kill -9 between a snapshot's rename and the LIVE update: the version is
+// complete on disk and LIVE names the previous one. Restart finishes the
+// publish; the trainer's retry of the same number succeeds.
+TEST(CollectionHardeningTest, APublishCutShortIsFinishedAndItsRetrySucceeds) {
+  const std::string dir = FreshTestDir("h_cut");
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir, 5)));
+    ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
+    ASSERT_OK(c->PublishAndWait(12).status());
+    ASSERT_OK(c->Upsert(MakeEntries(10, 10, kDim, 2)));
+    ASSERT_OK(c->PublishAndWait(13).status());
+  }
+  ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, false})));
+  {
+    // The same cut after a Rollback from 13 to 12: 13 stays rolled back.
+    ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, true, 13})));
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
+    EXPECT_EQ(c->Status().live_version, 12);
+    // A publish after that rollback, cut short: 14 is rolled forward.
+    ASSERT_OK(c->Upsert(MakeEntries(50, 1, kDim, 5)));
+    ASSERT_OK(c->PublishAndWait(14).status());
+  }
+  ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, true, 13})));
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
+    EXPECT_EQ(c->Status().live_version, 14);
+    ASSERT_OK(c->Rollback(13).status());
+  }
+  ASSERT_OK(WriteFileAtomically(dir + "/LIVE", LiveToJson({12, false})));
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir, 5)));
+  ASSERT_OK_AND_ASSIGN(auto live, c->GetVersion(0));
+  EXPECT_EQ(live->version(), 14);
+  EXPECT_EQ(live->size(), 11);  // 12's 10 entries + key50
+  ASSERT_OK_AND_ASSIGN(VersionStatus retry, c->PublishAndWait(14));
+  EXPECT_EQ(retry.version, 14);
+  EXPECT_EQ(retry.state, VersionState::kLive);
+  EXPECT_EQ(retry.entries, 11);
+}
+
+// Every byte of every metadata file the collection writes, flipped: the
+// damage is refused loudly (Open fails, or the version is FAILED and not
+// served), never loaded as something else.
+TEST(CollectionHardeningTest, EveryByteFlipInMetadataIsRefused) {
+  const std::string dir = FreshTestDir("h_flip");
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir)));
+    ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
+    ASSERT_OK(c->PublishAndWait(12).status());
+    ASSERT_OK(c->Upsert(MakeEntries(10, 10, kDim, 2)));
+    ASSERT_OK(c->PublishAndWait(13).status());
+    ASSERT_OK(c->Upsert(MakeEntries(20, 5, kDim, 3)));  // staged, unpublished
+  }
+  const std::string manifest = "versions/v00000000000000000013/MANIFEST.json";
+  for (const std::string file : {std::string("collection.json"),
+                                 std::string("LIVE"), manifest}) {
+    const std::string path = dir + "/" + file;
+    ASSERT_OK_AND_ASSIGN(const std::string original, ReadFileToString(path));
+    for (size_t at = 0; at < original.size(); ++at) {
+      for (char mask : {char(0x01)}) {
+        std::string damaged = original;
+        damaged[at] ^= mask;
+        ASSERT_OK(WriteFileAtomically(path, damaged));
+        absl::StatusOr<std::unique_ptr<Collection>> c =
+            Collection::Open(Options(dir));
+        if (!c.ok()) continue;  // refused loudly
+        // Only the manifest's damage may leave the collection open, with
+        // version 13 FAILED and the previous one served.
+        EXPECT_EQ(file, manifest) << file << " byte " << at;
+        CollectionStatus st = (*c)->Status();
+        bool failed = false;
+        for (const VersionStatus& v : st.versions) {
+          if (v.version == 13) failed = v.state == VersionState::kFailed;
+        }
+        EXPECT_TRUE(failed) << file << " byte " << at;
+        EXPECT_EQ(st.live_version, 12) << file << " byte " << at;
+      }
+    }
+    ASSERT_OK(WriteFileAtomically(path, original));
+  }
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir)));
+  EXPECT_EQ(c->Status().live_version, 13);
+  EXPECT_EQ(c->Status().staging_entries, 25);
+}
+
+TEST(CollectionHardeningTest, CorruptStagingLogDegradesUntilSalvaged) {
+  const std::string dir = FreshTestDir("h_degraded");
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), Options(dir)));
+    ASSERT_OK(c->Upsert(MakeEntries(0, 10, kDim, 1)));
+    ASSERT_OK(c->PublishAndWait(0).status());
+    for (int i = 0; i < 3; ++i) ASSERT_OK(c->Upsert(MakeEntries(100 + 10 * i, 10, kDim, i)));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListDirectory(dir));
+  std::string log;
+  for (const std::string& n : names) {
+    if (absl::StartsWith(n, "staging-")) {
+      ASSERT_OK_AND_ASSIGN(std::string b, ReadFileToString(dir + "/" + n));
+      if (!b.empty()) log = dir + "/" + n;
+    }
+  }
+  ASSERT_FALSE(log.empty());
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(log));
+  bytes[30] ^= 0x01;  // inside the first record
+  ASSERT_OK(WriteFileAtomically(log, bytes));
+  {
+    ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir)));
+    CollectionStatus st = c->Status();
+    EXPECT_THAT(st.error, AllOf(HasSubstr("staging log corrupt"),
+                                HasSubstr("fails its checksum"),
+                                HasSubstr("2 valid records replayed")));
+    EXPECT_OK(c->GetVersion(0).status());  // still serves
+    EXPECT_THAT(c->Upsert(MakeEntries(500, 1, kDim, 9)),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("DEGRADED")));
+    EXPECT_THAT(c->Delete({"key1"}).status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(c->PublishAndWait(0).status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+  }
+  // Nothing was dropped: the file is as it was until the operator salvages.
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadFileToString(log));
+  EXPECT_EQ(after, bytes);
+  ASSERT_OK_AND_ASSIGN(StagingReplay salvaged, StagingLog::Salvage(dir, kDim, 0));
+  EXPECT_EQ(salvaged.records, 2);
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Open(Options(dir)));
+  EXPECT_TRUE(c->Status().error.empty());
+  EXPECT_EQ(c->Status().staging_entries, 30);
+  ASSERT_OK(c->PublishAndWait(0).status());
+}
+
+// Stored rows and queries are finite for every metric and index, whatever
+// finite magnitudes the client sends; what cannot be kept finite is
+// refused with INVALID_ARGUMENT.
+TEST(CollectionHardeningTest, DenormalAndExtremeVectorsStayFiniteEverywhere) {
+  const std::vector<std::string> factories = {"Flat", "HNSW16", "IVF4,Flat", "PQ4",
+                                              "SQ8"};
+  for (Metric metric : {Metric::kInnerProduct, Metric::kL2, Metric::kCosine}) {
+    for (const std::string& factory : factories) {
+      const std::string where = absl::StrCat(MetricName(metric), " ", factory);
+      const std::string dir = FreshTestDir("h_finite");
+      ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(
+                                       TestConfig("c", kDim, factory, metric),
+                                       Options(dir)));
+      ASSERT_OK(c->Upsert(MakeEntries(0, 400, kDim, 1)));
+      std::vector<Entry> special(3);
+      special[0].key = "denormal";
+      special[0].vector.assign(kDim, 1e-40f);
+      special[1].key = "tiny";
+      special[1].vector.assign(kDim, 0.0f);
+      special[1].vector[0] = 1.4e-45f;
+      special[2].key = "large";
+      special[2].vector.assign(kDim, 1e17f);
+      ASSERT_OK(c->Upsert(special)) << where;
+      std::vector<Entry> huge(1);
+      huge[0].key = "huge";
+      huge[0].vector.assign(kDim, 3e38f);
+      if (metric == Metric::kCosine) {
+        EXPECT_OK(c->Upsert(huge)) << where;
+      } else {
+        EXPECT_THAT(c->Upsert(huge), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              HasSubstr("squared norm")))
+            << where;
+      }
+      ASSERT_OK(c->PublishAndWait(0).status()) << where;
+      ASSERT_OK_AND_ASSIGN(auto v, c->GetVersion(0));
+      for (int64_t i = 0; i < v->size(); ++i) {
+        for (float x : v->vector(i)) ASSERT_TRUE(std::isfinite(x)) << where << " row " << i;
+      }
+      for (const Entry& e : special) {
+        std::vector<float> q = e.vector;
+        ASSERT_OK(ValidateVector(v->config(), "q", q)) << where;
+        for (float x : q) ASSERT_TRUE(std::isfinite(x)) << where;
+        auto r = v->Search({VersionQuery{q.data(), 5, {}}}, {});
+        ASSERT_OK(r.status()) << where << " " << e.key;
+        ASSERT_FALSE((*r)[0].empty()) << where << " " << e.key;
+        for (const SearchHit& h : (*r)[0]) {
+          EXPECT_TRUE(std::isfinite(h.score)) << where << " " << e.key;
+        }
+      }
+      if (metric == Metric::kCosine && factory == "Flat") {
+        // The denormal entry is a unit vector: its own query finds it.
+        std::vector<float> q(kDim, 1e-40f);
+        ASSERT_OK(ValidateVector(v->config(), "q", q));
+        auto r = v->Search({VersionQuery{q.data(), 1, {}}}, {});
+        ASSERT_OK(r.status());
+        EXPECT_NEAR((*r)[0][0].score, 1.0f, 1e-4);
+      }
+    }
+  }
+}
+
+TEST(CollectionHardeningTest, BuildsOverTheirBudgetFailTheirVersion) {
+  const std::string dir = FreshTestDir("h_budget");
+  CollectionOptions o = Options(dir);
+  o.max_build_bytes = 64 << 10;  // 64 KB
+  ASSERT_OK_AND_ASSIGN(auto c, Collection::Create(TestConfig("c", kDim), o));
+  ASSERT_OK(c->Upsert(MakeEntries(0, 3000, kDim, 1)));
+  EXPECT_THAT(c->PublishAndWait(0).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("build budget")));
+  EXPECT_EQ(c->Status().staging_entries, 3000);  // nothing lost
+
+  const std::string dir2 = FreshTestDir("h_budget_time");
+  CollectionOptions o2 = Options(dir2);
+  o2.max_build_time = absl::Milliseconds(1);
+  ASSERT_OK_AND_ASSIGN(auto c2,
+                       Collection::Create(TestConfig("c", kDim, "HNSW16"), o2));
+  ASSERT_OK(c2->Upsert(MakeEntries(0, 20000, kDim, 1)));
+  absl::StatusOr<VersionStatus> r = c2->PublishAndWait(0);
+  EXPECT_THAT(r.status(), StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                   HasSubstr("time budget")));
+  CollectionStatus st = c2->Status();
+  ASSERT_EQ(st.versions.size(), 1u);
+  EXPECT_EQ(st.versions[0].state, VersionState::kFailed);
+  EXPECT_EQ(st.staging_entries, 20000);
 }
 
 }  // namespace

@@ -35,6 +35,11 @@ ABSL_FLAG(int, malloc_arena_max, 2,
           "glibc malloc arenas (M_ARENA_MAX; 0: glibc default of 8 per core). "
           "Few arenas keep RSS close to what the collections hold.");
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB.");
+ABSL_FLAG(int64_t, max_build_seconds, 6 * 3600,
+          "Longest an index build may run; one over it fails its version.");
+ABSL_FLAG(int64_t, max_build_mb, 0,
+          "Estimated peak MiB one index build may hold (0: half the RAM); a "
+          "build over it fails its version before it starts.");
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
@@ -58,7 +63,13 @@ int main(int argc, char** argv) {
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   server_options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
-  server_options.health_service_names = {"recsys.v1.Retrieval"};
+  // "recsys.v1.Retrieval/collections" is NOT_SERVING while a collection
+  // is DEGRADED or FAILED (an operator must act); "" and
+  // "recsys.v1.Retrieval" stay SERVING, so liveness probes do not restart
+  // a pod that serves every other collection.
+  constexpr char kCollectionsHealth[] = "recsys.v1.Retrieval/collections";
+  server_options.health_service_names = {"recsys.v1.Retrieval",
+                                         kCollectionsHealth};
   auto server = recsys::ServiceServer::Create(server_options, {service->get()});
   if (!server.ok()) {
     LOG(ERROR) << server.status();
@@ -70,6 +81,9 @@ int main(int argc, char** argv) {
   store_options.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
   store_options.build_threads = absl::GetFlag(FLAGS_build_threads);
   store_options.build_nice = absl::GetFlag(FLAGS_build_nice);
+  store_options.max_build_time =
+      absl::Seconds(absl::GetFlag(FLAGS_max_build_seconds));
+  store_options.max_build_bytes = absl::GetFlag(FLAGS_max_build_mb) << 20;
   auto store = recsys::retrieval::CollectionStore::Open(store_options);
   if (!store.ok()) {
     LOG(ERROR) << "cannot restore " << store_options.data_dir << ": "
@@ -78,6 +92,12 @@ int main(int argc, char** argv) {
   }
   (*service)->SetStore(*std::move(store));
   (*server)->SetServing(true);
+  const std::vector<std::string> unhealthy = (*service)->UnhealthyCollections();
+  (*server)->SetServing(kCollectionsHealth, unhealthy.empty());
+  for (const std::string& name : unhealthy) {
+    LOG(ERROR) << "collection '" << name
+               << "' is DEGRADED or FAILED: see DescribeCollection";
+  }
   LOG(INFO) << "retrieval sidecar serving on " << (*server)->grpc_target();
   (*server)->Wait();
   return 0;

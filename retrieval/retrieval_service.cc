@@ -11,13 +11,18 @@
 #include "common/grpc_status.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "common/user_input.h"
 #include "faiss/utils/distances.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
+#include "retrieval/upsert_wire.pb.h"
 
 namespace recsys {
 namespace retrieval {
 namespace {
 
 namespace pb = ::recsys::v1;
+namespace wire = ::recsys::retrieval::wire;
 
 struct Metrics {
   MetricFamily<Counter>* requests;
@@ -28,6 +33,7 @@ struct Metrics {
   MetricFamily<Gauge>* memory_bytes;
   MetricFamily<Gauge>* loaded_versions;
   MetricFamily<Gauge>* version_entries;
+  MetricFamily<Gauge>* collection_state;
 };
 
 const Metrics& M() {
@@ -57,6 +63,11 @@ const Metrics& M() {
     out->version_entries = r.AddGauge("recsys_retrieval_version_entries",
                                       "Entries per loaded version.",
                                       {"collection", "version"});
+    out->collection_state = r.AddGauge(
+        "recsys_retrieval_collection_state",
+        "0: ok, 1: degraded (corrupt staging log, writes refused), 2: failed "
+        "to restore.",
+        {"collection"});
     return out;
   }();
   return *m;
@@ -99,6 +110,37 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
+}
+
+// Unary calls registered raw: the request is parsed here, so one gRPC
+// cannot parse (invalid UTF-8 in a key) is INVALID_ARGUMENT instead of
+// gRPC's bare UNIMPLEMENTED. `fn(const Req&, Resp*, CallRecord&)` runs
+// synchronously; the response is serialized only on OK.
+template <typename Req, typename Resp, typename Fn>
+grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx,
+                                   const grpc::ByteBuffer* in,
+                                   grpc::ByteBuffer* out, const char* method,
+                                   Fn fn) {
+  return Unary(ctx, method, [&](CallRecord& rec) -> absl::Status {
+    Req req;
+    grpc::ByteBuffer copy(*in);  // shares the slices
+    grpc::ProtoBufferReader reader(&copy);
+    if (!req.ParseFromZeroCopyStream(&reader)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the request is not a valid ", req.GetTypeName(),
+          ": a key or other string field holds invalid UTF-8 (proto3 "
+          "strings must be UTF-8), or the bytes are not protobuf"));
+    }
+    Resp resp;
+    RETURN_IF_ERROR(fn(req, &resp, rec));
+    grpc::ProtoBufferWriter writer(out, grpc::kProtoBufferWriterMaxBufferLength,
+                                   static_cast<int>(resp.ByteSizeLong()));
+    if (!resp.SerializeToZeroCopyStream(&writer)) {
+      return absl::InternalError(
+          absl::StrCat("cannot serialize the ", resp.GetTypeName()));
+    }
+    return absl::OkStatus();
+  });
 }
 
 pb::Metric ToProto(Metric m) {
@@ -186,11 +228,20 @@ void ToProto(const VersionStatus& v, pb::VersionInfo* p) {
 }
 
 void ToProto(const CollectionStatus& s, pb::CollectionInfo* p) {
+  p->set_state(s.error.empty() ? pb::COLLECTION_OK : pb::COLLECTION_DEGRADED);
+  p->set_error(s.error);
   ToProto(s.config, p->mutable_config());
   p->set_live_version(s.live_version);
   p->set_staging_entry_count(s.staging_entries);
   p->set_staging_pending_changes(s.pending_changes);
   for (const VersionStatus& v : s.versions) ToProto(v, p->add_versions());
+}
+
+void FailedToProto(const std::string& name, const std::string& error,
+                   pb::CollectionInfo* p) {
+  p->set_state(pb::COLLECTION_FAILED);
+  p->set_error(error);
+  p->mutable_config()->set_name(name);
 }
 
 Payload FromProto(const google::protobuf::Map<std::string, std::string>& m) {
@@ -303,12 +354,17 @@ void RetrievalService::RefreshGauges() const {
         static_cast<double>(st.staging_entries));
     M().memory_bytes->WithLabels({name})->Set(static_cast<double>(memory));
     M().loaded_versions->WithLabels({name})->Set(static_cast<double>(loaded));
+    M().collection_state->WithLabels({name})->Set(st.error.empty() ? 0 : 1);
+  }
+  for (const auto& [name, error] : s->Failed()) {
+    collections.insert({name});
+    M().collection_state->WithLabels({name})->Set(2);
   }
   for (const auto& [labels, unused] : M().version_entries->Children()) {
     if (!versions.count(labels)) M().version_entries->Remove(labels);
   }
   for (auto* family : {M().live_entries, M().staging_entries, M().memory_bytes,
-                       M().loaded_versions}) {
+                       M().loaded_versions, M().collection_state}) {
     for (const auto& [labels, unused] : family->Children()) {
       if (!collections.count(labels)) family->Remove(labels);
     }
@@ -332,7 +388,14 @@ grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
     grpc::CallbackServerContext* ctx, const pb::DescribeCollectionRequest* req,
     pb::DescribeCollectionResponse* resp) {
   return Unary(ctx, "DescribeCollection", [&](CallRecord& rec) -> absl::Status {
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
+    ASSIGN_OR_RETURN(CollectionStore * s, store());
+    auto failed = s->Failed();
+    if (auto it = failed.find(req->collection()); it != failed.end()) {
+      rec.set_collection(req->collection());
+      FailedToProto(it->first, it->second, resp->mutable_info());
+      return absl::OkStatus();
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Get(req->collection()));
     rec.set_collection(req->collection());
     ToProto(c->Status(), resp->mutable_info());
     return absl::OkStatus();
@@ -345,6 +408,9 @@ grpc::ServerUnaryReactor* RetrievalService::ListCollections(
   return Unary(ctx, "ListCollections", [&](CallRecord&) -> absl::Status {
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     for (const auto& c : s->List()) ToProto(c->Status(), resp->add_collections());
+    for (const auto& [name, error] : s->Failed()) {
+      FailedToProto(name, error, resp->add_collections());
+    }
     return absl::OkStatus();
   });
 }
@@ -358,79 +424,137 @@ grpc::ServerUnaryReactor* RetrievalService::DropCollection(
   });
 }
 
-// Each message of the stream is one batch: validated whole, logged durably,
-// applied; a bad batch ends the stream with its error (earlier batches stay
-// applied, as acknowledged by the stream so far... and counted in the reply).
+// Each message of the stream is one batch: parsed here from its raw bytes
+// (upsert_wire.proto), validated whole, logged durably, applied. A message
+// that does not parse or holds invalid UTF-8, or a bad batch, ends the
+// stream with INVALID_ARGUMENT (or the batch's error) naming the message
+// and saying what was applied before it; earlier batches stay applied, as
+// acknowledged by the stream so far.
 class RetrievalService::UpsertReactor
-    : public grpc::ServerReadReactor<pb::UpsertRequest> {
+    : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  UpsertReactor(RetrievalService* service, pb::UpsertResponse* resp)
+  UpsertReactor(RetrievalService* service, grpc::ByteBuffer* resp)
       : service_(service), resp_(resp), record_("Upsert") {
-    StartRead(&req_);
+    StartRead(&buffer_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
+      // Half-close (or a cancelled call, whose status nobody reads): every
+      // message sent was read, since gRPC no longer parses them for us.
       Done(absl::OkStatus());
       return;
     }
     absl::Status s = Apply();
     if (!s.ok()) {
-      Done(s);
+      Done(absl::Status(
+          s.code(),
+          absl::StrCat("message ", messages_, " of the Upsert stream: ",
+                       s.message(), " (", messages_, " messages with ",
+                       resp_proto_.upserted(),
+                       " entries were applied before it; nothing of it or "
+                       "later messages)")));
       return;
     }
-    StartRead(&req_);
+    ++messages_;
+    StartRead(&buffer_);
   }
   void OnCancel() override {}
   void OnDone() override { delete this; }
 
  private:
+  static absl::Status CheckUtf8(absl::string_view field, const std::string& s) {
+    size_t at = 0;
+    if (IsValidUtf8(s, &at)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": expected valid UTF-8 (a proto3 string), byte ", at,
+        " is not: ", QuoteUserInput(s)));
+  }
+
   absl::Status Apply() {
+    wire::UpsertRequestWire req;
+    {
+      grpc::ProtoBufferReader reader(&buffer_);
+      if (!req.ParseFromZeroCopyStream(&reader)) {
+        return absl::InvalidArgumentError(
+            "not a valid recsys.v1.UpsertRequest (the bytes do not parse)");
+      }
+    }
+    buffer_.Clear();
+    RETURN_IF_ERROR(CheckUtf8("collection", req.collection()));
     if (collection_ == nullptr) {
-      ASSIGN_OR_RETURN(collection_, service_->Lookup(req_.collection()));
-      record_.set_collection(req_.collection());
-    } else if (!req_.collection().empty() &&
-               req_.collection() != collection_->config().name) {
+      ASSIGN_OR_RETURN(collection_, service_->Lookup(req.collection()));
+      record_.set_collection(req.collection());
+    } else if (!req.collection().empty() &&
+               req.collection() != collection_->config().name) {
       return absl::InvalidArgumentError(absl::StrCat(
           "collection: expected '", collection_->config().name,
-          "' (as in the first message of the stream), got '",
-          req_.collection(), "'"));
+          "' (as in the first message of the stream), got ",
+          QuoteUserInput(req.collection())));
     }
-    std::vector<Entry> batch(req_.entries_size());
-    for (int i = 0; i < req_.entries_size(); ++i) {
-      pb::Entry* e = req_.mutable_entries(i);
+    std::vector<Entry> batch(req.entries_size());
+    for (int i = 0; i < req.entries_size(); ++i) {
+      wire::EntryWire* e = req.mutable_entries(i);
+      const std::string where = absl::StrCat("entries[", i, "]");
+      RETURN_IF_ERROR(CheckUtf8(where + ".key", e->key()));
       batch[i].key = std::move(*e->mutable_key());
       batch[i].vector.assign(e->vector().values().begin(),
                              e->vector().values().end());
-      batch[i].payload.assign(e->payload().begin(), e->payload().end());
+      batch[i].payload.reserve(e->payload_size());
+      for (int j = 0; j < e->payload_size(); ++j) {
+        wire::PayloadFieldWire* f = e->mutable_payload(j);
+        RETURN_IF_ERROR(CheckUtf8(
+            absl::StrCat(where, ".payload field ", QuoteUserInput(f->key())),
+            f->key()));
+        RETURN_IF_ERROR(CheckUtf8(
+            absl::StrCat(where, ".payload[", QuoteUserInput(f->key()), "]"),
+            f->value()));
+        batch[i].payload.emplace_back(std::move(*f->mutable_key()),
+                                      std::move(*f->mutable_value()));
+      }
     }
     RETURN_IF_ERROR(collection_->Upsert(std::move(batch)));
-    resp_->set_upserted(resp_->upserted() + req_.entries_size());
-    resp_->set_batches(resp_->batches() + 1);
+    resp_proto_.set_upserted(resp_proto_.upserted() + req.entries_size());
+    resp_proto_.set_batches(resp_proto_.batches() + 1);
     return absl::OkStatus();
   }
 
   void Done(const absl::Status& s) {
     record_.Finish(s);
+    if (s.ok()) {
+      grpc::ProtoBufferWriter writer(resp_, grpc::kProtoBufferWriterMaxBufferLength,
+                                     static_cast<int>(resp_proto_.ByteSizeLong()));
+      if (!resp_proto_.SerializeToZeroCopyStream(&writer)) {
+        Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                            "cannot serialize the UpsertResponse"));
+        return;
+      }
+    }
     Finish(ToGrpcStatus(s));
   }
 
   RetrievalService* service_;
-  pb::UpsertResponse* resp_;
+  grpc::ByteBuffer* resp_;
+  pb::UpsertResponse resp_proto_;
   CallRecord record_;
-  pb::UpsertRequest req_;
+  grpc::ByteBuffer buffer_;
+  int64_t messages_ = 0;  // applied
   std::shared_ptr<Collection> collection_;
 };
 
-grpc::ServerReadReactor<pb::UpsertRequest>* RetrievalService::Upsert(
-    grpc::CallbackServerContext* ctx, pb::UpsertResponse* resp) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* RetrievalService::Upsert(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) {
   return new UpsertReactor(this, resp);
 }
 
 grpc::ServerUnaryReactor* RetrievalService::Delete(
-    grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
-    pb::DeleteResponse* resp) {
-  return Unary(ctx, "Delete", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::DeleteRequest, pb::DeleteResponse>(
+      ctx, raw_req, raw_resp, "Delete",
+      [&](const pb::DeleteRequest& request, pb::DeleteResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::DeleteRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.set_collection(req->collection());
     std::vector<std::string> keys(req->keys().begin(), req->keys().end());
@@ -440,10 +564,14 @@ grpc::ServerUnaryReactor* RetrievalService::Delete(
   });
 }
 
-grpc::ServerUnaryReactor* RetrievalService::Get(grpc::CallbackServerContext* ctx,
-                                                const pb::GetRequest* req,
-                                                pb::GetResponse* resp) {
-  return Unary(ctx, "Get", [&](CallRecord& rec) -> absl::Status {
+grpc::ServerUnaryReactor* RetrievalService::Get(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::GetRequest, pb::GetResponse>(
+      ctx, raw_req, raw_resp, "Get",
+      [&](const pb::GetRequest& request, pb::GetResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::GetRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.set_collection(req->collection());
     if (req->keys_size() > options_.max_exclude_keys) {
@@ -548,6 +676,97 @@ grpc::ServerUnaryReactor* RetrievalService::ListVersions(
   });
 }
 
+namespace {
+
+// The request's bounds, before anything is looked up.
+absl::Status ValidateSearchRequest(const pb::SearchRequest& req,
+                                   const RetrievalService::Options& options) {
+  if (req.k() < 1 || req.k() > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k: expected 1..1000, got ", req.k()));
+  }
+  if (req.queries_size() < 1 ||
+      req.queries_size() > options.max_queries_per_request) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queries: expected 1..", options.max_queries_per_request,
+                     " queries, got ", req.queries_size()));
+  }
+  if (req.exclude_keys_size() > options.max_exclude_keys) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("exclude_keys: expected at most ",
+                     options.max_exclude_keys, ", got ",
+                     req.exclude_keys_size()));
+  }
+  if (req.params().nprobe() < 0 || req.params().nprobe() > 65536 ||
+      req.params().ef_search() < 0 || req.params().ef_search() > 65536) {
+    return absl::InvalidArgumentError(
+        "params: expected nprobe and ef_search in 0..65536 (0: index "
+        "default)");
+  }
+  return absl::OkStatus();
+}
+
+// A search in the core's terms: the pinned version, one BatchQuery per
+// request query (vectors validated and normalised as stored ones are), the
+// per-request options.
+struct SearchPlan {
+  std::shared_ptr<const CollectionVersion> version;
+  std::vector<BatchQuery> queries;
+  VersionSearchOptions options;
+};
+
+absl::StatusOr<SearchPlan> PlanSearch(
+    const pb::SearchRequest& req, std::shared_ptr<const CollectionVersion> version,
+    absl::Time deadline) {
+  SearchPlan plan;
+  plan.version = std::move(version);
+  const CollectionVersion& v = *plan.version;
+  const CollectionConfig& config = v.config();
+  std::vector<int64_t> excluded;
+  excluded.reserve(req.exclude_keys_size());
+  for (const std::string& key : req.exclude_keys()) {
+    if (auto id = v.Find(key)) excluded.push_back(*id);
+  }
+  plan.queries.resize(req.queries_size());
+  for (int i = 0; i < req.queries_size(); ++i) {
+    const pb::SearchQuery& q = req.queries(i);
+    BatchQuery& out = plan.queries[i];
+    out.k = req.k();
+    out.exclude_ids = excluded;
+    out.deadline = deadline;
+    if (q.has_vector()) {
+      out.vector.assign(q.vector().values().begin(), q.vector().values().end());
+      RETURN_IF_ERROR(ValidateVector(
+          config, absl::StrCat("queries[", i, "].vector"), out.vector));
+    } else if (q.query_case() == pb::SearchQuery::kKey) {
+      auto id = v.Find(q.key());
+      if (!id.has_value()) {
+        return absl::NotFoundError(absl::StrCat(
+            "queries[", i, "].key: ", QuoteUserInput(q.key()),
+            " is not in version ", v.version(), " of '", config.name, "'"));
+      }
+      auto vec = v.vector(*id);
+      out.vector.assign(vec.begin(), vec.end());
+      out.exclude_ids.push_back(*id);  // "more like this" leaves itself out
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("queries[", i, "]: expected a vector or a key"));
+    }
+  }
+  plan.options.nprobe = req.params().nprobe();
+  plan.options.ef_search = req.params().ef_search();
+  plan.options.payload_filter = FromProto(req.payload_filter());
+  return plan;
+}
+
+void ResultToProto(const CollectionVersion& v, const std::vector<SearchHit>& hits,
+                   bool include_payload, pb::SearchResponse* resp) {
+  pb::SearchResult* r = resp->add_results();
+  for (const SearchHit& h : hits) FillHit(v, h, include_payload, r->add_hits());
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* RetrievalService::Search(
     grpc::CallbackServerContext* ctx, const pb::SearchRequest* req,
     pb::SearchResponse* resp) {
@@ -558,28 +777,9 @@ grpc::ServerUnaryReactor* RetrievalService::Search(
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   };
-
-  if (req->k() < 1 || req->k() > 1000) {
-    return finish(absl::InvalidArgumentError(
-        absl::StrCat("k: expected 1..1000, got ", req->k())));
-  }
-  if (req->queries_size() < 1 ||
-      req->queries_size() > options_.max_queries_per_request) {
-    return finish(absl::InvalidArgumentError(
-        absl::StrCat("queries: expected 1..", options_.max_queries_per_request,
-                     " queries, got ", req->queries_size())));
-  }
-  if (req->exclude_keys_size() > options_.max_exclude_keys) {
-    return finish(absl::InvalidArgumentError(
-        absl::StrCat("exclude_keys: expected at most ",
-                     options_.max_exclude_keys, ", got ",
-                     req->exclude_keys_size())));
-  }
-  if (req->params().nprobe() < 0 || req->params().nprobe() > 65536 ||
-      req->params().ef_search() < 0 || req->params().ef_search() > 65536) {
-    return finish(absl::InvalidArgumentError(
-        "params: expected nprobe and ef_search in 0..65536 (0: index "
-        "default)"));
+  // Validate.
+  if (absl::Status s = ValidateSearchRequest(*req, options_); !s.ok()) {
+    return finish(s);
   }
   if (ctx->deadline() < std::chrono::system_clock::now()) {
     return finish(absl::DeadlineExceededError("deadline expired before search"));
@@ -589,82 +789,54 @@ grpc::ServerUnaryReactor* RetrievalService::Search(
   record->set_collection(req->collection());
   auto v = (*c)->GetVersion(req->version());
   if (!v.ok()) return finish(v.status());
-  std::shared_ptr<const CollectionVersion> version = *std::move(v);
-  const CollectionConfig& config = version->config();
-
-  std::vector<int64_t> excluded;
-  excluded.reserve(req->exclude_keys_size());
-  for (const std::string& key : req->exclude_keys()) {
-    if (auto id = version->Find(key)) excluded.push_back(*id);
-  }
-  std::vector<BatchQuery> queries(req->queries_size());
-  for (int i = 0; i < req->queries_size(); ++i) {
-    const pb::SearchQuery& q = req->queries(i);
-    BatchQuery& out = queries[i];
-    out.k = req->k();
-    out.exclude_ids = excluded;
-    out.deadline = absl::FromChrono(ctx->deadline());
-    if (q.has_vector()) {
-      out.vector.assign(q.vector().values().begin(), q.vector().values().end());
-      absl::Status s = ValidateVector(
-          config, absl::StrCat("queries[", i, "].vector"), out.vector);
-      if (!s.ok()) return finish(s);
-    } else if (q.query_case() == pb::SearchQuery::kKey) {
-      auto id = version->Find(q.key());
-      if (!id.has_value()) {
-        return finish(absl::NotFoundError(absl::StrCat(
-            "queries[", i, "].key: '", q.key(), "' is not in version ",
-            version->version(), " of '", config.name, "'")));
-      }
-      auto vec = version->vector(*id);
-      out.vector.assign(vec.begin(), vec.end());
-      out.exclude_ids.push_back(*id);  // "more like this" leaves itself out
-    } else {
-      return finish(absl::InvalidArgumentError(absl::StrCat(
-          "queries[", i, "]: expected a vector or a key")));
-    }
-  }
-  VersionSearchOptions options;
-  options.nprobe = req->params().nprobe();
-  options.ef_search = req->params().ef_search();
-  options.payload_filter = FromProto(req->payload_filter());
+  absl::StatusOr<SearchPlan> plan =
+      PlanSearch(*req, *std::move(v), absl::FromChrono(ctx->deadline()));
+  if (!plan.ok()) return finish(plan.status());
+  std::shared_ptr<const CollectionVersion> version = plan->version;
   resp->set_version(version->version());
   const bool include_payload = req->include_payload();
+  auto* batch_size = M().batch_size->WithLabels({version->config().name});
 
-  if (queries.size() == 1) {
-    auto* batch_size = M().batch_size->WithLabels({config.name});
+  // Delegate: a single query joins a dynamic batch and finishes from the
+  // batcher's thread; a caller's batch is one FAISS call on this thread.
+  if (plan->queries.size() == 1) {
     batcher_->Submit(
-        version, std::move(options), std::move(queries[0]),
+        version, std::move(plan->options), std::move(plan->queries[0]),
         [finish, version, resp, include_payload, batch_size](
             absl::StatusOr<std::vector<SearchHit>> hits, int batch) {
           if (batch > 0) batch_size->Observe(batch);
-          if (hits.ok()) {
-            pb::SearchResult* r = resp->add_results();
-            for (const SearchHit& h : *hits) {
-              FillHit(*version, h, include_payload, r->add_hits());
-            }
-          }
+          if (hits.ok()) ResultToProto(*version, *hits, include_payload, resp);
           finish(hits.status());
         });
     return reactor;
   }
-  // The caller batched already: one FAISS call on this thread.
-  std::vector<VersionQuery> vq(queries.size());
-  for (size_t i = 0; i < queries.size(); ++i) {
-    vq[i].vector = queries[i].vector.data();
-    vq[i].k = queries[i].k;
-    vq[i].exclude_ids = std::move(queries[i].exclude_ids);
+  std::vector<VersionQuery> vq(plan->queries.size());
+  for (size_t i = 0; i < plan->queries.size(); ++i) {
+    vq[i].vector = plan->queries[i].vector.data();
+    vq[i].k = plan->queries[i].k;
+    vq[i].exclude_ids = std::move(plan->queries[i].exclude_ids);
   }
-  auto results = version->Search(vq, options);
-  if (!results.ok()) return finish(results.status());
-  M().batch_size->WithLabels({config.name})->Observe(vq.size());
-  for (const auto& hits : *results) {
-    pb::SearchResult* r = resp->add_results();
-    for (const SearchHit& h : hits) {
-      FillHit(*version, h, include_payload, r->add_hits());
+  auto results = version->Search(vq, plan->options);
+  if (results.ok()) {
+    batch_size->Observe(vq.size());
+    for (const auto& hits : *results) {
+      ResultToProto(*version, hits, include_payload, resp);
     }
   }
-  return finish(absl::OkStatus());
+  // Convert once and record.
+  return finish(results.status());
+}
+
+std::vector<std::string> RetrievalService::UnhealthyCollections() const {
+  std::vector<std::string> out;
+  CollectionStore* s = store_.load();
+  if (s == nullptr) return out;
+  for (const auto& c : s->List()) {
+    const CollectionStatus st = c->Status();
+    if (!st.error.empty()) out.push_back(st.config.name);
+  }
+  for (const auto& [name, error] : s->Failed()) out.push_back(name);
+  return out;
 }
 
 }  // namespace retrieval

@@ -14,7 +14,8 @@
 //   recsys_retrieval_search_batch_size{collection}
 //   recsys_retrieval_live_entries / _staging_entries / _memory_bytes /
 //   _loaded_versions {collection}, recsys_retrieval_version_entries
-//   {collection,version}: refreshed on scrape.
+//   {collection,version}, recsys_retrieval_collection_state{collection}
+//   (0 ok, 1 degraded, 2 failed to restore): refreshed on scrape.
 //
 // Thread-safety: all methods thread-safe. The service must outlive the
 // gRPC server it is registered with.
@@ -33,7 +34,16 @@
 namespace recsys {
 namespace retrieval {
 
-class RetrievalService final : public recsys::v1::Retrieval::CallbackService {
+// Upsert, Delete and Get (the calls that carry callers' keys) are
+// registered raw (ByteBuffer in, ByteBuffer out) so that the service, not
+// gRPC, parses them: a message with invalid UTF-8 gets INVALID_ARGUMENT
+// (for Upsert naming the entry, see upsert_wire.proto) instead of being
+// dropped or refused as UNIMPLEMENTED.
+class RetrievalService final
+    : public recsys::v1::Retrieval::WithRawCallbackMethod_Upsert<
+          recsys::v1::Retrieval::WithRawCallbackMethod_Delete<
+              recsys::v1::Retrieval::WithRawCallbackMethod_Get<
+                  recsys::v1::Retrieval::CallbackService>>> {
  public:
   struct Options {
     SearchBatcher::Options batching;
@@ -69,15 +79,14 @@ class RetrievalService final : public recsys::v1::Retrieval::CallbackService {
       grpc::CallbackServerContext* ctx,
       const recsys::v1::DropCollectionRequest* req,
       recsys::v1::DropCollectionResponse* resp) override;
-  grpc::ServerReadReactor<recsys::v1::UpsertRequest>* Upsert(
-      grpc::CallbackServerContext* ctx,
-      recsys::v1::UpsertResponse* resp) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Upsert(
+      grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-                                   const recsys::v1::DeleteRequest* req,
-                                   recsys::v1::DeleteResponse* resp) override;
+                                   const grpc::ByteBuffer* req,
+                                   grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-                                const recsys::v1::GetRequest* req,
-                                recsys::v1::GetResponse* resp) override;
+                                const grpc::ByteBuffer* req,
+                                grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
                                     const recsys::v1::PublishRequest* req,
                                     recsys::v1::PublishResponse* resp) override;
@@ -100,6 +109,12 @@ class RetrievalService final : public recsys::v1::Retrieval::CallbackService {
   absl::StatusOr<std::shared_ptr<Collection>> Lookup(
       const std::string& name) const;
   void RefreshGauges() const;
+  // Collections DEGRADED or FAILED (for the health name
+  // "recsys.v1.Retrieval/collections"); empty when all are OK.
+ public:
+  std::vector<std::string> UnhealthyCollections() const;
+
+ private:
 
   const Options options_;
   std::unique_ptr<SearchBatcher> batcher_;

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/metrics.h"
 #include "common/server.h"
 #include "common/status_matchers.h"
@@ -18,6 +19,7 @@ namespace retrieval {
 namespace {
 
 namespace pb = ::recsys::v1;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 constexpr int kDim = 16;
 
@@ -282,6 +284,16 @@ TEST_F(RetrievalServiceTest, BadInputGetsPreciseCodes) {
   by_key.set_k(3);
   by_key.add_queries()->set_key("missing");
   EXPECT_EQ(Search(by_key, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Publish("items", 1, &pub).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(pub.version().version(), 1);  // a retry: the same version back
+  {
+    pb::DeleteRequest del;
+    del.set_collection("items");
+    del.add_keys("key3");
+    pb::DeleteResponse dr;
+    grpc::ClientContext dctx;
+    ASSERT_TRUE(stub_->Delete(&dctx, del, &dr).ok());
+  }
   EXPECT_EQ(Publish("items", 1, &pub).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   pb::RollbackRequest rb;
@@ -377,6 +389,240 @@ TEST_F(RetrievalServiceTest, PinnedVersionsRollbackAndConcurrentSearches) {
                            "recsys_retrieval_live_entries{collection=\"items\"}")));
   EXPECT_THAT(metrics, ::testing::Not(HasSubstr(
                            "recsys_retrieval_version_entries{collection=\"items\"")));
+}
+
+
+// --- Hardening (issue 11) ---
+
+Entry OneEntry(const std::string& key, int seed) {
+  Entry e = MakeEntries(0, 1, kDim, seed)[0];
+  e.key = key;
+  return e;
+}
+
+// An Upsert stream whose second message holds invalid UTF-8 (a proto3
+// string) used to end OK with that message and every later one dropped.
+// Now it fails naming the message, entry and field, and what was applied.
+TEST_F(RetrievalServiceTest, UpsertStreamWithInvalidUtf8FailsAndSaysWhatWasApplied) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  for (int bad_field = 0; bad_field < 3; ++bad_field) {
+    std::vector<std::vector<Entry>> batches = {
+        MakeEntries(0, 5, kDim, 1), {OneEntry("ok", 2), OneEntry("also-ok", 3)},
+        MakeEntries(100, 5, kDim, 4)};
+    Entry& bad = batches[1][1];
+    const char* expected = "";
+    if (bad_field == 0) {
+      bad.key = "bad\xff" "key";
+      expected = "entries[1].key: expected valid UTF-8";
+    } else if (bad_field == 1) {
+      bad.payload = {{"title", "caf\xc3"}};
+      expected = "entries[1].payload['title']: expected valid UTF-8";
+    } else {
+      bad.payload = {{"ti\xfftle", "x"}};
+      expected = "entries[1].payload field";
+    }
+    pb::UpsertResponse resp;
+    grpc::Status st = Upsert("items", batches, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad_field;
+    EXPECT_THAT(st.error_message(),
+                AllOf(HasSubstr("message 1 of the Upsert stream"), HasSubstr(expected),
+                      HasSubstr("1 messages with 5 entries were applied")))
+        << st.error_message();
+    // Nothing of the bad message or the later ones was applied.
+    pb::GetRequest get;
+    get.set_collection("items");
+    get.set_staged(true);
+    for (const char* k : {"ok", "key100", "key0"}) get.add_keys(k);
+    pb::GetResponse got;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Get(&ctx, get, &got).ok());
+    ASSERT_EQ(got.entries_size(), 1) << bad_field;
+    EXPECT_EQ(got.entries(0).key(), "key0");
+  }
+  // A clean stream reports exactly what it applied.
+  pb::UpsertResponse resp;
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 3, kDim, 1), MakeEntries(3, 4, kDim, 1)},
+                     &resp).ok());
+  EXPECT_EQ(resp.upserted(), 7);
+  EXPECT_EQ(resp.batches(), 2);
+}
+
+// What a client sees for a unary request gRPC cannot parse: the callback
+// API drops it before any handler runs (documented in the README).
+TEST_F(RetrievalServiceTest, UnparseableUnaryRequestIsRefusedBeforeTheHandler) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  pb::SearchResponse resp;
+  grpc::Status st = Search(VectorQuery("it\xffms", std::vector<float>(kDim, 1), 1), &resp);
+  // gRPC 1.51's callback server answers a request it cannot deserialize
+  // with UNIMPLEMENTED and an empty message (measured here). Upsert, whose
+  // stream used to lose data that way, reads raw bytes instead.
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(st.error_message(), "");
+}
+
+// Delete and Get carry callers' keys and are read raw: invalid UTF-8 is
+// INVALID_ARGUMENT, and nothing is deleted.
+TEST_F(RetrievalServiceTest, DeleteAndGetWithInvalidUtf8KeysAreInvalidArgument) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  pb::UpsertResponse up;
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 3, kDim, 1)}, &up).ok());
+  pb::DeleteRequest del;
+  del.set_collection("items");
+  del.add_keys("key0");
+  del.add_keys("bad\xfe");
+  pb::DeleteResponse dr;
+  grpc::Status st;
+  {
+    grpc::ClientContext ctx;
+    st = stub_->Delete(&ctx, del, &dr);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("recsys.v1.DeleteRequest"));
+  pb::GetRequest get;
+  get.set_collection("items");
+  get.set_staged(true);
+  get.add_keys("key0");
+  pb::GetResponse got;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Get(&ctx, get, &got).ok());
+  }
+  EXPECT_EQ(got.entries_size(), 1);  // key0 was not deleted
+  get.add_keys("\xc3");
+  {
+    grpc::ClientContext ctx;
+    st = stub_->Get(&ctx, get, &got);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  del.clear_keys();
+  del.add_keys("key0");
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Delete(&ctx, del, &dr).ok());
+  }
+  EXPECT_EQ(dr.deleted(), 1);
+}
+
+// Error messages quote user input truncated, so a 10 KB name comes back
+// as the precise code, not RESOURCE_EXHAUSTED for oversized metadata.
+TEST_F(RetrievalServiceTest, HugeUserInputIsQuotedTruncatedInErrors) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  const std::string huge(10240, 'a');
+  pb::SearchResponse resp;
+  grpc::Status st = Search(VectorQuery(huge, std::vector<float>(kDim, 1), 1), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), HasSubstr("...' (10240 bytes)"));
+  EXPECT_LT(st.error_message().size(), 300u);
+  EXPECT_EQ(Create(huge).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status bad_factory = Create("x", std::string(5000, 'Q'));
+  EXPECT_EQ(bad_factory.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(bad_factory.error_message().size(), 600u);
+  pb::SearchRequest by_key;
+  by_key.set_collection("items");
+  by_key.set_k(1);
+  by_key.add_queries()->set_key(std::string(8000, 'k'));
+  pb::UpsertResponse up;
+  ASSERT_TRUE(Upsert("items", {MakeEntries(0, 3, kDim, 1)}, &up).ok());
+  pb::PublishResponse pub;
+  ASSERT_TRUE(Publish("items", 0, &pub).ok());
+  st = Search(by_key, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(st.error_message().size(), 300u);
+  pb::UpsertResponse up2;
+  std::vector<Entry> dup = {OneEntry(std::string(400, 'd'), 1), OneEntry(std::string(400, 'd'), 2)};
+  st = Upsert("items", {dup}, &up2);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(st.error_message().size(), 400u);
+}
+
+// Factory strings FAISS accepts but that crash or exhaust it later are
+// refused before anything is persisted; the server keeps serving.
+TEST_F(RetrievalServiceTest, CrashingFactoriesAreRefusedAndNothingIsPersisted) {
+  Restore();
+  for (const char* f : {"IVF0,Flat", "HNSW0", "PQ16", "PQ3", "IVF8,PQ8x9",
+                        "IVF100000,Flat", "HNSW-1", "PQ8x12", "IVF16,PQ0"}) {
+    grpc::Status st = Create("bad", f, pb::METRIC_L2, 8);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << f;
+    EXPECT_THAT(st.error_message(), HasSubstr("config.index_factory")) << f;
+  }
+  pb::ListCollectionsResponse list;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->ListCollections(&ctx, {}, &list).ok());
+  EXPECT_EQ(list.collections_size(), 0);
+  // A supported PQ publishes and searches (IndexPQ used to answer INTERNAL).
+  ASSERT_TRUE(Create("pq", "PQ4", pb::METRIC_L2, 8).ok());
+  pb::UpsertResponse up;
+  ASSERT_TRUE(Upsert("pq", {MakeEntries(0, 300, 8, 1)}, &up).ok());
+  pb::PublishResponse pub;
+  ASSERT_TRUE(Publish("pq", 0, &pub).ok());
+  pb::SearchResponse resp;
+  ASSERT_TRUE(Search(VectorQuery("pq", MakeEntries(0, 1, 8, 1)[0].vector, 3), &resp).ok());
+  EXPECT_EQ(resp.results(0).hits_size(), 3);
+}
+
+// A collection that cannot be restored is listed as FAILED with the
+// reason, not hidden; Create says it exists; Drop removes it.
+TEST_F(RetrievalServiceTest, ACollectionThatFailsToRestoreIsListedAsFailed) {
+  const std::string dir = FreshTestDir("svc_failed");
+  {
+    CollectionStore::Options o;
+    o.data_dir = dir;
+    ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+    ASSERT_OK(store->Create(TestConfig("items", kDim)).status());
+    ASSERT_OK(store->Create(TestConfig("other", kDim)).status());
+  }
+  ASSERT_OK_AND_ASSIGN(std::string json, ReadFileToString(dir + "/items/collection.json"));
+  json[json.find("16")] = '7';  // the dimension, edited
+  ASSERT_OK(WriteFileAtomically(dir + "/items/collection.json", json));
+  CollectionStore::Options o;
+  o.data_dir = dir;
+  ASSERT_OK_AND_ASSIGN(auto store, CollectionStore::Open(o));
+  service_->SetStore(std::move(store));
+  server_->SetServing(true);
+  EXPECT_EQ(service_->UnhealthyCollections(), std::vector<std::string>{"items"});
+
+  pb::ListCollectionsResponse list;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListCollections(&ctx, {}, &list).ok());
+  }
+  ASSERT_EQ(list.collections_size(), 2);
+  const pb::CollectionInfo* items = nullptr;
+  for (const auto& c : list.collections()) {
+    if (c.config().name() == "items") items = &c;
+    else EXPECT_EQ(c.state(), pb::COLLECTION_OK);
+  }
+  ASSERT_NE(items, nullptr);
+  EXPECT_EQ(items->state(), pb::COLLECTION_FAILED);
+  EXPECT_THAT(items->error(), HasSubstr("fails its checksum"));
+  pb::DescribeCollectionRequest dreq;
+  dreq.set_collection("items");
+  pb::DescribeCollectionResponse dresp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->DescribeCollection(&ctx, dreq, &dresp).ok());
+  }
+  EXPECT_EQ(dresp.info().state(), pb::COLLECTION_FAILED);
+  pb::SearchResponse resp;
+  grpc::Status st = Search(VectorQuery("items", std::vector<float>(kDim, 1), 1), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), HasSubstr("checksum"));
+  EXPECT_EQ(Create("items").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  const std::string text = MetricsRegistry::Global().Render();
+  EXPECT_THAT(text, HasSubstr("recsys_retrieval_collection_state{collection=\"items\"} 2"));
+  pb::DropCollectionRequest drop;
+  drop.set_collection("items");
+  pb::DropCollectionResponse dr;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->DropCollection(&ctx, drop, &dr).ok());
+  }
+  EXPECT_TRUE(Create("items").ok());
+  EXPECT_TRUE(service_->UnhealthyCollections().empty());
 }
 
 }  // namespace

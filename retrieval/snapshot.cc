@@ -1,13 +1,18 @@
 #include "retrieval/snapshot.h"
 
+#include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "common/user_input.h"
 #include "retrieval/record_io.h"
 
 namespace recsys {
@@ -22,6 +27,67 @@ constexpr uint32_t kEntriesMagic = 0x52454e54;  // "RENT"
 
 using nlohmann::json;
 
+// Every JSON file the store reads back carries "crc32c": the CRC-32C of
+// its own compact dump without that member (nlohmann::json orders keys, so
+// the dump is canonical). A digit edited anywhere is refused.
+constexpr char kCrcField[] = "crc32c";
+
+std::string Seal(json j) {
+  j.erase(kCrcField);
+  const uint32_t crc = Crc32c(j.dump());
+  j[kCrcField] = crc;
+  return j.dump(2) + "\n";
+}
+
+// Files written before sealing (by the server of main at 62393ee) have no
+// checksum. They are read when their members are exactly that format's
+// (so a sealed file whose "crc32c" name was damaged is not taken for
+// one), and the reader rewrites them sealed at once.
+const std::set<std::string>& LegacyConfigKeys() {
+  static const auto* k = new std::set<std::string>{
+      "name", "dimension", "metric", "index_factory", "max_training_vectors",
+      "flat_fallback_when_untrainable", "build_params"};
+  return *k;
+}
+const std::set<std::string>& LegacyManifestKeys() {
+  static const auto* k = new std::set<std::string>{
+      "format", "version", "entries", "dimension", "index_description",
+      "created_unix_micros", "covered_log_seq", "files"};
+  return *k;
+}
+
+absl::StatusOr<json> Unseal(absl::string_view text, absl::string_view what,
+                            const std::set<std::string>* legacy_keys = nullptr,
+                            bool* legacy = nullptr) {
+  json j = json::parse(text.begin(), text.end(), nullptr,
+                       /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(
+        absl::StrCat(what, " is not valid JSON: refusing to load it"));
+  }
+  if (!j.contains(kCrcField) && legacy_keys != nullptr) {
+    std::set<std::string> keys;
+    for (const auto& kv : j.items()) keys.insert(kv.key());
+    if (keys == *legacy_keys) {
+      *legacy = true;
+      return j;
+    }
+  }
+  if (!j.contains(kCrcField) || !j[kCrcField].is_number_unsigned()) {
+    return absl::DataLossError(
+        absl::StrCat(what, " has no crc32c: refusing to load it"));
+  }
+  const uint64_t expected = j[kCrcField].get<uint64_t>();
+  j.erase(kCrcField);
+  const uint32_t actual = Crc32c(j.dump());
+  if (actual != expected) {
+    return absl::DataLossError(absl::StrCat(
+        what, " fails its checksum (crc32c ", actual, ", recorded ", expected,
+        "): refusing to load it"));
+  }
+  return j;
+}
+
 absl::Status WriteChecked(const std::string& dir, const std::string& name,
                           const std::string& contents, json& files) {
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, name), contents));
@@ -32,7 +98,7 @@ absl::Status WriteChecked(const std::string& dir, const std::string& name,
 absl::StatusOr<std::string> ReadChecked(const std::string& dir,
                                         const std::string& name,
                                         const json& files) {
-  if (!files.contains(name)) {
+  if (!files.contains(name) || !files[name].is_object()) {
     return absl::DataLossError(
         absl::StrCat(dir, "/", kManifest, " does not list ", name));
   }
@@ -88,7 +154,7 @@ absl::Status WriteSnapshot(const std::string& dir,
     RETURN_IF_ERROR(WriteChecked(tmp, kVectorsFile, vectors, files));
   }
   json manifest = {
-      {"format", 1},
+      {"format", 2},
       {"version", version.version()},
       {"entries", version.size()},
       {"dimension", version.config().dimension},
@@ -98,30 +164,48 @@ absl::Status WriteSnapshot(const std::string& dir,
       {"files", files},
   };
   RETURN_IF_ERROR(
-      WriteFileAtomically(JoinPath(tmp, kManifest), manifest.dump(2)));
+      WriteFileAtomically(JoinPath(tmp, kManifest), Seal(manifest)));
   RETURN_IF_ERROR(SyncPath(tmp));
   return DurableRename(tmp, dir);
 }
 
 absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
-                                            const CollectionConfig& config) {
+                                            const CollectionConfig& config,
+                                            int64_t expected_version) {
   ASSIGN_OR_RETURN(std::string manifest_text,
                    ReadFileToString(JoinPath(dir, kManifest)));
-  json manifest = json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
-  if (manifest.is_discarded() || !manifest.is_object() ||
-      !manifest.contains("files") || !manifest["files"].is_object()) {
-    return absl::DataLossError(
-        absl::StrCat("snapshot manifest ", dir, "/", kManifest,
-                     " is not valid JSON: refusing to load it"));
+  bool legacy = false;
+  ASSIGN_OR_RETURN(json manifest,
+                   Unseal(manifest_text,
+                          absl::StrCat("snapshot manifest ", dir, "/", kManifest),
+                          &LegacyManifestKeys(), &legacy));
+  if (!manifest.contains("files") || !manifest["files"].is_object() ||
+      manifest.value("format", 0) != (legacy ? 1 : 2)) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot manifest ", dir, "/", kManifest,
+        " lacks files or format 2: refusing to load it"));
   }
   const json& files = manifest["files"];
-  const int64_t version = manifest.value("version", int64_t{0});
-  const int64_t n = manifest.value("entries", int64_t{-1});
+  int64_t version = 0, n = -1, covered = -1;
+  try {
+    version = manifest.at("version").get<int64_t>();
+    n = manifest.at("entries").get<int64_t>();
+    covered = manifest.at("covered_log_seq").get<int64_t>();
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("snapshot manifest ", dir, "/",
+                                            kManifest, ": ", e.what()));
+  }
   if (manifest.value("dimension", 0) != config.dimension || n < 0 ||
-      version <= 0) {
+      version <= 0 || covered < 0) {
     return absl::DataLossError(absl::StrCat(
         "snapshot manifest ", dir, "/", kManifest,
         " disagrees with the collection (dimension ", config.dimension, ")"));
+  }
+  if (expected_version != 0 && version != expected_version) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot manifest ", dir, "/", kManifest, " says version ", version,
+        " but its directory is version ", expected_version,
+        ": refusing to load it"));
   }
 
   EntryTable table;
@@ -161,8 +245,24 @@ absl::StatusOr<LoadedSnapshot> ReadSnapshot(const std::string& dir,
     table.vectors.resize(static_cast<size_t>(n) * config.dimension);
     std::memcpy(table.vectors.data(), bytes.data(), bytes.size());
   }
+  if (const float* rows = index->raw_vectors()) {
+    RETURN_IF_ERROR(CheckStoredVectors(
+        config, absl::MakeConstSpan(rows, static_cast<size_t>(n) * config.dimension),
+        absl::StrCat("snapshot ", dir)));
+  }
+  if (index->size() != n) {
+    return absl::DataLossError(absl::StrCat(dir, "/", kIndexFile, " holds ",
+                                            index->size(), " vectors, the manifest says ", n));
+  }
+  RETURN_IF_ERROR(CheckStoredVectors(config, table.vectors,
+                                     absl::StrCat("snapshot ", dir)));
   LoadedSnapshot out;
-  out.covered_log_seq = manifest.value("covered_log_seq", int64_t{0});
+  out.covered_log_seq = covered;
+  if (legacy) {
+    // Verified against its files and its directory: seal it now.
+    ASSIGN_OR_RETURN(std::string sealed, SealLegacyJson(manifest_text, kManifest));
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, kManifest), sealed));
+  }
   ASSIGN_OR_RETURN(
       out.version,
       CollectionVersion::Assemble(
@@ -181,14 +281,15 @@ std::string ConfigToJson(const CollectionConfig& config) {
       {"flat_fallback_when_untrainable", config.flat_fallback_when_untrainable},
       {"build_params", config.build_params},
   };
-  return j.dump(2);
+  return Seal(j);
 }
 
-absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::DataLossError("collection.json is not valid JSON");
-  }
+absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text,
+                                                 bool* legacy) {
+  bool is_legacy = false;
+  ASSIGN_OR_RETURN(json j, Unseal(text, "collection.json", &LegacyConfigKeys(),
+                                  &is_legacy));
+  if (legacy != nullptr) *legacy = is_legacy;
   CollectionConfig c;
   try {
     c.name = j.at("name").get<std::string>();
@@ -201,18 +302,76 @@ absl::StatusOr<CollectionConfig> ConfigFromJson(absl::string_view text) {
     } else if (metric == "cosine") {
       c.metric = Metric::kCosine;
     } else {
-      return absl::DataLossError(absl::StrCat("unknown metric ", metric));
+      return absl::DataLossError(
+          absl::StrCat("collection.json: unknown metric ", QuoteUserInput(metric)));
     }
     c.index_factory = j.at("index_factory").get<std::string>();
-    c.max_training_vectors = j.value("max_training_vectors", int64_t{0});
+    c.max_training_vectors = j.at("max_training_vectors").get<int64_t>();
     c.flat_fallback_when_untrainable =
-        j.value("flat_fallback_when_untrainable", false);
+        j.at("flat_fallback_when_untrainable").get<bool>();
     c.build_params =
-        j.value("build_params", std::map<std::string, std::string>{});
+        j.at("build_params").get<std::map<std::string, std::string>>();
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("collection.json: ", e.what()));
   }
   return c;
+}
+
+absl::StatusOr<std::string> SealLegacyJson(absl::string_view text,
+                                           absl::string_view what) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat(what, " is not valid JSON"));
+  }
+  if (j.contains(kCrcField)) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is sealed already"));
+  }
+  if (j.contains("files")) {  // a manifest of format 1: same members
+    if (j.value("format", 0) != 1) {
+      return absl::DataLossError(absl::StrCat(what, ": unknown format"));
+    }
+    j["format"] = 2;
+  }
+  return Seal(std::move(j));
+}
+
+std::string LiveToJson(const LiveRecord& live) {
+  return Seal(json{{"live", live.version},
+                   {"rolled_back", live.rolled_back},
+                   {"newest_at_rollback", live.newest_at_rollback}});
+}
+
+absl::StatusOr<LiveRecord> LiveFromJson(absl::string_view text, bool* legacy) {
+  if (legacy != nullptr) *legacy = false;
+  // The format before sealing: the version alone, in canonical decimal
+  // ("13\n"); "03" or " 13" are damage, not that format.
+  absl::string_view digits = text;
+  absl::ConsumeSuffix(&digits, "\n");
+  int64_t v = 0;
+  if (!digits.empty() && digits.size() <= 18 && digits[0] != '0' &&
+      digits.find_first_not_of("0123456789") == absl::string_view::npos &&
+      absl::SimpleAtoi(digits, &v)) {
+    if (legacy != nullptr) *legacy = true;
+    LiveRecord r;
+    r.version = v;
+    // An old server never rolled forward: keep what it served.
+    r.rolled_back = true;
+    r.newest_at_rollback = std::numeric_limits<int64_t>::max();
+    return r;
+  }
+  ASSIGN_OR_RETURN(json j, Unseal(text, "LIVE"));
+  LiveRecord r;
+  try {
+    r.version = j.at("live").get<int64_t>();
+    r.rolled_back = j.at("rolled_back").get<bool>();
+    r.newest_at_rollback = j.at("newest_at_rollback").get<int64_t>();
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("LIVE: ", e.what()));
+  }
+  if (r.version <= 0) {
+    return absl::DataLossError(absl::StrCat("LIVE: version ", r.version));
+  }
+  return r;
 }
 
 }  // namespace retrieval

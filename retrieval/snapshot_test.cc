@@ -82,6 +82,45 @@ TEST(SnapshotTest, ConfigJsonRoundTrip) {
   EXPECT_EQ(back.max_training_vectors, 1000);
 }
 
+// Sealed files refuse any edit; the operator's upgrade seals legacy ones.
+TEST(SnapshotTest, MetadataIsSealedAndLegacyFilesOnlyLoadOnceSealed) {
+  CollectionConfig c = TestConfig("items", 8, "HNSW32");
+  const std::string sealed = ConfigToJson(c);
+  ASSERT_OK(ConfigFromJson(sealed).status());
+  std::string edited = sealed;
+  edited[edited.find("8,")] = '9';  // the dimension
+  EXPECT_THAT(ConfigFromJson(edited).status(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("checksum")));
+  const std::string legacy =
+      R"({"name": "items", "dimension": 8, "metric": "l2", "index_factory": "Flat",)"
+      R"( "max_training_vectors": 0, "flat_fallback_when_untrainable": false,)"
+      R"( "build_params": {}})";
+  // Written before sealing: read (exactly that format's members), flagged
+  // for the caller to seal; with any other member it is damage.
+  bool was_legacy = false;
+  ASSERT_OK(ConfigFromJson(legacy, &was_legacy).status());
+  EXPECT_TRUE(was_legacy);
+  std::string odd = legacy;
+  odd.insert(1, R"("crc32b": 7, )");
+  EXPECT_THAT(ConfigFromJson(odd).status(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("no crc32c")));
+  ASSERT_OK_AND_ASSIGN(std::string upgraded, SealLegacyJson(legacy, "collection.json"));
+  ASSERT_OK_AND_ASSIGN(CollectionConfig back, ConfigFromJson(upgraded));
+  EXPECT_EQ(back.metric, Metric::kL2);
+  EXPECT_THAT(SealLegacyJson(upgraded, "collection.json").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK_AND_ASSIGN(LiveRecord live, LiveFromJson(LiveToJson({13, true})));
+  EXPECT_EQ(live.version, 13);
+  EXPECT_TRUE(live.rolled_back);
+  ASSERT_OK_AND_ASSIGN(LiveRecord old_live, LiveFromJson("13\n", &was_legacy));
+  EXPECT_TRUE(was_legacy);
+  EXPECT_EQ(old_live.version, 13);
+  for (const char* damaged : {"03\n", " 13\n", "13\n\n", "1e3\n", "-13\n", ""}) {
+    EXPECT_THAT(LiveFromJson(damaged).status(), StatusIs(absl::StatusCode::kDataLoss))
+        << damaged;
+  }
+}
+
 }  // namespace
 }  // namespace retrieval
 }  // namespace recsys

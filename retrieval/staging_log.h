@@ -3,9 +3,13 @@
 // collection's directory; each record is one whole upsert batch or delete
 // request: [u32 length][u32 crc32c][body], appended with one write(2) and
 // fdatasync'd before Append returns (so before the caller acks). Replay
-// stops at the first torn or corrupt record of a file (a crash mid-append
-// leaves at most the unacknowledged last one) and never applies part of a
-// record.
+// never applies part of a record. Only a torn tail is discarded silently:
+// the last record of the newest file cut short or zero-filled (a crash
+// mid-append leaves at most that unacknowledged record). Any other failing
+// record (a checksum mismatch followed by more data, damage in an older
+// file) is corruption: it is reported in StagingReplay, the records around
+// it are still replayed, and the owner refuses writes until an operator
+// salvages (Salvage) or restores the directory.
 //
 // Publish rotates to a new file; the old file is deleted once a version
 // that covers it is on disk (see Collection).
@@ -33,15 +37,31 @@ struct StagingRecord {
   std::vector<std::string> deletes;
 };
 
+// What replaying found.
+struct StagingReplay {
+  int64_t records = 0;          // applied
+  int64_t corrupt_records = 0;  // skipped (or unreadable rest of a file: 1)
+  int64_t torn_tail_bytes = 0;  // discarded as a torn tail
+  std::string corruption;       // first corruption, empty when none
+};
+
 class StagingLog {
  public:
   // Replays every staging-<seq>.log in `dir` with seq > `covered_seq` in
   // order, calling `apply` per record, deletes the files with seq <=
-  // covered_seq and the empty ones, and opens a fresh file with a sequence
-  // number above all.
+  // covered_seq and the empty ones, and opens a fresh file with a sequence number above all.
+  // Corruption does not fail Open: it is reported in *report (may be null).
   static absl::StatusOr<std::unique_ptr<StagingLog>> Open(
       const std::string& dir, int dimension, int64_t covered_seq,
-      const std::function<void(StagingRecord)>& apply);
+      const std::function<void(StagingRecord)>& apply,
+      StagingReplay* report = nullptr);
+
+  // The operator's salvage, with no log open on `dir`: every file with a
+  // corrupt record is rewritten with only its valid records (the original
+  // kept as <name>.corrupt-<unix time>). Returns what was kept and dropped.
+  static absl::StatusOr<StagingReplay> Salvage(const std::string& dir,
+                                               int dimension,
+                                               int64_t covered_seq);
   ~StagingLog();
 
   absl::Status AppendUpserts(absl::Span<const Entry> entries);

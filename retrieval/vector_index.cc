@@ -4,6 +4,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <mutex>
 #include <queue>
 #include <vector>
 
@@ -13,13 +14,17 @@
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexHNSW.h"
 #include "faiss/IndexIVF.h"
+#include "faiss/IndexIVFPQ.h"
+#include "faiss/IndexPQ.h"
 #include "faiss/IVFlib.h"
+#include "faiss/impl/AuxIndexStructures.h"
 #include "faiss/impl/HNSW.h"
 #include "faiss/impl/io.h"
 #include "faiss/index_factory.h"
 #include "faiss/index_io.h"
 #include "retrieval/distance_kernels.h"
 #include "retrieval/fast_flat_index.h"
+#include "retrieval/index_spec.h"
 
 namespace recsys {
 namespace retrieval {
@@ -40,6 +45,30 @@ struct StringViewReader : faiss::IOReader {
   absl::string_view data;
   size_t pos = 0;
 };
+
+// FAISS's training loops (k-means) poll one process-wide InterruptCallback
+// from the thread that called train(). Ours asks that thread's build (its
+// progress function: cancelled or out of time) whether to stop; threads
+// without a build never interrupt.
+thread_local const VectorIndex::ProgressFn* t_build_progress = nullptr;
+thread_local bool t_interrupted = false;
+
+struct BuildInterrupt : faiss::InterruptCallback {
+  bool want_interrupt() override {
+    if (t_build_progress == nullptr || !*t_build_progress) return false;
+    if (!(*t_build_progress)(0, 0, "training")) t_interrupted = true;
+    return t_interrupted;
+  }
+};
+
+void InstallBuildInterrupt() {
+  static const bool installed = [] {
+    std::lock_guard<std::mutex> l(faiss::InterruptCallback::lock);
+    faiss::InterruptCallback::instance.reset(new BuildInterrupt());
+    return true;
+  }();
+  (void)installed;
+}
 
 faiss::MetricType FaissMetric(Metric m) {
   return m == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
@@ -286,13 +315,35 @@ VectorIndex::~VectorIndex() = default;
 absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
     const CollectionConfig& config, const float* vectors, int64_t n,
     const ProgressFn& progress) {
+  // Only descriptions of the supported grammar reach FAISS (index_spec.h):
+  // this is what keeps a bad one from crashing the process.
+  absl::StatusOr<IndexSpec> spec =
+      ParseIndexSpec(config.index_factory, config.dimension);
+  if (!spec.ok()) return spec.status();
   auto out = std::unique_ptr<VectorIndex>(new VectorIndex());
   out->higher_is_better_ = config.metric != Metric::kL2;
   out->description_ = config.index_factory;
+  InstallBuildInterrupt();
+  t_build_progress = &progress;
+  t_interrupted = false;
+  struct Reset {
+    ~Reset() { t_build_progress = nullptr; }
+  } reset;
   try {
     out->index_.reset(UseFastFlat(faiss::index_factory(
         config.dimension, config.index_factory.c_str(),
         FaissMetric(config.metric))));
+    // index_factory turns on polysemous training for PQ codes: a simulated
+    // annealing over code permutations that took 30 s to minutes on a few
+    // hundred 8-d vectors (measured). Searches here never use polysemous
+    // filtering, so it is pure cost.
+    if (auto* pq = dynamic_cast<faiss::IndexPQ*>(out->index_.get())) {
+      pq->do_polysemous_training = false;
+      pq->search_type = faiss::IndexPQ::ST_PQ;
+    }
+    if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(out->index_.get())) {
+      ivfpq->do_polysemous_training = false;
+    }
     if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(out->index_.get())) {
       auto it = config.build_params.find("efConstruction");
       int ef = 0;
@@ -312,14 +363,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
       }
       // FAISS's own minimum: an IVF with nlist lists needs >= nlist points
       // (it warns below 39 per list but trains).
-      int64_t needed = 1;
-      if (const faiss::IndexIVF* ivf =
-              faiss::ivflib::try_extract_index_ivf(out->index_.get())) {
-        needed = std::max<int64_t>(needed, ivf->nlist);
-      }
-      if (config.index_factory.find("PQ") != std::string::npos) {
-        needed = std::max<int64_t>(needed, 256);  // 8-bit PQ codebooks
-      }
+      const int64_t needed = std::max<int64_t>(1, spec->min_training_vectors());
       if (n_train < needed) {
         if (!config.flat_fallback_when_untrainable) {
           return absl::FailedPreconditionError(absl::StrCat(
@@ -362,6 +406,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Build(
     if (progress) progress(n, n, "added");
     PrepareForSearch(config, out->index_.get());
   } catch (const std::exception& e) {
+    if (t_interrupted) return absl::CancelledError("index build cancelled");
     return absl::InternalError(absl::StrCat("FAISS failed to build '",
                                             config.index_factory, "' over ",
                                             n, " vectors: ", e.what()));
@@ -410,8 +455,14 @@ absl::Status VectorIndex::Search(const float* queries, int64_t nq, int k,
                                  float* distances, int64_t* labels) const {
   faiss::SearchParametersIVF ivf_params;
   faiss::SearchParameters plain_params;
+  faiss::SearchParametersPQ pq_params;
   faiss::SearchParameters* sp = &plain_params;
-  if (const faiss::IndexIVF* ivf =
+  if (auto* pq = dynamic_cast<const faiss::IndexPQ*>(index_.get())) {
+    // IndexPQ refuses any other parameter type ("invalid search params").
+    pq_params.search_type = pq->search_type;
+    pq_params.polysemous_ht = pq->polysemous_ht;
+    sp = &pq_params;
+  } else if (const faiss::IndexIVF* ivf =
           faiss::ivflib::try_extract_index_ivf(index_.get())) {
     ivf_params.nprobe = params.nprobe > 0 ? params.nprobe : ivf->nprobe;
     sp = &ivf_params;

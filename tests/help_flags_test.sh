@@ -21,5 +21,6 @@ check "$5" target            # retrieval_cli
 check "$6" interactions      # train
 check "$7" out_dir           # make_demo_data
 check "$8" port_file         # demo_server
+check "$9" data_dir          # retrieval_repair
 [[ $fail == 0 ]] && echo PASS
 exit $fail

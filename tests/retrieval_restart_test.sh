@@ -8,7 +8,11 @@
 #     checksum error and v2 is served again;
 #  4. kill -9 while a publish builds: the previous version is served and
 #     the staged writes survive;
-#  5. SIGTERM drains and exits 0.
+#  5. kill -9, flip a byte in the first record of a staging log that has
+#     valid records after it: the collection is DEGRADED (visible in
+#     describe, writes refused), nothing is dropped; retrieval_repair
+#     salvages the valid records and the collection is OK again;
+#  6. SIGTERM drains and exits 0.
 set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -16,7 +20,8 @@ TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 RUN="${TEST_SRCDIR:-.}/recsys"
 SERVER="$RUN/retrieval/retrieval_server"
 CLI="$RUN/clients/retrieval_cli"
-[ -x "$SERVER" ] || { SERVER=retrieval/retrieval_server; CLI=clients/retrieval_cli; }
+REPAIR="$RUN/retrieval/retrieval_repair"
+[ -x "$SERVER" ] || { SERVER=retrieval/retrieval_server; CLI=clients/retrieval_cli; REPAIR=retrieval/retrieval_repair; }
 DATA="$TMP/data"
 PID=""
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true; }
@@ -129,6 +134,46 @@ grep -q "live_version: 1" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: live is 
 grep -q "staging_entry_count: 22000" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: staged writes lost"; }
 ls "$DATA/slow/versions" | grep -qv "^v00000000000000000001$" && fail "half-built version left on disk"
 cli publish --collection=slow | grep -q "entry_count: 22000" || fail "slow v2"
+
+# 5. Damage that is not a torn tail: DEGRADED, then the operator salvages.
+cli upsert --collection=items --file="$TMP/c.tsv" --batch=25 | grep -q "upserted: 50" \
+  || fail "upsert c again"
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+LOG=""
+for f in "$DATA"/items/staging-*.log; do [ -s "$f" ] && LOG="$f"; done
+[ -n "$LOG" ] || fail "no staging log with records"
+/usr/bin/python3 - "$LOG" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[40] ^= 0x01   # inside the first of two records
+open(p, "wb").write(bytes(b))
+PYEOF
+cp "$LOG" "$TMP/damaged.log"
+start
+cli describe --collection=items >"$TMP/degraded"
+grep -q "COLLECTION_DEGRADED" "$TMP/degraded" || { cat "$TMP/degraded"; fail "not DEGRADED"; }
+grep -q "fails its checksum" "$TMP/degraded" || fail "DEGRADED without the reason"
+grep -q "staging_entry_count: 2073" "$TMP/degraded" || { cat "$TMP/degraded"; fail "valid record not replayed"; }
+cli list | grep -q "COLLECTION_DEGRADED" || fail "list hides the state"
+cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.degraded"
+diff "$TMP/live.before" "$TMP/live.degraded" || fail "DEGRADED collection stopped serving"
+if cli upsert --collection=items --file="$TMP/b.tsv" >"$TMP/refused" 2>&1; then
+  fail "DEGRADED collection accepted a write"
+fi
+grep -q "error: 9 .*is DEGRADED" "$TMP/refused" || { cat "$TMP/refused"; fail "write refusal code"; }
+cmp -s "$LOG" "$TMP/damaged.log" || fail "the damaged log was changed without an operator"
+"$REPAIR" --data_dir="$DATA" --collection=items --salvage_staging_log >"$TMP/repair" 2>&1 \
+  && fail "repair ran while the server holds the data dir"
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+"$REPAIR" --data_dir="$DATA" --collection=items --salvage_staging_log >"$TMP/repair" \
+  || { cat "$TMP/repair"; fail "repair failed"; }
+grep -q "kept 1 valid records, dropped 1 corrupt" "$TMP/repair" || { cat "$TMP/repair"; fail "repair report"; }
+start
+cli describe --collection=items >"$TMP/repaired"
+grep -q "COLLECTION_OK" "$TMP/repaired" || { cat "$TMP/repaired"; fail "not OK after salvage"; }
+grep -q "staging_entry_count: 2073" "$TMP/repaired" || fail "salvage lost the valid record"
+cli publish --collection=items | grep -q "entry_count: 2073" || fail "publish after salvage"
 
 kill -TERM "$PID"
 wait "$PID" || fail "SIGTERM exit code $?"
