@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "common/status_macros.h"
 #include "model/model_publisher.h"
 #include "retrieval/client/retrieval_client.h"
@@ -55,7 +55,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Streams a model version's item embeddings into the retrieval sidecar and publishes them.\n  publish_model --retrieval=127.0.0.1:PORT --version_dir=run/models/3 [--items=items.tsv]");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "publish_model: " << s << "\n";

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/flags.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "proto/recommender.grpc.pb.h"
@@ -24,7 +24,7 @@ ABSL_FLAG(std::string, similar_to, "",
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline.");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Asks a recommendation server for the next items.\n  recommend_cli --server=127.0.0.1:PORT --history=B001,B002 --k=10 [--version=N]");
   auto stub = recsys::v1::Recommender::NewStub(grpc::CreateChannel(
       absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/flags.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/retrieval.grpc.pb.h"
@@ -182,7 +182,7 @@ google::protobuf::RepeatedPtrField<std::string> KeysFlag() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args = recsys::ParseCommandLineWithHelp(argc, argv, "A command-line client for the retrieval sidecar.\n  retrieval_cli --target=127.0.0.1:PORT create|upsert|delete|get|publish|rollback|search|... --collection=NAME");
   if (args.size() != 2) {
     std::cerr << "usage: retrieval_cli [flags] "
                  "create|upsert|delete|publish|rollback|search|describe|"

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/server.h"
@@ -15,7 +15,7 @@ ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "The service bootstrap alone (health, reflection, /metrics).");
 
   recsys::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);

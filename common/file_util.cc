@@ -113,11 +113,18 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
 
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
+  return WriteFileAtomicallyStreamed(
+      path, [contents](const AppendFunction& append) { return append(contents); });
+}
+
+absl::Status WriteFileAtomicallyStreamed(
+    const std::string& path, const std::function<absl::Status(const AppendFunction&)>& produce) {
   const std::string tmp =
       absl::StrCat(path, ".tmp.", ::getpid(), ".", ::gettid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
-  absl::Status s = WriteAll(fd, contents, tmp);
+  absl::Status s =
+      produce([fd, &tmp](absl::string_view piece) { return WriteAll(fd, piece, tmp); });
   if (s.ok() && ::fsync(fd) != 0) {
     s = ErrnoToStatus(errno, absl::StrCat("fsync ", tmp));
   }

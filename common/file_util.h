@@ -5,6 +5,7 @@
 #ifndef RECSYS_COMMON_FILE_UTIL_H_
 #define RECSYS_COMMON_FILE_UTIL_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,13 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 // fsync of the parent directory).
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
+
+// The same for contents too large to hold in memory: `produce` is called once
+// with an `append` function and writes the contents through it, in pieces.
+// If either fails, `path` is left as it was and the temp file removed.
+using AppendFunction = std::function<absl::Status(absl::string_view piece)>;
+absl::Status WriteFileAtomicallyStreamed(
+    const std::string& path, const std::function<absl::Status(const AppendFunction&)>& produce);
 
 // fsyncs a file or directory by path.
 absl::Status SyncPath(const std::string& path);

@@ -303,9 +303,8 @@ absl::StatusOr<TensorView> SafetensorsFile::Get(const std::string& name) const {
   return it->second;
 }
 
-absl::Status SafetensorsWriter::AddTensor(const std::string& name, DType dtype,
-                                          std::vector<int64_t> shape,
-                                          absl::string_view bytes) {
+absl::StatusOr<uint64_t> SafetensorsWriter::CheckNewTensor(
+    const std::string& name, DType dtype, const std::vector<int64_t>& shape) const {
   if (name.empty() || name == "__metadata__") {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid tensor name \"", name, "\""));
@@ -324,12 +323,27 @@ absl::Status SafetensorsWriter::AddTensor(const std::string& name, DType dtype,
     }
     expected *= static_cast<uint64_t>(d);
   }
+  return expected;
+}
+
+absl::Status SafetensorsWriter::AddTensor(const std::string& name, DType dtype,
+                                          std::vector<int64_t> shape,
+                                          absl::string_view bytes) {
+  ASSIGN_OR_RETURN(const uint64_t expected, CheckNewTensor(name, dtype, shape));
   if (expected != bytes.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor \"", name, "\": shape x dtype is ", expected,
                      " bytes, got ", bytes.size()));
   }
-  entries_.push_back({name, dtype, std::move(shape), std::string(bytes)});
+  entries_.push_back({name, dtype, std::move(shape), expected, std::string(bytes), nullptr});
+  return absl::OkStatus();
+}
+
+absl::Status SafetensorsWriter::AddTensor(const std::string& name, DType dtype,
+                                          std::vector<int64_t> shape, ByteSource source) {
+  ASSIGN_OR_RETURN(const uint64_t expected, CheckNewTensor(name, dtype, shape));
+  if (!source) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\": no source"));
+  entries_.push_back({name, dtype, std::move(shape), expected, "", std::move(source)});
   return absl::OkStatus();
 }
 
@@ -338,7 +352,8 @@ void SafetensorsWriter::SetMetadata(const std::string& key,
   metadata_[key] = value;
 }
 
-std::string SafetensorsWriter::Serialize() const {
+absl::Status SafetensorsWriter::WriteTo(
+    const std::function<absl::Status(absl::string_view)>& append) const {
   json header = json::object();
   if (!metadata_.empty()) {
     json meta = json::object();
@@ -349,23 +364,56 @@ std::string SafetensorsWriter::Serialize() const {
   for (const Entry& e : entries_) {
     header[e.name] = {{"dtype", std::string(DTypeName(e.dtype))},
                       {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
+                      {"data_offsets", {offset, offset + e.size}}};
+    offset += e.size;
   }
   std::string text = header.dump();
   // Pad with spaces so the data section starts 8-byte aligned.
   while ((text.size() + 8) % 8 != 0) text.push_back(' ');
-  std::string out;
-  out.reserve(8 + text.size() + offset);
+  std::string prefix;
   uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
-  out += text;
-  for (const Entry& e : entries_) out += e.bytes;
+  for (int i = 0; i < 8; ++i) prefix.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+  RETURN_IF_ERROR(append(prefix));
+  RETURN_IF_ERROR(append(text));
+  std::string piece;
+  for (const Entry& e : entries_) {
+    if (!e.source) {
+      RETURN_IF_ERROR(append(e.bytes));
+      continue;
+    }
+    for (uint64_t done = 0; done < e.size;) {
+      piece.clear();
+      RETURN_IF_ERROR(e.source(&piece));
+      if (piece.empty() || piece.size() > e.size - done) {
+        return absl::InternalError(absl::StrCat(
+            "tensor \"", e.name, "\": its source produced ",
+            piece.empty() ? "nothing" : "too many bytes", " after ", done, " of ", e.size,
+            " bytes"));
+      }
+      RETURN_IF_ERROR(append(piece));
+      done += piece.size();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SafetensorsWriter::SerializeOrError() const {
+  std::string out;
+  RETURN_IF_ERROR(WriteTo([&out](absl::string_view piece) {
+    out.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  }));
   return out;
 }
 
+std::string SafetensorsWriter::Serialize() const {
+  absl::StatusOr<std::string> out = SerializeOrError();
+  return out.ok() ? *std::move(out) : std::string();
+}
+
 absl::Status SafetensorsWriter::WriteFile(const std::string& path) const {
-  return WriteFileAtomically(path, Serialize());
+  return WriteFileAtomicallyStreamed(
+      path, [this](const AppendFunction& append) { return WriteTo(append); });
 }
 
 absl::Status AddKeyTensors(const std::vector<std::string>& keys,

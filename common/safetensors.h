@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -84,16 +85,29 @@ class SafetensorsFile {
 };
 
 // Collects tensors and writes one safetensors file atomically (temp file,
-// fsync, rename). The bytes passed to AddTensor are copied.
+// fsync, rename). The bytes passed to AddTensor are copied; a streamed
+// tensor's bytes are pulled from its source while the file is written, so a
+// tensor larger than memory allows is never held whole.
 class SafetensorsWriter {
  public:
+  // Appends the next piece (any size > 0) of a streamed tensor's bytes to
+  // `piece`; called until the tensor's shape x dtype bytes are complete.
+  using ByteSource = std::function<absl::Status(std::string* piece)>;
+
   // INVALID_ARGUMENT if the name is empty, "__metadata__" or a duplicate, or
   // if `bytes` does not match shape x dtype.
   absl::Status AddTensor(const std::string& name, DType dtype,
                          std::vector<int64_t> shape, absl::string_view bytes);
+  // A streamed tensor. Its source is consumed by the one Serialize() or
+  // WriteFile() call; producing more or fewer bytes than shape x dtype, or an
+  // error, fails that call (and WriteFile leaves `path` untouched).
+  absl::Status AddTensor(const std::string& name, DType dtype,
+                         std::vector<int64_t> shape, ByteSource source);
   void SetMetadata(const std::string& key, const std::string& value);
 
   // The complete file contents.
+  absl::StatusOr<std::string> SerializeOrError() const;
+  // REQUIRES: no streamed tensor (use SerializeOrError).
   std::string Serialize() const;
   absl::Status WriteFile(const std::string& path) const;
 
@@ -102,8 +116,13 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::string bytes;
+    uint64_t size = 0;      // bytes
+    std::string bytes;      // when not streamed
+    ByteSource source;      // when streamed
   };
+  absl::StatusOr<uint64_t> CheckNewTensor(const std::string& name, DType dtype,
+                                          const std::vector<int64_t>& shape) const;
+  absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& append) const;
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };

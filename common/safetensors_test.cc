@@ -1,5 +1,6 @@
 #include "common/safetensors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,60 @@ std::string RawFile(const std::string& header, const std::string& data) {
   uint64_t n = header.size();
   std::memcpy(&out[0], &n, 8);
   return out + header + data;
+}
+
+TEST(SafetensorsTest, StreamedTensorWritesTheSameFile) {
+  const std::vector<float> values = {1, 2, 3, 4, 5, 6, 7, 8};
+  SafetensorsWriter whole;
+  ASSERT_OK(whole.AddTensor("w", DType::kF32, {2, 4}, FloatBytes(values)));
+  ASSERT_OK(whole.AddTensor("b", DType::kF32, {1}, FloatBytes({9})));
+  whole.SetMetadata("format", "pt");
+  // The same tensor pulled in pieces of 3 floats (the last one shorter).
+  SafetensorsWriter streamed;
+  size_t next = 0;
+  ASSERT_OK(streamed.AddTensor(
+      "w", DType::kF32, {2, 4}, SafetensorsWriter::ByteSource([&](std::string* piece) {
+        const size_t n = std::min<size_t>(3, values.size() - next);
+        piece->append(reinterpret_cast<const char*>(values.data() + next), n * 4);
+        next += n;
+        return absl::OkStatus();
+      })));
+  ASSERT_OK(streamed.AddTensor("b", DType::kF32, {1}, FloatBytes({9})));
+  streamed.SetMetadata("format", "pt");
+  const std::string path = TestPath("streamed.safetensors");
+  ASSERT_OK(streamed.WriteFile(path));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(path));
+  EXPECT_EQ(bytes, whole.Serialize());
+}
+
+TEST(SafetensorsTest, StreamedTensorOfTheWrongSizeWritesNothing) {
+  const std::string path = TestPath("short.safetensors");
+  for (size_t floats : {0u, 3u, 5u}) {  // 4 expected
+    SafetensorsWriter w;
+    bool called = false;
+    ASSERT_OK(w.AddTensor("w", DType::kF32, {4},
+                          SafetensorsWriter::ByteSource([&](std::string* piece) {
+                            if (called) return absl::OkStatus();  // then nothing more
+                            called = true;
+                            piece->assign(floats * 4, '\0');
+                            return absl::OkStatus();
+                          })));
+    EXPECT_THAT(w.WriteFile(path), StatusIs(absl::StatusCode::kInternal, HasSubstr("\"w\"")))
+        << floats;
+    EXPECT_FALSE(PathExists(path));
+  }
+  SafetensorsWriter failing;
+  ASSERT_OK(failing.AddTensor("w", DType::kF32, {4},
+                              SafetensorsWriter::ByteSource([](std::string*) {
+                                return absl::DataLossError("source broke");
+                              })));
+  EXPECT_THAT(failing.WriteFile(path), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_FALSE(PathExists(path));
+  // No temp file is left behind either.
+  ASSERT_OK_AND_ASSIGN(auto names, ListDirectory(TestPath("")));
+  for (const std::string& name : names) {
+    EXPECT_EQ(name.rfind("short.safetensors", 0), std::string::npos) << name;
+  }
 }
 
 TEST(SafetensorsTest, WriteThenOpenRoundTrips) {

@@ -1,5 +1,6 @@
 #include "model/hidden_state_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -92,6 +93,21 @@ absl::Status WriteHiddenStateCache(const std::string& path,
                                    const float* states, int64_t num_states,
                                    int64_t hidden_size, DType dtype,
                                    const HiddenStateCacheInfo& info) {
+  const int64_t per_row = num_states * hidden_size;
+  return WriteHiddenStateCache(
+      path, keys,
+      [states, per_row](int64_t row, float* out) {
+        std::memcpy(out, states + row * per_row, static_cast<size_t>(per_row) * sizeof(float));
+        return absl::OkStatus();
+      },
+      num_states, hidden_size, dtype, info);
+}
+
+absl::Status WriteHiddenStateCache(const std::string& path,
+                                   const std::vector<std::string>& keys,
+                                   const HiddenStateRowSource& row, int64_t num_states,
+                                   int64_t hidden_size, DType dtype,
+                                   const HiddenStateCacheInfo& info) {
   if (dtype != DType::kF32 && dtype != DType::kF16) {
     return absl::InvalidArgumentError("cache dtype must be F16 or F32");
   }
@@ -99,20 +115,32 @@ absl::Status WriteHiddenStateCache(const std::string& path,
     return absl::InvalidArgumentError("num_states and hidden_size must be > 0");
   }
   const int64_t n = static_cast<int64_t>(keys.size());
-  const size_t count = static_cast<size_t>(n * num_states * hidden_size);
-  std::string state_bytes;
-  if (dtype == DType::kF32) {
-    state_bytes.assign(reinterpret_cast<const char*>(states), count * 4);
-  } else {
-    state_bytes.resize(count * 2);
-    for (size_t i = 0; i < count; ++i) {
-      const uint16_t h = FloatToHalf(states[i]);
-      std::memcpy(&state_bytes[i * 2], &h, 2);
+  const int64_t per_row = num_states * hidden_size;
+  // Rows are converted a batch at a time as the file is written.
+  constexpr int64_t kRowsPerPiece = 64;
+  std::vector<float> rows;
+  int64_t next = 0;
+  auto source = [&](std::string* piece) -> absl::Status {
+    const int64_t count = std::min(kRowsPerPiece, n - next);
+    rows.resize(static_cast<size_t>(count * per_row));
+    for (int64_t r = 0; r < count; ++r) {
+      RETURN_IF_ERROR(row(next + r, rows.data() + r * per_row));
     }
-  }
+    next += count;
+    if (dtype == DType::kF32) {
+      piece->assign(reinterpret_cast<const char*>(rows.data()), rows.size() * 4);
+    } else {
+      piece->resize(rows.size() * 2);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const uint16_t h = FloatToHalf(rows[i]);
+        std::memcpy(&(*piece)[i * 2], &h, 2);
+      }
+    }
+    return absl::OkStatus();
+  };
   SafetensorsWriter writer;
-  RETURN_IF_ERROR(writer.AddTensor("hidden_states", dtype,
-                                   {n, num_states, hidden_size}, state_bytes));
+  RETURN_IF_ERROR(writer.AddTensor("hidden_states", dtype, {n, num_states, hidden_size},
+                                   SafetensorsWriter::ByteSource(source)));
   absl::Status keys_ok = AddKeyTensors(keys, &writer);
   if (!keys_ok.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("item keys: ", keys_ok.message()));

@@ -18,6 +18,7 @@
 #define RECSYS_MODEL_HIDDEN_STATE_CACHE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,6 +83,16 @@ class HiddenStateCache {
 absl::Status WriteHiddenStateCache(const std::string& path,
                                    const std::vector<std::string>& keys,
                                    const float* states, int64_t num_states,
+                                   int64_t hidden_size, DType dtype,
+                                   const HiddenStateCacheInfo& info);
+
+// The same, streamed: `row(i, out)` writes item i's num_states x hidden_size
+// floats to `out`; it is called for i = 0, 1, ... in order while the file is
+// written, so memory stays at a few rows whatever the catalog size.
+using HiddenStateRowSource = std::function<absl::Status(int64_t row, float* out)>;
+absl::Status WriteHiddenStateCache(const std::string& path,
+                                   const std::vector<std::string>& keys,
+                                   const HiddenStateRowSource& row, int64_t num_states,
                                    int64_t hidden_size, DType dtype,
                                    const HiddenStateCacheInfo& info);
 

@@ -109,6 +109,36 @@ absl::Status ValidateContents(const ModelVersionContents& c) {
           absl::StrCat("standardization of ", s.modality, ": sizes do not match its shape"));
     }
   }
+  // Garbage is never published: a NaN embedding ranks first or last for
+  // every query in the sidecar.
+  for (size_t i = 0; i < items.values.size(); ++i) {
+    if (!std::isfinite(items.values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "items: the embedding of \"", items.keys[i / items.dim], "\" dim ", i % items.dim,
+          " is not finite (expected finite values)"));
+    }
+  }
+  auto all_finite = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  for (const NamedTensor& t : c.weights) {
+    if (!all_finite(t.values)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weights: ", t.name, " has non-finite values (expected finite values)"));
+    }
+  }
+  for (const StateStandardization& s : c.standardization) {
+    if (!all_finite(s.mean) || !all_finite(s.inv_std)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "standardization of ", s.modality, ": non-finite values (expected finite values)"));
+    }
+  }
+  if (!m.metrics_json.empty() && !json::accept(m.metrics_json)) {
+    return absl::InvalidArgumentError("manifest.metrics_json: not valid JSON");
+  }
+  if (!m.config_json.empty() && !json::accept(m.config_json)) {
+    return absl::InvalidArgumentError("manifest.config_json: not valid JSON");
+  }
   return absl::OkStatus();
 }
 

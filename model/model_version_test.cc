@@ -1,6 +1,8 @@
 #include "model/model_version.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "common/file_util.h"
 #include "common/safetensors.h"
@@ -13,6 +15,7 @@
 namespace recsys {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -102,6 +105,30 @@ TEST(ModelVersionTest, RefusesInconsistentContents) {
   EXPECT_THAT(WriteModelVersion(base, c),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_heads")));
   EXPECT_FALSE(PathExists(base) && !ListDirectory(base)->empty());
+}
+
+TEST(ModelVersionTest, RefusesNonFiniteValuesAndWritesNothing) {
+  const std::string base = TestTempPath("garbage_versions");
+  ASSERT_OK(RemoveRecursively(base));
+  ModelVersionContents c = TinyContents(1);
+  c.items.values[2] = std::nanf("");
+  EXPECT_THAT(WriteModelVersion(base, c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("\"bb\" dim 0"), HasSubstr("not finite"))));
+  c = TinyContents(1);
+  c.weights[0].values[1] = std::numeric_limits<float>::infinity();
+  EXPECT_THAT(WriteModelVersion(base, c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("user_encoder.positions.weight has non-finite")));
+  c = TinyContents(1);
+  c.standardization[0].inv_std[0] = std::nanf("");
+  EXPECT_THAT(WriteModelVersion(base, c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("standardization of text")));
+  c = TinyContents(1);
+  c.manifest.metrics_json = "{\"test\":{\"hr@10\":nan}}";  // what %f prints for NaN
+  EXPECT_THAT(WriteModelVersion(base, c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metrics_json")));
+  EXPECT_FALSE(PathExists(base));
 }
 
 TEST(ModelVersionTest, NamesAreStrictDecimals) {

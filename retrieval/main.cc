@@ -5,8 +5,8 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
 #include "retrieval/collection_store.h"
@@ -43,7 +43,7 @@ ABSL_FLAG(int64_t, max_build_mb, 0,
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
   recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
 
   recsys::retrieval::RetrievalService::Options service_options;

@@ -26,12 +26,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "retrieval/snapshot.h"
 #include "retrieval/staging_log.h"
 
@@ -114,7 +114,7 @@ int SealLegacy(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "The operator's command for a DEGRADED collection (run with the server stopped).\n  retrieval_repair --data_dir=DIR --collection=NAME --salvage_staging_log | --seal_legacy_metadata");
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   const std::string name = absl::GetFlag(FLAGS_collection);
   if (data_dir.empty() || name.empty() ||

@@ -27,11 +27,11 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/metrics.h"
 #include "common/server.h"
 #include "faiss/IndexFlat.h"
@@ -352,7 +352,7 @@ class BusyNeighbors {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar against FAISS in-process; prints one JSON report.\n  retrieval_bench --n=100000 --dim=64");
   recsys::retrieval::ConfigureMalloc(2);  // as retrieval_server does by default
   if (absl::GetFlag(FLAGS_blas_database_bs) > 0) {
     faiss::distance_compute_blas_database_bs = absl::GetFlag(FLAGS_blas_database_bs);

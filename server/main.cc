@@ -8,8 +8,8 @@
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
 #include "common/status_macros.h"
@@ -95,7 +95,7 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     LOG(ERROR) << s;

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "trainer/data/demo_data.h"
 
 ABSL_FLAG(std::string, out_dir, "", "directory to write items.tsv, users.tsv and the caches");
@@ -22,7 +22,7 @@ ABSL_FLAG(bool, fp32, false, "store the caches as F32 instead of F16");
 ABSL_FLAG(uint64_t, seed, 7, "random seed");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Writes the synthetic demo catalog.\n  make_demo_data --out_dir=/tmp/demo");
   const std::string out = absl::GetFlag(FLAGS_out_dir);
   if (out.empty()) {
     std::cerr << "--out_dir is required\n";

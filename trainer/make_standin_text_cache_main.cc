@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "trainer/data/standin_text_cache.h"
 
 ABSL_FLAG(std::string, items, "", "item_key<TAB>title file");
@@ -15,7 +15,7 @@ ABSL_FLAG(int, hidden_size, 768, "width");
 ABSL_FLAG(uint64_t, seed, 1234, "hash seed");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "A STAND-IN text cache from item titles (hashed bag of words).\n  make_standin_text_cache --items=items.tsv --out=text.safetensors");
   recsys::StandinTextOptions o;
   o.num_states = absl::GetFlag(FLAGS_num_states);
   o.hidden_size = absl::GetFlag(FLAGS_hidden_size);

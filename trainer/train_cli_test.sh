@@ -45,4 +45,34 @@ if "$TRAIN" --interactions="$DIR/data/users.tsv" --model=iisan --layer_mode=bogu
   exit 1
 fi
 grep -q "layer_mode" "$DIR/err"
+# --help lists train's own flags (Abseil's default matched none: "No flags matched").
+"$TRAIN" --help > "$DIR/help" 2>&1 || true
+grep -q -- "--interactions" "$DIR/help" || { echo "--help lacks --interactions"; cat "$DIR/help"; exit 1; }
+grep -q -- "--standardize_states" "$DIR/help" || { echo "--help lacks --standardize_states"; exit 1; }
+# Garbage in: a NaN in the text cache fails with an error naming the file,
+# prints no metrics line and exports nothing (it used to train to NaN
+# embeddings and export a manifest claiming HR@10 = 1).
+cp "$DIR/data/text_states.safetensors" "$DIR/nan_text.safetensors"
+chmod u+w "$DIR/nan_text.safetensors"
+/usr/bin/python3 - "$DIR/nan_text.safetensors" <<'PYEOF'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    f.seek(8 + n)             # hidden_states is the first tensor: item row 0, state 0
+    f.write(b"\xff" * 16)      # F16/F32 all-ones: NaN
+PYEOF
+if "$TRAIN" --interactions="$DIR/data/users.tsv" \
+     --text_cache="$DIR/nan_text.safetensors" \
+     --image_cache="$DIR/data/image_states.safetensors" \
+     --model=iisan --epochs=1 --embedding_dim=16 --bottleneck=8 --ffn_dim=32 \
+     --out_dir="$DIR/models" --version=8 --metrics_out="$DIR/nan_metrics.json" \
+     > "$DIR/nan_stdout" 2> "$DIR/nan_err"; then
+  echo "a NaN cache was accepted"
+  exit 1
+fi
+grep -q "nan_text.safetensors" "$DIR/nan_err" || { echo "error does not name the cache"; cat "$DIR/nan_err"; exit 1; }
+grep -q "expected finite values" "$DIR/nan_err" || { cat "$DIR/nan_err"; exit 1; }
+[[ ! -e "$DIR/models/8" ]] || { echo "a version was exported from a NaN cache"; exit 1; }
+[[ ! -e "$DIR/nan_metrics.json" ]] || { echo "metrics written for a NaN cache"; exit 1; }
+[[ ! -s "$DIR/nan_stdout" ]] || { echo "a metrics line was printed"; cat "$DIR/nan_stdout"; exit 1; }
 echo PASS

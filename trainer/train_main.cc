@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/status_macros.h"
 #include "trainer/training/train_pipeline.h"
 
@@ -103,7 +103,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Trains a recommender on cached item states, evaluates it, exports a model version.\n  train --interactions=users.tsv --text_cache=text.safetensors --out_dir=models");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     std::cerr << "train: " << s << "\n";

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "server/similarity/fashion_mnist.h"
 #include "server/similarity/pixel_pca_embedder.h"
 #include "server/similarity/precision_at_n.h"
@@ -248,6 +248,6 @@ int Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "The weight-free image embedder on Fashion-MNIST: P@1..P@k (exact, and --approximate=FACTORY).");
   return recsys::similarity::Run();
 }

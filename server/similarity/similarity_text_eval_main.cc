@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "server/similarity/hashed_text_embedder.h"
 #include "server/similarity/parallel_corpus.h"
 #include "model/encoders/unicode_text.h"
@@ -135,6 +135,6 @@ int Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "A proxy check of example selection on the SWORD Bibles (similar vs random examples).");
   return recsys::similarity::Run();
 }

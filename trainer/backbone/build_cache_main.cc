@@ -12,13 +12,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "model/encoders/bert_text_encoder.h"
@@ -225,9 +224,7 @@ absl::Status Run() {
 }  // namespace recsys
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Builds the per-layer hidden-state cache of an item catalog.");
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Builds the per-layer hidden-state cache of an item catalog.\n  build_cache --items=items.tsv --vocab=vocab.txt --text_out=text.safetensors");
   const absl::Status status = recsys::Run();
   if (!status.ok()) {
     LOG(ERROR) << "build-cache failed: " << status;

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "model/encoders/bert_text_encoder.h"
 #include "trainer/backbone/cache_builder.h"
@@ -29,7 +29,7 @@ ABSL_FLAG(int32_t, threads, 0, "LibTorch threads (0: default)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  recsys::ParseCommandLineWithHelp(argc, argv, "Titles per second of the BERT text backbone.\n  text_encoder_bench --items=items.tsv --vocab=vocab.txt");
   recsys::SetTorchThreads(absl::GetFlag(FLAGS_threads));
   recsys::BertTextEncoderOptions o;
   o.vocab_path = absl::GetFlag(FLAGS_vocab);

@@ -1,10 +1,12 @@
 #include "trainer/data/interactions.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -79,6 +81,13 @@ absl::StatusOr<InteractionData> ParseSequences(const std::string& contents) {
   return FromKeySequences(std::move(users), seqs);
 }
 
+// A header row is recognised by name only: a first row whose timestamp is
+// merely not a number (a date, a typo) is an error, not a header to drop.
+bool IsTimestampColumnName(absl::string_view field) {
+  return absl::EqualsIgnoreCase(field, "timestamp") || absl::EqualsIgnoreCase(field, "time") ||
+         absl::EqualsIgnoreCase(field, "ts");
+}
+
 absl::StatusOr<InteractionData> ParseCsv(const std::string& contents) {
   struct Row {
     double ts;
@@ -91,23 +100,33 @@ absl::StatusOr<InteractionData> ParseCsv(const std::string& contents) {
   int line_no = 0;
   size_t order = 0;
   bool first = true;
+  int first_line = 0;
   for (absl::string_view line : absl::StrSplit(contents, '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty()) continue;
+    if (first_line == 0) first_line = line_no;
     std::vector<absl::string_view> parts = absl::StrSplit(line, ',');
     if (parts.size() != 3) {
       return LineError(line_no, "expected `user,item,timestamp`");
     }
-    double ts;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(parts[2]), &ts)) {
-      if (first) {  // header
-        first = false;
-        continue;
-      }
-      return LineError(line_no, "timestamp is not a number");
+    const absl::string_view ts_field = absl::StripAsciiWhitespace(parts[2]);
+    if (first) {
+      first = false;
+      if (IsTimestampColumnName(ts_field)) continue;  // the header row
     }
-    first = false;
+    double ts;
+    if (!absl::SimpleAtod(ts_field, &ts)) {
+      return LineError(line_no, absl::StrCat(
+          "timestamp \"", absl::CEscape(ts_field), "\" is not a number",
+          line_no == first_line ? "; a header row is taken as one only when its third column "
+                                  "is named timestamp, time or ts"
+                                : ""));
+    }
+    if (!std::isfinite(ts)) {
+      return LineError(line_no, absl::StrCat("timestamp \"", absl::CEscape(ts_field),
+                                             "\" is not finite (expected a finite number)"));
+    }
     std::string user(absl::StripAsciiWhitespace(parts[0]));
     std::string item(absl::StripAsciiWhitespace(parts[1]));
     if (user.empty() || item.empty()) return LineError(line_no, "empty key");

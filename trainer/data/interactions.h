@@ -3,9 +3,12 @@
 // Two input formats:
 //   - "sequences" (the shared data's users.tsv): `user_key<TAB>item item ...`,
 //     each user's items already in chronological order;
-//   - "csv": `user,item,timestamp` rows (an optional header line whose third
-//     field is not a number is skipped); each user's rows are sorted by
-//     timestamp (stable, so ties keep file order).
+//   - "csv": `user,item,timestamp` rows, an optional header first (a row
+//     whose third field is named timestamp, time or ts, any case); every
+//     other timestamp must be a finite number (INVALID_ARGUMENT naming the
+//     line otherwise: a first row with a date in it is not silently dropped
+//     as a header). Each user's rows are sorted by timestamp (stable, so ties
+//     keep file order).
 // Dense item ids are 0..num_items-1 in lexicographic key order, which makes
 // them independent of the file order and of the user order.
 //

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
@@ -10,6 +11,7 @@
 namespace recsys {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -42,6 +44,39 @@ TEST(InteractionsTest, MalformedLinesNameTheLine) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
   EXPECT_THAT(ParseInteractions("u,i,1\nu,i,notanumber\n", InteractionFormat::kCsv),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
+}
+
+TEST(InteractionsTest, CsvHeaderIsRecognisedByNameOnly) {
+  // A recognised header row is skipped, whatever its case.
+  for (const char* header : {"user,item,timestamp\n", "User_ID,Item_ID,Time\n", "u,i,TS\n"}) {
+    ASSERT_OK_AND_ASSIGN(InteractionData d,
+                         ParseInteractions(std::string(header) + "u1,x,2\nu1,y,1\n",
+                                           InteractionFormat::kCsv));
+    EXPECT_THAT(d.item_keys, ElementsAre("x", "y")) << header;
+    EXPECT_EQ(d.num_interactions(), 2) << header;
+  }
+  // A first data row whose timestamp is not a number (here a date) used to be
+  // dropped silently as a header; it is an error naming the line and value.
+  EXPECT_THAT(ParseInteractions("u1,x,2021-03-04\nu1,y,5\nu2,y,7\n", InteractionFormat::kCsv),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("line 1"), HasSubstr("\"2021-03-04\" is not a number"),
+                             HasSubstr("header"))));
+  // Same after leading blank lines: the first non-empty line is the candidate.
+  EXPECT_THAT(ParseInteractions("\n\nuser,item,when\nu1,y,5\n", InteractionFormat::kCsv),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 3")));
+}
+
+TEST(InteractionsTest, CsvTimestampsMustBeFinite) {
+  for (const char* bad : {"nan", "inf", "-Infinity", "NaN"}) {
+    EXPECT_THAT(ParseInteractions(absl::StrCat("user,item,timestamp\nu1,x,1\nu1,y,", bad, "\n"),
+                                  InteractionFormat::kCsv),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("line 3"), HasSubstr("not finite"))))
+        << bad;
+  }
+  EXPECT_THAT(ParseInteractions("u1,x,1\nu1,y,12abc\n", InteractionFormat::kCsv),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("line 2"), HasSubstr("\"12abc\" is not a number"))));
 }
 
 TEST(InteractionsTest, FingerprintChangesWithData) {

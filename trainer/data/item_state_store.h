@@ -27,8 +27,16 @@ class ItemStateStore {
   struct Options {
     std::vector<std::string> cache_paths;  // one per modality
     LayerSelection layers;                 // which states feed the blocks
-    // Items absent from a cache get all-zero states instead of NOT_FOUND.
+    // Items absent from a cache get all-zero states instead of NOT_FOUND
+    // (a WARNING names how many and the first few).
     bool allow_missing_items = false;
+    // Even with allow_missing_items, more than this fraction of the catalog
+    // missing from a cache is an error: most items would look alike.
+    double max_missing_fraction = 0.5;
+    // Items whose selected states are bit-identical to another item's cannot
+    // be told apart by content: any such item gives a WARNING, more than
+    // this fraction of the items an error (a degenerate cache).
+    double max_duplicate_fraction = 0.5;
     // Serve (x - mean) / std per state and dimension, with statistics over
     // the catalog's items; a dimension constant over the catalog becomes 0.
     // A fixed affine map of the inputs: it matters for backbones whose states
@@ -41,6 +49,14 @@ class ItemStateStore {
   // `item_keys`: dense id -> key. INVALID_ARGUMENT for two caches of the same
   // modality or an unknown modality; NOT_FOUND for an item missing from a
   // cache (unless allowed).
+  //
+  // Garbage in fails here, in one pass over the catalog's selected states per
+  // cache: INVALID_ARGUMENT (naming the file, the item, the state and the
+  // dimension) for a NaN or Inf; for states that are the same for every item
+  // (two or more items); for more than max_duplicate_fraction of the items
+  // sharing their states with another item; for more than
+  // max_missing_fraction of the catalog missing; and (standardize) for
+  // statistics or standardized values that would not be finite floats.
   static absl::StatusOr<std::unique_ptr<ItemStateStore>> Create(
       const Options& options, const std::vector<std::string>& item_keys);
 
@@ -67,13 +83,16 @@ class ItemStateStore {
  private:
   struct Modality {
     std::string name;
+    std::string path;
     std::unique_ptr<HiddenStateCache> cache;
     std::vector<int64_t> row_of_item;  // -1: missing (zeros)
     std::vector<int> states;
     std::vector<float> mean;     // standardize only
     std::vector<float> inv_std;  // standardize only
   };
-  absl::Status ComputeStatistics(int m);
+  // The load-time pass over modality m: validity checks, and the statistics
+  // when `standardize`.
+  absl::Status ScanStates(int m, const Options& options);
   ItemStateStore() = default;
 
   int64_t num_items_ = 0;

@@ -1,6 +1,7 @@
 #include "trainer/data/item_state_store.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/file_util.h"
@@ -12,6 +13,7 @@
 namespace recsys {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string TempPath(const std::string& name) { return TestTempPath(name); }
@@ -29,6 +31,22 @@ std::string WriteCache(const std::string& name, const std::string& modality,
   const std::string path = TempPath(name);
   EXPECT_OK(WriteHiddenStateCache(path, keys, v.data(), states, hidden, dtype, info));
   return path;
+}
+
+std::string WriteValues(const std::string& name, const std::vector<std::string>& keys,
+                        int states, int hidden, DType dtype, const std::vector<float>& v) {
+  HiddenStateCacheInfo info;
+  info.modality = "text";
+  const std::string path = TempPath(name);
+  EXPECT_OK(WriteHiddenStateCache(path, keys, v.data(), states, hidden, dtype, info));
+  return path;
+}
+
+// Distinct, finite states for `n` items: [n, states, hidden].
+std::vector<float> Distinct(int n, int states, int hidden) {
+  std::vector<float> v(static_cast<size_t>(n) * states * hidden);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 37) % 101) / 10.0f;
+  return v;
 }
 
 TEST(ItemStateStoreTest, GathersSelectedStatesByDenseId) {
@@ -97,6 +115,92 @@ TEST(ItemStateStoreTest, MissingItems) {
   std::vector<float> out(4, -1);
   ASSERT_OK(store->Gather(0, {1}, out.data()));
   EXPECT_FLOAT_EQ(out[3], 0);
+}
+
+TEST(ItemStateStoreGarbageTest, NonFiniteStatesAreRefusedWithTheirPlace) {
+  const std::vector<std::string> keys = {"a", "b", "c", "d"};
+  std::vector<float> v = Distinct(4, 3, 2);
+  v[(1 * 3 + 2) * 2 + 1] = std::nanf("");  // item "b", state 2, dim 1
+  v[(3 * 3 + 0) * 2 + 0] = std::nanf("");  // item "d", state 0, dim 0
+  const std::string path = WriteValues("nan.st", keys, 3, 2, DType::kF32, v);
+  ItemStateStore::Options opt;
+  opt.cache_paths = {path};
+  // Standardizing would spread the NaN over every item (mean and std of the
+  // dimension become NaN); without it the NaN item trains to NaN.
+  for (bool standardize : {false, true}) {
+    opt.standardize = standardize;
+    EXPECT_THAT(ItemStateStore::Create(opt, keys),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr(path), HasSubstr("item \"b\""), HasSubstr("state 2 dim 1"),
+                               HasSubstr("2 non-finite values in 2 of the 4"))));
+  }
+  // A state the blocks do not use (state 1 with every_second) is not read.
+  std::vector<float> unused = Distinct(4, 3, 2);
+  unused[(0 * 3 + 1) * 2] = std::nanf("");
+  opt.cache_paths = {WriteValues("unused_nan.st", keys, 3, 2, DType::kF32, unused)};
+  EXPECT_OK(ItemStateStore::Create(opt, keys).status());
+  // F16 overflow stores Inf.
+  std::vector<float> big = Distinct(4, 3, 2);
+  big[5] = 1e6f;
+  opt.cache_paths = {WriteValues("inf.st", keys, 3, 2, DType::kF16, big)};
+  EXPECT_THAT(ItemStateStore::Create(opt, keys),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("item \"a\""), HasSubstr("is inf"))));
+}
+
+TEST(ItemStateStoreGarbageTest, ConstantStatesAreRefused) {
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  std::vector<float> v(3 * 3 * 2, 0.25f);
+  ItemStateStore::Options opt;
+  opt.cache_paths = {WriteValues("const.st", keys, 3, 2, DType::kF16, v)};
+  EXPECT_THAT(ItemStateStore::Create(opt, keys),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("const.st"), HasSubstr("same for all 3"))));
+  std::fill(v.begin(), v.end(), 0.0f);  // an all-zero cache too
+  opt.cache_paths = {WriteValues("zeros.st", keys, 3, 2, DType::kF16, v)};
+  EXPECT_THAT(ItemStateStore::Create(opt, keys),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("same for all 3")));
+  // One state constant over the catalog (a real BERT's embedding-layer CLS
+  // state is) is fine while another state varies.
+  for (int r = 0; r < 3; ++r) v[(r * 3 + 2) * 2] = static_cast<float>(r);
+  opt.cache_paths = {WriteValues("one_state.st", keys, 3, 2, DType::kF16, v)};
+  EXPECT_OK(ItemStateStore::Create(opt, keys).status());
+}
+
+TEST(ItemStateStoreGarbageTest, MostlyDuplicatedStatesAreRefused) {
+  const std::vector<std::string> keys = {"a", "b", "c", "d", "e"};
+  std::vector<float> v = Distinct(5, 3, 2);
+  const size_t row = 3 * 2;
+  // b = a: two items alike is a warning, not an error.
+  std::copy(v.begin(), v.begin() + row, v.begin() + row);
+  ItemStateStore::Options opt;
+  opt.cache_paths = {WriteValues("dup1.st", keys, 3, 2, DType::kF32, v)};
+  EXPECT_OK(ItemStateStore::Create(opt, keys).status());
+  // c = d = b = a: four of five items alike, 2 distinct state sets.
+  std::copy(v.begin(), v.begin() + row, v.begin() + 2 * row);
+  std::copy(v.begin(), v.begin() + row, v.begin() + 3 * row);
+  opt.cache_paths = {WriteValues("dup3.st", keys, 3, 2, DType::kF32, v)};
+  EXPECT_THAT(ItemStateStore::Create(opt, keys),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("dup3.st"), HasSubstr("4 of the 5 catalog items share"),
+                             HasSubstr("2 distinct"), HasSubstr("degenerate"))));
+}
+
+TEST(ItemStateStoreGarbageTest, MostItemsMissingIsRefusedEvenWhenAllowed) {
+  const std::string path = WriteValues("few.st", {"a", "b"}, 3, 2, DType::kF32, Distinct(2, 3, 2));
+  ItemStateStore::Options opt;
+  opt.cache_paths = {path};
+  opt.allow_missing_items = true;
+  // 3 of 5 missing: most items would get the same all-zero states.
+  EXPECT_THAT(ItemStateStore::Create(opt, {"a", "b", "x", "y", "z"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(path), HasSubstr("3 of the 5 catalog items"),
+                             HasSubstr("\"x\", \"y\", \"z\""))));
+  // None present at all.
+  EXPECT_THAT(ItemStateStore::Create(opt, {"x", "y"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("2 of the 2")));
+  // 1 of 3 missing: allowed (a warning).
+  EXPECT_OK(ItemStateStore::Create(opt, {"a", "b", "x"}).status());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "trainer/data/standin_text_cache.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <functional>
@@ -83,16 +84,13 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
                                    const StandinTextOptions& o) {
   ASSIGN_OR_RETURN(std::string contents, ReadFileToString(items_tsv));
   ASSIGN_OR_RETURN(std::vector<ItemTableRow> items, ParseItemTable(contents, items_tsv));
+  if (items.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
+  // Only the keys and titles are held; each item's states are computed as the
+  // file is written (a 20k-item 13 x 768 cache would be 830 MB of floats).
   std::vector<std::string> keys;
-  std::vector<float> states;
   keys.reserve(items.size());
-  states.reserve(items.size() * static_cast<size_t>(o.num_states) * o.hidden_size);
-  for (ItemTableRow& item : items) {
-    std::vector<float> s = StandinTextStates(item.value, o);
-    states.insert(states.end(), s.begin(), s.end());
-    keys.push_back(std::move(item.key));
-  }
-  if (keys.empty()) return absl::InvalidArgumentError(items_tsv + ": no items");
+  for (const ItemTableRow& item : items) keys.push_back(item.key);
+  const size_t per_item = static_cast<size_t>(o.num_states) * o.hidden_size;
   HiddenStateCacheInfo info;
   info.modality = "text";
   info.backbone = absl::StrFormat("hashed-bow-standin-%dx%d", o.num_states - 1, o.hidden_size);
@@ -102,8 +100,14 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
       o.seed, o.num_states, o.hidden_size);
   info.fingerprint = absl::StrFormat("standin-bow-%d-%08x", o.seed, Crc32c(contents));
   info.standin = true;
-  return WriteHiddenStateCache(out_path, keys, states.data(), o.num_states, o.hidden_size,
-                               o.dtype, info);
+  return WriteHiddenStateCache(
+      out_path, keys,
+      [&](int64_t row, float* out) {
+        const std::vector<float> s = StandinTextStates(items[row].value, o);
+        std::copy(s.begin(), s.begin() + per_item, out);
+        return absl::OkStatus();
+      },
+      o.num_states, o.hidden_size, o.dtype, info);
 }
 
 }  // namespace recsys

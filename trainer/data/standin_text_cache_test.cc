@@ -60,5 +60,29 @@ TEST(StandinTextCacheTest, WritesACacheForEveryItem) {
   EXPECT_EQ(cache->RowOf("B2"), 1);
 }
 
+TEST(StandinTextCacheTest, StreamedFileEqualsTheInMemoryWrite) {
+  // WriteStandinTextCache computes each item's states while writing; the
+  // bytes are those of writing all states from memory at once.
+  const std::string dir = TestTempPath("");
+  const std::string items = "A1\tred beaker\nB2\tblue beaker &amp; lid\nC3\t\n";
+  ASSERT_OK(WriteFileAtomically(JoinPath(dir, "items3.tsv"), items));
+  StandinTextOptions o;
+  o.num_states = 3;
+  o.hidden_size = 8;
+  ASSERT_OK(WriteStandinTextCache(JoinPath(dir, "items3.tsv"), JoinPath(dir, "s.st"), o));
+  std::vector<float> all;
+  for (const char* title : {"red beaker", "blue beaker &amp; lid", ""}) {
+    auto v = StandinTextStates(title, o);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  ASSERT_OK_AND_ASSIGN(auto streamed, HiddenStateCache::Open(JoinPath(dir, "s.st")));
+  HiddenStateCacheInfo info = streamed->info();
+  ASSERT_OK(WriteHiddenStateCache(JoinPath(dir, "m.st"), {"A1", "B2", "C3"}, all.data(), 3, 8,
+                                  DType::kF16, info));
+  ASSERT_OK_AND_ASSIGN(std::string a, ReadFileToString(JoinPath(dir, "s.st")));
+  ASSERT_OK_AND_ASSIGN(std::string b, ReadFileToString(JoinPath(dir, "m.st")));
+  EXPECT_EQ(a, b);
+}
+
 }  // namespace
 }  // namespace recsys

@@ -10,7 +10,8 @@ namespace {
 
 TEST(ItemInputsTest, IisanOverGatheredStates) {
   const std::string path = TestTempPath("t.st");
-  std::vector<float> v(3 * 5 * 8, 0.5f);
+  std::vector<float> v(3 * 5 * 8);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.5f + 0.01f * (i % 7);  // items differ
   HiddenStateCacheInfo info;
   info.modality = "text";
   ASSERT_OK(WriteHiddenStateCache(path, {"a", "b", "c"}, v.data(), 5, 8, DType::kF16, info));
@@ -37,7 +38,8 @@ TEST(ItemInputsTest, IisanOverGatheredStates) {
 
 TEST(ItemInputsTest, ModalityConfigsDescribeTheStore) {
   const std::string path = TestTempPath("m.st");
-  std::vector<float> v(2 * 5 * 4, 0.25f);
+  std::vector<float> v(2 * 5 * 4);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.25f + 0.01f * i;  // items differ
   HiddenStateCacheInfo info;
   info.modality = "text";
   info.backbone = "bert-standin";

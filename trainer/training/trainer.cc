@@ -117,6 +117,21 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
   return b;
 }
 
+// Puts the model in eval mode for its lifetime (no dropout), back to train
+// mode on every exit path.
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(Recommender& model) : model_(model) {
+    if (!model_.is_empty()) model_->eval();
+  }
+  ~EvalModeScope() {
+    if (!model_.is_empty()) model_->train();
+  }
+
+ private:
+  Recommender& model_;
+};
+
 torch::Tensor LongTensor(const std::vector<int64_t>& v, const torch::Device& d) {
   return torch::from_blob(const_cast<int64_t*>(v.data()),
                           {static_cast<int64_t>(v.size())}, torch::kLong)
@@ -233,6 +248,18 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   }
   if (o.num_threads > 0) torch::set_num_threads(o.num_threads);
   s->split = SplitLeaveOneOut(*data, o.max_len);
+  if (s->split.test.empty()) {
+    size_t longest = 0;
+    for (const auto& seq : data->sequences) longest = std::max(longest, seq.size());
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interactions: no user is evaluable: leave-one-out needs users with at least 3 "
+        "items (", data->num_users(), " users, the longest has ", longest, ")"));
+  }
+  if (s->kind != ModelKind::kPopularity && s->split.train.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interactions: no training transitions: every user's training prefix (all but "
+        "the last 2 items) has fewer than 2 items (", data->num_users(), " users)"));
+  }
   try {
     torch::manual_seed(o.seed);
     const auto& counts = s->split.train_item_counts;
@@ -340,10 +367,17 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
                                      .index_select(0, LongTensor(b.position_row, s.device));
         loss = InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, s.device), prior, excluded);
       }
+      const double l = loss.item<double>();
+      if (!std::isfinite(l)) {
+        // Stop before the step: it would write NaN into every weight.
+        return absl::InternalError(absl::StrFormat(
+            "training diverged: epoch %d step %d/%d has a non-finite loss (%f); check the "
+            "learning rates (item_tower_lr %g, user_encoder_lr %g) and the input states",
+            epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
+      }
       s.optimizer->zero_grad();
       loss.backward();
       s.optimizer->step();
-      const double l = loss.item<double>();
       loss_sum += l;
       done += static_cast<int64_t>(b.positions.size());
       s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,
@@ -374,8 +408,8 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
   try {
     torch::NoGradGuard no_grad;
     torch::Tensor items;
+    EvalModeScope eval_mode(s.model);
     if (s.kind != ModelKind::kPopularity) {
-      s.model->eval();
       ASSIGN_OR_RETURN(items, s.AllItemEmbeddings());
     }
     for (size_t begin = 0; begin < examples.size(); begin += s.options.eval_batch_size) {
@@ -394,18 +428,22 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
         scores = torch::matmul(s.EncodeHistories(items, hist_ptrs), items.t());
       }
       for (size_t i = begin; i < end; ++i) histories.push_back(examples[i].history);
-      std::vector<int64_t> ranks = RankTargets(scores, targets, histories);
-      if (repeated_target_is_miss) {
-        for (size_t i = 0; i < ranks.size(); ++i) {
-          const auto& h = histories[i];
-          if (std::find(h.begin(), h.end(), targets[i]) != h.end()) {
-            ranks[i] = std::numeric_limits<int64_t>::max();
-          }
+      if (!std::isfinite(scores.max().item<float>()) ||
+          !std::isfinite(scores.min().item<float>())) {  // NaN / Inf propagate
+        return absl::InternalError(absl::StrCat(
+            "evaluation: the model gave examples ", begin, "..", end - 1,
+            " non-finite scores (NaN or Inf); no metrics are reported for such a model"));
+      }
+      std::vector<TargetRank> ranks = RankTargets(scores, targets, histories);
+      for (size_t i = 0; i < ranks.size(); ++i) {
+        const auto& h = histories[i];
+        if (repeated_target_is_miss && std::find(h.begin(), h.end(), targets[i]) != h.end()) {
+          metrics.Add(std::numeric_limits<int64_t>::max());
+        } else {
+          metrics.Add(ranks[i].higher, ranks[i].tied);
         }
       }
-      metrics.AddAll(ranks);
     }
-    if (s.model) s.model->train();
   } catch (const c10::Error& e) {
     return TorchError("evaluation", e);
   }
@@ -566,6 +604,11 @@ absl::StatusOr<std::vector<float>> Trainer::ItemEmbeddings() {
     ASSIGN_OR_RETURN(torch::Tensor e, s.AllItemEmbeddings());
     s.model->train();
     e = e.to(torch::kCPU).contiguous();
+    const int64_t bad = (~torch::isfinite(e)).sum().item<int64_t>();
+    if (bad > 0) {
+      return absl::InternalError(absl::StrCat("item embeddings: ", bad,
+                                              " non-finite values (NaN or Inf)"));
+    }
     return std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
   } catch (const c10::Error& e) {
     return TorchError("item embeddings", e);
@@ -586,6 +629,11 @@ absl::StatusOr<std::vector<float>> Trainer::UserVectors(
     for (const auto& h : histories) ptrs.push_back(&h);
     torch::Tensor u = s.EncodeHistories(items, ptrs).to(torch::kCPU).contiguous();
     s.model->train();
+    const int64_t bad = (~torch::isfinite(u)).sum().item<int64_t>();
+    if (bad > 0) {
+      return absl::InternalError(absl::StrCat("user vectors: ", bad,
+                                              " non-finite values (NaN or Inf)"));
+    }
     return std::vector<float>(u.data_ptr<float>(), u.data_ptr<float>() + u.numel());
   } catch (const c10::Error& e) {
     return TorchError("user vectors", e);

@@ -1,5 +1,6 @@
 #include "trainer/training/trainer.h"
 
+#include "absl/strings/str_format.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -8,6 +9,7 @@
 namespace recsys {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 DemoDataOptions Tiny() {
@@ -140,6 +142,77 @@ TEST_F(TrainerTest, RejectsBadOptions) {
   o.model = "gru4rec";
   EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(TrainerTest, DivergingRunStopsWithAnErrorInsteadOfNaNMetrics) {
+  // An absurd learning rate: the first step throws the weights to ~1e30, the
+  // next forward pass overflows. Before, training went on and evaluated NaN
+  // scores as rank 0 (HR@10 = 1).
+  TrainerOptions o = Small();
+  o.item_tower_lr = 1e30;
+  o.user_encoder_lr = 1e30;
+  o.epochs = 1;
+  ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(o, &catalog_.data, store_.get()));
+  EXPECT_THAT(t->Train(), StatusIs(absl::StatusCode::kInternal,
+                                   AllOf(HasSubstr("non-finite loss"), HasSubstr("epoch 1 step"))));
+}
+
+// Users u00..u39, user u buys items u, u+1, .., u+4 (mod 40): every item
+// occurs in exactly 3 training prefixes, so popularity scores all items the
+// same.
+InteractionData EqualPopularityData() {
+  std::vector<std::string> users;
+  std::vector<std::vector<std::string>> seqs;
+  for (int u = 0; u < 40; ++u) {
+    users.push_back(absl::StrFormat("u%02d", u));
+    seqs.emplace_back();
+    for (int j = 0; j < 5; ++j) seqs.back().push_back(absl::StrFormat("i%02d", (u + j) % 40));
+  }
+  return FromKeySequences(users, seqs);
+}
+
+TEST(TrainerEvaluationTest, ConstantScoreModelScoresChanceLevelNotPerfect) {
+  const InteractionData data = EqualPopularityData();
+  TrainerOptions o = Small();
+  o.model = "popularity";
+  ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(o, &data, nullptr));
+  for (int64_t c : t->split().train_item_counts) ASSERT_EQ(c, 3);
+  ASSERT_OK_AND_ASSIGN(TrainResult r, t->Train());
+  // Test: 4 history items masked, the target ties with the other 35 items.
+  // Ties resolved for the target would give 1.0 for every K.
+  EXPECT_EQ(r.test.count, 40);
+  EXPECT_NEAR(r.test.hr(10), 10.0 / 36, 1e-9);
+  EXPECT_NEAR(r.test.hr(5), 5.0 / 36, 1e-9);
+  EXPECT_NEAR(r.test.hr(20), 20.0 / 36, 1e-9);
+  EXPECT_LT(r.test.ndcg_at(10), r.test.hr(10));
+  // Validation: 3 masked, 37 candidates.
+  EXPECT_NEAR(r.best_validation.hr(10), 10.0 / 37, 1e-9);
+}
+
+TEST(TrainerDataChecksTest, RefusesDataWithNoEvaluableUser) {
+  // Two items per user: nothing for leave-one-out to validate or test.
+  const InteractionData data =
+      FromKeySequences({"a", "b", "c"}, {{"i1", "i2"}, {"i2", "i3"}, {"i1", "i3"}});
+  TrainerOptions o = Small();
+  for (const char* model : {"popularity", "sasrec"}) {
+    o.model = model;
+    EXPECT_THAT(Trainer::Create(o, &data, nullptr),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("no user is evaluable"), HasSubstr("at least 3"))))
+        << model;
+  }
+}
+
+TEST(TrainerDataChecksTest, RefusesDataWithNoTrainingTransition) {
+  // Three items per user: one training item each, no transition to learn.
+  const InteractionData data =
+      FromKeySequences({"a", "b"}, {{"i1", "i2", "i3"}, {"i2", "i3", "i1"}});
+  TrainerOptions o = Small();
+  o.model = "sasrec";
+  EXPECT_THAT(Trainer::Create(o, &data, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no training transitions")));
+  o.model = "popularity";  // needs no transitions
+  EXPECT_OK(Trainer::Create(o, &data, nullptr).status());
 }
 
 }  // namespace
