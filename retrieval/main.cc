@@ -9,14 +9,12 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "common/server_flags.h"
 #include "retrieval/collection_store.h"
 #include "retrieval/malloc_tuning.h"
 #include "retrieval/retrieval_service.h"
 
-ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address (port 0: any).");
-ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
 ABSL_FLAG(std::string, data_dir, "", "Where collections live (required).");
-ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 ABSL_FLAG(int, versions_to_keep, 3, "Loaded versions per collection besides the live one.");
 ABSL_FLAG(int, build_threads, 0,
           "OpenMP threads of an index build (0: all cores but one, at least 1).");
@@ -57,10 +55,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  recsys::ServerOptions server_options;
-  server_options.address = absl::GetFlag(FLAGS_address);
-  server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  recsys::ServerOptions server_options = recsys::ServerOptionsFromFlags();
   server_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   server_options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   // "recsys.v1.Retrieval/collections" is NOT_SERVING while a collection

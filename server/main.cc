@@ -12,15 +12,13 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "common/server_flags.h"
 #include "common/status_macros.h"
 #include "retrieval/client/retrieval_client.h"
 #include "server/model_registry.h"
 #include "server/recommender_service.h"
 #include "server/sidecar_versions.h"
 
-ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address.");
-ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
-ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 ABSL_FLAG(std::string, models_dir, "", "Model version directories (trainer export).");
 ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar.");
 ABSL_FLAG(std::string, model_name, "items",
@@ -28,8 +26,6 @@ ABSL_FLAG(std::string, model_name, "items",
 ABSL_FLAG(int, versions_to_keep, 2, "Model versions kept loaded.");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often models_dir and the sidecar's versions are checked.");
-ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10),
-          "How long in-flight calls may finish after SIGTERM.");
 ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per batched forward.");
 ABSL_FLAG(int, max_batch_size, 32, "Users per batched user-encoder forward.");
 ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
@@ -75,11 +71,7 @@ absl::Status Run() {
   so.batching.num_threads = absl::GetFlag(FLAGS_encode_threads);
   RecommenderService service(so, registry.get(), retrieval->stub());
 
-  ServerOptions options;
-  options.address = absl::GetFlag(FLAGS_address);
-  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  options.port_file = absl::GetFlag(FLAGS_port_file);
-  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  ServerOptions options = ServerOptionsFromFlags();
   options.health_service_names = {"recsys.v1.Recommender"};
   ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
                    ServiceServer::Create(options, {&service}));

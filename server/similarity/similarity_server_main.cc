@@ -8,20 +8,17 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "common/server_flags.h"
 #include "common/status_macros.h"
 #include "retrieval/client/retrieval_client.h"
 #include "server/similarity/similarity_service.h"
 #include "server/similarity/similarity_store.h"
 
-ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address (port 0: any).");
-ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
-ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 ABSL_FLAG(std::string, retrieval, "127.0.0.1:50051", "The retrieval sidecar (host:port).");
 ABSL_FLAG(std::string, state_dir, "", "Collections' records and fitted encoder states (required).");
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB (a batch of images).");
 ABSL_FLAG(int, max_sentence_kb, 64, "Largest source/target sentence, KiB.");
 ABSL_FLAG(int, max_image_mb, 16, "Largest encoded image, MiB.");
-ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10), "Drain time on SIGTERM.");
 
 namespace recsys {
 namespace {
@@ -41,11 +38,7 @@ absl::Status Run() {
                    similarity::SimilarityStore::Create(so, retrieval.get()));
   similarity::SimilarityService service(store.get());
 
-  ServerOptions options;
-  options.address = absl::GetFlag(FLAGS_address);
-  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  options.port_file = absl::GetFlag(FLAGS_port_file);
-  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  ServerOptions options = ServerOptionsFromFlags();
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
   options.health_service_names = {"recsys.v1.Similarity"};

@@ -13,13 +13,11 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "common/server_flags.h"
 #include "common/status_macros.h"
 #include "trainer/service/job_manager.h"
 #include "trainer/service/trainer_service.h"
 
-ABSL_FLAG(std::string, address, "127.0.0.1:0", "gRPC listen address.");
-ABSL_FLAG(int, metrics_port, 0, "HTTP /metrics port (0: any free port, -1: off).");
-ABSL_FLAG(std::string, port_file, "", "Where to write the chosen ports.");
 ABSL_FLAG(std::string, data_dir, "", "Job store (jobs.sqlite) and per-job files.");
 ABSL_FLAG(std::string, models_dir, "", "Model versions (default: <data_dir>/models).");
 ABSL_FLAG(std::string, devices, "cpu", "Comma-separated devices, one job queue each.");
@@ -29,8 +27,6 @@ ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar (empty
 ABSL_FLAG(std::string, model_name, "items", "Model name = the sidecar's item collection.");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(2),
           "How long a cancelled job may take to stop before it is killed.");
-ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(10),
-          "How long in-flight calls may finish after SIGTERM.");
 
 namespace recsys {
 namespace {
@@ -58,11 +54,7 @@ absl::Status Run() {
   ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs, JobManager::Create(jo));
   TrainerService service(jobs.get());
 
-  ServerOptions options;
-  options.address = absl::GetFlag(FLAGS_address);
-  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  options.port_file = absl::GetFlag(FLAGS_port_file);
-  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  ServerOptions options = ServerOptionsFromFlags();
   options.health_service_names = {"recsys.v1.Trainer"};
   ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
                    ServiceServer::Create(options, {&service}));
