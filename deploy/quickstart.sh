@@ -2,7 +2,9 @@
 # The main job, end to end on loopback:
 #   install -> build -> item hidden-state caches -> retrieval sidecar + trainer
 #   service -> train job (IISAN, watched) -> published as model v1
-#   -> recommendation server -> recommend.
+#   -> recommendation server -> recommend (a cold-start user and "more like
+#   this" too) -> similarity endpoint: an image query and a few-shot
+#   translation-example query. Every call goes through recctl.
 #
 # Data: the real Amazon "Scientific" set when ../shared/data is there (text
 # states from a seeded stand-in BERT, since no weights ship here), otherwise
@@ -25,7 +27,7 @@ bash deploy/install_deps.sh
 step "building"
 bazel build //retrieval:retrieval_server //server:recommendation_server \
   //trainer/service:trainer_server //trainer:make_demo_data //trainer/backbone:build_cache \
-  //clients:trainer_cli //clients:recommend_cli //clients:retrieval_cli
+  //server/similarity:similarity_server //server/similarity:similarity_eval //clients/recctl
 BIN="$ROOT/bazel-bin"
 
 mkdir -p "$RUN"
@@ -90,23 +92,27 @@ start trainer "$BIN/trainer/service/trainer_server" --data_dir="$RUN/trainer" \
   --models_dir="$RUN/models" --retrieval="127.0.0.1:$(port retrieval)"
 TRAINER="127.0.0.1:$(port trainer)"
 
+recctl() { "$BIN/clients/recctl/recctl" --retrieval="127.0.0.1:$(port retrieval)" \
+  --trainer="$TRAINER" ${RECOMMENDER:+--recommender="$RECOMMENDER"} \
+  ${SIMILARITY:+--similarity="$SIMILARITY"} "$@"; }
+
 step "training IISAN through the trainer ($EPOCHS epochs at most), then publishing"
-JOB=$("$BIN/clients/trainer_cli" --trainer="$TRAINER" train "${TRAIN_DATA[@]}" --items="$ITEMS" \
-  --model=iisan --epochs="$EPOCHS" --publish | sed -n 's/^job_id=//p')
-echo "job $JOB submitted"
-"$BIN/clients/trainer_cli" --trainer="$TRAINER" watch --job="$JOB" ||
-  { tail "$RUN/trainer/jobs/$JOB/worker.log"; echo "training job $JOB did not publish"; exit 1; }
-"$BIN/clients/trainer_cli" --trainer="$TRAINER" get --job="$JOB" >"$RUN/train_job.json"
+recctl trainer submit "${TRAIN_DATA[@]}" --items="$ITEMS" --model=iisan --epochs="$EPOCHS" \
+  --publish --watch | tee "$RUN/train_watch.txt" ||
+  { tail "$RUN"/trainer/jobs/*/worker.log; echo "the training job did not publish"; exit 1; }
+JOB=$(sed -n 's/^submitted job //p' "$RUN/train_watch.txt")
+recctl trainer get --job="$JOB" --json >"$RUN/train_job.json"
 VERSION=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$RUN/train_job.json")
 echo "model version $VERSION is live in the sidecar"
 
 step "starting the recommendation server"
 start recommender "$BIN/server/recommendation_server" --models_dir="$RUN/models" \
   --retrieval="127.0.0.1:$(port retrieval)" --poll_interval=500ms
+RECOMMENDER="127.0.0.1:$(port recommender)"
 deadline=$((SECONDS + 60))
 live_version() {
-  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" --list_models 2>/dev/null |
-    /usr/bin/python3 -c 'import json,sys; print(([m["version"] for m in json.load(sys.stdin)["models"] if m["live"]] or [0])[0])' ||
+  recctl recommend models --json 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; print(([m["model"]["version"] for m in json.load(sys.stdin).get("models", []) if m["live"]] or [0])[0])' ||
     echo 0
 }
 until [ "$(live_version)" = "$VERSION" ]; do
@@ -115,19 +121,46 @@ until [ "$(live_version)" = "$VERSION" ]; do
 done
 
 step "recommending for three users (their history minus the last item)"
-SHOW_PY='
-import json, sys
-r = json.load(sys.stdin)
-for i in r["items"]:
-    print("  %7.3f  %-12s %s" % (i["score"], i["key"], i.get("title", "")[:70]))
-'
 head -3 "$USERS" | while IFS=$'\t' read -r user items; do
   read -r -a seq <<<"$items"
   history=$(IFS=,; echo "${seq[*]:0:${#seq[@]}-1}")
   echo "user $user: $((${#seq[@]} - 1)) items of history; the held-out next item is ${seq[-1]}"
-  "$BIN/clients/recommend_cli" --server="127.0.0.1:$(port recommender)" \
-    --history="$history" --k=5 | /usr/bin/python3 -c "$SHOW_PY"
+  recctl recommend items --history="$history" --k=5
 done
+echo "a new user with no history (cold start):"
+recctl recommend items --k=5
+FIRST=$(head -1 "$USERS" | cut -f2 | awk '{print $1}')
+echo "more like $FIRST:"
+recctl recommend similar --item="$FIRST" --k=5
+
+step "starting the similarity endpoint"
+start similarity "$BIN/server/similarity/similarity_server" --state_dir="$RUN/similarity" \
+  --retrieval="127.0.0.1:$(port retrieval)"
+SIMILARITY="127.0.0.1:$(port similarity)"
+SIM_EVAL=("$BIN/server/similarity/similarity_eval" --server="$SIMILARITY" --state_dir="$RUN/similarity")
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  echo "image cases: 2,000 Fashion-MNIST images indexed with the weight-free pixel-PCA embedder"
+  "${SIM_EVAL[@]}" --task=images --collection=quickstart_images --index_limit=2000 \
+    --query_limit=200 >"$RUN/similarity_images.txt" 2>&1 ||
+    { tail "$RUN/similarity_images.txt"; echo "indexing images failed"; exit 1; }
+  echo "P@N of 200 test images against them (micro, macro):"
+  grep '^| [0-9]' "$RUN/similarity_images.txt" | awk -F'|' '$2+0 <= 5 {printf "  P@%d %s %s\n", $2, $3, $4}'
+  echo "the five cases most like the stored image train-0 (an ankle boot):"
+  recctl similarity search-image --collection=quickstart_images --key=train-0 --k=5
+else
+  echo "image cases: skipped (Debian's dataset-fashion-mnist is not installed)"
+fi
+if command -v diatheke >/dev/null 2>&1; then
+  echo "translation examples: the Book of Ruth, English-Spanish verse pairs"
+  "${SIM_EVAL[@]}" --task=translation --collection=quickstart_examples \
+    --range="Ruth 1:1-4:22" --queries=5 >"$RUN/similarity_examples.txt" 2>&1 ||
+    { tail "$RUN/similarity_examples.txt"; echo "indexing examples failed"; exit 1; }
+  recctl similarity select-examples --collection=quickstart_examples --pair=en-es --k=3 \
+    --source="And Ruth said, Intreat me not to leave thee" \
+    --source_language=English --target_language=Spanish
+else
+  echo "translation examples: skipped (Debian's diatheke and SWORD Bibles are not installed)"
+fi
 
 step "metrics (test set) of model version $VERSION"
 /usr/bin/python3 -c '
@@ -145,9 +178,14 @@ else
 Services are running:
   retrieval sidecar    grpc 127.0.0.1:$(port retrieval)    metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/retrieval.ports")/metrics
   trainer              grpc $TRAINER  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/trainer.ports")/metrics
-  recommendation       grpc 127.0.0.1:$(port recommender)  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/recommender.ports")/metrics
-Train: bazel-bin/clients/trainer_cli --trainer=$TRAINER train ${TRAIN_DATA[*]} --items=$ITEMS --publish --watch
-Try:   bazel-bin/clients/recommend_cli --server=127.0.0.1:$(port recommender) --history=KEY1,KEY2 --k=10
+  recommendation       grpc $RECOMMENDER  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/recommender.ports")/metrics
+  similarity           grpc $SIMILARITY  metrics: $(sed -n 's/^metrics_port=/http:\/\/127.0.0.1:/p' "$RUN/similarity.ports")/metrics
+Logs:  $RUN/*.log (job workers: $RUN/trainer/jobs/N/worker.log)
+recctl, with these addresses in a config file:
+  printf 'retrieval: 127.0.0.1:$(port retrieval)\\ntrainer: $TRAINER\\nrecommender: $RECOMMENDER\\nsimilarity: $SIMILARITY\\n' >~/.config/recctl.yaml
+  bazel-bin/clients/recctl/recctl recommend items --history=KEY1,KEY2 --k=10
+  bazel-bin/clients/recctl/recctl trainer submit ${TRAIN_DATA[*]} --items=$ITEMS --publish --watch
+  bazel-bin/clients/recctl/recctl --help
 Stop:  kill \$(cat $RUN/*.pid)
 MSG
 fi
