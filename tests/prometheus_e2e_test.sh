@@ -10,7 +10,8 @@
 #    service has its expected value; the rules loaded, and on these real
 #    metrics RecsysRecommenderNoLiveModel is pending (no model published),
 #    while RecsysRetrievalNoLiveVersion and RecsysTargetDown are not.
-# (The trainer and similarity services join once their binaries land.)
+#  - the trainer and the similarity endpoint likewise, each asked once
+#    through recctl so that their per-call metrics exist.
 set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -19,8 +20,9 @@ R="${TEST_SRCDIR:-.}/recsys"
 RETRIEVAL="$R/retrieval/retrieval_server"
 RECOMMENDER="$R/server/recommendation_server"
 RCLI="$R/clients/retrieval_cli"
-[ -x "$RETRIEVAL" ] || { RETRIEVAL=bazel-bin/retrieval/retrieval_server;
-  RECOMMENDER=bazel-bin/server/recommendation_server; RCLI=bazel-bin/clients/retrieval_cli; }
+TRAINER="$R/trainer/service/trainer_server"
+SIMILARITY="$R/server/similarity/similarity_server"
+RECCTL="$R/clients/recctl/recctl"
 FLAGS="$R/deploy/k8s/base/flags"
 PROMDIR="$R/deploy/prometheus"
 PY=/usr/bin/python3
@@ -54,7 +56,14 @@ start retrieval "$RETRIEVAL" --flagfile="$FLAGS/retrieval.flags" "${LOOPBACK[@]}
   --data_dir="$T/retrieval"
 start recommender "$RECOMMENDER" --flagfile="$FLAGS/recommender.flags" "${LOOPBACK[@]}" \
   --models_dir="$T/models" --retrieval="127.0.0.1:$retrieval_GRPC" --poll_interval=200ms
-echo "retrieval metrics :$retrieval_METRICS, recommender metrics :$recommender_METRICS"
+start trainer "$TRAINER" --flagfile="$FLAGS/trainer.flags" "${LOOPBACK[@]}" \
+  --data_dir="$T/trainer" --models_dir="$T/models" --retrieval="127.0.0.1:$retrieval_GRPC"
+start similarity "$SIMILARITY" --flagfile="$FLAGS/similarity.flags" "${LOOPBACK[@]}" \
+  --state_dir="$T/similarity" --retrieval="127.0.0.1:$retrieval_GRPC"
+echo "metrics ports: retrieval $retrieval_METRICS, recommender $recommender_METRICS," \
+  "trainer $trainer_METRICS, similarity $similarity_METRICS"
+"$RECCTL" --trainer="127.0.0.1:$trainer_GRPC" trainer jobs >/dev/null
+"$RECCTL" --similarity="127.0.0.1:$similarity_GRPC" similarity list >/dev/null
 
 # A published collection of 100 entries.
 "$PY" -c '
@@ -74,10 +83,12 @@ cli publish --collection=items >/dev/null
 # Prometheus with the real job names and rules, scraping every second.
 PROM_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cp "$PROMDIR/alerts.yml" "$T/"
-"$PY" - "$PROMDIR/prometheus.yml" "$T/prometheus.yml" "$retrieval_METRICS" "$recommender_METRICS" <<'PY'
+"$PY" - "$PROMDIR/prometheus.yml" "$T/prometheus.yml" "$retrieval_METRICS" "$recommender_METRICS" \
+  "$trainer_METRICS" "$similarity_METRICS" <<'PY'
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
-ports = {"recsys-retrieval": sys.argv[3], "recsys-recommender": sys.argv[4]}
+ports = {"recsys-retrieval": sys.argv[3], "recsys-recommender": sys.argv[4],
+         "recsys-trainer": sys.argv[5], "recsys-similarity": sys.argv[6]}
 jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
 assert set(ports) <= set(jobs), f"prometheus.yml lacks jobs {set(ports) - set(jobs)}"
 cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
@@ -108,7 +119,7 @@ wait_for() {  # description, API path with query, python expression on `d`
 }
 values='{(r["metric"].get("job"), r["value"][1]) for r in d["data"]["result"]}'
 wait_for "every target up == 1" "/api/v1/query?query=up" \
-  "$values == {('recsys-retrieval', '1'), ('recsys-recommender', '1')}"
+  "$values == {('recsys-retrieval', '1'), ('recsys-recommender', '1'), ('recsys-trainer', '1'), ('recsys-similarity', '1')}"
 wait_for "recsys_retrieval_live_entries{collection=items} == 100" \
   "/api/v1/query?query=recsys_retrieval_live_entries" \
   "$values == {('recsys-retrieval', '100')}"
@@ -118,8 +129,14 @@ wait_for "recsys_retrieval_requests_total{method=Publish,code=OK} == 1" \
 wait_for "recsys_recommender_live_model_version == 0 (no model yet)" \
   "/api/v1/query?query=recsys_recommender_live_model_version" \
   "$values == {('recsys-recommender', '0')}"
-wait_for "process_* metrics from both" "/api/v1/query?query=process_start_time_seconds" \
-  "{j for j, _ in $values} == {'recsys-retrieval', 'recsys-recommender'}"
+wait_for "recsys_trainer_requests_total{method=ListJobs,code=OK} == 1" \
+  "/api/v1/query?query=recsys_trainer_requests_total%7Bmethod%3D%22ListJobs%22%2Ccode%3D%22OK%22%7D" \
+  "$values == {('recsys-trainer', '1')}"
+wait_for "recsys_similarity_requests_total{method=ListCollections,code=OK} == 1" \
+  "/api/v1/query?query=recsys_similarity_requests_total%7Bmethod%3D%22ListCollections%22%2Ccode%3D%22OK%22%7D" \
+  "$values == {('recsys-similarity', '1')}"
+wait_for "process_* metrics from all four" "/api/v1/query?query=process_start_time_seconds" \
+  "{j for j, _ in $values} == {'recsys-retrieval', 'recsys-recommender', 'recsys-trainer', 'recsys-similarity'}"
 rules='{r["name"]: r.get("state") for g in d["data"]["groups"] for r in g["rules"]}'
 wait_for "alerts.yml loaded (13 rules)" "/api/v1/rules" "len($rules) == 13"
 wait_for "RecsysRecommenderNoLiveModel pending on the real metrics" "/api/v1/rules" \

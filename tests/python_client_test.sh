@@ -72,4 +72,33 @@ with RecsysClient(trainer=sys.argv[1]) as c:
     except RecsysError as e:
         assert e.code == "NOT_FOUND", e
 PY
+# The similarity endpoint: a tiny example collection indexed, published and
+# queried from Python.
+start similarity "$R/server/similarity/similarity_server" --state_dir="$T/similarity" \
+  --retrieval="$retrieval_ADDR"
+/usr/bin/python3 - "$similarity_ADDR" <<'PY'
+import sys
+from recsys_client import RecsysClient, RecsysError
+pairs = [("g1", "the cat sleeps on the red mat", "el gato duerme en la alfombra roja", "en-es"),
+         ("g2", "the dog runs in the green park", "el perro corre en el parque verde", "en-es"),
+         ("g3", "a cat sleeps on a mat", "un gato duerme en una alfombra", "en-es"),
+         ("g4", "stock markets fell sharply today", "las bolsas cayeron hoy", "en-es")]
+with RecsysClient(similarity=sys.argv[1]) as c:
+    c.create_example_collection("pyexamples")
+    assert c.index_examples("pyexamples", pairs, batch_size=3) == 4
+    assert c.publish_similarity("pyexamples") == 1
+    s = c.select_examples("pyexamples", "the cat sleeps on the mat", "en-es", k=2,
+                          source_language="English", target_language="Spanish")
+    assert {e.key for e in s.examples} == {"g1", "g3"}, s.examples
+    assert s.examples[0].score >= s.examples[1].score > 0, s.examples
+    assert s.prompt.rstrip().endswith("the cat sleeps on the mat\nSpanish:"), s.prompt
+    try:
+        c.select_examples("pyexamples", "", "en-es")
+        raise AssertionError("empty sentence accepted")
+    except RecsysError as e:
+        assert e.code == "INVALID_ARGUMENT", e
+PY
+/usr/bin/python3 "$PY/examples/select_examples.py" --similarity="$similarity_ADDR" \
+  --collection=pyexamples "a cat on a mat" >"$T/ex4.txt"
+grep -q "^--- prompt ---" "$T/ex4.txt" || fail "examples/select_examples.py: $(cat "$T/ex4.txt")"
 echo "python client e2e: ok"

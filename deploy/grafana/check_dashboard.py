@@ -27,7 +27,7 @@ COVERAGE = {
     "batch sizes": r"recsys_retrieval_search_batch_size",
     "live versions": r"recsys_recommender_live_model_version",
     "sidecar versions": r"recsys_retrieval_(live_entries|version_entries|loaded_versions)",
-    "trainer jobs": r"recsys_trainer_jobs_total",
+    "trainer jobs": r"recsys_trainer_jobs_finished_total",
     "job progress": r"recsys_trainer_job_progress",
 }
 

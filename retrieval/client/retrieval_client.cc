@@ -148,7 +148,32 @@ absl::StatusOr<v1::VersionInfo> RetrievalClient::PublishAndWait(const std::strin
   req.set_wait(true);
   v1::PublishResponse resp;
   grpc::Status s = stub_->Publish(Context(options_.stream_deadline).get(), req, &resp);
-  if (!s.ok()) return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
+  if (!s.ok()) {
+    if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION || version <= 0) {
+      return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
+    }
+    // Version numbers are shared with the model versions: a sidecar version
+    // N that exists was published from model version N (a retry after a
+    // crash, or a re-publish of an older model). It is made live as it is;
+    // callers check its entry count against what they hold.
+    ASSIGN_OR_RETURN(v1::ListVersionsResponse listed, ListVersions(collection));
+    for (const v1::VersionInfo& v : listed.versions()) {
+      if (v.version() != version) continue;
+      if (v.state() == v1::VERSION_LIVE) return v;
+      if (v.state() != v1::VERSION_READY) break;
+      v1::RollbackRequest rb;
+      rb.set_collection(collection);
+      rb.set_version(version);
+      v1::RollbackResponse rr;
+      grpc::Status r = stub_->Rollback(Context(options_.deadline).get(), rb, &rr);
+      if (!r.ok()) {
+        return Failed(r, absl::StrCat("making existing version ", version, " of ", collection,
+                                      " live"));
+      }
+      return rr.version();
+    }
+    return Failed(s, absl::StrCat("publishing ", collection, " version ", version));
+  }
   if (resp.version().state() != v1::VERSION_LIVE) {
     return absl::InternalError(absl::StrCat(
         "retrieval sidecar: ", collection, " version ", resp.version().version(),

@@ -59,10 +59,11 @@ class RetrievalClient {
                                  const std::vector<std::string>& keys);
 
   // Publishes the staging set as `version` (0: next) and waits until it is
-  // live. A retry of a version the sidecar already holds with the same
-  // content succeeds (the sidecar's rule, proto/retrieval.proto); a number
-  // taken by other content is FAILED_PRECONDITION. INTERNAL with the
-  // sidecar's reason when the build failed.
+  // live. When the sidecar already holds `version` (version numbers are the
+  // model versions': a retry after a crash, or a re-publish of an older
+  // model), that version is made live as it is (Rollback) and returned:
+  // callers compare its entry_count with what they upserted. INTERNAL with
+  // the sidecar's reason when the build failed.
   absl::StatusOr<v1::VersionInfo> PublishAndWait(const std::string& collection,
                                                  int64_t version);
   absl::StatusOr<v1::ListVersionsResponse> ListVersions(const std::string& collection);

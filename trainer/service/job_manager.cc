@@ -51,6 +51,7 @@ std::string StateLabel(v1::JobState s) {
 
 struct Metrics {
   MetricFamily<Gauge>* jobs;
+  MetricFamily<Gauge>* progress;
   MetricFamily<Gauge>* queue;
   MetricFamily<Histogram>* epoch_seconds;
   MetricFamily<Gauge>* items_per_second;
@@ -64,6 +65,8 @@ const Metrics& M() {
     return new Metrics{
         r.AddGauge("recsys_trainer_jobs", "Jobs in the job store by kind and state.",
                    {"kind", "state"}),
+        r.AddGauge("recsys_trainer_job_progress_ratio",
+                   "Fraction done of the job running on a device (0 when idle).", {"device"}),
         r.AddGauge("recsys_trainer_queue_length", "Jobs waiting per device.", {"device"}),
         r.AddHistogram("recsys_trainer_epoch_seconds", "Training time per epoch.", {"device"},
                        {0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800}),
@@ -548,6 +551,7 @@ void JobManager::DeviceLoop(std::string device) {
       live_[id];
     }
     RunJob(id);
+    M().progress->WithLabels({device})->Set(0);  // the device is idle again
     absl::MutexLock lock(&mu_);
     live_.erase(id);
   }
@@ -711,6 +715,7 @@ absl::Status JobManager::Supervise(const v1::Job& job, int64_t version, std::str
   {
     absl::MutexLock lock(&mu_);
     live_[job.id()].pid = pid;
+    live_[job.id()].device = job.device();
     live_[job.id()].progress.set_phase("starting");
     if (live_[job.id()].cancel_requested) kill(pid, SIGTERM);
   }
@@ -818,6 +823,11 @@ void JobManager::HandleEvent(int64_t id, const std::string& line) {
     p.set_fraction(e.value("fraction", 0.0));
     p.set_items_per_second(e.value("rate", 0.0));
     p.set_eta_seconds(e.value("eta", -1.0));
+    // Of the whole job: finished epochs plus the running one's fraction.
+    const double whole = p.epochs() > 0
+                             ? (std::max(0, p.epoch() - 1) + p.fraction()) / p.epochs()
+                             : p.fraction();
+    M().progress->WithLabels({l.device})->Set(std::min(1.0, std::max(0.0, whole)));
   } else {
     return;
   }

@@ -93,6 +93,7 @@ class JobManager {
  private:
   struct Live {
     v1::JobProgress progress;
+    std::string device;  // where the job runs (a metric label)
     pid_t pid = 0;
     bool cancel_requested = false;
   };

@@ -11,11 +11,13 @@ from proto/ (clients/python/generate_stubs.sh, or Bazel's
 """
 
 from recsys_client.client import (  # noqa: F401
+    Example,
     Hit,
     Item,
     JobStatus,
     Recommendation,
     RecsysClient,
     RecsysError,
+    Selection,
     VersionInfo,
 )

@@ -24,18 +24,20 @@ def _import_stubs():
     try:
         from proto import (health_pb2, health_pb2_grpc, recommender_pb2,
                            recommender_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc,
-                           trainer_pb2, trainer_pb2_grpc)
+                           similarity_pb2, similarity_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
     except ImportError as e:
         raise ImportError(
             "recsys_client: the gRPC stubs are missing; run "
             "clients/python/generate_stubs.sh (or put Bazel's //clients/python:stubs "
             "output on PYTHONPATH)") from e
     return (health_pb2, health_pb2_grpc, recommender_pb2, recommender_pb2_grpc,
-            retrieval_pb2, retrieval_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
+            retrieval_pb2, retrieval_pb2_grpc, similarity_pb2, similarity_pb2_grpc,
+            trainer_pb2, trainer_pb2_grpc)
 
 
 (health_pb2, health_pb2_grpc, recommender_pb2, recommender_pb2_grpc, retrieval_pb2,
- retrieval_pb2_grpc, trainer_pb2, trainer_pb2_grpc) = _import_stubs()
+ retrieval_pb2_grpc, similarity_pb2, similarity_pb2_grpc, trainer_pb2,
+ trainer_pb2_grpc) = _import_stubs()
 
 
 class RecsysError(Exception):
@@ -118,6 +120,23 @@ def _job_status(j) -> JobStatus:
                 for e in j.epochs])
 
 
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """A translation pair chosen as a few-shot example, with its similarity."""
+    key: str
+    source: str
+    target: str
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """SelectExamples: the examples (most similar first) and the prompt."""
+    examples: List[Example]
+    prompt: str
+    version: int
+
+
 _METRICS = {"ip": 1, "l2": 2, "cosine": 3}
 
 
@@ -128,17 +147,19 @@ class RecsysClient:
       retrieval: host:port of the retrieval sidecar (None: not used).
       recommender: host:port of the recommendation server.
       trainer: host:port of the trainer service.
+      similarity: host:port of the similarity endpoint.
       deadline: seconds each call may take.
     """
 
     def __init__(self, retrieval: Optional[str] = None, recommender: Optional[str] = None,
-                 trainer: Optional[str] = None, deadline: float = 30.0):
+                 trainer: Optional[str] = None, similarity: Optional[str] = None,
+                 deadline: float = 30.0):
         self._deadline = deadline
         self._channels: Dict[str, grpc.Channel] = {}
         opts = [("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20)]
         for name, target in (("retrieval", retrieval), ("recommender", recommender),
-                             ("trainer", trainer)):
+                             ("trainer", trainer), ("similarity", similarity)):
             if target:
                 self._channels[name] = grpc.insecure_channel(target, options=opts)
         self._retrieval = (retrieval_pb2_grpc.RetrievalStub(self._channels["retrieval"])
@@ -147,6 +168,8 @@ class RecsysClient:
                              if recommender else None)
         self._trainer = (trainer_pb2_grpc.TrainerStub(self._channels["trainer"])
                          if trainer else None)
+        self._similarity = (similarity_pb2_grpc.SimilarityStub(self._channels["similarity"])
+                            if similarity else None)
 
     def close(self) -> None:
         for c in self._channels.values():
@@ -299,3 +322,64 @@ class RecsysClient:
                 yield _job_status(j)
         except grpc.RpcError as e:
             raise RecsysError(e.code().name, e.details() or "", "watch") from None
+
+    # --------------------------------------------------------- similarity
+    def create_example_collection(self, name: str) -> None:
+        """A translation-example collection with the weight-free text embedder."""
+        stub = self._need(self._similarity, "similarity")
+        req = similarity_pb2.CreateSimilarityCollectionRequest()
+        req.config.name = name
+        req.config.kind = similarity_pb2.SIMILARITY_TRANSLATION_EXAMPLES
+        req.config.encoder.hashed_text.SetInParent()
+        self._call("create_example_collection", stub.CreateCollection, req)
+
+    def index_examples(self, collection: str,
+                       examples: Iterable[Tuple[str, str, str, str]], batch_size: int = 500) -> int:
+        """Stages (key, source, target, pair) examples; returns how many."""
+        stub = self._need(self._similarity, "similarity")
+        sent = [0]
+
+        def batches() -> Iterator:
+            req = similarity_pb2.IndexExamplesRequest(collection=collection)
+            for key, source, target, pair in examples:
+                req.examples.add(key=key, source=source, target=target, pair=pair)
+                if len(req.examples) >= batch_size:
+                    sent[0] += len(req.examples)
+                    yield req
+                    req = similarity_pb2.IndexExamplesRequest(collection=collection)
+            if len(req.examples):
+                sent[0] += len(req.examples)
+                yield req
+
+        reply = self._call("index_examples", stub.IndexExamples, batches())
+        if reply.staged != sent[0]:
+            raise RecsysError("DATA_LOSS", f"staged {reply.staged} of {sent[0]}", "index_examples")
+        return reply.staged
+
+    def publish_similarity(self, collection: str) -> int:
+        """Fits the encoder, embeds the staged entries; returns the live version."""
+        stub = self._need(self._similarity, "similarity")
+        r = self._call("publish_similarity", stub.Publish,
+                       similarity_pb2.PublishSimilarityRequest(collection=collection))
+        return r.info.live_version
+
+    def select_examples(self, collection: str, source: str, pair: str, k: int = 4,
+                        source_language: str = "", target_language: str = "",
+                        min_similarity: Optional[float] = None,
+                        diversity_threshold: Optional[float] = None) -> Selection:
+        """The k examples whose source is most similar to `source`, and the
+        ready few-shot prompt (the most similar example nearest the query)."""
+        stub = self._need(self._similarity, "similarity")
+        req = similarity_pb2.SelectExamplesRequest(collection=collection, source=source,
+                                                   pair=pair, k=k)
+        if min_similarity is not None:
+            req.min_similarity = min_similarity
+        if diversity_threshold is not None:
+            req.diversity_threshold = diversity_threshold
+        req.prompt_template.source_language = source_language
+        req.prompt_template.target_language = target_language
+        r = self._call("select_examples", stub.SelectExamples, req)
+        return Selection(
+            examples=[Example(e.example.key, e.example.source, e.example.target, e.score)
+                      for e in r.examples],
+            prompt=r.prompt, version=r.version)
