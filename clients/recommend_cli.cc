@@ -23,60 +23,76 @@ ABSL_FLAG(std::string, similar_to, "",
           "An item key: items like it (SimilarItems) instead of a recommendation.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline.");
 
+namespace {
+
+using recsys::v1::Recommender;
+
+nlohmann::json ItemsJson(const google::protobuf::RepeatedPtrField<recsys::v1::RecommendedItem>& items) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& item : items) {
+    nlohmann::json j = {{"key", item.key()}, {"score", item.score()}};
+    auto t = item.payload().find("title");
+    if (t != item.payload().end()) j["title"] = t->second;
+    out.push_back(j);
+  }
+  return out;
+}
+
+grpc::Status ListModels(Recommender::Stub& stub, grpc::ClientContext* ctx, nlohmann::json* out) {
+  recsys::v1::ListModelsResponse resp;
+  grpc::Status status = stub.ListModels(ctx, recsys::v1::ListModelsRequest(), &resp);
+  (*out)["models"] = nlohmann::json::array();
+  for (const auto& m : resp.models()) {
+    (*out)["models"].push_back({{"version", m.model().version()},
+                                {"live", m.live()},
+                                {"kind", m.model_kind()},
+                                {"items", m.num_items()},
+                                {"metrics", nlohmann::json::parse(m.metrics_json(), nullptr, false)}});
+  }
+  return status;
+}
+
+grpc::Status SimilarItems(Recommender::Stub& stub, grpc::ClientContext* ctx, nlohmann::json* out) {
+  recsys::v1::SimilarItemsRequest req;
+  req.set_item_key(absl::GetFlag(FLAGS_similar_to));
+  req.set_k(absl::GetFlag(FLAGS_k));
+  req.mutable_model()->set_version(absl::GetFlag(FLAGS_version));
+  recsys::v1::SimilarItemsResponse resp;
+  grpc::Status status = stub.SimilarItems(ctx, req, &resp);
+  (*out)["model_version"] = resp.model().version();
+  (*out)["items"] = ItemsJson(resp.items());
+  return status;
+}
+
+grpc::Status Recommend(Recommender::Stub& stub, grpc::ClientContext* ctx, nlohmann::json* out) {
+  recsys::v1::RecommendRequest req;
+  for (const auto& key : absl::StrSplit(absl::GetFlag(FLAGS_history), ',', absl::SkipEmpty())) {
+    req.add_history(std::string(key));
+  }
+  req.set_k(absl::GetFlag(FLAGS_k));
+  req.mutable_model()->set_version(absl::GetFlag(FLAGS_version));
+  recsys::v1::RecommendResponse resp;
+  grpc::Status status = stub.Recommend(ctx, req, &resp);
+  (*out)["model_version"] = resp.model().version();
+  (*out)["unknown_history_items"] = resp.unknown_history_items();
+  (*out)["fallback"] = recsys::v1::Fallback_Name(resp.fallback());
+  (*out)["items"] = ItemsJson(resp.items());
+  return status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   recsys::ParseCommandLineWithHelp(argc, argv, "Asks a recommendation server for the next items.\n  recommend_cli --server=127.0.0.1:PORT --history=B001,B002 --k=10 [--version=N]");
-  auto stub = recsys::v1::Recommender::NewStub(grpc::CreateChannel(
+  auto stub = Recommender::NewStub(grpc::CreateChannel(
       absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   nlohmann::json out;
-  grpc::Status status;
-  if (absl::GetFlag(FLAGS_list_models)) {
-    recsys::v1::ListModelsResponse resp;
-    status = stub->ListModels(&ctx, recsys::v1::ListModelsRequest(), &resp);
-    out["models"] = nlohmann::json::array();
-    for (const auto& m : resp.models()) {
-      out["models"].push_back({{"version", m.model().version()},
-                               {"live", m.live()},
-                               {"kind", m.model_kind()},
-                               {"items", m.num_items()},
-                               {"metrics", nlohmann::json::parse(m.metrics_json(), nullptr, false)}});
-    }
-  } else if (!absl::GetFlag(FLAGS_similar_to).empty()) {
-    recsys::v1::SimilarItemsRequest req;
-    req.set_item_key(absl::GetFlag(FLAGS_similar_to));
-    req.set_k(absl::GetFlag(FLAGS_k));
-    req.mutable_model()->set_version(absl::GetFlag(FLAGS_version));
-    recsys::v1::SimilarItemsResponse resp;
-    status = stub->SimilarItems(&ctx, req, &resp);
-    out["model_version"] = resp.model().version();
-    out["items"] = nlohmann::json::array();
-    for (const auto& item : resp.items()) {
-      nlohmann::json j = {{"key", item.key()}, {"score", item.score()}};
-      auto t = item.payload().find("title");
-      if (t != item.payload().end()) j["title"] = t->second;
-      out["items"].push_back(j);
-    }
-  } else {
-    recsys::v1::RecommendRequest req;
-    for (const auto& key : absl::StrSplit(absl::GetFlag(FLAGS_history), ',', absl::SkipEmpty())) {
-      req.add_history(std::string(key));
-    }
-    req.set_k(absl::GetFlag(FLAGS_k));
-    req.mutable_model()->set_version(absl::GetFlag(FLAGS_version));
-    recsys::v1::RecommendResponse resp;
-    status = stub->Recommend(&ctx, req, &resp);
-    out["model_version"] = resp.model().version();
-    out["unknown_history_items"] = resp.unknown_history_items();
-    out["fallback"] = recsys::v1::Fallback_Name(resp.fallback());
-    out["items"] = nlohmann::json::array();
-    for (const auto& item : resp.items()) {
-      nlohmann::json j = {{"key", item.key()}, {"score", item.score()}};
-      auto t = item.payload().find("title");
-      if (t != item.payload().end()) j["title"] = t->second;
-      out["items"].push_back(j);
-    }
-  }
+  const grpc::Status status =
+      absl::GetFlag(FLAGS_list_models)            ? ListModels(*stub, &ctx, &out)
+      : !absl::GetFlag(FLAGS_similar_to).empty() ? SimilarItems(*stub, &ctx, &out)
+                                                  : Recommend(*stub, &ctx, &out);
   if (!status.ok()) {
     std::cerr << "recommend_cli: " << status.error_code() << " " << status.error_message()
               << "\n";

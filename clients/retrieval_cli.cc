@@ -18,6 +18,8 @@
 // Prints results as text (search: "key<TAB>score" per hit); exits non-zero
 // with the gRPC status on failure.
 #include <fstream>
+#include <functional>
+#include <map>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -179,92 +181,127 @@ google::protobuf::RepeatedPtrField<std::string> KeysFlag() {
   return keys;
 }
 
+int CmdCreate(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::CreateCollectionRequest req;
+  auto* c = req.mutable_config();
+  c->set_name(collection);
+  c->set_dimension(absl::GetFlag(FLAGS_dim));
+  const std::string m = absl::GetFlag(FLAGS_metric);
+  c->set_metric(m == "ip"       ? pb::METRIC_INNER_PRODUCT
+                : m == "l2"     ? pb::METRIC_L2
+                : m == "cosine" ? pb::METRIC_COSINE
+                                : pb::METRIC_UNSPECIFIED);
+  c->set_index_factory(absl::GetFlag(FLAGS_factory));
+  pb::CreateCollectionResponse resp;
+  return Report(stub->CreateCollection(ctx.get(), req, &resp), &resp);
+}
+
+int CmdDelete(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::DeleteRequest req;
+  req.set_collection(collection);
+  *req.mutable_keys() = KeysFlag();
+  pb::DeleteResponse resp;
+  return Report(stub->Delete(ctx.get(), req, &resp), &resp);
+}
+
+int CmdGet(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::GetRequest req;
+  req.set_collection(collection);
+  *req.mutable_keys() = KeysFlag();
+  req.set_version(absl::GetFlag(FLAGS_version));
+  req.set_staged(absl::GetFlag(FLAGS_staged));
+  req.set_include_vectors(absl::GetFlag(FLAGS_with_vectors));
+  pb::GetResponse resp;
+  return Report(stub->Get(ctx.get(), req, &resp), &resp);
+}
+
+int CmdPublish(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::PublishRequest req;
+  req.set_collection(collection);
+  req.set_version(absl::GetFlag(FLAGS_version));
+  req.set_wait(!absl::GetFlag(FLAGS_nowait));
+  pb::PublishResponse resp;
+  return Report(stub->Publish(ctx.get(), req, &resp), &resp);
+}
+
+int CmdRollback(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::RollbackRequest req;
+  req.set_collection(collection);
+  req.set_version(absl::GetFlag(FLAGS_version));
+  pb::RollbackResponse resp;
+  return Report(stub->Rollback(ctx.get(), req, &resp), &resp);
+}
+
+int CmdDescribe(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::DescribeCollectionRequest req;
+  req.set_collection(collection);
+  pb::DescribeCollectionResponse resp;
+  return Report(stub->DescribeCollection(ctx.get(), req, &resp), &resp);
+}
+
+int CmdVersions(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::ListVersionsRequest req;
+  req.set_collection(collection);
+  pb::ListVersionsResponse resp;
+  return Report(stub->ListVersions(ctx.get(), req, &resp), &resp);
+}
+
+int CmdDrop(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::DropCollectionRequest req;
+  req.set_collection(collection);
+  pb::DropCollectionResponse resp;
+  return Report(stub->DropCollection(ctx.get(), req, &resp), &resp);
+}
+
+int CmdList(pb::Retrieval::Stub* stub) {
+  const std::string collection = absl::GetFlag(FLAGS_collection);
+  auto ctx = Context();
+  pb::ListCollectionsRequest req;
+  pb::ListCollectionsResponse resp;
+  return Report(stub->ListCollections(ctx.get(), req, &resp), &resp);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<char*> args = recsys::ParseCommandLineWithHelp(argc, argv, "A command-line client for the retrieval sidecar.\n  retrieval_cli --target=127.0.0.1:PORT create|upsert|delete|get|publish|rollback|search|... --collection=NAME");
-  if (args.size() != 2) {
-    std::cerr << "usage: retrieval_cli [flags] "
-                 "create|upsert|delete|publish|rollback|search|describe|"
+  const std::map<std::string, std::function<int(pb::Retrieval::Stub*)>> commands = {
+      {"upsert", [](pb::Retrieval::Stub* s) { return Upsert(*s); }},
+      {"search", [](pb::Retrieval::Stub* s) { return Search(*s); }},
+      {"create", CmdCreate},
+      {"delete", CmdDelete},
+      {"get", CmdGet},
+      {"publish", CmdPublish},
+      {"rollback", CmdRollback},
+      {"describe", CmdDescribe},
+      {"versions", CmdVersions},
+      {"drop", CmdDrop},
+      {"list", CmdList}};
+  auto command = args.size() == 2 ? commands.find(args[1]) : commands.end();
+  if (command == commands.end()) {
+    std::cerr << (args.size() == 2 ? "unknown command: " + std::string(args[1]) + "\n" : "")
+              << "usage: retrieval_cli [flags] "
+                 "create|upsert|delete|get|publish|rollback|search|describe|"
                  "versions|drop|list\n";
     return 2;
   }
-  const std::string cmd = args[1];
   auto stub = pb::Retrieval::NewStub(grpc::CreateChannel(
       absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
-  const std::string collection = absl::GetFlag(FLAGS_collection);
-  auto ctx = Context();
-  if (cmd == "create") {
-    pb::CreateCollectionRequest req;
-    auto* c = req.mutable_config();
-    c->set_name(collection);
-    c->set_dimension(absl::GetFlag(FLAGS_dim));
-    const std::string m = absl::GetFlag(FLAGS_metric);
-    c->set_metric(m == "ip"       ? pb::METRIC_INNER_PRODUCT
-                  : m == "l2"     ? pb::METRIC_L2
-                  : m == "cosine" ? pb::METRIC_COSINE
-                                  : pb::METRIC_UNSPECIFIED);
-    c->set_index_factory(absl::GetFlag(FLAGS_factory));
-    pb::CreateCollectionResponse resp;
-    return Report(stub->CreateCollection(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "upsert") return Upsert(*stub);
-  if (cmd == "search") return Search(*stub);
-  if (cmd == "delete") {
-    pb::DeleteRequest req;
-    req.set_collection(collection);
-    *req.mutable_keys() = KeysFlag();
-    pb::DeleteResponse resp;
-    return Report(stub->Delete(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "get") {
-    pb::GetRequest req;
-    req.set_collection(collection);
-    *req.mutable_keys() = KeysFlag();
-    req.set_version(absl::GetFlag(FLAGS_version));
-    req.set_staged(absl::GetFlag(FLAGS_staged));
-    req.set_include_vectors(absl::GetFlag(FLAGS_with_vectors));
-    pb::GetResponse resp;
-    return Report(stub->Get(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "publish") {
-    pb::PublishRequest req;
-    req.set_collection(collection);
-    req.set_version(absl::GetFlag(FLAGS_version));
-    req.set_wait(!absl::GetFlag(FLAGS_nowait));
-    pb::PublishResponse resp;
-    return Report(stub->Publish(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "rollback") {
-    pb::RollbackRequest req;
-    req.set_collection(collection);
-    req.set_version(absl::GetFlag(FLAGS_version));
-    pb::RollbackResponse resp;
-    return Report(stub->Rollback(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "describe") {
-    pb::DescribeCollectionRequest req;
-    req.set_collection(collection);
-    pb::DescribeCollectionResponse resp;
-    return Report(stub->DescribeCollection(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "versions") {
-    pb::ListVersionsRequest req;
-    req.set_collection(collection);
-    pb::ListVersionsResponse resp;
-    return Report(stub->ListVersions(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "drop") {
-    pb::DropCollectionRequest req;
-    req.set_collection(collection);
-    pb::DropCollectionResponse resp;
-    return Report(stub->DropCollection(ctx.get(), req, &resp), &resp);
-  }
-  if (cmd == "list") {
-    pb::ListCollectionsRequest req;
-    pb::ListCollectionsResponse resp;
-    return Report(stub->ListCollections(ctx.get(), req, &resp), &resp);
-  }
-  std::cerr << "unknown command: " << cmd << "\n";
-  return 2;
+  return command->second(stub.get());
 }

@@ -5,11 +5,13 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
 #include "common/server_flags.h"
+#include "common/status_macros.h"
 #include "retrieval/collection_store.h"
 #include "retrieval/malloc_tuning.h"
 #include "retrieval/retrieval_service.h"
@@ -39,61 +41,74 @@ ABSL_FLAG(int64_t, max_build_mb, 0,
           "Estimated peak MiB one index build may hold (0: half the RAM); a "
           "build over it fails its version before it starts.");
 
+namespace recsys {
+namespace retrieval {
+namespace {
+
+// "recsys.v1.Retrieval/collections" is NOT_SERVING while a collection is
+// DEGRADED or FAILED (an operator must act); "" and "recsys.v1.Retrieval"
+// stay SERVING, so liveness probes do not restart a pod that serves every
+// other collection.
+constexpr char kCollectionsHealth[] = "recsys.v1.Retrieval/collections";
+
+RetrievalService::Options ServiceOptionsFromFlags() {
+  RetrievalService::Options o;
+  o.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  o.batching.max_wait = absl::GetFlag(FLAGS_max_batch_wait);
+  o.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
+  o.faiss_blas_threshold = absl::GetFlag(FLAGS_faiss_blas_threshold);
+  return o;
+}
+
+CollectionStore::Options StoreOptionsFromFlags() {
+  CollectionStore::Options o;
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
+  o.build_threads = absl::GetFlag(FLAGS_build_threads);
+  o.build_nice = absl::GetFlag(FLAGS_build_nice);
+  o.max_build_time = absl::Seconds(absl::GetFlag(FLAGS_max_build_seconds));
+  o.max_build_bytes = absl::GetFlag(FLAGS_max_build_mb) << 20;
+  return o;
+}
+
+absl::Status Run() {
+  ASSIGN_OR_RETURN(std::unique_ptr<RetrievalService> service,
+                   RetrievalService::Create(ServiceOptionsFromFlags()));
+  ServerOptions server_options = ServerOptionsFromFlags({"recsys.v1.Retrieval", kCollectionsHealth});
+  server_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  server_options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
+  ASSIGN_OR_RETURN(std::unique_ptr<ServiceServer> server,
+                   ServiceServer::Create(server_options, {service.get()}));
+  const CollectionStore::Options store_options = StoreOptionsFromFlags();
+  absl::StatusOr<std::unique_ptr<CollectionStore>> store = CollectionStore::Open(store_options);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(), absl::StrCat("cannot restore ", store_options.data_dir,
+                                                            ": ", store.status().message()));
+  }
+  service->SetStore(*std::move(store));
+  server->SetServing(true);
+  const std::vector<std::string> unhealthy = service->UnhealthyCollections();
+  server->SetServing(kCollectionsHealth, unhealthy.empty());
+  for (const std::string& name : unhealthy) {
+    LOG(ERROR) << "collection '" << name << "' is DEGRADED or FAILED: see DescribeCollection";
+  }
+  LOG(INFO) << "retrieval sidecar serving on " << server->grpc_target();
+  server->Wait();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace retrieval
+}  // namespace recsys
+
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
   recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
-
-  recsys::retrieval::RetrievalService::Options service_options;
-  service_options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
-  service_options.batching.max_wait = absl::GetFlag(FLAGS_max_batch_wait);
-  service_options.batching.num_threads = absl::GetFlag(FLAGS_search_threads);
-  service_options.faiss_blas_threshold = absl::GetFlag(FLAGS_faiss_blas_threshold);
-  auto service = recsys::retrieval::RetrievalService::Create(service_options);
-  if (!service.ok()) {
-    LOG(ERROR) << service.status();
-    return 2;
-  }
-
-  recsys::ServerOptions server_options = recsys::ServerOptionsFromFlags();
-  server_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
-  server_options.max_send_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;
-  // "recsys.v1.Retrieval/collections" is NOT_SERVING while a collection
-  // is DEGRADED or FAILED (an operator must act); "" and
-  // "recsys.v1.Retrieval" stay SERVING, so liveness probes do not restart
-  // a pod that serves every other collection.
-  constexpr char kCollectionsHealth[] = "recsys.v1.Retrieval/collections";
-  server_options.health_service_names = {"recsys.v1.Retrieval",
-                                         kCollectionsHealth};
-  auto server = recsys::ServiceServer::Create(server_options, {service->get()});
-  if (!server.ok()) {
-    LOG(ERROR) << server.status();
+  absl::Status s = recsys::retrieval::Run();
+  if (!s.ok()) {
+    LOG(ERROR) << s;
     return 1;
   }
-
-  recsys::retrieval::CollectionStore::Options store_options;
-  store_options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  store_options.versions_to_keep = absl::GetFlag(FLAGS_versions_to_keep);
-  store_options.build_threads = absl::GetFlag(FLAGS_build_threads);
-  store_options.build_nice = absl::GetFlag(FLAGS_build_nice);
-  store_options.max_build_time =
-      absl::Seconds(absl::GetFlag(FLAGS_max_build_seconds));
-  store_options.max_build_bytes = absl::GetFlag(FLAGS_max_build_mb) << 20;
-  auto store = recsys::retrieval::CollectionStore::Open(store_options);
-  if (!store.ok()) {
-    LOG(ERROR) << "cannot restore " << store_options.data_dir << ": "
-               << store.status();
-    return 1;
-  }
-  (*service)->SetStore(*std::move(store));
-  (*server)->SetServing(true);
-  const std::vector<std::string> unhealthy = (*service)->UnhealthyCollections();
-  (*server)->SetServing(kCollectionsHealth, unhealthy.empty());
-  for (const std::string& name : unhealthy) {
-    LOG(ERROR) << "collection '" << name
-               << "' is DEGRADED or FAILED: see DescribeCollection";
-  }
-  LOG(INFO) << "retrieval sidecar serving on " << (*server)->grpc_target();
-  (*server)->Wait();
   return 0;
 }
