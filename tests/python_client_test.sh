@@ -3,23 +3,8 @@
 # retrieval sidecar and a recommendation server serving a small trained
 # model; runs client_test.py and each example script.
 set -euo pipefail
-fail() { echo "FAIL: $*" >&2; exit 1; }
-R="${TEST_SRCDIR:-.}/recsys"
-T="${TEST_TMPDIR:-$(mktemp -d)}/pyclient"
-rm -rf "$T"; mkdir -p "$T"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
-start() {  # name binary args...
-  local name=$1 bin=$2; shift 2
-  "$bin" --port_file="$T/$name.ports" --metrics_port=-1 "$@" >"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  local deadline=$((SECONDS + 60))
-  until [ -s "$T/$name.ports" ]; do
-    [ $SECONDS -lt $deadline ] || { cat "$T/$name.log"; fail "$name did not start"; }
-    sleep 0.05
-  done
-  eval "${name}_ADDR=127.0.0.1:$(sed -n 's/^grpc_port=//p' "$T/$name.ports")"
-}
+source "${TEST_SRCDIR:-.}/recsys/tests/lib.sh"
+test_init pyclient
 "$R/trainer/make_demo_data" --out_dir="$T/data" --num_items=80 --num_users=150 \
   --num_categories=4 --num_styles=3 --text_states=5 --text_hidden=16 --image_states=5 \
   --image_hidden=8 >"$T/demo.log" 2>&1
