@@ -332,6 +332,25 @@ absl::Status SimilarityStore::Drop(const std::string& name) {
   return RemoveRecursively(c->dir);
 }
 
+// Adds a validated batch to the staging set, or refuses it whole.
+template <typename Batch>
+absl::StatusOr<int64_t> SimilarityStore::Stage(Collection& c, Batch batch, const char* kept) {
+  absl::MutexLock lock(&mu_);
+  if (c.publishing) return absl::FailedPreconditionError("collection: a Publish is running");
+  if (c.raw_lost && c.base->needs_fit()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "collection: restored after a restart; a weight-free encoder refits on every entry, "
+        "whose ", kept, " are not kept on disk: recreate the collection to add entries"));
+  }
+  if (static_cast<int64_t>(c.entries.size() + c.staged.size() + batch.size()) >
+      options_.max_entries) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("collection: more than ", options_.max_entries, " entries"));
+  }
+  for (auto& [key, entry] : batch) c.staged[key] = std::move(entry);
+  return static_cast<int64_t>(c.staged.size());
+}
+
 absl::StatusOr<int64_t> SimilarityStore::IndexExamples(
     const std::string& name, const std::vector<v1::TranslationExample>& examples) {
   ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(name));
@@ -364,20 +383,7 @@ absl::StatusOr<int64_t> SimilarityStore::IndexExamples(
       return InvalidField(f + ".key", "unique within the request", QuoteUserInput(e.key()));
     }
   }
-  absl::MutexLock lock(&mu_);
-  if (c->publishing) return absl::FailedPreconditionError("collection: a Publish is running");
-  if (c->raw_lost && c->base->needs_fit()) {
-    return absl::FailedPreconditionError(
-        "collection: restored after a restart; a weight-free encoder refits on every entry, "
-        "whose texts are not kept on disk: recreate the collection to add entries");
-  }
-  if (static_cast<int64_t>(c->entries.size() + c->staged.size() + batch.size()) >
-      options_.max_entries) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("collection: more than ", options_.max_entries, " entries"));
-  }
-  for (auto& [key, entry] : batch) c->staged[key] = std::move(entry);
-  return static_cast<int64_t>(c->staged.size());
+  return Stage(*c, std::move(batch), "texts");
 }
 
 absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
@@ -447,20 +453,7 @@ absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
   for (size_t i = 0; i < keys.size(); ++i) {
     batch[keys[i]].features.assign(features->begin() + i * per, features->begin() + (i + 1) * per);
   }
-  absl::MutexLock lock(&mu_);
-  if (c->publishing) return absl::FailedPreconditionError("collection: a Publish is running");
-  if (c->raw_lost && c->base->needs_fit()) {
-    return absl::FailedPreconditionError(
-        "collection: restored after a restart; a weight-free encoder refits on every entry, "
-        "whose pixels are not kept on disk: recreate the collection to add entries");
-  }
-  if (static_cast<int64_t>(c->entries.size() + c->staged.size() + batch.size()) >
-      options_.max_entries) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("collection: more than ", options_.max_entries, " entries"));
-  }
-  for (auto& [key, entry] : batch) c->staged[key] = std::move(entry);
-  return static_cast<int64_t>(c->staged.size());
+  return Stage(*c, std::move(batch), "pixels");
 }
 
 absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std::string& name) {

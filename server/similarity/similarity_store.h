@@ -114,6 +114,11 @@ class SimilarityStore {
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Stages a validated batch (key -> entry) whole, or refuses it; `kept`
+  // names what a restart loses ("texts", "pixels"). Defined in the .cc.
+  template <typename Batch>
+  absl::StatusOr<int64_t> Stage(Collection& c, Batch batch, const char* kept)
+      ABSL_LOCKS_EXCLUDED(mu_);
   v1::SimilarityCollectionInfo InfoLocked(const Collection& c) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const Published>> Pinned(const Collection& c,
