@@ -7,8 +7,8 @@
 # answered with precise statuses, and SIGTERM draining both servers.
 set -euo pipefail
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-R="${TEST_SRCDIR:-.}/recsys"
+source "${TEST_SRCDIR:-.}/recsys/tests/lib.sh"
+test_init e2e
 MAKE_DEMO="$R/trainer/make_demo_data"
 TRAIN="$R/trainer/train"
 RETRIEVAL="$R/retrieval/retrieval_server"
@@ -16,24 +16,6 @@ RECOMMENDER="$R/server/recommendation_server"
 PUBLISH="$R/clients/publish_model"
 RECOMMEND="$R/clients/recommend_cli"
 RCLI="$R/clients/retrieval_cli"
-T="${TEST_TMPDIR:-$(mktemp -d)}/e2e"
-rm -rf "$T"; mkdir -p "$T"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-start() {  # name, binary, args...: starts and waits for the port file
-  local name=$1 bin=$2; shift 2
-  "$bin" --port_file="$T/$name.ports" "$@" >"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  eval "${name}_PID=$!"
-  local deadline=$((SECONDS + 60))
-  until [ -s "$T/$name.ports" ]; do
-    [ $SECONDS -lt $deadline ] || { cat "$T/$name.log"; fail "$name did not start"; }
-    sleep 0.05
-  done
-  eval "${name}_PORT=$(sed -n 's/^grpc_port=//p' "$T/$name.ports")"
-}
 
 live_version() {
   "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --list_models 2>/dev/null |

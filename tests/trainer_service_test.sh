@@ -12,35 +12,15 @@
 # Waits are polling loops with deadlines, never sleeps as synchronisation.
 set -euo pipefail
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-R="${TEST_SRCDIR:-.}/recsys"
+source "${TEST_SRCDIR:-.}/recsys/tests/lib.sh"
+test_init trainer_service
 MAKE_DEMO="$R/trainer/make_demo_data"
 TRAINER="$R/trainer/service/trainer_server"
 WORKER="$R/trainer/service/job_worker"
 RETRIEVAL="$R/retrieval/retrieval_server"
 TCLI="$R/clients/trainer_cli"
 RCLI="$R/clients/retrieval_cli"
-T="${TEST_TMPDIR:-$(mktemp -d)}/trainer_service"
-rm -rf "$T"; mkdir -p "$T"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
 py() { /usr/bin/python3 -c "$@"; }
-
-start() {  # name, binary, args...: starts and waits for the port file
-  local name=$1 bin=$2; shift 2
-  rm -f "$T/$name.ports"
-  "$bin" --port_file="$T/$name.ports" "$@" >>"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  eval "${name}_PID=$!"
-  local deadline=$((SECONDS + 60))
-  until [ -s "$T/$name.ports" ]; do
-    [ $SECONDS -lt $deadline ] || { cat "$T/$name.log"; fail "$name did not start"; }
-    sleep 0.05
-  done
-  eval "${name}_PORT=$(sed -n 's/^grpc_port=//p' "$T/$name.ports")"
-  eval "${name}_METRICS=$(sed -n 's/^metrics_port=//p' "$T/$name.ports")"
-}
 start_trainer() {
   start trainer "$TRAINER" --data_dir="$T/trainer" --worker="$WORKER" \
     --retrieval="127.0.0.1:$retrieval_PORT" --cancel_grace=2s
