@@ -59,7 +59,7 @@ absl::Status PrintedJson(const Context& c, const google::protobuf::Message& mess
 absl::Status RpcError(const grpc::Status& status, const std::string& what);
 
 struct Command {
-  std::string group;    // "collections", "recommend", "trainer", "similarity"
+  std::string group;    // "collections", "model", "recommend", "trainer", "similarity"
   std::string name;     // "create", "search", ...
   std::string summary;  // one line
   std::string usage;    // argument synopsis
@@ -75,6 +75,7 @@ std::vector<Command> CollectionCommands();
 std::vector<Command> RecommendCommands();
 std::vector<Command> TrainerCommands();
 std::vector<Command> SimilarityCommands();
+std::vector<Command> ModelCommands();
 
 // A column-aligned table.
 class Table {

@@ -34,10 +34,6 @@ std::string KindName(pb::JobKind k) {
   return absl::AsciiStrToLower(n.rfind("JOB_", 0) == 0 ? n.substr(4) : n);
 }
 
-bool Ended(pb::JobState s) {
-  return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED || s == pb::JOB_PUBLISH_FAILED ||
-         s == pb::JOB_FAILED || s == pb::JOB_CANCELLED;
-}
 
 bool Succeeded(pb::JobState s) { return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED; }
 
