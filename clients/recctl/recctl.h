@@ -6,7 +6,7 @@
 // ~/.config/recctl.yaml: one `key: value` per line, `#` comments), else
 // the defaults 127.0.0.1:50051 .. 50054. --deadline bounds every call.
 // Output: readable tables by default; --json prints the reply as JSON (one
-// object per reply) for scripts. Errors: the server's status code and
+// object per reply, keys sorted) for scripts. Errors: the server's status code and
 // message on stderr and a non-zero exit (1; 2 for a usage error).
 #ifndef RECSYS_CLIENTS_RECCTL_RECCTL_H_
 #define RECSYS_CLIENTS_RECCTL_RECCTL_H_
