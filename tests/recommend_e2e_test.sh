@@ -53,6 +53,18 @@ start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
 publish --version_dir="$T/models/1" --items="$T/data/items.tsv" | tee "$T/publish1.log"
 grep -q "published items version 1" "$T/publish1.log" || fail "publish v1"
 
+# recctl model verify: the version checks out; a copy with one flipped byte
+# in its embeddings does not (DATA_LOSS naming the file, exit 1).
+rc model verify --version_dir="$T/models/1" | grep -q "sizes and CRC-32C verified" ||
+  fail "verify v1: $(rc model verify --version_dir="$T/models/1" 2>&1)"
+mkdir -p "$T/damaged" && cp -r "$T/models/1" "$T/damaged/1"
+/usr/bin/python3 - "$T/damaged/1/item_embeddings.safetensors" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 0x40; open(sys.argv[1], "wb").write(bytes(b))
+PY
+if rc model verify --version_dir="$T/damaged/1" 2>"$T/err"; then fail "damaged version verified"; fi
+grep -q "DATA_LOSS: .*item_embeddings.safetensors" "$T/err" || fail "verify message: $(cat "$T/err")"
+
 start recommender "$RECOMMENDER" --models_dir="$T/models" \
   --retrieval="127.0.0.1:$retrieval_PORT" --poll_interval=100ms
 wait_live 1
@@ -133,6 +145,14 @@ assert r["versions"] == {"1": 1500}, r
 assert int(float(sys.argv[3])) - int(float(sys.argv[2])) == 1500, ("server counted", sys.argv[2:])
 print(f"load: 1500 requests, 8 clients, {r['requests_per_second']:.0f} req/s, p99 {r['p99_ms']:.1f} ms")
 PY
+
+# A load run where every request fails (a version that is not loaded)
+# exits 1 and says how many failed with which code.
+if rc recommend load --file="$T/data/users.tsv" --clients=2 --requests=20 --version=9 \
+    >/dev/null 2>"$T/err"; then
+  fail "a failing load run exited 0"
+fi
+grep -q "20 of 20 requests failed (NOT_FOUND 20)" "$T/err" || fail "load failure: $(cat "$T/err")"
 
 # Rollout under load: v2 is trained and published while 8 clients keep
 # asking; no request fails during the switch. The server then answers with
