@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <numeric>
 #include <map>
 #include <memory>
@@ -60,6 +62,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
+#include "common/process_tuning.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "model/model_publisher.h"
@@ -275,6 +278,73 @@ json BatchDistribution(const std::map<double, double>& before,
   return {{"forwards", total}, {"by_size", buckets}};
 }
 
+// CPU seconds (user + system) of a process so far, from /proc/PID/stat.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the parenthesised command name; utime and stime are the
+  // 14th and 15th fields of the line (the 12th and 13th after it).
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<absl::string_view> f =
+      absl::StrSplit(absl::string_view(text).substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    return 0;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec * 1e-6;
+}
+
+// Busy CPU seconds of the whole machine (every core), from /proc/stat.
+double MachineBusySeconds() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  std::getline(in, line);  // "cpu  user nice system idle iowait irq softirq steal ..."
+  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  double busy = 0;
+  for (size_t i = 1; i < f.size() && i <= 8; ++i) {
+    double v = 0;
+    if (i == 4 || i == 5) continue;  // idle, iowait
+    if (absl::SimpleAtod(f[i], &v)) busy += v;
+  }
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU use of the bench's processes and of the whole machine.
+struct CpuSample {
+  double bench = 0;  // this process: the clients, or the in-process pipeline
+  double server = 0;
+  double sidecar = 0;
+  double machine = 0;
+};
+
+CpuSample SampleCpu(pid_t server, pid_t sidecar) {
+  return {SelfCpuSeconds(), ProcessCpuSeconds(server), ProcessCpuSeconds(sidecar),
+          MachineBusySeconds()};
+}
+
+// CPU microseconds per request in each process over a run, the cores they
+// kept busy, and the rest of the machine's load (other users of the cores).
+json CpuReport(const CpuSample& a, const CpuSample& b, int64_t requests, double seconds) {
+  const double n = std::max<int64_t>(1, requests);
+  const double ours =
+      (b.bench - a.bench) + (b.server - a.server) + (b.sidecar - a.sidecar);
+  return {{"us_per_request",
+           {{"bench", 1e6 * (b.bench - a.bench) / n},
+            {"server", 1e6 * (b.server - a.server) / n},
+            {"sidecar", 1e6 * (b.sidecar - a.sidecar) / n},
+            {"all", 1e6 * ours / n}}},
+          {"cores_busy", ours / seconds},
+          {"other_processes_cores", std::max(0.0, (b.machine - a.machine) - ours) / seconds}};
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -406,7 +476,10 @@ std::string Runfile(const char* argv0, const std::string& rel) {
 }
 
 absl::Status Run(const char* argv0) {
+  // The in-process reference and the load generator get the servers' settings.
   torch::set_num_threads(1);
+  SetBlasThreads(1);
+  DisableMutexDeadlockDetection();
   const Catalog catalog = LoadCatalog();
   const std::string work = absl::GetFlag(FLAGS_work_dir);
   RETURN_IF_ERROR(RemoveRecursively(work));
@@ -490,12 +563,23 @@ absl::Status Run(const char* argv0) {
   double best_in_process = 0;
   for (int clients : levels) {
     const auto before = BatchBuckets(server_ports.second);
+    const CpuSample cpu0 = SampleCpu(server.pid, sidecar.pid);
     LevelResult served = RunServer(stubs, catalog, clients, seconds, false, nullptr);
+    const CpuSample cpu1 = SampleCpu(server.pid, sidecar.pid);
     const auto after = BatchBuckets(server_ports.second);
+    const CpuSample cpu2 = SampleCpu(server.pid, sidecar.pid);
     LevelResult local = RunInProcess(*model1, catalog, clients, seconds);
-    json row = {{"clients", clients}, {"server", Figures(served)},
+    const CpuSample cpu3 = SampleCpu(server.pid, sidecar.pid);
+    double load[3] = {0, 0, 0};
+    (void)getloadavg(load, 3);
+    json row = {{"clients", clients}, {"load_average_1_5_15", {load[0], load[1], load[2]}},
+                {"server", Figures(served)},
                 {"in_process", Figures(local)},
-                {"encoder_batches", BatchDistribution(before, after)}};
+                {"encoder_batches", BatchDistribution(before, after)},
+                {"cpu", {{"server_run", CpuReport(cpu0, cpu1, served.latency_ms.size(),
+                                                  served.seconds)},
+                         {"in_process_run", CpuReport(cpu2, cpu3, local.latency_ms.size(),
+                                                      local.seconds)}}}};
     const double ratio = (served.latency_ms.size() / served.seconds) /
                          std::max(1e-9, local.latency_ms.size() / local.seconds);
     row["throughput_ratio_server_to_in_process"] = ratio;
