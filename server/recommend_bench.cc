@@ -10,8 +10,10 @@
 // popularity counted over the users' training prefixes. A real retrieval
 // sidecar process (Flat collection, published by the real publisher) and a
 // real recommendation_server process; the load generator is this process
-// (C++ gRPC clients, closed loop, histories drawn from real users: every item
-// but the last).
+// (C++ gRPC callback clients, closed loop: each client sends its next request
+// from the previous one's completion; histories drawn from real users: every
+// item but the last). CPU microseconds per request of each process (from
+// /proc) and the rest of the machine's load are reported with each level.
 //
 // Reported: throughput, p50, p99 at each client count; the in-process
 // pipeline (load the version, encode one user, brute-force top k with the
@@ -59,6 +61,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
@@ -370,38 +373,66 @@ std::vector<std::string> HistoryOf(const Catalog& c, std::mt19937* rng) {
   return std::vector<std::string>(u.begin(), u.end() - (u.size() > 1 ? 1 : 0));
 }
 
+// One closed-loop client: the next request goes out from the previous one's
+// completion callback (gRPC's callback API), so no thread blocks per client
+// and the load generator costs the shared cores little.
+struct ClientLoop {
+  pb::Recommender::Stub* stub = nullptr;
+  std::mt19937 rng;
+  bool sample = false;
+  int64_t i = 0;
+  LevelResult result;
+  std::vector<std::string> history;
+  pb::RecommendRequest request;
+  pb::RecommendResponse response;
+  std::unique_ptr<grpc::ClientContext> context;
+  absl::Time sent;
+};
+
 LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>& stubs,
                       const Catalog& c, int clients, double seconds, bool sample,
                       const std::function<void()>& midway) {
-  LevelResult r;
-  std::vector<LevelResult> per(clients);
   std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
+  absl::Mutex mu;
+  int running = clients;
+  std::vector<ClientLoop> loops(clients);
+  const int k = absl::GetFlag(FLAGS_k);
+  std::function<void(ClientLoop*)> issue = [&](ClientLoop* l) {
+    if (stop.load(std::memory_order_relaxed)) {
+      absl::MutexLock lock(&mu);
+      --running;
+      return;
+    }
+    l->history = HistoryOf(c, &l->rng);
+    l->request.Clear();
+    for (const auto& key : l->history) l->request.add_history(key);
+    l->request.set_k(k);
+    l->response.Clear();
+    l->context = std::make_unique<grpc::ClientContext>();
+    l->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    l->sent = absl::Now();
+    l->stub->async()->Recommend(l->context.get(), &l->request, &l->response,
+                                [&issue, l](grpc::Status s) {
+      const double ms = absl::ToDoubleMilliseconds(absl::Now() - l->sent);
+      if (!s.ok()) {
+        if (l->result.failed++ == 0) l->result.first_failure = s.error_message();
+      } else {
+        l->result.latency_ms.push_back(ms);
+        l->result.by_version[l->response.model().version()]++;
+        if (l->sample && l->i % 10 == 0) {
+          l->result.sample.push_back({l->history, l->response});
+        }
+      }
+      ++l->i;
+      issue(l);
+    });
+  };
   const absl::Time start = absl::Now();
   for (int t = 0; t < clients; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(1000 + t);
-      pb::Recommender::Stub* stub = stubs[t % stubs.size()].get();
-      for (int64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-        pb::RecommendRequest req;
-        std::vector<std::string> h = HistoryOf(c, &rng);
-        for (const auto& k : h) req.add_history(k);
-        req.set_k(absl::GetFlag(FLAGS_k));
-        pb::RecommendResponse resp;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-        const absl::Time t0 = absl::Now();
-        grpc::Status s = stub->Recommend(&ctx, req, &resp);
-        const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
-        if (!s.ok()) {
-          if (per[t].failed++ == 0) per[t].first_failure = s.error_message();
-          continue;
-        }
-        per[t].latency_ms.push_back(ms);
-        per[t].by_version[resp.model().version()]++;
-        if (sample && i % 10 == 0) per[t].sample.push_back({std::move(h), std::move(resp)});
-      }
-    });
+    loops[t].stub = stubs[t % stubs.size()].get();
+    loops[t].rng.seed(1000 + t);
+    loops[t].sample = sample;
+    issue(&loops[t]);
   }
   if (midway) {
     absl::SleepFor(absl::Seconds(seconds / 3));
@@ -409,9 +440,15 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
   }
   while (absl::Now() - start < absl::Seconds(seconds)) absl::SleepFor(absl::Milliseconds(20));
   stop = true;
-  for (auto& t : threads) t.join();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &running));
+  }
+  LevelResult r;
   r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  for (auto& p : per) {
+  for (auto& l : loops) {
+    LevelResult& p = l.result;
     r.latency_ms.insert(r.latency_ms.end(), p.latency_ms.begin(), p.latency_ms.end());
     r.failed += p.failed;
     if (r.first_failure.empty()) r.first_failure = p.first_failure;
