@@ -109,8 +109,9 @@ TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
   for (idx_t id : got.labels) EXPECT_EQ(id % 3, 0) << id;
 }
 
-// Batches below kBlasMinBatch (blocked kernel, with a selector too) and at
-// it (FAISS's BLAS path) give stock FAISS's answers.
+// Batches below kBlasMinBatch (blocked kernels, with a selector too) and at
+// it (FAISS's BLAS path for L2, the block kernel for inner product) give
+// stock FAISS's answers.
 TEST_P(FastFlatIndexTest, BatchesOnBothPathsMatch) {
   const int d = 24, n = 2000;
   SameVectors idx(d, n, 7, GetParam());
