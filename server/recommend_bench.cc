@@ -278,7 +278,9 @@ json BatchDistribution(const std::map<double, double>& before,
     if (here > 0) buckets[name] = here;
     lo = le;
   }
-  return {{"forwards", total}, {"by_size", buckets}};
+  // The histogram is observed once per user, so these count users by the
+  // size of the forward that encoded them.
+  return {{"users", total}, {"users_by_batch_size", buckets}};
 }
 
 // CPU seconds (user + system) of a process so far, from /proc/PID/stat.
