@@ -400,7 +400,9 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
   std::vector<ClientLoop> loops(clients);
   const int k = absl::GetFlag(FLAGS_k);
   std::function<void(ClientLoop*)> issue = [&](ClientLoop* l) {
-    if (stop.load(std::memory_order_relaxed)) {
+    // A dead server fails every call at once: give up on this client then
+    // rather than spin (the failures are reported).
+    if (stop.load(std::memory_order_relaxed) || l->result.failed >= 1000) {
       absl::MutexLock lock(&mu);
       --running;
       return;
