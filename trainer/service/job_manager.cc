@@ -29,8 +29,11 @@
 #include "model/model_publisher.h"
 #include "model/model_version.h"
 #include "nlohmann/json.hpp"
+#include "model/items_table.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
+#include "trainer/data/standin_text_cache.h"
+#include "trainer/service/refresh_plan.h"
 
 namespace recsys {
 namespace {
@@ -57,6 +60,8 @@ struct Metrics {
   MetricFamily<Gauge>* items_per_second;
   MetricFamily<Gauge>* published_version;
   MetricFamily<Counter>* finished;
+  MetricFamily<Gauge>* refresh_items;
+  MetricFamily<Counter>* refresh_items_total;
 };
 
 const Metrics& M() {
@@ -76,6 +81,13 @@ const Metrics& M() {
                    "Last model version the trainer saw live in the sidecar.", {"model"}),
         r.AddCounter("recsys_trainer_jobs_finished_total", "Jobs that reached a final state.",
                      {"kind", "state"}),
+        r.AddGauge("recsys_trainer_refresh_items",
+                   "Items of the last finished embedding refresh, by what happened to them "
+                   "(reused: states and embedding kept; recomputed: encoded by the backbone; "
+                   "removed: dropped from the catalog).",
+                   {"outcome"}),
+        r.AddCounter("recsys_trainer_refresh_items_total",
+                     "Items of every finished embedding refresh, by outcome.", {"outcome"}),
     };
   }();
   return *m;
@@ -126,6 +138,79 @@ absl::Status CheckCache(const std::string& field, const std::string& path,
 
 std::string JobDir(const JobManagerOptions& o, int64_t id) {
   return JoinPath(JoinPath(o.data_dir, "jobs"), absl::StrCat(id));
+}
+
+// A refresh job's updated cache: the next refresh's text_cache.
+std::string RefreshCachePath(const JobManagerOptions& o, int64_t id) {
+  return JoinPath(JobDir(o, id), "text_states.safetensors");
+}
+
+// Everything about a refresh that can be known before it runs, by the same
+// planner the worker runs (refresh_plan.h).
+absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models_dir) {
+  if (r.version() <= 0) {
+    return InvalidField("spec.refresh.version", "a model version >= 1", absl::StrCat(r.version()));
+  }
+  const std::string dir = ModelVersionPath(models_dir, r.version());
+  if (!PathExists(dir)) {
+    return absl::NotFoundError(absl::StrCat("spec.refresh.version: no model version ", r.version(),
+                                            " in ", models_dir));
+  }
+  RETURN_IF_ERROR(FileField("spec.refresh.items_table", r.items_table(), true));
+  RETURN_IF_ERROR(FileField("spec.refresh.text_cache", r.text_cache(), true));
+  RETURN_IF_ERROR(FileField("spec.refresh.vocab", r.vocab(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.weights", r.weights(), false));
+  absl::StatusOr<std::unique_ptr<ModelVersion>> parent = ModelVersion::Open(dir);
+  if (!parent.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.refresh.version: version ", r.version(),
+                                                      " does not open: ", parent.status().message()));
+  }
+  absl::StatusOr<ItemEmbeddings> items = (*parent)->ReadItemEmbeddings();
+  if (!items.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.refresh.version: ", items.status().message()));
+  }
+  absl::StatusOr<std::vector<ItemTableRow>> catalog = ReadItemTable(r.items_table());
+  if (!catalog.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.refresh.items_table: ", catalog.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<HiddenStateCache>> cache = HiddenStateCache::Open(r.text_cache());
+  if (!cache.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.refresh.text_cache: ",
+                                                   QuoteUserInput(r.text_cache()),
+                                                   " is not a hidden-state cache: ",
+                                                   cache.status().message()));
+  }
+  ASSIGN_OR_RETURN(RefreshPlan plan,
+                   PlanRefresh((*parent)->manifest(), items->keys, *catalog, **cache));
+  if (!r.image_cache().empty()) {
+    return InvalidField("spec.refresh.image_cache",
+                        absl::StrCat("empty (version ", r.version(), " has no image side)"),
+                        QuoteUserInput(r.image_cache()));
+  }
+  if (plan.recomputed == 0) return absl::OkStatus();
+  // Something must be encoded: the backbone has to be one that can be re-run.
+  const HiddenStateCacheInfo& info = (*cache)->info();
+  absl::StatusOr<StandinTextOptions> standin = StandinTextOptionsOf(info);
+  if (standin.ok()) return absl::OkStatus();
+  if (!absl::IsNotFound(standin.status())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.refresh.text_cache: ", standin.status().message()));
+  }
+  if (absl::StartsWith(info.backbone, "synthetic-")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.refresh.text_cache: ", plan.recomputed, " items are new or changed, but the cache's "
+        "backbone ", QuoteUserInput(info.backbone), " is synthetic (random demo states) and cannot "
+        "encode them"));
+  }
+  if (r.vocab().empty()) {
+    return InvalidField("spec.refresh.vocab",
+                        absl::StrCat("the WordPiece vocabulary of the backbone ",
+                                     QuoteUserInput(info.backbone), " (", plan.recomputed,
+                                     " items need encoding)"),
+                        "''");
+  }
+  return absl::OkStatus();
 }
 
 // Where a train job's worker keeps its per-epoch resumable state
@@ -273,6 +358,10 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
     return absl::FailedPreconditionError(
         "spec.publish: this trainer was started without --retrieval, so it cannot publish");
   }
+  if (spec->resume_from() != 0 && !spec->has_train()) {
+    return InvalidField("spec.resume_from", "0 (only train jobs resume)",
+                        absl::StrCat(spec->resume_from()));
+  }
   if (spec->resume_from() != 0) {
     absl::StatusOr<v1::Job> prior = store_->Get(spec->resume_from());
     if (!prior.ok()) {
@@ -367,8 +456,7 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
       return absl::OkStatus();
     }
     case v1::JobSpec::kRefresh:
-      return absl::UnimplementedError(
-          "spec.refresh: incremental embedding refresh is not available in this trainer yet");
+      return CheckRefresh(spec->refresh(), options_.models_dir);
     default:
       return InvalidField("spec.job", "one of train, build_cache, refresh", "none");
   }
@@ -628,6 +716,16 @@ void JobManager::RunJob(int64_t id) {
     return;
   }
   if (!metrics.empty()) store_->SetMetrics(id, metrics).IgnoreError();
+  if (job.kind() == v1::JOB_REFRESH) {
+    nlohmann::json m = nlohmann::json::parse(metrics, nullptr, false);
+    if (m.is_object()) {
+      for (const char* outcome : {"reused", "recomputed", "removed"}) {
+        const double count = m.value(outcome, 0.0);
+        M().refresh_items->WithLabels({outcome})->Set(count);
+        M().refresh_items_total->WithLabels({outcome})->Increment(count);
+      }
+    }
+  }
   // A finished run needs no resumable state.
   RemoveRecursively(CheckpointDir(options_, id)).IgnoreError();
   if (version == 0 || !job.spec().publish()) {
@@ -673,6 +771,9 @@ absl::Status JobManager::Supervise(const v1::Job& job, int64_t version, std::str
       }
     }
     args.push_back("--resume_dir=" + checkpoint);
+  }
+  if (job.kind() == v1::JOB_REFRESH) {
+    args.push_back("--cache_out=" + RefreshCachePath(options_, job.id()));
   }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

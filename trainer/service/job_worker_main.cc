@@ -3,6 +3,7 @@
 // the service. Started (fork + exec) and supervised by JobRunner.
 //
 //   job_worker --spec=<JobSpec, binary proto> --models_dir=DIR --version=N
+//              [--resume_dir=DIR (train)] [--cache_out=FILE (refresh)]
 //
 // Reports to the parent as JSON lines on stdout (one event per line,
 // flushed); logs go to stderr, which the parent keeps as the job's log:
@@ -34,6 +35,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/trainer.pb.h"
 #include "trainer/backbone/cache_builder.h"
+#include "trainer/service/embedding_refresh.h"
 #include "trainer/training/train_pipeline.h"
 
 ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
@@ -42,6 +44,7 @@ ABSL_FLAG(int64_t, version, 0, "the model version this job writes");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, resume_dir, "",
           "train: per-epoch resumable state; continues after the newest epoch there");
+ABSL_FLAG(std::string, cache_out, "", "refresh: where the updated text cache is written");
 
 namespace recsys {
 namespace {
@@ -160,6 +163,38 @@ absl::Status RunBuildCache(const v1::JobSpec& job) {
   return absl::OkStatus();
 }
 
+absl::Status RunRefresh(const v1::JobSpec& job) {
+  const v1::RefreshJobSpec& r = job.refresh();
+  EmbeddingRefreshOptions o;
+  o.models_dir = absl::GetFlag(FLAGS_models_dir);
+  o.parent_version = r.version();
+  o.version = absl::GetFlag(FLAGS_version);
+  o.items_table = r.items_table();
+  o.text_cache = r.text_cache();
+  o.cache_out = absl::GetFlag(FLAGS_cache_out);
+  o.vocab = r.vocab();
+  o.weights = r.weights();
+  o.backbone = r.backbone();
+  o.device = OrDefault<std::string>(job.device(), "cpu");
+  o.num_threads = absl::GetFlag(FLAGS_threads);
+  absl::Time last = absl::InfinitePast();
+  o.on_progress = [&last](const RefreshProgress& p) -> absl::Status {
+    if (g_stop.load()) return absl::CancelledError("the job was cancelled");
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Milliseconds(200) && p.done != p.total) return absl::OkStatus();
+    last = now;
+    Emit({{"event", "progress"},
+          {"phase", absl::StrCat("refresh: ", p.phase)},
+          {"step", p.done},
+          {"steps", p.total},
+          {"fraction", p.total > 0 ? static_cast<double>(p.done) / p.total : 0.0}});
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(EmbeddingRefreshResult result, RunEmbeddingRefresh(o));
+  Emit({{"event", "done"}, {"version", result.version}, {"metrics", result.ToJson()}});
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   struct sigaction sa = {};
@@ -174,8 +209,10 @@ int Main(int argc, char** argv) {
         return RunTrain(job);
       case v1::JobSpec::kBuildCache:
         return RunBuildCache(job);
+      case v1::JobSpec::kRefresh:
+        return RunRefresh(job);
       default:
-        return absl::UnimplementedError("this worker runs train and build_cache jobs");
+        return absl::InvalidArgumentError("spec: no job");
     }
   }();
   if (status.ok()) return 0;
