@@ -1,0 +1,213 @@
+// The refresh on a really trained (tiny) IISAN version over a stand-in text
+// cache: what is copied, what is encoded, what the new version holds, and
+// the inputs it refuses (nothing written then).
+#include "trainer/service/embedding_refresh.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_matchers.h"
+#include "common/test_paths.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/hidden_state_cache.h"
+#include "model/items_table.h"
+#include "model/model_version.h"
+#include "trainer/data/demo_data.h"
+#include "trainer/data/standin_text_cache.h"
+#include "trainer/training/train_pipeline.h"
+
+namespace recsys {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Fixture {
+  std::string dir, models, cache;
+  std::vector<ItemTableRow> items;
+};
+
+// Trains version 1 once for the whole test binary.
+const Fixture& Trained() {
+  static const Fixture* f = [] {
+    auto* f = new Fixture;
+    f->dir = TestTempPath("refresh");
+    f->models = JoinPath(f->dir, "models");
+    f->cache = JoinPath(f->dir, "text.st");
+    EXPECT_OK(RemoveRecursively(f->dir));
+    DemoDataOptions d;
+    d.num_items = 80;
+    d.num_users = 200;
+    d.num_categories = 4;
+    d.num_styles = 2;
+    d.text_states = 3;
+    d.text_hidden = 8;
+    d.image_states = 3;
+    d.image_hidden = 8;
+    EXPECT_OK(WriteDemoData(GenerateDemoData(d), d, f->dir));
+    StandinTextOptions so;
+    so.num_states = 5;
+    so.hidden_size = 16;
+    EXPECT_OK(WriteStandinTextCache(JoinPath(f->dir, "items.tsv"), f->cache, so));
+    TrainPipelineOptions p;
+    p.interactions = JoinPath(f->dir, "users.tsv");
+    p.text_cache = f->cache;
+    p.models_dir = f->models;
+    p.version = 1;
+    p.trainer.epochs = 1;
+    p.trainer.embedding_dim = 16;
+    p.trainer.bottleneck = 8;
+    p.trainer.ffn_dim = 32;
+    p.trainer.num_threads = 1;
+    EXPECT_OK(RunTrainPipeline(p).status());
+    absl::StatusOr<std::vector<ItemTableRow>> items = ReadItemTable(JoinPath(f->dir, "items.tsv"));
+    EXPECT_OK(items.status());
+    f->items = *items;
+    return f;
+  }();
+  return *f;
+}
+
+std::string WriteCatalog(const std::string& name, const std::vector<ItemTableRow>& rows) {
+  std::string text;
+  for (const ItemTableRow& r : rows) absl::StrAppend(&text, r.key, "\t", r.value, "\n");
+  const std::string path = JoinPath(Trained().dir, name);
+  EXPECT_OK(WriteFileAtomically(path, text));
+  return path;
+}
+
+EmbeddingRefreshOptions Options(const std::string& catalog, int64_t version) {
+  EmbeddingRefreshOptions o;
+  o.models_dir = Trained().models;
+  o.parent_version = 1;
+  o.version = version;
+  o.items_table = catalog;
+  o.text_cache = Trained().cache;
+  o.cache_out = JoinPath(Trained().dir, absl::StrCat("refreshed-", version, ".st"));
+  return o;
+}
+
+const float* Row(const ItemEmbeddings& e, const std::string& key) {
+  for (size_t i = 0; i < e.keys.size(); ++i) {
+    if (e.keys[i] == key) return e.values.data() + i * e.dim;
+  }
+  return nullptr;
+}
+
+TEST(EmbeddingRefreshTest, CopiesUnchangedEncodesChangedAndNewDropsRemoved) {
+  const Fixture& f = Trained();
+  ASSERT_OK_AND_ASSIGN(auto parent, ModelVersion::Open(ModelVersionPath(f.models, 1)));
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings before, parent->ReadItemEmbeddings());
+  ASSERT_FALSE(parent->manifest().network.modalities[0].backbone_fingerprint.empty());
+
+  // Items 0..2 removed; item 3 gets item 10's title (so the same states);
+  // item 4 a title of its own; two new items, one titled like item 11.
+  std::vector<ItemTableRow> now(f.items.begin() + 3, f.items.end());
+  now[0].value = f.items[10].value;
+  now[1].value = "brand new widget";
+  now.push_back({"NEW1", f.items[11].value});
+  now.push_back({"NEW2", "quantum flux capacitor"});
+  ASSERT_OK_AND_ASSIGN(EmbeddingRefreshResult r, RunEmbeddingRefresh(Options(WriteCatalog("now.tsv", now), 2)));
+  EXPECT_EQ(r.items, static_cast<int64_t>(now.size()));
+  EXPECT_EQ(r.removed, 3);
+  EXPECT_EQ(r.recomputed, 4);
+  EXPECT_EQ(r.changed, 2);
+  EXPECT_EQ(r.added, 2);
+  EXPECT_EQ(r.reused, static_cast<int64_t>(now.size()) - 4);
+  EXPECT_EQ(r.reembedded, 0);
+  EXPECT_GT(r.verified, 0);
+  EXPECT_LT(r.max_verify_difference, 1e-3);
+
+  ASSERT_OK_AND_ASSIGN(auto v, ModelVersion::Open(r.version_dir));
+  EXPECT_EQ(v->manifest().kind, "refresh");
+  EXPECT_EQ(v->manifest().parent_version, 1);
+  EXPECT_EQ(v->manifest().item_count, static_cast<int64_t>(now.size()));
+  EXPECT_EQ(v->manifest().network.modalities[0].backbone_fingerprint,
+            parent->manifest().network.modalities[0].backbone_fingerprint);
+  EXPECT_EQ(v->manifest().files.at(kUserEncoderFile).crc32c,
+            parent->manifest().files.at(kUserEncoderFile).crc32c);
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings after, v->ReadItemEmbeddings());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Row(after, f.items[i].key), nullptr) << f.items[i].key;
+  // Unchanged items: bit for bit.
+  for (size_t i = 2; i + 2 < now.size(); ++i) {
+    const float* a = Row(after, now[i].key);
+    const float* b = Row(before, now[i].key);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(std::memcmp(a, b, after.dim * sizeof(float)), 0) << now[i].key;
+  }
+  // Re-encoded items: the same title gives (nearly) the embedding the
+  // parent's networks gave that title; a new title something else.
+  auto near = [&](const float* a, const float* b) {
+    double diff = 0;
+    for (int64_t j = 0; j < after.dim; ++j) diff = std::max(diff, std::fabs(double(a[j]) - b[j]));
+    return diff;
+  };
+  EXPECT_LT(near(Row(after, now[0].key), Row(before, f.items[10].key)), 1e-4);
+  EXPECT_GT(near(Row(after, now[0].key), Row(before, now[0].key)), 1e-3);
+  EXPECT_LT(near(Row(after, "NEW1"), Row(before, f.items[11].key)), 1e-4);
+  EXPECT_GT(near(Row(after, now[1].key), Row(before, now[1].key)), 1e-3);
+
+  // The updated cache: every item, fingerprinted; refreshing again from it
+  // with the same catalog encodes nothing and copies everything.
+  ASSERT_OK_AND_ASSIGN(auto cache, HiddenStateCache::Open(r.cache_out));
+  EXPECT_EQ(cache->num_items(), static_cast<int64_t>(now.size()));
+  EXPECT_EQ(cache->ContentFingerprint(cache->RowOf("NEW2")), ItemContentFingerprint("quantum flux capacitor"));
+  EmbeddingRefreshOptions again = Options(WriteCatalog("now.tsv", now), 3);
+  again.parent_version = 2;
+  again.text_cache = r.cache_out;
+  ASSERT_OK_AND_ASSIGN(EmbeddingRefreshResult r3, RunEmbeddingRefresh(again));
+  EXPECT_EQ(r3.reused, static_cast<int64_t>(now.size()));
+  EXPECT_EQ(r3.recomputed, 0);
+  EXPECT_EQ(r3.removed, 0);
+}
+
+TEST(EmbeddingRefreshTest, RefusesBadInputAndWritesNoVersion) {
+  const Fixture& f = Trained();
+  std::vector<ItemTableRow> now = f.items;
+  now.push_back({"NEW", "another widget"});
+  const std::string catalog = WriteCatalog("bad.tsv", now);
+
+  EmbeddingRefreshOptions unknown = Options(catalog, 20);
+  unknown.parent_version = 77;
+  EXPECT_THAT(RunEmbeddingRefresh(unknown), StatusIs(absl::StatusCode::kNotFound));
+
+  EmbeddingRefreshOptions missing = Options(JoinPath(f.dir, "no-such.tsv"), 21);
+  EXPECT_THAT(RunEmbeddingRefresh(missing), StatusIs(absl::StatusCode::kNotFound));
+
+  // A cache of another stand-in backbone (another seed).
+  StandinTextOptions other;
+  other.num_states = 5;
+  other.hidden_size = 16;
+  other.seed = 99;
+  const std::string foreign = JoinPath(f.dir, "foreign.st");
+  ASSERT_OK(WriteStandinTextCache(catalog, foreign, other));
+  EmbeddingRefreshOptions mismatch = Options(catalog, 22);
+  mismatch.text_cache = foreign;
+  EXPECT_THAT(RunEmbeddingRefresh(mismatch),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("backbone fingerprint")));
+
+  // The demo's synthetic cache cannot encode the new item (and it is not
+  // the version's backbone either: refused before that).
+  EmbeddingRefreshOptions synthetic = Options(catalog, 23);
+  synthetic.text_cache = JoinPath(f.dir, "text_states.safetensors");
+  EXPECT_THAT(RunEmbeddingRefresh(synthetic), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  // A cancel (the progress hook says stop) leaves nothing either.
+  EmbeddingRefreshOptions cancelled = Options(catalog, 24);
+  cancelled.on_progress = [](const RefreshProgress& p) {
+    return p.phase == "embed" ? absl::CancelledError("cancelled") : absl::OkStatus();
+  };
+  EXPECT_THAT(RunEmbeddingRefresh(cancelled), StatusIs(absl::StatusCode::kCancelled));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> versions, ListModelVersions(f.models));
+  for (int64_t v : versions) EXPECT_LT(v, 20) << "a refused refresh wrote version " << v;
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListDirectory(f.models));
+  for (const std::string& n : names) EXPECT_NE(n.rfind(".tmp-", 0), 0u) << n;
+}
+
+}  // namespace
+}  // namespace recsys
