@@ -11,11 +11,10 @@
 #include <torch/torch.h>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -27,6 +26,7 @@
 #include "model/model_version.h"
 #include "model/nn/recommender.h"
 #include "nlohmann/json.hpp"
+#include "trainer/backbone/job_backbone.h"
 #include "trainer/data/standin_text_cache.h"
 #include "trainer/service/refresh_plan.h"
 
@@ -60,16 +60,6 @@ class StandinTextEncoder : public TextEncoder {
   BackboneInfo info_;
 };
 
-absl::Status ParseBackboneSize(const std::string& s, int* layers, int* hidden) {
-  std::vector<std::string> parts = absl::StrSplit(s.empty() ? "6x256" : s, 'x');
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], layers) ||
-      !absl::SimpleAtoi(parts[1], hidden) || *layers <= 0 || *hidden <= 0 || *hidden % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.refresh.backbone: expected LAYERSxHIDDEN, e.g. 6x256, got ", QuoteUserInput(s)));
-  }
-  return absl::OkStatus();
-}
-
 // The frozen backbone that wrote `cache`, able to encode new items.
 absl::StatusOr<std::unique_ptr<TextEncoder>> BackboneOf(const HiddenStateCacheInfo& cache,
                                                         const EmbeddingRefreshOptions& o) {
@@ -87,16 +77,8 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> BackboneOf(const HiddenStateCacheIn
         "spec.refresh.vocab: the cache's backbone ", QuoteUserInput(cache.backbone),
         " is BERT-architecture; new items need its WordPiece vocabulary (and weights)"));
   }
-  BertTextEncoderOptions eo;
-  eo.vocab_path = o.vocab;
-  eo.weights_path = o.weights;
-  int layers = 0, hidden = 0;
-  RETURN_IF_ERROR(ParseBackboneSize(o.backbone, &layers, &hidden));
-  eo.config.num_hidden_layers = layers;
-  eo.config.hidden_size = hidden;
-  eo.config.num_attention_heads = 4;
-  eo.config.intermediate_size = 4 * hidden;
-  eo.device = o.device;
+  ASSIGN_OR_RETURN(BertTextEncoderOptions eo,
+                   JobBertOptions("spec.refresh.backbone", o.vocab, o.weights, o.backbone, o.device));
   return CreateBertTextEncoder(eo);
 }
 

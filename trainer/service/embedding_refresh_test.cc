@@ -7,15 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_matchers.h"
 #include "common/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/encoders/bert_text_encoder.h"
 #include "model/hidden_state_cache.h"
 #include "model/items_table.h"
 #include "model/model_version.h"
+#include "trainer/backbone/cache_builder.h"
+#include "trainer/backbone/job_backbone.h"
 #include "trainer/data/demo_data.h"
 #include "trainer/data/standin_text_cache.h"
 #include "trainer/training/train_pipeline.h"
@@ -207,6 +211,76 @@ TEST(EmbeddingRefreshTest, RefusesBadInputAndWritesNoVersion) {
   for (int64_t v : versions) EXPECT_LT(v, 20) << "a refused refresh wrote version " << v;
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListDirectory(f.models));
   for (const std::string& n : names) EXPECT_NE(n.rfind(".tmp-", 0), 0u) << n;
+}
+
+// A cache built by the cache builder with a BERT-architecture stand-in (as a
+// build_cache job builds it): the refresh re-creates that encoder from the
+// same vocab / weights / size, and refuses another size.
+TEST(EmbeddingRefreshTest, BertBackboneFromBuildCacheIsRecreatedOrRefused) {
+  const Fixture& f = Trained();
+  const std::string dir = JoinPath(f.dir, "bert");
+  ASSERT_OK(CreateDirectories(dir));
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  absl::flat_hash_set<std::string> words;
+  for (const ItemTableRow& r : f.items) {
+    for (const std::string& w : TitleTokens(r.value)) {
+      if (words.insert(w).second) absl::StrAppend(&vocab, w, "\n");
+    }
+  }
+  absl::StrAppend(&vocab, "brand\nnew\n");
+  const std::string vocab_path = JoinPath(dir, "vocab.txt");
+  ASSERT_OK(WriteFileAtomically(vocab_path, vocab));
+  ASSERT_OK_AND_ASSIGN(BertTextEncoderOptions eo, JobBertOptions("b", vocab_path, "", "2x32", "cpu"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
+  CacheBuildOptions co;
+  co.output_path = JoinPath(dir, "bert.st");
+  ASSERT_OK(BuildTextCache(f.items, encoder.get(), co).status());
+
+  TrainPipelineOptions p;
+  p.interactions = JoinPath(f.dir, "users.tsv");
+  p.text_cache = co.output_path;
+  p.models_dir = JoinPath(dir, "models");
+  p.version = 1;
+  p.trainer.epochs = 1;
+  p.trainer.embedding_dim = 16;
+  p.trainer.bottleneck = 8;
+  p.trainer.ffn_dim = 32;
+  p.trainer.num_threads = 1;
+  ASSERT_OK(RunTrainPipeline(p).status());
+
+  std::vector<ItemTableRow> now = f.items;
+  now[0].value = "brand new " + now[0].value;
+  now.push_back({"NEW", f.items[5].value});
+  const std::string catalog = WriteCatalog("bert.tsv", now);
+  EmbeddingRefreshOptions o = Options(catalog, 2);
+  o.models_dir = p.models_dir;
+  o.text_cache = co.output_path;
+  o.cache_out = JoinPath(dir, "refreshed.st");
+  o.vocab = vocab_path;
+  o.backbone = "2x64";  // not the size the cache was built with
+  EXPECT_THAT(RunEmbeddingRefresh(o), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("is not version 1's")));
+  o.vocab.clear();
+  EXPECT_THAT(RunEmbeddingRefresh(o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               HasSubstr("spec.refresh.vocab")));
+  o.vocab = vocab_path;
+  o.backbone = "2x32";
+  ASSERT_OK_AND_ASSIGN(EmbeddingRefreshResult r, RunEmbeddingRefresh(o));
+  EXPECT_EQ(r.recomputed, 2);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.added, 1);
+  EXPECT_EQ(r.reused, static_cast<int64_t>(f.items.size()) - 1);
+  ASSERT_OK_AND_ASSIGN(auto parent, ModelVersion::Open(ModelVersionPath(p.models_dir, 1)));
+  ASSERT_OK_AND_ASSIGN(auto v, ModelVersion::Open(r.version_dir));
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings before, parent->ReadItemEmbeddings());
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings after, v->ReadItemEmbeddings());
+  // The new item has item 5's title: the same BERT states, so (nearly) the
+  // same embedding.
+  double diff = 0;
+  for (int64_t j = 0; j < after.dim; ++j) {
+    diff = std::max(diff, std::fabs(double(Row(after, "NEW")[j]) - Row(before, f.items[5].key)[j]));
+  }
+  EXPECT_LT(diff, 1e-4);
 }
 
 }  // namespace

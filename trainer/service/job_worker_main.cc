@@ -35,6 +35,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/trainer.pb.h"
 #include "trainer/backbone/cache_builder.h"
+#include "trainer/backbone/job_backbone.h"
 #include "trainer/service/embedding_refresh.h"
 #include "trainer/training/train_pipeline.h"
 
@@ -124,28 +125,11 @@ absl::Status RunTrain(const v1::JobSpec& job) {
   return absl::OkStatus();
 }
 
-// "6x256" -> layers, hidden.
-absl::Status ParseBackbone(const std::string& s, int* layers, int* hidden) {
-  std::vector<std::string> parts = absl::StrSplit(s.empty() ? "6x256" : s, 'x');
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], layers) ||
-      !absl::SimpleAtoi(parts[1], hidden) || *layers <= 0 || *hidden <= 0 || *hidden % 4 != 0) {
-    return absl::InvalidArgumentError("build_cache.backbone: expected LAYERSxHIDDEN, e.g. 6x256");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status RunBuildCache(const v1::JobSpec& job) {
   const v1::BuildCacheJobSpec& b = job.build_cache();
-  BertTextEncoderOptions eo;
-  eo.vocab_path = b.vocab();
-  eo.weights_path = b.weights();
-  int layers = 0, hidden = 0;
-  RETURN_IF_ERROR(ParseBackbone(b.backbone(), &layers, &hidden));
-  eo.config.num_hidden_layers = layers;
-  eo.config.hidden_size = hidden;
-  eo.config.num_attention_heads = 4;
-  eo.config.intermediate_size = 4 * hidden;
-  eo.device = OrDefault<std::string>(job.device(), "cpu");
+  ASSIGN_OR_RETURN(BertTextEncoderOptions eo,
+                   JobBertOptions("build_cache.backbone", b.vocab(), b.weights(), b.backbone(),
+                                  OrDefault<std::string>(job.device(), "cpu")));
   ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
   ASSIGN_OR_RETURN(std::vector<CacheItem> items, ReadItemTable(b.items_table()));
   CacheBuildOptions o;
