@@ -12,7 +12,8 @@
 #      sidecar has the new version live with the right count, the metrics
 #      carry the counts; the refresh's time is printed beside one training
 #      epoch's;
-#   4. a version without a recorded backbone fingerprint is refused.
+#   4. the job's updated cache feeds a second refresh that encodes nothing;
+#      a version without a recorded backbone fingerprint is refused.
 # Waits are polling loops or blocking watches, never sleeps.
 set -euo pipefail
 
@@ -163,6 +164,21 @@ py "c = $counts
 print('refresh: %.2f s in the worker (encode %.2f s, embed %.2f s), %.2f s submit-to-PUBLISHED; '
       'one training epoch: %.2f s; worker / epoch = %.2f' %
       (c['seconds'], c['encode_seconds'], c['embed_seconds'], $t1 - $t0, $EPOCH_S, c['seconds'] / $EPOCH_S))"
+
+# --- The nightly chain: the job's updated cache feeds the next refresh, which
+# then encodes nothing and copies every embedding.
+NEXT_CACHE=$(job "$J" 'json.loads(j["metrics_json"])["text_cache"]')
+[ -s "$NEXT_CACHE" ] || fail "the refresh left no updated cache at '$NEXT_CACHE'"
+C trainer submit --kind=refresh --version="$V2" --items="$T/updated.tsv" --text_cache="$NEXT_CACHE" \
+  --watch >"$T/chain.txt" || { cat "$T/chain.txt"; fail "chained refresh"; }
+J3=$(sed -n 's/^submitted job //p' "$T/chain.txt")
+chain=$(job "$J3" 'json.loads(j["metrics_json"])')
+py "c = $chain
+assert c['reused'] == $N_NEW and c['recomputed'] == 0 and c['removed'] == 0, c" ||
+  fail "chained refresh counts: $chain"
+[ "$(job "$J3" 'j["state"]')" = JOB_SUCCEEDED ] || fail "chained refresh is $(job "$J3" 'j["state"]')"
+[ "$(sidecar 're.search(r"live_version: (\d+)", t).group(1)')" = "$V2" ] ||
+  fail "an unpublished refresh changed the sidecar's live version"
 
 # --- 4. A version written before backbones were recorded: refused, naming the field.
 cp -r "$M/1" "$M/40"
