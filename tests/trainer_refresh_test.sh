@@ -24,9 +24,9 @@ C() { "$R/clients/recctl/recctl" --retrieval="$retrieval_ADDR" --trainer="$train
 job() {  # job id, python expression over the job dict j
   C trainer get --job="$1" --json | py "import json,sys; j=json.load(sys.stdin); print($2)"
 }
-sidecar() {  # python expression over the versions text t
-  "$R/clients/retrieval_cli" --target="$retrieval_ADDR" versions --collection=items |
-    py "import sys,re; t=sys.stdin.read(); print($1)"
+sidecar() {  # python expression over the item collection's versions v (JSON)
+  C collections versions --json --collection=items |
+    py "import json,sys; v=json.load(sys.stdin); print($1)"
 }
 D="$T/data"
 "$R/trainer/make_demo_data" --out_dir="$D" --num_items=600 --num_users=1500 --num_categories=4 \
@@ -147,8 +147,8 @@ print("embeddings: %d unchanged bit-identical, %d retitled re-embedded, %d new" 
 cmp "$M/1/user_encoder.safetensors" "$M/2/user_encoder.safetensors" || fail "user encoder differs"
 
 # The sidecar: version 2 live with the updated catalog's count; a new item searchable.
-[ "$(sidecar 're.search(r"live_version: (\d+)", t).group(1)')" = "$V2" ] || fail "sidecar live is not $V2"
-count=$(sidecar "[re.search(r'entry_count: (\d+)', b).group(1) for b in t.split('versions {') if re.search(r'version: $V2\b', b)][0]")
+[ "$(sidecar 'v["live_version"]')" = "$V2" ] || fail "sidecar live is not $V2"
+count=$(sidecar "[x['entry_count'] for x in v['versions'] if x['version'] == '$V2'][0]")
 [ "$count" = "$N_NEW" ] || fail "sidecar version $V2 holds $count entries, not $N_NEW"
 C collections search --collection=items --key=NEW0001 --k=3 | grep -q "^version $V2" ||
   fail "search for a new item"
@@ -177,7 +177,7 @@ py "c = $chain
 assert c['reused'] == $N_NEW and c['recomputed'] == 0 and c['removed'] == 0, c" ||
   fail "chained refresh counts: $chain"
 [ "$(job "$J3" 'j["state"]')" = JOB_SUCCEEDED ] || fail "chained refresh is $(job "$J3" 'j["state"]')"
-[ "$(sidecar 're.search(r"live_version: (\d+)", t).group(1)')" = "$V2" ] ||
+[ "$(sidecar 'v["live_version"]')" = "$V2" ] ||
   fail "an unpublished refresh changed the sidecar's live version"
 
 # --- 4. A version written before backbones were recorded: refused, naming the field.

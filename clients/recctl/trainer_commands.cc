@@ -34,10 +34,6 @@ std::string KindName(pb::JobKind k) {
   return absl::AsciiStrToLower(n.rfind("JOB_", 0) == 0 ? n.substr(4) : n);
 }
 
-bool Ended(pb::JobState s) {
-  return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED || s == pb::JOB_PUBLISH_FAILED ||
-         s == pb::JOB_FAILED || s == pb::JOB_CANCELLED;
-}
 
 bool Succeeded(pb::JobState s) { return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED; }
 
@@ -140,6 +136,8 @@ Command Submit() {
            {"ffn_dim", "0", "train: user-encoder feed-forward width (0: default)"},
            {"seed", "0", "train: seed (0: the default)"},
            {"max_steps_per_epoch", "0", "train: cap on steps per epoch"},
+           {"layer_mode", "", "train: every_second | group | all (empty: default)"},
+           {"num_groups", "0", "train: groups for --layer_mode=group"},
            {"output", "", "build_cache: the cache file"},
            {"vocab", "", "build_cache / refresh (BERT backbones): WordPiece vocabulary"},
            {"device", "", "one of the trainer's --devices"},
@@ -201,6 +199,9 @@ Command Submit() {
               t->set_seed(static_cast<uint64_t>(seed));
               ASSIGN_OR_RETURN(int64_t steps, a.GetInt("max_steps_per_epoch"));
               t->set_max_steps_per_epoch(static_cast<int32_t>(steps));
+              t->set_layer_mode(a.Get("layer_mode"));
+              ASSIGN_OR_RETURN(int64_t groups, a.GetInt("num_groups"));
+              t->set_num_groups(static_cast<int32_t>(groups));
             } else {
               return absl::InvalidArgumentError(
                   absl::StrCat("--kind: expected train, build_cache or refresh, got ",
