@@ -123,7 +123,9 @@ Command Submit() {
            {"backbone", "", "build_cache / refresh (BERT stand-ins): LAYERSxHIDDEN, e.g. 6x256"},
            {"interactions", "", "train: users.tsv or user,item,timestamp CSV"},
            {"text_cache", "", "train: text hidden-state cache; refresh: the states to reuse"},
-           {"image_cache", "", "train: image hidden-state cache"},
+           {"image_cache", "", "train: image hidden-state cache; refresh: the image states to reuse"},
+           {"images", "", "refresh (image side): key<TAB>image path of the updated catalog"},
+           {"image_weights", "", "refresh (image side): ViT weights (empty: the seeded stand-in)"},
            {"items", "", "items table: titles when publishing; build_cache: the input; "
                          "refresh: the updated catalog"},
            {"model", "", "train: iisan | sasrec"},
@@ -175,6 +177,8 @@ Command Submit() {
               r->set_vocab(a.Get("vocab"));
               r->set_weights(a.Get("weights"));
               r->set_backbone(a.Get("backbone"));
+              r->set_images_table(a.Get("images"));
+              r->set_image_weights(a.Get("image_weights"));
             } else if (a.Get("kind") == "train") {
               pb::TrainJobSpec* t = spec->mutable_train();
               t->set_interactions(a.Get("interactions"));

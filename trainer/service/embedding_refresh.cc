@@ -20,7 +20,10 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
+#include "model/encoders/backbone_config.h"
 #include "model/encoders/bert_text_encoder.h"
+#include "model/encoders/image_io.h"
+#include "model/encoders/vit_image_encoder.h"
 #include "model/hidden_state_cache.h"
 #include "model/items_table.h"
 #include "model/model_version.h"
@@ -82,6 +85,50 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> BackboneOf(const HiddenStateCacheIn
   return CreateBertTextEncoder(eo);
 }
 
+// The frozen image backbone that wrote `cache`: a ViT whose architecture is
+// the cache's backbone_config.
+absl::StatusOr<std::unique_ptr<ImageEncoder>> ImageBackboneOf(const HiddenStateCacheInfo& cache,
+                                                              const EmbeddingRefreshOptions& o) {
+  if (absl::StartsWith(cache.backbone, "synthetic-")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.refresh.image_cache: its backbone ", QuoteUserInput(cache.backbone),
+        " is synthetic (random demo states, not computed from any image): it cannot encode "
+        "new or changed items"));
+  }
+  if (!absl::StartsWith(cache.backbone, "vit")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.refresh.image_cache: its backbone ", QuoteUserInput(cache.backbone),
+        " is not a ViT this refresh can re-create"));
+  }
+  absl::StatusOr<ViTConfig> config = ParseViTConfig(cache.backbone_config);
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.refresh.image_cache: its backbone_config is not a ViT config: ",
+        config.status().message()));
+  }
+  ViTImageEncoderOptions vo;
+  vo.weights_path = o.image_weights;
+  vo.config = *config;
+  vo.device = o.device;
+  return CreateViTImageEncoder(vo);
+}
+
+absl::Status CheckBackbone(const BackboneInfo& encoder, const ModalityConfig& m,
+                           const HiddenStateCache& cache, int64_t parent_version) {
+  if (encoder.fingerprint != m.backbone_fingerprint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.refresh: the ", m.modality, " backbone given (", QuoteUserInput(encoder.name),
+        ", fingerprint ", QuoteUserInput(encoder.fingerprint), ") is not version ",
+        parent_version, "'s (fingerprint ", QuoteUserInput(m.backbone_fingerprint),
+        "): new items would get states its side network was not trained on"));
+  }
+  if (encoder.num_states != cache.num_states() || encoder.hidden_size != cache.hidden_size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.refresh: the ", m.modality, " backbone's state shape is not the cache's"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TorchError(const std::string& what, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
 }
@@ -138,15 +185,18 @@ std::string EmbeddingRefreshResult::ToJson() const {
                       {"seconds", seconds},
                       {"encode_seconds", encode_seconds},
                       {"embed_seconds", embed_seconds},
-                      {"text_cache", cache_out}};
+                      {"text_encoded", text_encoded},
+                      {"image_encoded", image_encoded}};
+  if (!cache_out.empty()) j["text_cache"] = cache_out;
+  if (!image_cache_out.empty()) j["image_cache"] = image_cache_out;
   return j.dump();
 }
 
 absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefreshOptions& o) {
   const absl::Time start = absl::Now();
-  if (o.version <= 0 || o.parent_version <= 0 || o.cache_out.empty() || o.models_dir.empty()) {
+  if (o.version <= 0 || o.parent_version <= 0 || o.models_dir.empty()) {
     return absl::InvalidArgumentError(
-        "embedding refresh: models_dir, parent_version, version and cache_out are required");
+        "embedding refresh: models_dir, parent_version and version are required");
   }
   if (o.batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
   torch::Device device(torch::kCPU);
@@ -163,100 +213,140 @@ absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefres
                    ModelVersion::Open(ModelVersionPath(o.models_dir, o.parent_version)));
   ASSIGN_OR_RETURN(ItemEmbeddings parent_items, parent->ReadItemEmbeddings());
   ASSIGN_OR_RETURN(std::vector<ItemTableRow> catalog, ReadItemTable(o.items_table));
-  ASSIGN_OR_RETURN(std::unique_ptr<HiddenStateCache> old_cache, HiddenStateCache::Open(o.text_cache));
-  ASSIGN_OR_RETURN(RefreshPlan plan, PlanRefresh(parent->manifest(), parent_items.keys, catalog,
-                                                 *old_cache));
+  std::unique_ptr<HiddenStateCache> old_text, old_image;
+  if (!o.text_cache.empty()) {
+    ASSIGN_OR_RETURN(old_text, HiddenStateCache::Open(o.text_cache));
+  }
+  if (!o.image_cache.empty()) {
+    ASSIGN_OR_RETURN(old_image, HiddenStateCache::Open(o.image_cache));
+  }
+  ASSIGN_OR_RETURN(std::vector<RefreshSideInput> sides,
+                   RefreshSidesFor(parent->manifest(), catalog, old_text.get(), old_image.get(),
+                                   o.images_table));
+  std::vector<std::string> keys;
+  keys.reserve(catalog.size());
+  for (const ItemTableRow& r : catalog) keys.push_back(r.key);
+  ASSIGN_OR_RETURN(RefreshPlan plan,
+                   PlanRefresh(parent->manifest(), parent_items.keys, keys, std::move(sides)));
   const int64_t n = static_cast<int64_t>(plan.keys.size());
   LOG(INFO) << "refresh of version " << o.parent_version << " into " << o.version << ": " << n
-            << " items; states reused " << (n - plan.recomputed) << ", encoded " << plan.recomputed
+            << " items; embeddings copied " << plan.reused << ", items encoded " << plan.recomputed
             << " (" << plan.added << " new, " << plan.changed << " changed, " << plan.unknown
-            << " unknown); embeddings copied " << plan.reused << "; removed " << plan.removed
-            << (plan.removed_keys.empty() ? "" : " (e.g. ")
+            << " unknown), states reused but re-embedded " << plan.reembedded << "; removed "
+            << plan.removed << (plan.removed_keys.empty() ? "" : " (e.g. ")
             << absl::StrJoin(plan.removed_keys, ", ") << (plan.removed_keys.empty() ? "" : ")");
 
-  // 2. Encode what changed with the version's own frozen backbone.
-  const int64_t states = old_cache->num_states();
-  const int64_t hidden = old_cache->hidden_size();
-  const int64_t per_row = states * hidden;
-  std::vector<int64_t> encoded_slot(n, -1);
-  std::vector<float> encoded;
-  const absl::Time encode_start = absl::Now();
-  if (plan.recomputed > 0) {
-    ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, BackboneOf(old_cache->info(), o));
-    const std::string& wanted = parent->manifest().network.modalities[plan.modality].backbone_fingerprint;
-    if (encoder->info().fingerprint != wanted) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "spec.refresh: the backbone given (", QuoteUserInput(encoder->info().name),
-          ", fingerprint ", QuoteUserInput(encoder->info().fingerprint), ") is not version ",
-          o.parent_version, "'s (fingerprint ", QuoteUserInput(wanted),
-          "): new items would get states its side network was not trained on"));
+  EmbeddingRefreshResult r;
+  double encode_seconds = 0;
+  std::vector<std::unique_ptr<HiddenStateCache>> caches;  // updated, per side
+  for (RefreshSidePlan& side : plan.sides) {
+    const ModalityConfig& mc = parent->manifest().network.modalities[side.config_index];
+    const HiddenStateCache& old_cache = *side.cache;
+    const bool image = side.modality == "image";
+    const std::string& out_path = image ? o.image_cache_out : o.cache_out;
+    if (out_path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("embedding refresh: no output path for the ",
+                                                     side.modality, " cache"));
     }
-    if (encoder->info().num_states != states || encoder->info().hidden_size != hidden) {
-      return absl::FailedPreconditionError("spec.refresh: the backbone's state shape is not the cache's");
-    }
-    std::vector<int64_t> todo;
-    for (int64_t i = 0; i < n; ++i) {
-      if (plan.cache_row[i] < 0) todo.push_back(i);
-    }
-    encoded.reserve(todo.size() * per_row);
-    for (size_t begin = 0; begin < todo.size(); begin += o.batch_size) {
-      const size_t end = std::min(todo.size(), begin + static_cast<size_t>(o.batch_size));
-      std::vector<std::string> texts;
-      for (size_t k = begin; k < end; ++k) {
-        encoded_slot[todo[k]] = static_cast<int64_t>(k);
-        texts.push_back(plan.contents[todo[k]]);
+    (image ? r.image_encoded : r.text_encoded) = side.encoded;
+    // 2. Encode what changed with the version's own frozen backbone.
+    const int64_t states = old_cache.num_states();
+    const int64_t hidden = old_cache.hidden_size();
+    const int64_t per_row = states * hidden;
+    std::vector<int64_t> slot(n, -1);
+    std::vector<float> encoded;
+    const absl::Time encode_start = absl::Now();
+    if (side.encoded > 0) {
+      std::unique_ptr<TextEncoder> text_encoder;
+      std::unique_ptr<ImageEncoder> image_encoder;
+      if (image) {
+        ASSIGN_OR_RETURN(image_encoder, ImageBackboneOf(old_cache.info(), o));
+        RETURN_IF_ERROR(CheckBackbone(image_encoder->info(), mc, old_cache, o.parent_version));
+      } else {
+        ASSIGN_OR_RETURN(text_encoder, BackboneOf(old_cache.info(), o));
+        RETURN_IF_ERROR(CheckBackbone(text_encoder->info(), mc, old_cache, o.parent_version));
       }
-      ASSIGN_OR_RETURN(std::vector<float> s, encoder->Encode(texts));
-      if (static_cast<int64_t>(s.size()) != static_cast<int64_t>(texts.size()) * per_row) {
-        return absl::InternalError("the backbone returned the wrong number of states");
+      std::vector<int64_t> todo;
+      for (int64_t i = 0; i < n; ++i) {
+        if (side.cache_row[i] < 0) todo.push_back(i);
       }
-      for (float x : s) {
-        if (!std::isfinite(x)) return absl::InternalError("the backbone gave non-finite states");
+      encoded.reserve(todo.size() * per_row);
+      for (size_t begin = 0; begin < todo.size(); begin += o.batch_size) {
+        const size_t end = std::min(todo.size(), begin + static_cast<size_t>(o.batch_size));
+        std::vector<float> got;
+        if (image) {
+          std::vector<RgbImage> images;
+          for (size_t k = begin; k < end; ++k) {
+            absl::StatusOr<RgbImage> im = ReadImageFile(side.values[todo[k]]);
+            if (!im.ok()) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "spec.refresh.images_table: the image of ", QuoteUserInput(plan.keys[todo[k]]),
+                  " does not decode: ", im.status().message()));
+            }
+            images.push_back(*std::move(im));
+          }
+          ASSIGN_OR_RETURN(got, image_encoder->Encode(images));
+        } else {
+          std::vector<std::string> texts;
+          for (size_t k = begin; k < end; ++k) texts.push_back(side.values[todo[k]]);
+          ASSIGN_OR_RETURN(got, text_encoder->Encode(texts));
+        }
+        if (static_cast<int64_t>(got.size()) != static_cast<int64_t>(end - begin) * per_row) {
+          return absl::InternalError("the backbone returned the wrong number of states");
+        }
+        for (float x : got) {
+          if (!std::isfinite(x)) return absl::InternalError("the backbone gave non-finite states");
+        }
+        for (size_t k = begin; k < end; ++k) slot[todo[k]] = static_cast<int64_t>(k);
+        encoded.insert(encoded.end(), got.begin(), got.end());
+        RETURN_IF_ERROR(Report(o, "encode " + side.modality, static_cast<int64_t>(end),
+                               static_cast<int64_t>(todo.size())));
       }
-      encoded.insert(encoded.end(), s.begin(), s.end());
-      RETURN_IF_ERROR(Report(o, "encode", static_cast<int64_t>(end), static_cast<int64_t>(todo.size())));
     }
-  }
-  const double encode_seconds = absl::ToDoubleSeconds(absl::Now() - encode_start);
+    encode_seconds += absl::ToDoubleSeconds(absl::Now() - encode_start);
 
-  // 3. The updated cache: every item, reused rows straight from the old one.
-  HiddenStateCacheInfo info = old_cache->info();
-  {
+    // 3. The updated cache: every item, reused rows straight from the old one.
+    HiddenStateCacheInfo info = old_cache.info();
     uint32_t a = Crc32c(info.backbone_fingerprint, 0x2545F491u);
     for (int64_t i = 0; i < n; ++i) {
       a = Crc32c(plan.keys[i], a);
-      a = Crc32c(absl::string_view(reinterpret_cast<const char*>(&plan.content_fingerprints[i]), 8), a);
+      a = Crc32c(absl::string_view(reinterpret_cast<const char*>(&side.content_fingerprints[i]), 8), a);
     }
     info.fingerprint = absl::StrFormat("refresh-%s-%08x", info.backbone_fingerprint, a);
+    info.extra["refreshed_from"] = old_cache.info().fingerprint;
+    RETURN_IF_ERROR(Report(o, "write " + side.modality + " cache", 0, n));
+    RETURN_IF_ERROR(WriteHiddenStateCache(
+        out_path, plan.keys,
+        [&](int64_t row, float* out) -> absl::Status {
+          if (side.cache_row[row] >= 0) return old_cache.Gather({side.cache_row[row]}, out);
+          std::memcpy(out, encoded.data() + slot[row] * per_row, per_row * sizeof(float));
+          return absl::OkStatus();
+        },
+        states, hidden, old_cache.dtype(), info, side.content_fingerprints));
+    ASSIGN_OR_RETURN(std::unique_ptr<HiddenStateCache> written, HiddenStateCache::Open(out_path));
+    caches.push_back(std::move(written));
   }
-  info.extra["refreshed_from"] = old_cache->info().fingerprint;
-  RETURN_IF_ERROR(Report(o, "write cache", 0, n));
-  RETURN_IF_ERROR(WriteHiddenStateCache(
-      o.cache_out, plan.keys,
-      [&](int64_t row, float* out) -> absl::Status {
-        if (plan.cache_row[row] >= 0) return old_cache->Gather({plan.cache_row[row]}, out);
-        std::memcpy(out, encoded.data() + encoded_slot[row] * per_row, per_row * sizeof(float));
-        return absl::OkStatus();
-      },
-      states, hidden, old_cache->dtype(), info, plan.content_fingerprints));
-  ASSIGN_OR_RETURN(std::unique_ptr<HiddenStateCache> cache, HiddenStateCache::Open(o.cache_out));
 
   // 4. Embed: the plan's rows, plus a sample of copied rows as a check.
   const absl::Time embed_start = absl::Now();
   ASSIGN_OR_RETURN(Recommender model, LoadNetworks(*parent, device));
   ASSIGN_OR_RETURN(std::vector<StateStandardization> standardization, parent->ReadStandardization());
-  const ModalityConfig& mc = parent->manifest().network.modalities[plan.modality];
-  const int64_t blocks = static_cast<int64_t>(mc.states.size());
-  const StateStandardization* stats = nullptr;
-  for (const StateStandardization& s : standardization) {
-    if (s.modality == mc.modality) stats = &s;
-  }
-  if (parent->manifest().network.standardize_states && stats == nullptr) {
-    return absl::DataLossError(absl::StrCat(parent->dir(), ": standardised states but no ",
-                                            mc.modality, " statistics"));
-  }
-  if (stats != nullptr && static_cast<int64_t>(stats->mean.size()) != blocks * hidden) {
-    return absl::DataLossError(absl::StrCat(parent->dir(), ": standardisation of the wrong shape"));
+  std::vector<const StateStandardization*> stats(plan.sides.size(), nullptr);
+  for (size_t si = 0; si < plan.sides.size(); ++si) {
+    const ModalityConfig& mc = parent->manifest().network.modalities[plan.sides[si].config_index];
+    for (const StateStandardization& st : standardization) {
+      if (st.modality == mc.modality) stats[si] = &st;
+    }
+    if (parent->manifest().network.standardize_states && stats[si] == nullptr) {
+      return absl::DataLossError(absl::StrCat(parent->dir(), ": standardised states but no ",
+                                              mc.modality, " statistics"));
+    }
+    if (stats[si] != nullptr &&
+        static_cast<int64_t>(stats[si]->mean.size()) !=
+            static_cast<int64_t>(mc.states.size()) * caches[si]->hidden_size()) {
+      return absl::DataLossError(absl::StrCat(parent->dir(), ": ", mc.modality,
+                                              " standardisation of the wrong shape"));
+    }
   }
   std::vector<int64_t> to_embed, to_verify;
   for (int64_t i = 0; i < n; ++i) {
@@ -272,30 +362,37 @@ absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefres
   std::vector<float> embedded(rows.size() * d);
   try {
     torch::NoGradGuard no_grad;
-    std::vector<float> full(static_cast<size_t>(o.batch_size) * per_row);
     for (size_t begin = 0; begin < rows.size(); begin += o.batch_size) {
       const size_t end = std::min(rows.size(), begin + static_cast<size_t>(o.batch_size));
       const int64_t b = static_cast<int64_t>(end - begin);
-      std::vector<int64_t> cache_rows;
-      for (size_t k = begin; k < end; ++k) cache_rows.push_back(rows[k]);  // same order as plan
-      RETURN_IF_ERROR(cache->Gather(cache_rows, full.data()));
-      torch::Tensor x = torch::empty({b, blocks, hidden}, torch::kFloat);
-      float* dst = x.data_ptr<float>();
-      for (int64_t r = 0; r < b; ++r) {
-        for (int64_t j = 0; j < blocks; ++j) {
-          const float* src = full.data() + r * per_row + mc.states[j] * hidden;
-          float* to = dst + (r * blocks + j) * hidden;
-          std::memcpy(to, src, hidden * sizeof(float));
-          if (stats != nullptr) {
-            for (int64_t h = 0; h < hidden; ++h) {
-              to[h] = (to[h] - stats->mean[j * hidden + h]) * stats->inv_std[j * hidden + h];
+      // The updated caches' rows are the catalog's order.
+      const std::vector<int64_t> cache_rows(rows.begin() + begin, rows.begin() + end);
+      ItemInputs in;
+      in.ids = torch::arange(b, torch::kLong).to(device);
+      for (size_t si = 0; si < plan.sides.size(); ++si) {
+        const ModalityConfig& mc = parent->manifest().network.modalities[plan.sides[si].config_index];
+        const HiddenStateCache& cache = *caches[si];
+        const int64_t hidden = cache.hidden_size();
+        const int64_t per_row = cache.num_states() * hidden;
+        const int64_t blocks = static_cast<int64_t>(mc.states.size());
+        std::vector<float> full(static_cast<size_t>(b) * per_row);
+        RETURN_IF_ERROR(cache.Gather(cache_rows, full.data()));
+        torch::Tensor x = torch::empty({b, blocks, hidden}, torch::kFloat);
+        float* dst = x.data_ptr<float>();
+        for (int64_t r0 = 0; r0 < b; ++r0) {
+          for (int64_t j = 0; j < blocks; ++j) {
+            const float* src = full.data() + r0 * per_row + mc.states[j] * hidden;
+            float* to = dst + (r0 * blocks + j) * hidden;
+            std::memcpy(to, src, hidden * sizeof(float));
+            if (stats[si] != nullptr) {
+              for (int64_t h = 0; h < hidden; ++h) {
+                to[h] = (to[h] - stats[si]->mean[j * hidden + h]) * stats[si]->inv_std[j * hidden + h];
+              }
             }
           }
         }
+        in.states.push_back(device.is_cpu() ? x : x.to(device));
       }
-      ItemInputs in;
-      in.ids = torch::arange(b, torch::kLong).to(device);
-      in.states.push_back(device.is_cpu() ? x : x.to(device));
       torch::Tensor e = model->EmbedItems(in).to(torch::kCPU, torch::kFloat).contiguous();
       if (e.size(0) != b || e.size(1) != d) {
         return absl::InternalError("the side network's embeddings have the wrong shape");
@@ -336,7 +433,10 @@ absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefres
   v.manifest.kind = "refresh";
   v.manifest.parent_version = o.parent_version;
   v.manifest.network.num_items = n;
-  v.manifest.network.modalities[plan.modality].cache_fingerprint = info.fingerprint;
+  for (size_t si = 0; si < plan.sides.size(); ++si) {
+    v.manifest.network.modalities[plan.sides[si].config_index].cache_fingerprint =
+        caches[si]->info().fingerprint;
+  }
   v.items.keys = plan.keys;
   v.items.dim = d;
   v.items.values.resize(static_cast<size_t>(n) * d);
@@ -369,7 +469,6 @@ absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefres
   }
   nlohmann::json metrics = nlohmann::json::parse(parent->manifest().metrics_json, nullptr, false);
   if (!metrics.is_object()) metrics = nlohmann::json::object();
-  EmbeddingRefreshResult r;
   r.version = o.version;
   r.items = n;
   r.reused = plan.reused;
@@ -383,7 +482,8 @@ absl::StatusOr<EmbeddingRefreshResult> RunEmbeddingRefresh(const EmbeddingRefres
   r.max_verify_difference = max_diff;
   r.encode_seconds = encode_seconds;
   r.embed_seconds = embed_seconds;
-  r.cache_out = o.cache_out;
+  if (!o.text_cache.empty()) r.cache_out = o.cache_out;
+  if (!o.image_cache.empty()) r.image_cache_out = o.image_cache_out;
   // The parent's validation/test figures stay (same networks); the refresh's
   // counts go beside them.
   metrics["refresh"] = {{"parent_version", o.parent_version}, {"items", n},

@@ -15,6 +15,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/encoders/bert_text_encoder.h"
+#include "model/encoders/image_io.h"
+#include "model/encoders/vit_image_encoder.h"
 #include "model/hidden_state_cache.h"
 #include "model/items_table.h"
 #include "model/model_version.h"
@@ -281,6 +283,117 @@ TEST(EmbeddingRefreshTest, BertBackboneFromBuildCacheIsRecreatedOrRefused) {
     diff = std::max(diff, std::fabs(double(Row(after, "NEW")[j]) - Row(before, f.items[5].key)[j]));
   }
   EXPECT_LT(diff, 1e-4);
+}
+
+// A version with an image side: the ViT stand-in is re-created from the
+// image cache's own config; an item whose image file changed is encoded
+// again on that side only.
+TEST(EmbeddingRefreshTest, ImageSideReencodesChangedImageFiles) {
+  const Fixture& f = Trained();
+  const std::string dir = JoinPath(f.dir, "vit");
+  ASSERT_OK(CreateDirectories(dir));
+  auto write_image = [&](const std::string& name, int seed) {
+    RgbImage im;
+    im.width = 20 + seed % 7;
+    im.height = 18 + seed % 5;
+    for (int p = 0; p < im.width * im.height * 3; ++p) {
+      im.pixels.push_back(static_cast<uint8_t>((p * (3 + seed % 11) + 17 * seed) % 256));
+    }
+    absl::StatusOr<std::string> png = EncodePng(im);
+    ASSERT_OK(png.status());
+    ASSERT_OK(WriteFileAtomically(JoinPath(dir, name), *png));
+  };
+  std::string table;
+  std::vector<CacheItem> images;
+  for (size_t i = 0; i < f.items.size(); ++i) {
+    const std::string name = absl::StrCat(f.items[i].key, ".png");
+    write_image(name, static_cast<int>(i));
+    absl::StrAppend(&table, f.items[i].key, "\t", name, "\n");
+    images.push_back({f.items[i].key, name});
+  }
+  ASSERT_OK(WriteFileAtomically(JoinPath(dir, "images.tsv"), table));
+  ViTImageEncoderOptions vo;
+  vo.config.hidden_size = 16;
+  vo.config.num_hidden_layers = 4;  // 5 states: as many blocks as the text side
+  vo.config.num_attention_heads = 2;
+  vo.config.intermediate_size = 32;
+  vo.config.image_size = 16;
+  vo.config.patch_size = 8;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ImageEncoder> vit, CreateViTImageEncoder(vo));
+  CacheBuildOptions co;
+  co.output_path = JoinPath(dir, "image.st");
+  co.image_base_dir = dir;
+  ASSERT_OK(BuildImageCache(images, vit.get(), co).status());
+
+  TrainPipelineOptions p;
+  p.interactions = JoinPath(f.dir, "users.tsv");
+  p.text_cache = f.cache;
+  p.image_cache = co.output_path;
+  p.models_dir = JoinPath(dir, "models");
+  p.version = 1;
+  p.trainer.epochs = 1;
+  p.trainer.embedding_dim = 16;
+  p.trainer.bottleneck = 8;
+  p.trainer.ffn_dim = 32;
+  p.trainer.num_threads = 1;
+  ASSERT_OK(RunTrainPipeline(p).status());
+
+  // Item 0's image file is replaced; a new item gets item 9's title and a
+  // copy of item 9's image.
+  write_image(absl::StrCat(f.items[0].key, ".png"), 1000);
+  std::vector<ItemTableRow> now = f.items;
+  now.push_back({"NEWIMG", f.items[9].value});
+  ASSERT_OK(WriteFileAtomically(JoinPath(dir, "images.tsv"),
+                                absl::StrCat(table, "NEWIMG\t", f.items[9].key, ".png\n")));
+  EmbeddingRefreshOptions o = Options(WriteCatalog("vit.tsv", now), 2);
+  o.models_dir = p.models_dir;
+  o.cache_out = JoinPath(dir, "text_out.st");
+  o.image_cache = co.output_path;
+  o.images_table = JoinPath(dir, "images.tsv");
+  o.image_cache_out = JoinPath(dir, "image_out.st");
+  ASSERT_OK_AND_ASSIGN(EmbeddingRefreshResult r, RunEmbeddingRefresh(o));
+  EXPECT_EQ(r.recomputed, 2);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.added, 1);
+  EXPECT_EQ(r.image_encoded, 2);
+  EXPECT_EQ(r.text_encoded, 1);  // item 0's title did not change
+  EXPECT_EQ(r.reused, static_cast<int64_t>(f.items.size()) - 1);
+  EXPECT_GT(r.verified, 0);
+
+  ASSERT_OK_AND_ASSIGN(auto parent, ModelVersion::Open(ModelVersionPath(p.models_dir, 1)));
+  ASSERT_OK_AND_ASSIGN(auto v, ModelVersion::Open(r.version_dir));
+  ASSERT_EQ(v->manifest().network.modalities.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings before, parent->ReadItemEmbeddings());
+  ASSERT_OK_AND_ASSIGN(ItemEmbeddings after, v->ReadItemEmbeddings());
+  auto diff = [&](const float* a, const float* b) {
+    double d = 0;
+    for (int64_t j = 0; j < after.dim; ++j) d = std::max(d, std::fabs(double(a[j]) - b[j]));
+    return d;
+  };
+  EXPECT_LT(diff(Row(after, "NEWIMG"), Row(before, f.items[9].key)), 1e-4);
+  EXPECT_GT(diff(Row(after, f.items[0].key), Row(before, f.items[0].key)), 1e-4);
+  EXPECT_EQ(std::memcmp(Row(after, f.items[1].key), Row(before, f.items[1].key),
+                        after.dim * sizeof(float)), 0);
+  ASSERT_OK_AND_ASSIGN(auto image_out, HiddenStateCache::Open(r.image_cache_out));
+  EXPECT_EQ(image_out->num_items(), static_cast<int64_t>(now.size()));
+
+  // An image cache of another ViT (another stand-in seed) is refused.
+  ViTImageEncoderOptions other = vo;
+  other.seed = 7;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ImageEncoder> vit7, CreateViTImageEncoder(other));
+  CacheBuildOptions co7 = co;
+  co7.output_path = JoinPath(dir, "image7.st");
+  ASSERT_OK(BuildImageCache(images, vit7.get(), co7).status());
+  EmbeddingRefreshOptions bad = o;
+  bad.version = 3;
+  bad.image_cache = co7.output_path;
+  EXPECT_THAT(RunEmbeddingRefresh(bad), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 HasSubstr("spec.refresh.image_cache: its backbone fingerprint")));
+  // No images table for a version with an image side.
+  bad.image_cache = co.output_path;
+  bad.images_table.clear();
+  EXPECT_THAT(RunEmbeddingRefresh(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("spec.refresh.images_table")));
 }
 
 }  // namespace

@@ -140,9 +140,9 @@ std::string JobDir(const JobManagerOptions& o, int64_t id) {
   return JoinPath(JoinPath(o.data_dir, "jobs"), absl::StrCat(id));
 }
 
-// A refresh job's updated cache: the next refresh's text_cache.
-std::string RefreshCachePath(const JobManagerOptions& o, int64_t id) {
-  return JoinPath(JobDir(o, id), "text_states.safetensors");
+// A refresh job's updated caches: the next refresh's text_cache / image_cache.
+std::string RefreshCachePath(const JobManagerOptions& o, int64_t id, const std::string& modality) {
+  return JoinPath(JobDir(o, id), modality + "_states.safetensors");
 }
 
 // Everything about a refresh that can be known before it runs, by the same
@@ -157,9 +157,12 @@ absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models
                                             " in ", models_dir));
   }
   RETURN_IF_ERROR(FileField("spec.refresh.items_table", r.items_table(), true));
-  RETURN_IF_ERROR(FileField("spec.refresh.text_cache", r.text_cache(), true));
+  RETURN_IF_ERROR(FileField("spec.refresh.text_cache", r.text_cache(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.image_cache", r.image_cache(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.images_table", r.images_table(), false));
   RETURN_IF_ERROR(FileField("spec.refresh.vocab", r.vocab(), false));
   RETURN_IF_ERROR(FileField("spec.refresh.weights", r.weights(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.image_weights", r.image_weights(), false));
   absl::StatusOr<std::unique_ptr<ModelVersion>> parent = ModelVersion::Open(dir);
   if (!parent.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("spec.refresh.version: version ", r.version(),
@@ -174,41 +177,57 @@ absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models
     return absl::InvalidArgumentError(
         absl::StrCat("spec.refresh.items_table: ", catalog.status().message()));
   }
-  absl::StatusOr<std::unique_ptr<HiddenStateCache>> cache = HiddenStateCache::Open(r.text_cache());
-  if (!cache.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("spec.refresh.text_cache: ",
-                                                   QuoteUserInput(r.text_cache()),
-                                                   " is not a hidden-state cache: ",
-                                                   cache.status().message()));
+  std::unique_ptr<HiddenStateCache> caches[2];
+  const std::string* paths[2] = {&r.text_cache(), &r.image_cache()};
+  for (int i = 0; i < 2; ++i) {
+    if (paths[i]->empty()) continue;
+    absl::StatusOr<std::unique_ptr<HiddenStateCache>> c = HiddenStateCache::Open(*paths[i]);
+    if (!c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          RefreshCacheField(i == 0 ? "text" : "image"), ": ", QuoteUserInput(*paths[i]),
+          " is not a hidden-state cache: ", c.status().message()));
+    }
+    caches[i] = *std::move(c);
   }
+  ASSIGN_OR_RETURN(std::vector<RefreshSideInput> sides,
+                   RefreshSidesFor((*parent)->manifest(), *catalog, caches[0].get(),
+                                   caches[1].get(), r.images_table()));
+  std::vector<std::string> keys;
+  for (const ItemTableRow& row : *catalog) keys.push_back(row.key);
   ASSIGN_OR_RETURN(RefreshPlan plan,
-                   PlanRefresh((*parent)->manifest(), items->keys, *catalog, **cache));
-  if (!r.image_cache().empty()) {
-    return InvalidField("spec.refresh.image_cache",
-                        absl::StrCat("empty (version ", r.version(), " has no image side)"),
-                        QuoteUserInput(r.image_cache()));
-  }
-  if (plan.recomputed == 0) return absl::OkStatus();
-  // Something must be encoded: the backbone has to be one that can be re-run.
-  const HiddenStateCacheInfo& info = (*cache)->info();
-  absl::StatusOr<StandinTextOptions> standin = StandinTextOptionsOf(info);
-  if (standin.ok()) return absl::OkStatus();
-  if (!absl::IsNotFound(standin.status())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec.refresh.text_cache: ", standin.status().message()));
-  }
-  if (absl::StartsWith(info.backbone, "synthetic-")) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.refresh.text_cache: ", plan.recomputed, " items are new or changed, but the cache's "
-        "backbone ", QuoteUserInput(info.backbone), " is synthetic (random demo states) and cannot "
-        "encode them"));
-  }
-  if (r.vocab().empty()) {
-    return InvalidField("spec.refresh.vocab",
-                        absl::StrCat("the WordPiece vocabulary of the backbone ",
-                                     QuoteUserInput(info.backbone), " (", plan.recomputed,
-                                     " items need encoding)"),
-                        "''");
+                   PlanRefresh((*parent)->manifest(), items->keys, keys, std::move(sides)));
+  // Where something must be encoded, the backbone has to be one that can be
+  // re-run.
+  for (const RefreshSidePlan& side : plan.sides) {
+    if (side.encoded == 0) continue;
+    const HiddenStateCacheInfo& info = side.cache->info();
+    const std::string field = RefreshCacheField(side.modality);
+    if (absl::StartsWith(info.backbone, "synthetic-")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": ", side.encoded, " items are new or changed, but the cache's backbone ",
+          QuoteUserInput(info.backbone), " is synthetic (random demo states) and cannot "
+          "encode them"));
+    }
+    if (side.modality == "image") {
+      if (!absl::StartsWith(info.backbone, "vit")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            field, ": its backbone ", QuoteUserInput(info.backbone),
+            " is not a ViT this trainer can re-create to encode ", side.encoded, " items"));
+      }
+      continue;
+    }
+    absl::StatusOr<StandinTextOptions> standin = StandinTextOptionsOf(info);
+    if (standin.ok()) continue;
+    if (!absl::IsNotFound(standin.status())) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", standin.status().message()));
+    }
+    if (r.vocab().empty()) {
+      return InvalidField("spec.refresh.vocab",
+                          absl::StrCat("the WordPiece vocabulary of the backbone ",
+                                       QuoteUserInput(info.backbone), " (", side.encoded,
+                                       " items need encoding)"),
+                          "''");
+    }
   }
   return absl::OkStatus();
 }
@@ -773,7 +792,8 @@ absl::Status JobManager::Supervise(const v1::Job& job, int64_t version, std::str
     args.push_back("--resume_dir=" + checkpoint);
   }
   if (job.kind() == v1::JOB_REFRESH) {
-    args.push_back("--cache_out=" + RefreshCachePath(options_, job.id()));
+    args.push_back("--cache_out=" + RefreshCachePath(options_, job.id(), "text"));
+    args.push_back("--image_cache_out=" + RefreshCachePath(options_, job.id(), "image"));
   }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -3,7 +3,8 @@
 // the service. Started (fork + exec) and supervised by JobRunner.
 //
 //   job_worker --spec=<JobSpec, binary proto> --models_dir=DIR --version=N
-//              [--resume_dir=DIR (train)] [--cache_out=FILE (refresh)]
+//              [--resume_dir=DIR (train)]
+//              [--cache_out=FILE --image_cache_out=FILE (refresh)]
 //
 // Reports to the parent as JSON lines on stdout (one event per line,
 // flushed); logs go to stderr, which the parent keeps as the job's log:
@@ -46,6 +47,7 @@ ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, resume_dir, "",
           "train: per-epoch resumable state; continues after the newest epoch there");
 ABSL_FLAG(std::string, cache_out, "", "refresh: where the updated text cache is written");
+ABSL_FLAG(std::string, image_cache_out, "", "refresh: where the updated image cache is written");
 
 namespace recsys {
 namespace {
@@ -156,6 +158,10 @@ absl::Status RunRefresh(const v1::JobSpec& job) {
   o.items_table = r.items_table();
   o.text_cache = r.text_cache();
   o.cache_out = absl::GetFlag(FLAGS_cache_out);
+  o.image_cache = r.image_cache();
+  o.images_table = r.images_table();
+  o.image_weights = r.image_weights();
+  o.image_cache_out = absl::GetFlag(FLAGS_image_cache_out);
   o.vocab = r.vocab();
   o.weights = r.weights();
   o.backbone = r.backbone();
