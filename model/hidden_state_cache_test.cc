@@ -77,5 +77,44 @@ TEST(HiddenStateCacheTest, RejectsBadInput) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("format")));
 }
 
+TEST(HiddenStateCacheTest, ContentFingerprintsRoundTripAndOldCachesHaveNone) {
+  const std::vector<std::string> keys = {"B001", "B002"};
+  std::vector<float> states(2 * 2 * 2, 0.5f);
+  const std::vector<uint64_t> fps = {ItemContentFingerprint("red pipette"),
+                                     ItemContentFingerprint("blue pipette")};
+  HiddenStateCacheInfo info = TextInfo();
+  info.backbone_fingerprint = "bb42";
+  ASSERT_OK(WriteHiddenStateCache(TempPath("fp.st"), keys, states.data(), 2, 2, DType::kF16,
+                                  info, fps));
+  ASSERT_OK_AND_ASSIGN(auto cache, HiddenStateCache::Open(TempPath("fp.st")));
+  ASSERT_TRUE(cache->has_content_fingerprints());
+  EXPECT_EQ(cache->ContentFingerprint(0), fps[0]);
+  EXPECT_EQ(cache->ContentFingerprint(1), fps[1]);
+  EXPECT_EQ(cache->ContentFingerprint(2), std::nullopt);
+  EXPECT_EQ(cache->info().backbone_fingerprint, "bb42");
+  EXPECT_EQ(cache->info().extra.count("backbone_fingerprint"), 0u);
+
+  // Written without them (as every cache before them): unknown, not zero.
+  ASSERT_OK(WriteHiddenStateCache(TempPath("nofp.st"), keys, states.data(), 2, 2, DType::kF16,
+                                  TextInfo()));
+  ASSERT_OK_AND_ASSIGN(auto old, HiddenStateCache::Open(TempPath("nofp.st")));
+  EXPECT_FALSE(old->has_content_fingerprints());
+  EXPECT_EQ(old->ContentFingerprint(0), std::nullopt);
+  EXPECT_EQ(old->info().backbone_fingerprint, "");
+
+  EXPECT_THAT(WriteHiddenStateCache(TempPath("badfp.st"), keys, states.data(), 2, 2,
+                                    DType::kF16, info, {fps[0]}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("content fingerprints")));
+}
+
+TEST(HiddenStateCacheTest, ContentFingerprintSeesEveryByte) {
+  const uint64_t a = ItemContentFingerprint("Steel caliper #12");
+  EXPECT_EQ(a, ItemContentFingerprint(std::string("Steel caliper #12")));
+  EXPECT_NE(a, ItemContentFingerprint("Steel caliper #13"));
+  EXPECT_NE(a, ItemContentFingerprint("steel caliper #12"));
+  EXPECT_NE(a, ItemContentFingerprint("Steel caliper #12 "));
+  EXPECT_NE(ItemContentFingerprint(""), ItemContentFingerprint(std::string(1, '\0')));
+}
+
 }  // namespace
 }  // namespace recsys

@@ -321,12 +321,17 @@ absl::StatusOr<std::string> WriteModelVersion(const std::string& models_dir,
 
   RETURN_IF_ERROR(WriteCheckpoint(JoinPath(tmp, kModelWeightsFile),
                                   {c.weights, c.manifest.config_json}));
-  Checkpoint user;
-  user.config_json = c.manifest.config_json;
-  for (const NamedTensor& t : c.weights) {
-    if (absl::StartsWith(t.name, kUserEncoderPrefix)) user.tensors.push_back(t);
+  if (!c.user_encoder_source.empty()) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(c.user_encoder_source));
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(tmp, kUserEncoderFile), bytes));
+  } else {
+    Checkpoint user;
+    user.config_json = c.manifest.config_json;
+    for (const NamedTensor& t : c.weights) {
+      if (absl::StartsWith(t.name, kUserEncoderPrefix)) user.tensors.push_back(t);
+    }
+    RETURN_IF_ERROR(WriteCheckpoint(JoinPath(tmp, kUserEncoderFile), user));
   }
-  RETURN_IF_ERROR(WriteCheckpoint(JoinPath(tmp, kUserEncoderFile), user));
   std::string keys;
   for (const std::string& k : c.items.keys) absl::StrAppend(&keys, k, "\n");
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(tmp, kItemKeysFile), keys));

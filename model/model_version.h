@@ -29,6 +29,12 @@
 //   config (NetworkConfig fields + the trainer's settings), data_fingerprint,
 //   metrics, dims: {embedding, max_len}, item_count,
 //   files: {name: {bytes, crc32c}}}
+//   config.modalities[i].backbone_fingerprint: the frozen backbone the
+//   version's caches came from (model/nn/network_config.h); what an
+//   embedding refresh checks before it encodes new items.
+//   kind "refresh": item embeddings re-made for an updated catalog by the
+//   parent's networks (no training); parent_version names the parent, and
+//   user_encoder.safetensors is the parent's, byte for byte.
 //
 // Reading verifies everything before anything is used: the format tag, the
 // manifest's version against the directory name, every listed file's size
@@ -131,6 +137,10 @@ struct ModelVersionContents {
   // Per item (row order of `items`): occurrences in the training split.
   // Empty: the version has no popularity table.
   std::vector<float> item_popularity;
+  // A refresh shares its parent's user encoder: when set, this file (the
+  // parent's user_encoder.safetensors) is copied byte for byte instead of
+  // being written from `weights`, so both versions list the same CRC.
+  std::string user_encoder_source;
 };
 
 // Writes <models_dir>/<manifest.version>. Returns the final directory.

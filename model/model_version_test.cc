@@ -88,6 +88,42 @@ TEST(ModelVersionTest, WritesACompleteDirectoryAndReadsItBack) {
               StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
+TEST(ModelVersionTest, ARefreshSharesItsParentsUserEncoderByteForByte) {
+  const std::string base = TestTempPath("refresh_versions");
+  ASSERT_OK(RemoveRecursively(base));
+  ModelVersionContents parent = TinyContents(1);
+  parent.manifest.network.modalities[0].backbone_fingerprint = "bb1";
+  ASSERT_OK_AND_ASSIGN(std::string parent_dir, WriteModelVersion(base, parent));
+  ModelVersionContents child = TinyContents(2);
+  child.manifest.network = parent.manifest.network;
+  child.manifest.kind = "refresh";
+  child.manifest.parent_version = 1;
+  child.manifest.network.num_items = 4;  // a different config: other metadata
+  child.manifest.config_json = "{\"refreshed\":true}";
+  child.items.keys = {"a", "bb", "c", "d"};
+  child.items.values = {1, 2, 3, 4, 5, 6, 7, 8};
+  child.user_encoder_source = JoinPath(parent_dir, kUserEncoderFile);
+  ASSERT_OK_AND_ASSIGN(std::string child_dir, WriteModelVersion(base, child));
+  ASSERT_OK_AND_ASSIGN(auto p, ModelVersion::Open(parent_dir));
+  ASSERT_OK_AND_ASSIGN(auto v, ModelVersion::Open(child_dir));
+  EXPECT_EQ(v->manifest().kind, "refresh");
+  EXPECT_EQ(v->manifest().parent_version, 1);
+  EXPECT_EQ(v->manifest().network.modalities[0].backbone_fingerprint, "bb1");
+  EXPECT_EQ(v->manifest().files.at(kUserEncoderFile).crc32c,
+            p->manifest().files.at(kUserEncoderFile).crc32c);
+  ASSERT_OK_AND_ASSIGN(std::string a, ReadFileToString(JoinPath(parent_dir, kUserEncoderFile)));
+  ASSERT_OK_AND_ASSIGN(std::string b, ReadFileToString(JoinPath(child_dir, kUserEncoderFile)));
+  EXPECT_TRUE(a == b);
+  // Without the source, the differing config makes another file.
+  ModelVersionContents fresh = child;
+  fresh.manifest.version = 3;
+  fresh.user_encoder_source.clear();
+  ASSERT_OK_AND_ASSIGN(std::string fresh_dir, WriteModelVersion(base, fresh));
+  ASSERT_OK_AND_ASSIGN(auto f, ModelVersion::Open(fresh_dir));
+  EXPECT_NE(f->manifest().files.at(kUserEncoderFile).crc32c,
+            p->manifest().files.at(kUserEncoderFile).crc32c);
+}
+
 TEST(ModelVersionTest, RefusesInconsistentContents) {
   const std::string base = TestTempPath("bad_contents");
   ModelVersionContents c = TinyContents(0);

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 q() { bazel query --noshow_progress --noshow_loading_progress "$1" 2>/dev/null; }
 # The trainer's commands that end-to-end tests may run.
-ALLOWED_DATA='//trainer:make_demo_data //trainer:train //trainer/service:trainer_server'
+ALLOWED_DATA='//trainer:make_demo_data //trainer:make_standin_text_cache //trainer:train //trainer/service:trainer_server'
 
 if [ "${1:-}" = "--self_test" ]; then
   found=$(q 'rdeps(//trainer/training/..., //trainer/data/...) except //trainer/data/...')

@@ -111,14 +111,23 @@ absl::Status Watch(Context& c, int64_t id) {
 }
 
 Command Submit() {
-  return {"trainer", "submit", "submit a train or build-cache job (flags or a JSON JobSpec)",
-          "--interactions=users.tsv --text_cache=t.safetensors [--publish] [--watch] | --spec=job.json",
+  return {"trainer", "submit",
+          "submit a train, build-cache or embedding-refresh job (flags or a JSON JobSpec)",
+          "--interactions=users.tsv --text_cache=t.safetensors [--publish] [--watch] | "
+          "--kind=refresh --version=N --items=updated.tsv --text_cache=t.safetensors | "
+          "--spec=job.json",
           {{"spec", "", "a JSON recsys.v1.JobSpec file (overrides the job flags)"},
-           {"kind", "train", "train | build_cache"},
+           {"kind", "train", "train | build_cache | refresh"},
+           {"version", "0", "refresh: the model version whose item embeddings are refreshed"},
+           {"weights", "", "build_cache / refresh (BERT backbones): safetensors weights"},
+           {"backbone", "", "build_cache / refresh (BERT stand-ins): LAYERSxHIDDEN, e.g. 6x256"},
            {"interactions", "", "train: users.tsv or user,item,timestamp CSV"},
-           {"text_cache", "", "train: text hidden-state cache"},
-           {"image_cache", "", "train: image hidden-state cache"},
-           {"items", "", "items table: titles when publishing; build_cache: the input"},
+           {"text_cache", "", "train: text hidden-state cache; refresh: the states to reuse"},
+           {"image_cache", "", "train: image hidden-state cache; refresh: the image states to reuse"},
+           {"images", "", "refresh (image side): key<TAB>image path of the updated catalog"},
+           {"image_weights", "", "refresh (image side): ViT weights (empty: the seeded stand-in)"},
+           {"items", "", "items table: titles when publishing; build_cache: the input; "
+                         "refresh: the updated catalog"},
            {"model", "", "train: iisan | sasrec"},
            {"epochs", "0", "train: epochs (0: the trainer's default)"},
            {"patience", "0", "train: early-stopping patience (0: default)"},
@@ -131,9 +140,8 @@ Command Submit() {
            {"max_steps_per_epoch", "0", "train: cap on steps per epoch"},
            {"layer_mode", "", "train: every_second | group | all (empty: default)"},
            {"num_groups", "0", "train: groups for --layer_mode=group"},
-           {"backbone", "", "build_cache: a stand-in backbone LAYERSxHIDDEN instead of BERT"},
            {"output", "", "build_cache: the cache file"},
-           {"vocab", "", "build_cache: WordPiece vocabulary"},
+           {"vocab", "", "build_cache / refresh (BERT backbones): WordPiece vocabulary"},
            {"device", "", "one of the trainer's --devices"},
            {"resume_from", "0", "train: continue this failed or cancelled job"},
            {"publish", "false", "publish into the sidecar when done", true},
@@ -157,7 +165,20 @@ Command Submit() {
               b->set_items_table(a.Get("items"));
               b->set_output(a.Get("output"));
               b->set_vocab(a.Get("vocab"));
+              b->set_weights(a.Get("weights"));
               b->set_backbone(a.Get("backbone"));
+            } else if (a.Get("kind") == "refresh") {
+              pb::RefreshJobSpec* r = spec->mutable_refresh();
+              ASSIGN_OR_RETURN(int64_t version, a.GetInt("version"));
+              r->set_version(version);
+              r->set_items_table(a.Get("items"));
+              r->set_text_cache(a.Get("text_cache"));
+              r->set_image_cache(a.Get("image_cache"));
+              r->set_vocab(a.Get("vocab"));
+              r->set_weights(a.Get("weights"));
+              r->set_backbone(a.Get("backbone"));
+              r->set_images_table(a.Get("images"));
+              r->set_image_weights(a.Get("image_weights"));
             } else if (a.Get("kind") == "train") {
               pb::TrainJobSpec* t = spec->mutable_train();
               t->set_interactions(a.Get("interactions"));
@@ -187,7 +208,8 @@ Command Submit() {
               t->set_num_groups(static_cast<int32_t>(groups));
             } else {
               return absl::InvalidArgumentError(
-                  absl::StrCat("--kind: expected train or build_cache, got ", QuoteUserInput(a.Get("kind"))));
+                  absl::StrCat("--kind: expected train, build_cache or refresh, got ",
+                               QuoteUserInput(a.Get("kind"))));
             }
             if (a.Has("device") && !a.Get("device").empty()) spec->set_device(a.Get("device"));
             ASSIGN_OR_RETURN(bool publish, a.GetBool("publish"));

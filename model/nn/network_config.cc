@@ -102,12 +102,16 @@ void NetworkConfigToJson(const NetworkConfig& c, json* out) {
   j["standardize_states"] = c.standardize_states;
   json mods = json::array();
   for (const ModalityConfig& m : c.modalities) {
-    mods.push_back({{"modality", m.modality},
-                    {"hidden_size", m.hidden_size},
-                    {"states", m.states},
-                    {"backbone", m.backbone},
-                    {"cache_fingerprint", m.cache_fingerprint},
-                    {"standin", m.standin}});
+    json mj = {{"modality", m.modality},
+               {"hidden_size", m.hidden_size},
+               {"states", m.states},
+               {"backbone", m.backbone},
+               {"cache_fingerprint", m.cache_fingerprint},
+               {"standin", m.standin}};
+    // Absent (not empty) in versions trained on caches that did not record
+    // their backbone: the refresh names the missing field.
+    if (!m.backbone_fingerprint.empty()) mj["backbone_fingerprint"] = m.backbone_fingerprint;
+    mods.push_back(std::move(mj));
   }
   if (c.model == "iisan") j["modalities"] = mods;
 }
@@ -157,6 +161,9 @@ absl::StatusOr<NetworkConfig> NetworkConfigFromJson(const json& j) {
       }
       if (m.contains("standin")) {
         ASSIGN_OR_RETURN(mc.standin, Bool(m, "standin"));
+      }
+      if (m.contains("backbone_fingerprint")) {
+        ASSIGN_OR_RETURN(mc.backbone_fingerprint, String(m, "backbone_fingerprint"));
       }
       c.modalities.push_back(std::move(mc));
     }

@@ -14,7 +14,11 @@
 //   num_heads, num_layers, ffn_dim, dropout     the user encoder
 //   bottleneck, inter_path, modalities          the IISAN item tower
 //   modalities[i]    {modality, hidden_size, states: [indices], backbone,
-//                     cache_fingerprint, standin}
+//                     cache_fingerprint, standin, backbone_fingerprint}
+//                    backbone_fingerprint: of the frozen backbone whose cache
+//                    the version was trained on (hidden_state_cache.h); an
+//                    embedding refresh encodes new items only with that
+//                    backbone. Absent in versions written before it.
 //   standardize_states  whether cached states were standardised
 //
 // Thread-safety: plain values.
@@ -38,6 +42,7 @@ struct ModalityConfig {
   std::string backbone;           // the cache's backbone name
   std::string cache_fingerprint;  // the cache's fingerprint
   bool standin = false;           // seeded stand-in weights
+  std::string backbone_fingerprint;  // the cache's backbone; empty: not recorded
 };
 
 struct NetworkConfig {

@@ -35,6 +35,19 @@ TEST(NetworkConfigTest, RoundTripsThroughJsonKeepingOtherKeys) {
   EXPECT_EQ(back.modalities[1].states, (std::vector<int64_t>{0, 3, 6, 9}));
   EXPECT_EQ(back.modalities[0].cache_fingerprint, "f1");
   EXPECT_TRUE(back.modalities[0].standin);
+  EXPECT_EQ(back.modalities[0].backbone_fingerprint, "");
+  EXPECT_FALSE(j["modalities"][0].contains("backbone_fingerprint"));
+}
+
+TEST(NetworkConfigTest, BackboneFingerprintRoundTrips) {
+  NetworkConfig c = Iisan();
+  c.modalities[0].backbone_fingerprint = "bb-text";
+  json j;
+  NetworkConfigToJson(c, &j);
+  EXPECT_EQ(j["modalities"][0]["backbone_fingerprint"], "bb-text");
+  ASSERT_OK_AND_ASSIGN(NetworkConfig back, NetworkConfigFromJson(j));
+  EXPECT_EQ(back.modalities[0].backbone_fingerprint, "bb-text");
+  EXPECT_EQ(back.modalities[1].backbone_fingerprint, "");
 }
 
 // A reader never guesses: every field the networks need is required.

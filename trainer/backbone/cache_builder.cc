@@ -27,6 +27,8 @@ namespace {
 using EncodeChunkFn = std::function<absl::Status(
     const CacheItem* items, int64_t n, float* out,
     std::vector<std::string>* reasons)>;
+// The content fingerprint of an item that encoded (model/hidden_state_cache.h).
+using ContentFn = std::function<absl::StatusOr<uint64_t>(const CacheItem& item)>;
 
 struct Failure {
   std::string key;
@@ -76,6 +78,12 @@ absl::Status DecodeFailedRows(absl::string_view text, int64_t n,
     (*reasons)[row] = std::string(parts.second);
   }
   return absl::OkStatus();
+}
+
+std::string ImagePath(const CacheItem& item, const CacheBuildOptions& options) {
+  return options.image_base_dir.empty() || item.value[0] == '/'
+             ? item.value
+             : JoinPath(options.image_base_dir, item.value);
 }
 
 class Chunker {
@@ -150,6 +158,7 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
                                             const BackboneInfo& info,
                                             const std::string& modality,
                                             const EncodeChunkFn& encode,
+                                            const ContentFn& content,
                                             const CacheBuildOptions& options) {
   const absl::Time start = absl::Now();
   if (options.output_path.empty()) {
@@ -260,6 +269,8 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
   // Pass 2: assemble the rows that encoded, in item order.
   std::vector<std::string> keys;
   keys.reserve(n);
+  std::vector<uint64_t> content_fingerprints;
+  content_fingerprints.reserve(n);
   std::vector<float> all_states;
   all_states.reserve(n * row);
   for (int64_t c = 0; c < num_chunks; ++c) {
@@ -277,6 +288,8 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
         continue;
       }
       keys.push_back(item.key);
+      ASSIGN_OR_RETURN(const uint64_t fp, content(item));
+      content_fingerprints.push_back(fp);
       const size_t at = all_states.size();
       all_states.resize(at + row);
       RETURN_IF_ERROR(ReadAsFloat(view, i * row, row, all_states.data() + at));
@@ -309,12 +322,12 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
   cache_info.fingerprint = fingerprint;
   cache_info.standin = info.standin;
   cache_info.extra = options.extra_metadata;
-  cache_info.extra["backbone_fingerprint"] = info.fingerprint;
+  cache_info.backbone_fingerprint = info.fingerprint;
   cache_info.extra["num_failed"] = absl::StrCat(failures.size());
   RETURN_IF_ERROR(WriteHiddenStateCache(options.output_path, keys,
                                         all_states.data(), info.num_states,
                                         info.hidden_size, options.dtype,
-                                        cache_info));
+                                        cache_info, content_fingerprints));
   // Read back through the trainer's reader: what we wrote must open.
   ASSIGN_OR_RETURN(std::unique_ptr<HiddenStateCache> written,
                    HiddenStateCache::Open(options.output_path));
@@ -368,7 +381,10 @@ absl::StatusOr<CacheBuildResult> BuildTextCache(
     }
     return absl::OkStatus();
   };
-  return BuildCache(items, encoder->info(), "text", encode, options);
+  ContentFn content = [](const CacheItem& item) -> absl::StatusOr<uint64_t> {
+    return ItemContentFingerprint(item.value);
+  };
+  return BuildCache(items, encoder->info(), "text", encode, content, options);
 }
 
 absl::StatusOr<CacheBuildResult> BuildImageCache(
@@ -389,10 +405,7 @@ absl::StatusOr<CacheBuildResult> BuildImageCache(
           (*reasons)[i] = "empty image path";
           continue;
         }
-        const std::string path =
-            options.image_base_dir.empty() || chunk[i].value[0] == '/'
-                ? chunk[i].value
-                : JoinPath(options.image_base_dir, chunk[i].value);
+        const std::string path = ImagePath(chunk[i], options);
         absl::StatusOr<RgbImage> image = ReadImageFile(path);
         if (!image.ok()) {
           (*reasons)[i] = std::string(image.status().message());
@@ -410,7 +423,13 @@ absl::StatusOr<CacheBuildResult> BuildImageCache(
     }
     return absl::OkStatus();
   };
-  return BuildCache(items, encoder->info(), "image", encode, options);
+  // An image's content is its file: a re-encoded JPEG under the same name is
+  // a changed item.
+  ContentFn content = [&options](const CacheItem& item) -> absl::StatusOr<uint64_t> {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(ImagePath(item, options)));
+    return ItemContentFingerprint(bytes);
+  };
+  return BuildCache(items, encoder->info(), "image", encode, content, options);
 }
 
 }  // namespace recsys

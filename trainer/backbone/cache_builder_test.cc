@@ -132,6 +132,11 @@ TEST(CacheBuilderTest, WritesTheTrainerCacheFormatAndReportsFailures) {
   EXPECT_EQ(cache->info().fingerprint, r.fingerprint);
   EXPECT_EQ(cache->info().extra.at("source"), "unit-test");
   EXPECT_EQ(cache->info().extra.at("num_failed"), "3");
+  // The backbone alone (not this catalog) and every item's input.
+  EXPECT_EQ(cache->info().backbone_fingerprint, "f00d");
+  ASSERT_TRUE(cache->has_content_fingerprints());
+  EXPECT_EQ(cache->ContentFingerprint(cache->RowOf("K7")), ItemContentFingerprint(items[7].value));
+  EXPECT_NE(cache->ContentFingerprint(cache->RowOf("K6")), cache->ContentFingerprint(cache->RowOf("K7")));
   std::vector<float> got(kStates * kHidden);
   ASSERT_OK(cache->Gather({cache->RowOf("K7")}, got.data()));
   for (int64_t s = 0; s < kStates; ++s) {
@@ -230,6 +235,10 @@ TEST(CacheBuilderTest, ImageBuildSkipsMissingAndUndecodableImages) {
   std::vector<float> got(kStates * kHidden);
   ASSERT_OK(cache->Gather({cache->RowOf("I3")}, got.data()));
   EXPECT_FLOAT_EQ(got[0], 30 + 5 * 0.5f);
+  // An image's content fingerprint is that of its file's bytes.
+  ASSERT_OK_AND_ASSIGN(std::string img3, ReadFileToString(JoinPath(dir, "img3.png")));
+  EXPECT_EQ(cache->ContentFingerprint(cache->RowOf("I3")), ItemContentFingerprint(img3));
+  EXPECT_EQ(cache->info().backbone_fingerprint, "beef");
   ASSERT_OK_AND_ASSIGN(std::string report, ReadFileToString(o.output_path + ".failed.tsv"));
   EXPECT_THAT(report, HasSubstr("BAD\t"));
   EXPECT_THAT(report, HasSubstr("MISSING\t"));

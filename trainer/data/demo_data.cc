@@ -129,10 +129,15 @@ absl::Status WriteDemoData(const DemoData& data, const DemoDataOptions& o,
   text.backbone = absl::StrFormat("synthetic-text-%dx%d", o.text_states - 1, o.text_hidden);
   text.backbone_config = cfg;
   text.fingerprint = absl::StrFormat("demo-%d", o.seed);
+  // The states are drawn at random, not computed from any content: no
+  // backbone can encode a new item like them, and the caches carry no
+  // content fingerprints (a refresh treats every item as unknown).
+  text.backbone_fingerprint = absl::StrFormat("synthetic-demo-%d-text", o.seed);
   text.standin = true;
   HiddenStateCacheInfo image = text;
   image.modality = "image";
   image.backbone = absl::StrFormat("synthetic-image-%dx%d", o.image_states - 1, o.image_hidden);
+  image.backbone_fingerprint = absl::StrFormat("synthetic-demo-%d-image", o.seed);
   RETURN_IF_ERROR(WriteHiddenStateCache(JoinPath(out_dir, "text_states.safetensors"),
                                         data.item_keys, data.text_states.data(),
                                         o.text_states, o.text_hidden, o.dtype, text));

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +14,7 @@
 #include "common/status_macros.h"
 #include "model/items_table.h"
 #include "model/hidden_state_cache.h"
+#include "nlohmann/json.hpp"
 
 namespace recsys {
 namespace {
@@ -79,6 +81,45 @@ std::vector<float> StandinTextStates(const std::string& title,
   return out;
 }
 
+namespace {
+constexpr char kBackbonePrefix[] = "hashed-bow-standin-";
+
+std::string BackboneConfig(const StandinTextOptions& o) {
+  return absl::StrFormat(
+      "{\"kind\":\"hashed bag of title unigrams/bigrams, random projection\","
+      "\"seed\":%d,\"num_states\":%d,\"hidden_size\":%d}",
+      o.seed, o.num_states, o.hidden_size);
+}
+}  // namespace
+
+std::string StandinBackboneFingerprint(const StandinTextOptions& o) {
+  return absl::StrFormat("standin-bow-%08x", Crc32c(BackboneConfig(o)));
+}
+
+absl::StatusOr<StandinTextOptions> StandinTextOptionsOf(const HiddenStateCacheInfo& info) {
+  if (info.modality != "text" || info.backbone.rfind(kBackbonePrefix, 0) != 0) {
+    return absl::NotFoundError(absl::StrCat("backbone '", info.backbone,
+                                            "' is not the hashed bag-of-words stand-in"));
+  }
+  nlohmann::json j = nlohmann::json::parse(info.backbone_config, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("seed") ||
+      !j["seed"].is_number_unsigned() || !j.contains("num_states") ||
+      !j["num_states"].is_number_integer() || !j.contains("hidden_size") ||
+      !j["hidden_size"].is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "backbone_config of the stand-in cache is not {seed, num_states, hidden_size}: ",
+        info.backbone_config.substr(0, 200)));
+  }
+  StandinTextOptions o;
+  o.seed = j["seed"].get<uint64_t>();
+  o.num_states = j["num_states"].get<int>();
+  o.hidden_size = j["hidden_size"].get<int>();
+  if (o.num_states <= 0 || o.hidden_size <= 0) {
+    return absl::InvalidArgumentError("backbone_config of the stand-in cache: non-positive shape");
+  }
+  return o;
+}
+
 absl::Status WriteStandinTextCache(const std::string& items_tsv,
                                    const std::string& out_path,
                                    const StandinTextOptions& o) {
@@ -88,17 +129,20 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
   // Only the keys and titles are held; each item's states are computed as the
   // file is written (a 20k-item 13 x 768 cache would be 830 MB of floats).
   std::vector<std::string> keys;
+  std::vector<uint64_t> content;
   keys.reserve(items.size());
-  for (const ItemTableRow& item : items) keys.push_back(item.key);
+  content.reserve(items.size());
+  for (const ItemTableRow& item : items) {
+    keys.push_back(item.key);
+    content.push_back(ItemContentFingerprint(item.value));
+  }
   const size_t per_item = static_cast<size_t>(o.num_states) * o.hidden_size;
   HiddenStateCacheInfo info;
   info.modality = "text";
-  info.backbone = absl::StrFormat("hashed-bow-standin-%dx%d", o.num_states - 1, o.hidden_size);
-  info.backbone_config = absl::StrFormat(
-      "{\"kind\":\"hashed bag of title unigrams/bigrams, random projection\","
-      "\"seed\":%d,\"num_states\":%d,\"hidden_size\":%d}",
-      o.seed, o.num_states, o.hidden_size);
+  info.backbone = absl::StrFormat("%s%dx%d", kBackbonePrefix, o.num_states - 1, o.hidden_size);
+  info.backbone_config = BackboneConfig(o);
   info.fingerprint = absl::StrFormat("standin-bow-%d-%08x", o.seed, Crc32c(contents));
+  info.backbone_fingerprint = StandinBackboneFingerprint(o);
   info.standin = true;
   return WriteHiddenStateCache(
       out_path, keys,
@@ -107,7 +151,7 @@ absl::Status WriteStandinTextCache(const std::string& items_tsv,
         std::copy(s.begin(), s.begin() + per_item, out);
         return absl::OkStatus();
       },
-      o.num_states, o.hidden_size, o.dtype, info);
+      o.num_states, o.hidden_size, o.dtype, info, content);
 }
 
 }  // namespace recsys

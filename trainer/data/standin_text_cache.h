@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/safetensors.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 
@@ -36,7 +37,18 @@ std::vector<std::string> TitleTokens(const std::string& title);
 std::vector<float> StandinTextStates(const std::string& title,
                                      const StandinTextOptions& options);
 
-// Reads `item_key<TAB>title` lines and writes a text cache for every item.
+// What identifies the stand-in "backbone" (seed and shape, not the items):
+// the cache's backbone_fingerprint.
+std::string StandinBackboneFingerprint(const StandinTextOptions& options);
+
+// Whether `info` describes a cache this stand-in wrote, and if so the options
+// that reproduce its states (from its backbone_config); NOT_FOUND for a cache
+// of another backbone, INVALID_ARGUMENT for a damaged config.
+absl::StatusOr<StandinTextOptions> StandinTextOptionsOf(const HiddenStateCacheInfo& info);
+
+// Reads `item_key<TAB>title` lines and writes a text cache for every item,
+// with each item's content fingerprint (of its title) and the backbone
+// fingerprint.
 absl::Status WriteStandinTextCache(const std::string& items_tsv,
                                    const std::string& out_path,
                                    const StandinTextOptions& options);

@@ -78,10 +78,44 @@ TEST(StandinTextCacheTest, StreamedFileEqualsTheInMemoryWrite) {
   ASSERT_OK_AND_ASSIGN(auto streamed, HiddenStateCache::Open(JoinPath(dir, "s.st")));
   HiddenStateCacheInfo info = streamed->info();
   ASSERT_OK(WriteHiddenStateCache(JoinPath(dir, "m.st"), {"A1", "B2", "C3"}, all.data(), 3, 8,
-                                  DType::kF16, info));
+                                  DType::kF16, info,
+                                  {ItemContentFingerprint("red beaker"),
+                                   ItemContentFingerprint("blue beaker &amp; lid"),
+                                   ItemContentFingerprint("")}));
   ASSERT_OK_AND_ASSIGN(std::string a, ReadFileToString(JoinPath(dir, "s.st")));
   ASSERT_OK_AND_ASSIGN(std::string b, ReadFileToString(JoinPath(dir, "m.st")));
   EXPECT_EQ(a, b);
+}
+
+TEST(StandinTextCacheTest, RecordsFingerprintsAndReproducibleOptions) {
+  const std::string dir = TestTempPath("");
+  ASSERT_OK(WriteFileAtomically(JoinPath(dir, "fp.tsv"), "A1\tred beaker\nB2\tblue lid\n"));
+  StandinTextOptions o;
+  o.num_states = 3;
+  o.hidden_size = 8;
+  o.seed = 99;
+  ASSERT_OK(WriteStandinTextCache(JoinPath(dir, "fp.tsv"), JoinPath(dir, "fp.st"), o));
+  ASSERT_OK_AND_ASSIGN(auto cache, HiddenStateCache::Open(JoinPath(dir, "fp.st")));
+  EXPECT_EQ(cache->ContentFingerprint(0), ItemContentFingerprint("red beaker"));
+  EXPECT_EQ(cache->ContentFingerprint(1), ItemContentFingerprint("blue lid"));
+  EXPECT_EQ(cache->info().backbone_fingerprint, StandinBackboneFingerprint(o));
+  // Another catalog, same backbone: the same backbone fingerprint.
+  ASSERT_OK(WriteFileAtomically(JoinPath(dir, "fp2.tsv"), "C3\tgreen flask\n"));
+  ASSERT_OK(WriteStandinTextCache(JoinPath(dir, "fp2.tsv"), JoinPath(dir, "fp2.st"), o));
+  ASSERT_OK_AND_ASSIGN(auto other, HiddenStateCache::Open(JoinPath(dir, "fp2.st")));
+  EXPECT_EQ(other->info().backbone_fingerprint, cache->info().backbone_fingerprint);
+  EXPECT_NE(other->info().fingerprint, cache->info().fingerprint);
+  StandinTextOptions seed2 = o;
+  seed2.seed = 100;
+  EXPECT_NE(StandinBackboneFingerprint(seed2), StandinBackboneFingerprint(o));
+  // The options come back from the cache and reproduce its states.
+  ASSERT_OK_AND_ASSIGN(StandinTextOptions back, StandinTextOptionsOf(cache->info()));
+  EXPECT_EQ(back.seed, 99u);
+  EXPECT_EQ(back.num_states, 3);
+  EXPECT_EQ(back.hidden_size, 8);
+  HiddenStateCacheInfo not_standin = cache->info();
+  not_standin.backbone = "bert-standin-2x32";
+  EXPECT_THAT(StandinTextOptionsOf(not_standin), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

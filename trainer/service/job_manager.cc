@@ -29,8 +29,11 @@
 #include "model/model_publisher.h"
 #include "model/model_version.h"
 #include "nlohmann/json.hpp"
+#include "model/items_table.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
+#include "trainer/data/standin_text_cache.h"
+#include "trainer/service/refresh_plan.h"
 
 namespace recsys {
 namespace {
@@ -57,6 +60,8 @@ struct Metrics {
   MetricFamily<Gauge>* items_per_second;
   MetricFamily<Gauge>* published_version;
   MetricFamily<Counter>* finished;
+  MetricFamily<Gauge>* refresh_items;
+  MetricFamily<Counter>* refresh_items_total;
 };
 
 const Metrics& M() {
@@ -76,6 +81,13 @@ const Metrics& M() {
                    "Last model version the trainer saw live in the sidecar.", {"model"}),
         r.AddCounter("recsys_trainer_jobs_finished_total", "Jobs that reached a final state.",
                      {"kind", "state"}),
+        r.AddGauge("recsys_trainer_refresh_items",
+                   "Items of the last finished embedding refresh, by what happened to them "
+                   "(reused: states and embedding kept; recomputed: encoded by the backbone; "
+                   "removed: dropped from the catalog).",
+                   {"outcome"}),
+        r.AddCounter("recsys_trainer_refresh_items_total",
+                     "Items of every finished embedding refresh, by outcome.", {"outcome"}),
     };
   }();
   return *m;
@@ -126,6 +138,98 @@ absl::Status CheckCache(const std::string& field, const std::string& path,
 
 std::string JobDir(const JobManagerOptions& o, int64_t id) {
   return JoinPath(JoinPath(o.data_dir, "jobs"), absl::StrCat(id));
+}
+
+// A refresh job's updated caches: the next refresh's text_cache / image_cache.
+std::string RefreshCachePath(const JobManagerOptions& o, int64_t id, const std::string& modality) {
+  return JoinPath(JobDir(o, id), modality + "_states.safetensors");
+}
+
+// Everything about a refresh that can be known before it runs, by the same
+// planner the worker runs (refresh_plan.h).
+absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models_dir) {
+  if (r.version() <= 0) {
+    return InvalidField("spec.refresh.version", "a model version >= 1", absl::StrCat(r.version()));
+  }
+  const std::string dir = ModelVersionPath(models_dir, r.version());
+  if (!PathExists(dir)) {
+    return absl::NotFoundError(absl::StrCat("spec.refresh.version: no model version ", r.version(),
+                                            " in ", models_dir));
+  }
+  RETURN_IF_ERROR(FileField("spec.refresh.items_table", r.items_table(), true));
+  RETURN_IF_ERROR(FileField("spec.refresh.text_cache", r.text_cache(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.image_cache", r.image_cache(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.images_table", r.images_table(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.vocab", r.vocab(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.weights", r.weights(), false));
+  RETURN_IF_ERROR(FileField("spec.refresh.image_weights", r.image_weights(), false));
+  absl::StatusOr<std::unique_ptr<ModelVersion>> parent = ModelVersion::Open(dir);
+  if (!parent.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.refresh.version: version ", r.version(),
+                                                      " does not open: ", parent.status().message()));
+  }
+  absl::StatusOr<ItemEmbeddings> items = (*parent)->ReadItemEmbeddings();
+  if (!items.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.refresh.version: ", items.status().message()));
+  }
+  absl::StatusOr<std::vector<ItemTableRow>> catalog = ReadItemTable(r.items_table());
+  if (!catalog.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.refresh.items_table: ", catalog.status().message()));
+  }
+  std::unique_ptr<HiddenStateCache> caches[2];
+  const std::string* paths[2] = {&r.text_cache(), &r.image_cache()};
+  for (int i = 0; i < 2; ++i) {
+    if (paths[i]->empty()) continue;
+    absl::StatusOr<std::unique_ptr<HiddenStateCache>> c = HiddenStateCache::Open(*paths[i]);
+    if (!c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          RefreshCacheField(i == 0 ? "text" : "image"), ": ", QuoteUserInput(*paths[i]),
+          " is not a hidden-state cache: ", c.status().message()));
+    }
+    caches[i] = *std::move(c);
+  }
+  ASSIGN_OR_RETURN(std::vector<RefreshSideInput> sides,
+                   RefreshSidesFor((*parent)->manifest(), *catalog, caches[0].get(),
+                                   caches[1].get(), r.images_table()));
+  std::vector<std::string> keys;
+  for (const ItemTableRow& row : *catalog) keys.push_back(row.key);
+  ASSIGN_OR_RETURN(RefreshPlan plan,
+                   PlanRefresh((*parent)->manifest(), items->keys, keys, std::move(sides)));
+  // Where something must be encoded, the backbone has to be one that can be
+  // re-run.
+  for (const RefreshSidePlan& side : plan.sides) {
+    if (side.encoded == 0) continue;
+    const HiddenStateCacheInfo& info = side.cache->info();
+    const std::string field = RefreshCacheField(side.modality);
+    if (absl::StartsWith(info.backbone, "synthetic-")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": ", side.encoded, " items are new or changed, but the cache's backbone ",
+          QuoteUserInput(info.backbone), " is synthetic (random demo states) and cannot "
+          "encode them"));
+    }
+    if (side.modality == "image") {
+      if (!absl::StartsWith(info.backbone, "vit")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            field, ": its backbone ", QuoteUserInput(info.backbone),
+            " is not a ViT this trainer can re-create to encode ", side.encoded, " items"));
+      }
+      continue;
+    }
+    absl::StatusOr<StandinTextOptions> standin = StandinTextOptionsOf(info);
+    if (standin.ok()) continue;
+    if (!absl::IsNotFound(standin.status())) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", standin.status().message()));
+    }
+    if (r.vocab().empty()) {
+      return InvalidField("spec.refresh.vocab",
+                          absl::StrCat("the WordPiece vocabulary of the backbone ",
+                                       QuoteUserInput(info.backbone), " (", side.encoded,
+                                       " items need encoding)"),
+                          "''");
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Where a train job's worker keeps its per-epoch resumable state
@@ -273,6 +377,10 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
     return absl::FailedPreconditionError(
         "spec.publish: this trainer was started without --retrieval, so it cannot publish");
   }
+  if (spec->resume_from() != 0 && !spec->has_train()) {
+    return InvalidField("spec.resume_from", "0 (only train jobs resume)",
+                        absl::StrCat(spec->resume_from()));
+  }
   if (spec->resume_from() != 0) {
     absl::StatusOr<v1::Job> prior = store_->Get(spec->resume_from());
     if (!prior.ok()) {
@@ -367,8 +475,7 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
       return absl::OkStatus();
     }
     case v1::JobSpec::kRefresh:
-      return absl::UnimplementedError(
-          "spec.refresh: incremental embedding refresh is not available in this trainer yet");
+      return CheckRefresh(spec->refresh(), options_.models_dir);
     default:
       return InvalidField("spec.job", "one of train, build_cache, refresh", "none");
   }
@@ -628,6 +735,16 @@ void JobManager::RunJob(int64_t id) {
     return;
   }
   if (!metrics.empty()) store_->SetMetrics(id, metrics).IgnoreError();
+  if (job.kind() == v1::JOB_REFRESH) {
+    nlohmann::json m = nlohmann::json::parse(metrics, nullptr, false);
+    if (m.is_object()) {
+      for (const char* outcome : {"reused", "recomputed", "removed"}) {
+        const double count = m.value(outcome, 0.0);
+        M().refresh_items->WithLabels({outcome})->Set(count);
+        M().refresh_items_total->WithLabels({outcome})->Increment(count);
+      }
+    }
+  }
   // A finished run needs no resumable state.
   RemoveRecursively(CheckpointDir(options_, id)).IgnoreError();
   if (version == 0 || !job.spec().publish()) {
@@ -673,6 +790,10 @@ absl::Status JobManager::Supervise(const v1::Job& job, int64_t version, std::str
       }
     }
     args.push_back("--resume_dir=" + checkpoint);
+  }
+  if (job.kind() == v1::JOB_REFRESH) {
+    args.push_back("--cache_out=" + RefreshCachePath(options_, job.id(), "text"));
+    args.push_back("--image_cache_out=" + RefreshCachePath(options_, job.id(), "image"));
   }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -10,6 +10,12 @@
 // with the service (PR_SET_PDEATHSIG), so a killed trainer leaves no worker
 // writing behind its back.
 //
+// Refresh jobs (embedding_refresh.h) are planned at submit with the same
+// LibTorch-free planner the worker runs (refresh_plan.h), so an unknown
+// version, a version that cannot be refreshed or a cache of another backbone
+// is refused before anything is recorded; the worker writes the job's
+// updated cache to jobs/<id>/text_states.safetensors.
+//
 // Cancel: a queued job is CANCELLED at once; a running one gets SIGTERM
 // (training stops at its next step and exports nothing), then SIGKILL after
 // `cancel_grace`. Either way the job's temporary version directory is

@@ -3,6 +3,8 @@
 // the service. Started (fork + exec) and supervised by JobRunner.
 //
 //   job_worker --spec=<JobSpec, binary proto> --models_dir=DIR --version=N
+//              [--resume_dir=DIR (train)]
+//              [--cache_out=FILE --image_cache_out=FILE (refresh)]
 //
 // Reports to the parent as JSON lines on stdout (one event per line,
 // flushed); logs go to stderr, which the parent keeps as the job's log:
@@ -34,6 +36,8 @@
 #include "nlohmann/json.hpp"
 #include "proto/trainer.pb.h"
 #include "trainer/backbone/cache_builder.h"
+#include "trainer/backbone/job_backbone.h"
+#include "trainer/service/embedding_refresh.h"
 #include "trainer/training/train_pipeline.h"
 
 ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
@@ -42,6 +46,8 @@ ABSL_FLAG(int64_t, version, 0, "the model version this job writes");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, resume_dir, "",
           "train: per-epoch resumable state; continues after the newest epoch there");
+ABSL_FLAG(std::string, cache_out, "", "refresh: where the updated text cache is written");
+ABSL_FLAG(std::string, image_cache_out, "", "refresh: where the updated image cache is written");
 
 namespace recsys {
 namespace {
@@ -121,28 +127,11 @@ absl::Status RunTrain(const v1::JobSpec& job) {
   return absl::OkStatus();
 }
 
-// "6x256" -> layers, hidden.
-absl::Status ParseBackbone(const std::string& s, int* layers, int* hidden) {
-  std::vector<std::string> parts = absl::StrSplit(s.empty() ? "6x256" : s, 'x');
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], layers) ||
-      !absl::SimpleAtoi(parts[1], hidden) || *layers <= 0 || *hidden <= 0 || *hidden % 4 != 0) {
-    return absl::InvalidArgumentError("build_cache.backbone: expected LAYERSxHIDDEN, e.g. 6x256");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status RunBuildCache(const v1::JobSpec& job) {
   const v1::BuildCacheJobSpec& b = job.build_cache();
-  BertTextEncoderOptions eo;
-  eo.vocab_path = b.vocab();
-  eo.weights_path = b.weights();
-  int layers = 0, hidden = 0;
-  RETURN_IF_ERROR(ParseBackbone(b.backbone(), &layers, &hidden));
-  eo.config.num_hidden_layers = layers;
-  eo.config.hidden_size = hidden;
-  eo.config.num_attention_heads = 4;
-  eo.config.intermediate_size = 4 * hidden;
-  eo.device = OrDefault<std::string>(job.device(), "cpu");
+  ASSIGN_OR_RETURN(BertTextEncoderOptions eo,
+                   JobBertOptions("build_cache.backbone", b.vocab(), b.weights(), b.backbone(),
+                                  OrDefault<std::string>(job.device(), "cpu")));
   ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
   ASSIGN_OR_RETURN(std::vector<CacheItem> items, ReadItemTable(b.items_table()));
   CacheBuildOptions o;
@@ -160,6 +149,42 @@ absl::Status RunBuildCache(const v1::JobSpec& job) {
   return absl::OkStatus();
 }
 
+absl::Status RunRefresh(const v1::JobSpec& job) {
+  const v1::RefreshJobSpec& r = job.refresh();
+  EmbeddingRefreshOptions o;
+  o.models_dir = absl::GetFlag(FLAGS_models_dir);
+  o.parent_version = r.version();
+  o.version = absl::GetFlag(FLAGS_version);
+  o.items_table = r.items_table();
+  o.text_cache = r.text_cache();
+  o.cache_out = absl::GetFlag(FLAGS_cache_out);
+  o.image_cache = r.image_cache();
+  o.images_table = r.images_table();
+  o.image_weights = r.image_weights();
+  o.image_cache_out = absl::GetFlag(FLAGS_image_cache_out);
+  o.vocab = r.vocab();
+  o.weights = r.weights();
+  o.backbone = r.backbone();
+  o.device = OrDefault<std::string>(job.device(), "cpu");
+  o.num_threads = absl::GetFlag(FLAGS_threads);
+  absl::Time last = absl::InfinitePast();
+  o.on_progress = [&last](const RefreshProgress& p) -> absl::Status {
+    if (g_stop.load()) return absl::CancelledError("the job was cancelled");
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Milliseconds(200) && p.done != p.total) return absl::OkStatus();
+    last = now;
+    Emit({{"event", "progress"},
+          {"phase", absl::StrCat("refresh: ", p.phase)},
+          {"step", p.done},
+          {"steps", p.total},
+          {"fraction", p.total > 0 ? static_cast<double>(p.done) / p.total : 0.0}});
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(EmbeddingRefreshResult result, RunEmbeddingRefresh(o));
+  Emit({{"event", "done"}, {"version", result.version}, {"metrics", result.ToJson()}});
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   struct sigaction sa = {};
@@ -174,8 +199,10 @@ int Main(int argc, char** argv) {
         return RunTrain(job);
       case v1::JobSpec::kBuildCache:
         return RunBuildCache(job);
+      case v1::JobSpec::kRefresh:
+        return RunRefresh(job);
       default:
-        return absl::UnimplementedError("this worker runs train and build_cache jobs");
+        return absl::InvalidArgumentError("spec: no job");
     }
   }();
   if (status.ok()) return 0;

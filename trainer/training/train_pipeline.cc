@@ -87,6 +87,11 @@ absl::StatusOr<std::string> Export(const TrainPipelineOptions& o, Trainer* train
   v.manifest.version = number;
   v.manifest.kind = "train";
   v.manifest.network = trainer->network();
+  // What an embedding refresh must encode new items with.
+  for (ModalityConfig& m : v.manifest.network.modalities) {
+    const int at = store == nullptr ? -1 : store->IndexOf(m.modality);
+    if (at >= 0) m.backbone_fingerprint = store->info(at).backbone_fingerprint;
+  }
   v.manifest.config_json = trainer->ConfigJson();
   v.manifest.data_fingerprint = Fingerprint(data);
   v.manifest.metrics_json = metrics;
