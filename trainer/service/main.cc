@@ -1,5 +1,5 @@
 // trainer_server: serves recsys.v1.Trainer (proto/trainer.proto).
-//   trainer_server --data_dir=run/trainer --models_dir=run/models \
+//   trainer_server --data_dir=run/trainer --models_dir=run/models
 //       --retrieval=127.0.0.1:50051 --devices=cpu --port_file=run/trainer.ports
 #include <unistd.h>
 
