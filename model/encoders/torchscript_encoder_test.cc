@@ -66,6 +66,24 @@ TEST_F(TorchScriptEncoderTest, TextModuleReturningHiddenStateTuple) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
 }
 
+TEST_F(TorchScriptEncoderTest, TextMeanPoolingHonoursTheMask) {
+  const std::string vocab = JoinPath(*dir_, "vocab.txt");
+  ASSERT_OK(WriteFileAtomically(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\nc\nd\n"));
+  TorchScriptTextEncoderOptions o;
+  o.module_path = JoinPath(*dir_, "text.pt");
+  o.vocab_path = vocab;
+  ASSERT_OK_AND_ASSIGN(auto enc, CreateTorchScriptTextEncoder(o));
+  // In one batch "d" is padded to 4 tokens: the mean must leave [PAD] out.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> got, enc->EncodeMeanPooled({"B C", "d"}));
+  const std::vector<float> want = Expected("text_mean_expected");
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got.size(), 2u * 6);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+  // Alone (no padding) the same.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> alone, enc->EncodeMeanPooled({"d"}));
+  for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(alone[i], want[6 + i], 1e-5) << i;
+}
+
 TEST_F(TorchScriptEncoderTest, ImageModuleReturningStackedStates) {
   TorchScriptImageEncoderOptions o;
   o.module_path = JoinPath(*dir_, "image.pt");
