@@ -97,9 +97,9 @@ struct Process {
     }
     FAIL() << name << " did not start: " << Tail(log);
   }
-  void Stop() {
+  void Stop(int signal = SIGTERM) {
     if (pid <= 0) return;
-    kill(pid, SIGTERM);
+    kill(pid, signal);
     int status;
     waitpid(pid, &status, 0);
     pid = -1;
@@ -365,33 +365,237 @@ TEST_F(SimilarityE2eTest, D_ImageCasesFiltersAndOwnStudy) {
   EXPECT_TRUE(absl::StartsWith(hits.hits(0).key(), "mr-"));
 }
 
-TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredState) {
+// Synthetic translation examples: sentence i shares words with its
+// neighbours, so the hashed-text document frequencies depend on every one.
+v1::TranslationExample Example(int i) {
+  static const char* kWords[] = {"light", "water", "earth", "night", "day", "seed",
+                                 "tree", "fruit", "sea", "fish", "bird", "beast"};
+  v1::TranslationExample e;
+  e.set_key(absl::StrCat("ex-", i));
+  e.set_source(absl::StrCat("the ", kWords[i % 12], " and the ", kWords[(i * 5 + 1) % 12],
+                            " of ", kWords[(i * 7 + 3) % 12], " ", i));
+  e.set_target(absl::StrCat("la ", kWords[i % 12], " ", i));
+  e.set_pair("en-es");
+  return e;
+}
+
+grpc::Status IndexExamples(v1::Similarity::Stub* stub, const std::string& collection, int from,
+                           int to) {
+  v1::IndexResponse staged;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto w = stub->IndexExamples(&ctx, &staged);
+  v1::IndexExamplesRequest r;
+  r.set_collection(collection);
+  for (int i = from; i < to; ++i) *r.add_examples() = Example(i);
+  w->Write(r);
+  w->WritesDone();
+  return w->Finish();
+}
+
+TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntries) {
   if (!PathExists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  auto create = [](const std::string& name) {
+    v1::CreateSimilarityCollectionRequest r;
+    r.mutable_config()->set_name(name);
+    r.mutable_config()->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+    v1::CreateSimilarityCollectionResponse out;
+    return stub_->CreateCollection(Ctx().get(), r, &out);
+  };
+  auto publish = [](const std::string& name, v1::SimilarityCollectionInfo* info) {
+    v1::PublishSimilarityRequest r;
+    r.set_collection(name);
+    v1::PublishSimilarityResponse out;
+    const grpc::Status s = stub_->Publish(Ctx().get(), r, &out);
+    *info = out.info();
+    return s;
+  };
+  auto select = [](const std::string& name, const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection(name);
+    r.set_source(source);
+    r.set_k(5);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    EXPECT_TRUE(stub_->SelectExamples(Ctx().get(), r, &out).ok());
+    return out;
+  };
+  v1::SimilarityCollectionInfo info;
+  ASSERT_TRUE(create("grow").ok());
+  ASSERT_TRUE(IndexExamples(stub_, "grow", 0, 40).ok());
+  ASSERT_TRUE(publish("grow", &info).ok());
+  const std::string grow_v1 = info.encoder_fingerprint();
+
   v1::SearchImagesRequest q;
   q.set_collection("fm");
   q.set_key("train-7");
   q.set_k(10);
   v1::SearchImagesResponse before, after;
   ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &before).ok());
-  similarity_->Stop();
+  similarity_->Stop(SIGKILL);  // no drain, nothing flushed at exit
   StartSimilarity();
   ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &after).ok());
   EXPECT_EQ(after.DebugString(), before.DebugString());
-  // The query-time encoder is the restored one: an image query works too.
-  const v1::SimilarityCollectionInfo info = Describe("fm");
-  EXPECT_EQ(info.encoder_fingerprint(), before.encoder_fingerprint());
-  // A weight-free collection restored from disk refuses new entries.
-  v1::IndexResponse staged;
-  auto ctx = Ctx();
-  auto w = stub_->IndexImages(ctx.get(), &staged);
-  v1::IndexImagesRequest r;
-  r.set_collection("fm");
-  v1::ImageCase* c = r.add_cases();
-  c->set_key("new");
-  c->set_image(*ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm")));
-  w->Write(r);
-  w->WritesDone();
-  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // The query-time encoder is the restored one.
+  EXPECT_EQ(Describe("fm").encoder_fingerprint(), before.encoder_fingerprint());
+  EXPECT_EQ(Describe("grow").encoder_fingerprint(), grow_v1);
+
+  // The weight-free image collection takes a new case after the restart:
+  // the refit runs over the 2,000 restored entries plus it.
+  const std::string mr = PathExists(absl::StrCat(kPydicom, "MR_small.dcm"))
+                             ? *ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm"))
+                             : "";
+  if (!mr.empty()) {
+    v1::IndexResponse staged;
+    auto ctx = Ctx();
+    auto w = stub_->IndexImages(ctx.get(), &staged);
+    v1::IndexImagesRequest r;
+    r.set_collection("fm");
+    v1::ImageCase* c = r.add_cases();
+    c->set_key("new");
+    c->set_image(mr);
+    (*c->mutable_labels())["class"] = "mr";
+    w->Write(r);
+    w->WritesDone();
+    ASSERT_TRUE(w->Finish().ok());
+    ASSERT_TRUE(publish("fm", &info).ok());
+    EXPECT_EQ(info.entry_count(), 2001);
+    EXPECT_NE(info.encoder_fingerprint(), before.encoder_fingerprint());  // refitted
+    v1::SearchImagesRequest by_image;
+    by_image.set_collection("fm");
+    by_image.set_image(mr);
+    by_image.set_k(3);
+    v1::SearchImagesResponse hits;
+    ASSERT_TRUE(stub_->SearchImages(Ctx().get(), by_image, &hits).ok());
+    ASSERT_GE(hits.hits_size(), 1);
+    EXPECT_EQ(hits.hits(0).key(), "new");
+    EXPECT_NEAR(hits.hits(0).score(), 1.0, 1e-5);
+    // An old entry is still there under the new fit.
+    ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &after).ok());
+    EXPECT_EQ(after.hits_size(), 10);
+  }
+
+  // The text collection too; its refit over restored + new entries equals
+  // a fit over all of them at once in a fresh collection.
+  ASSERT_TRUE(IndexExamples(stub_, "grow", 40, 50).ok());
+  ASSERT_TRUE(publish("grow", &info).ok());
+  EXPECT_EQ(info.entry_count(), 50);
+  EXPECT_NE(info.encoder_fingerprint(), grow_v1);
+  ASSERT_TRUE(create("grow_ref").ok());
+  ASSERT_TRUE(IndexExamples(stub_, "grow_ref", 0, 50).ok());
+  v1::SimilarityCollectionInfo ref;
+  ASSERT_TRUE(publish("grow_ref", &ref).ok());
+  EXPECT_EQ(info.encoder_fingerprint(), ref.encoder_fingerprint());
+  for (int i : {3, 17, 44}) {
+    const v1::SelectExamplesResponse a = select("grow", Example(i).source());
+    const v1::SelectExamplesResponse b = select("grow_ref", Example(i).source());
+    ASSERT_EQ(a.examples_size(), 5);
+    EXPECT_EQ(a.examples(0).example().key(), absl::StrCat("ex-", i));
+    EXPECT_EQ(a.prompt(), b.prompt());
+    for (int j = 0; j < 5; ++j) {
+      EXPECT_EQ(a.examples(j).example().key(), b.examples(j).example().key());
+      EXPECT_EQ(a.examples(j).score(), b.examples(j).score());
+    }
+  }
+
+  // A damaged entries file: the collection still answers, but refuses new
+  // entries with the reason; nothing else is affected.
+  const std::string entries =
+      JoinPath(*dir_, absl::StrCat("s/grow/v", info.live_version(), ".entries"));
+  std::string bytes = *ReadFileToString(entries);
+  bytes[bytes.size() / 2] ^= 0x40;
+  ASSERT_TRUE(WriteFileAtomically(entries, bytes).ok());
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  EXPECT_EQ(select("grow", Example(3).source()).examples(0).example().key(), "ex-3");
+  const grpc::Status refused = IndexExamples(stub_, "grow", 50, 51);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "damaged entries file"))
+      << refused.error_message();
+  EXPECT_EQ(Describe("grow").staged_count(), 0);
+  EXPECT_TRUE(IndexExamples(stub_, "grow_ref", 50, 51).ok());
+}
+
+// A BERT collection through the endpoint: model/encoders' seeded stand-in
+// (a small config.json and vocab.txt, no weights), mean pooling.
+TEST_F(SimilarityE2eTest, F_BertCollectionIndexQueryAndWrongEncoder) {
+  const std::string model = JoinPath(*dir_, "bert_standin");
+  ASSERT_TRUE(CreateDirectories(model).ok());
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\nand\nof\nla\n";
+  for (const char* w : {"light", "water", "earth", "night", "day", "seed", "tree", "fruit", "sea",
+                        "fish", "bird", "beast"}) {
+    absl::StrAppend(&vocab, w, "\n");
+  }
+  for (int i = 0; i < 60; ++i) absl::StrAppend(&vocab, i, "\n");
+  ASSERT_TRUE(WriteFileAtomically(JoinPath(model, "vocab.txt"), vocab).ok());
+  ASSERT_TRUE(WriteFileAtomically(JoinPath(model, "config.json"),
+                                  R"({"model_type": "bert", "vocab_size": 100, "hidden_size": 32,
+                                      "num_hidden_layers": 2, "num_attention_heads": 4,
+                                      "intermediate_size": 64, "max_position_embeddings": 32})")
+                  .ok());
+  v1::CreateSimilarityCollectionRequest create;
+  v1::SimilarityCollectionConfig* config = create.mutable_config();
+  config->set_name("bert_ex");
+  config->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  config->mutable_encoder()->mutable_bert()->set_model_dir(model);
+  config->mutable_encoder()->mutable_bert()->set_pooling(v1::POOLING_MEAN);
+  config->mutable_encoder()->mutable_bert()->set_max_length(32);
+  v1::CreateSimilarityCollectionResponse created;
+  // A BERT encoder on an image collection is refused, and creates nothing.
+  config->set_kind(v1::SIMILARITY_IMAGE_CASES);
+  grpc::Status s = stub_->CreateCollection(Ctx().get(), create, &created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "config.encoder.bert")) << s.error_message();
+  config->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  s = stub_->CreateCollection(Ctx().get(), create, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::string fingerprint = created.info().encoder_fingerprint();
+  EXPECT_TRUE(absl::StartsWith(fingerprint, "bert/bert-standin-2x32 mean l2 weights="))
+      << fingerprint;
+  EXPECT_EQ(created.info().dimension(), 32);
+
+  ASSERT_TRUE(IndexExamples(stub_, "bert_ex", 0, 30).ok());
+  v1::PublishSimilarityRequest pub;
+  pub.set_collection("bert_ex");
+  v1::PublishSimilarityResponse published;
+  ASSERT_TRUE(stub_->Publish(Ctx().get(), pub, &published).ok());
+  EXPECT_EQ(published.info().entry_count(), 30);
+  EXPECT_EQ(published.info().encoder_fingerprint(), fingerprint);  // fixed: no refit
+
+  v1::SelectExamplesRequest q;
+  q.set_collection("bert_ex");
+  q.set_k(4);
+  q.set_pair("en-es");
+  q.set_encoder_fingerprint(fingerprint);
+  for (int i : {2, 11, 29}) {
+    q.set_source(Example(i).source());
+    v1::SelectExamplesResponse out;
+    s = stub_->SelectExamples(Ctx().get(), q, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(out.examples_size(), 4);
+    // The indexed sentence itself is the nearest, at cosine 1.
+    EXPECT_EQ(out.examples(0).example().key(), absl::StrCat("ex-", i));
+    EXPECT_NEAR(out.examples(0).score(), 1.0, 1e-5);
+    for (int j = 1; j < 4; ++j) EXPECT_LE(out.examples(j).score(), out.examples(j - 1).score());
+    EXPECT_EQ(out.encoder_fingerprint(), fingerprint);
+    EXPECT_TRUE(absl::StrContains(out.prompt(), Example(i).target())) << out.prompt();
+  }
+  // Another encoder's fingerprint (the hashed-text default's) is refused,
+  // naming both.
+  v1::DescribeSimilarityCollectionRequest d;
+  d.set_collection("verses");
+  v1::DescribeSimilarityCollectionResponse verses;
+  if (stub_->DescribeCollection(Ctx().get(), d, &verses).ok()) {
+    q.set_encoder_fingerprint(verses.info().encoder_fingerprint());
+  } else {
+    q.set_encoder_fingerprint("hashed_text/v1 dim=512");
+  }
+  v1::SelectExamplesResponse out;
+  s = stub_->SelectExamples(Ctx().get(), q, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), fingerprint)) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "hashed_text/v1")) << s.error_message();
+  EXPECT_EQ(Describe("bert_ex").entry_count(), 30);
 }
 
 }  // namespace
