@@ -19,7 +19,6 @@ R="${TEST_SRCDIR:-.}/recsys"
 [ -d "$R/deploy" ] || R="."
 RETRIEVAL="$R/retrieval/retrieval_server"
 RECOMMENDER="$R/server/recommendation_server"
-RCLI="$R/clients/retrieval_cli"
 TRAINER="$R/trainer/service/trainer_server"
 SIMILARITY="$R/server/similarity/similarity_server"
 RECCTL="$R/clients/recctl/recctl"
@@ -70,7 +69,7 @@ echo "metrics ports: retrieval $retrieval_METRICS, recommender $recommender_METR
 import random; random.seed(1)
 for i in range(100):
     print(f"item{i}\t" + ",".join("%.5f" % random.gauss(0, 1) for _ in range(8)))' >"$T/items.tsv"
-cli() { "$RCLI" --target="127.0.0.1:$retrieval_GRPC" "$@"; }
+cli() { "$RECCTL" --retrieval="127.0.0.1:$retrieval_GRPC" collections "$@"; }
 deadline=$((SECONDS + 30))
 until cli list >/dev/null 2>&1; do
   [ $SECONDS -lt $deadline ] || fail "sidecar never answered"

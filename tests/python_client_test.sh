@@ -12,7 +12,7 @@ test_init pyclient
   --image_cache="$T/data/image_states.safetensors" --epochs=1 --embedding_dim=16 --bottleneck=8 \
   --ffn_dim=32 --out_dir="$T/models" >"$T/train.log" 2>&1 || { tail "$T/train.log"; fail "train"; }
 start retrieval "$R/retrieval/retrieval_server" --data_dir="$T/retrieval"
-"$R/clients/publish_model" --retrieval="$retrieval_ADDR" --version_dir="$T/models/1" \
+"$R/clients/recctl/recctl" --retrieval="$retrieval_ADDR" model publish --version_dir="$T/models/1" \
   --items="$T/data/items.tsv" >"$T/publish.log" || fail "publish"
 start recommender "$R/server/recommendation_server" --models_dir="$T/models" \
   --retrieval="$retrieval_ADDR" --poll_interval=100ms

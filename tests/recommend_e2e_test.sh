@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The product end to end, every component a real process on loopback:
-#   make_demo_data -> train (v1) -> retrieval_server <- publish_model
-#   -> recommendation_server -> recommend_cli
+#   make_demo_data -> train (v1) -> retrieval_server <- recctl model publish
+#   -> recommendation_server <- recctl recommend
 # then a rollout (train v2, publish: the server switches, v1 still answers
 # when pinned), a rollback in the sidecar (the server follows), bad input
 # answered with precise statuses, and SIGTERM draining both servers.
@@ -13,13 +13,14 @@ MAKE_DEMO="$R/trainer/make_demo_data"
 TRAIN="$R/trainer/train"
 RETRIEVAL="$R/retrieval/retrieval_server"
 RECOMMENDER="$R/server/recommendation_server"
-PUBLISH="$R/clients/publish_model"
-RECOMMEND="$R/clients/recommend_cli"
-RCLI="$R/clients/retrieval_cli"
+RECCTL="$R/clients/recctl/recctl"
+rc() { "$RECCTL" --retrieval="127.0.0.1:${retrieval_PORT:-0}" --recommender="127.0.0.1:${recommender_PORT:-0}" "$@"; }
+publish() { rc model publish "$@"; }
+recommend() { rc recommend items --json "$@"; }
 
 live_version() {
-  "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --list_models 2>/dev/null |
-    /usr/bin/python3 -c 'import json,sys; m=json.load(sys.stdin)["models"]; print(([x["version"] for x in m if x["live"]] or [0])[0])' ||
+  rc recommend models --json 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; m=json.load(sys.stdin).get("models", []); print(([x["model"]["version"] for x in m if x["live"]] or [0])[0])' ||
     echo 0
 }
 
@@ -49,9 +50,20 @@ train 1
 [ -f "$T/models/1/manifest.json" ] || fail "no model version 1"
 
 start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
-"$PUBLISH" --retrieval="127.0.0.1:$retrieval_PORT" --version_dir="$T/models/1" \
-  --items="$T/data/items.tsv" | tee "$T/publish1.log"
+publish --version_dir="$T/models/1" --items="$T/data/items.tsv" | tee "$T/publish1.log"
 grep -q "published items version 1" "$T/publish1.log" || fail "publish v1"
+
+# recctl model verify: the version checks out; a copy with one flipped byte
+# in its embeddings does not (DATA_LOSS naming the file, exit 1).
+rc model verify --version_dir="$T/models/1" | grep -q "sizes and CRC-32C verified" ||
+  fail "verify v1: $(rc model verify --version_dir="$T/models/1" 2>&1)"
+mkdir -p "$T/damaged" && cp -r "$T/models/1" "$T/damaged/1"
+/usr/bin/python3 - "$T/damaged/1/item_embeddings.safetensors" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 0x40; open(sys.argv[1], "wb").write(bytes(b))
+PY
+if rc model verify --version_dir="$T/damaged/1" 2>"$T/err"; then fail "damaged version verified"; fi
+grep -q "DATA_LOSS: .*item_embeddings.safetensors" "$T/err" || fail "verify message: $(cat "$T/err")"
 
 start recommender "$RECOMMENDER" --models_dir="$T/models" \
   --retrieval="127.0.0.1:$retrieval_PORT" --poll_interval=100ms
@@ -60,35 +72,33 @@ wait_live 1
 # A user's history: all but the last item of the first user.
 read -r -a ITEMS <<<"$(head -1 "$T/data/users.tsv" | cut -f2)"
 HISTORY=$(IFS=,; echo "${ITEMS[*]:0:${#ITEMS[@]}-1}")
-"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=10 \
-  >"$T/rec1.json"
+recommend --history="$HISTORY" --k=10 >"$T/rec1.json"
 /usr/bin/python3 - "$T/rec1.json" "$HISTORY" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); history = set(sys.argv[2].split(","))
-assert r["model_version"] == 1, r
+assert r["model"]["version"] == "1", r
 items = r["items"]
 assert len(items) == 10, r
 assert not history & {i["key"] for i in items}, "history item recommended"
-assert all(i.get("title", "").endswith(" & co") for i in items), "titles missing or not unescaped"
+assert all(i["payload"].get("title", "").endswith(" & co") for i in items), "titles missing or not unescaped"
 scores = [i["score"] for i in items]
 assert scores == sorted(scores, reverse=True), scores
 print("v1 recommends", [i["key"] for i in items[:3]], "...")
 PY
 
 # Bad input: precise statuses, nothing served.
-if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=0 2>"$T/err"; then
+if recommend --history="$HISTORY" --k=0 2>"$T/err"; then
   fail "k=0 accepted"
 fi
 grep -q "k: must be in \[1, 1000\]" "$T/err" || fail "k=0 message: $(cat "$T/err")"
-if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 \
-    --version=-1 2>"$T/err"; then
+if recommend --history="$HISTORY" --k=5 --version=-1 2>"$T/err"; then
   fail "negative version accepted"
 fi
 grep -q "model.version: must be >= 0" "$T/err" || fail "version message: $(cat "$T/err")"
 
 # Cold start: an all-unknown history gets the version's most popular items
 # (popularity counted by the trainer and stored with the version).
-"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history=no-such-item --k=5 >"$T/cold.json" ||
+recommend --history=no-such-item --k=5 >"$T/cold.json" ||
   fail "cold start failed"
 /usr/bin/python3 - "$T/cold.json" <<'PY'
 import json, sys
@@ -102,8 +112,8 @@ print("cold start: popular", [i["key"] for i in r["items"][:3]], "...")
 PY
 
 # Item to item: more like the first history item, itself excluded.
-"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --similar_to="${ITEMS[0]}" --k=5 \
-  >"$T/similar.json" || fail "SimilarItems failed"
+rc recommend similar --json --item="${ITEMS[0]}" --k=5 >"$T/similar.json" ||
+  fail "SimilarItems failed"
 /usr/bin/python3 - "$T/similar.json" "${ITEMS[0]}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -111,25 +121,65 @@ keys = [i["key"] for i in r["items"]]
 assert len(keys) == 5 and sys.argv[2] not in keys, r
 print("similar items:", keys[:3], "...")
 PY
-if "$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --version=9 2>"$T/err"; then
+if recommend --history="$HISTORY" --version=9 2>"$T/err"; then
   fail "unknown version accepted"
 fi
-grep -q "^recommend_cli: 5 model.version: 9 is not loaded" "$T/err" || fail "version message: $(cat "$T/err")"
+grep -q "^recctl recommend items: NOT_FOUND: .*model.version: 9 is not loaded" "$T/err" ||
+  fail "version message: $(cat "$T/err")"
 
-# Rollout: v2 is trained and published; the server switches to it, and v1
-# still answers when pinned.
+# A bounded load: 8 closed-loop clients, 1,500 requests over every user's
+# history: all answered by v1, and the server counted each one as OK.
+ok_count() {
+  curl -fsS "http://127.0.0.1:$recommender_METRICS/metrics" |
+    sed -n 's/^recsys_recommender_requests_total{method="Recommend",code="OK"} //p' | head -1
+}
+before=$(ok_count); before=${before:-0}
+rc recommend load --json --file="$T/data/users.tsv" --clients=8 --requests=1500 --k=10 \
+  >"$T/load1.json" || fail "load run failed: $(cat "$T/load1.json")"
+after=$(ok_count)
+/usr/bin/python3 - "$T/load1.json" "$before" "$after" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] == 1500 and r["failed"] == 0 and r["codes"] == {"OK": 1500}, r
+assert r["versions"] == {"1": 1500}, r
+assert int(float(sys.argv[3])) - int(float(sys.argv[2])) == 1500, ("server counted", sys.argv[2:])
+print(f"load: 1500 requests, 8 clients, {r['requests_per_second']:.0f} req/s, p99 {r['p99_ms']:.1f} ms")
+PY
+
+# A load run where every request fails (a version that is not loaded)
+# exits 1 and says how many failed with which code.
+if rc recommend load --file="$T/data/users.tsv" --clients=2 --requests=20 --version=9 \
+    >/dev/null 2>"$T/err"; then
+  fail "a failing load run exited 0"
+fi
+grep -q "20 of 20 requests failed (NOT_FOUND 20)" "$T/err" || fail "load failure: $(cat "$T/err")"
+
+# Rollout under load: v2 is trained and published while 8 clients keep
+# asking; no request fails during the switch. The server then answers with
+# v2, and v1 still answers when pinned.
 train 2
-"$PUBLISH" --retrieval="127.0.0.1:$retrieval_PORT" --version_dir="$T/models/2" \
-  --previous_version_dir="$T/models/1" --items="$T/data/items.tsv" >"$T/publish2.log"
+rc recommend load --json --file="$T/data/users.tsv" --clients=8 --requests=4000 \
+  >"$T/load2.json" 2>&1 &
+LOAD_PID=$!
+publish --version_dir="$T/models/2" --previous_version_dir="$T/models/1" \
+  --items="$T/data/items.tsv" >"$T/publish2.log"
 wait_live 2
-"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 >"$T/rec2.json"
-grep -q '"model_version":2' "$T/rec2.json" || fail "live is not v2: $(cat "$T/rec2.json")"
-"$RECOMMEND" --server="127.0.0.1:$recommender_PORT" --history="$HISTORY" --k=5 --version=1 >"$T/rec1p.json"
-grep -q '"model_version":1' "$T/rec1p.json" || fail "pinned v1: $(cat "$T/rec1p.json")"
+wait "$LOAD_PID" || fail "requests failed during the switch: $(cat "$T/load2.json")"
+/usr/bin/python3 - "$T/load2.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["failed"] == 0 and r["ok"] == 4000, r
+assert set(r["versions"]) <= {"1", "2"}, r
+print("load during the switch: 4000 ok, answers by version", r["versions"])
+PY
+recommend --history="$HISTORY" --k=5 >"$T/rec2.json"
+grep -q '"model":{"model":"items","version":"2"}' "$T/rec2.json" || fail "live is not v2: $(cat "$T/rec2.json")"
+recommend --history="$HISTORY" --k=5 --version=1 >"$T/rec1p.json"
+grep -q '"model":{"model":"items","version":"1"}' "$T/rec1p.json" || fail "pinned v1: $(cat "$T/rec1p.json")"
 echo "rollout: live v2, pinned v1 answers"
 
 # Rollback in the sidecar: the recommendation server follows.
-"$RCLI" --target="127.0.0.1:$retrieval_PORT" rollback --collection=items --version=1 >/dev/null
+rc collections rollback --collection=items --version=1 >/dev/null
 wait_live 1
 echo "rollback: live v1 again"
 

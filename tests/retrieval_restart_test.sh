@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end: the real retrieval_server binary and retrieval_cli.
+# End to end: the real retrieval_server binary and recctl (--json replies).
 #  1. create, upsert, publish v1; delete + upsert, publish v2; then upsert
 #     more without publishing (acknowledged: must survive in the staging log);
 #  2. kill -9, restart: same answers from v2 (live) and pinned v1, the staged
@@ -19,9 +19,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 RUN="${TEST_SRCDIR:-.}/recsys"
 SERVER="$RUN/retrieval/retrieval_server"
-CLI="$RUN/clients/retrieval_cli"
+CLI="$RUN/clients/recctl/recctl"
 REPAIR="$RUN/retrieval/retrieval_repair"
-[ -x "$SERVER" ] || { SERVER=retrieval/retrieval_server; CLI=clients/retrieval_cli; REPAIR=retrieval/retrieval_repair; }
+[ -x "$SERVER" ] || { SERVER=retrieval/retrieval_server; CLI=clients/recctl/recctl; REPAIR=retrieval/retrieval_repair; }
 DATA="$TMP/data"
 PID=""
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true; }
@@ -48,7 +48,8 @@ start() {
     sleep 0.05
   done
 }
-cli() { "$CLI" --target="$TARGET" "$@"; }
+cli() { "$CLI" --retrieval="$TARGET" --json collections "$@"; }
+hits() { /usr/bin/python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["results"][0]["hits"]))' "$1"; }
 
 # 2000 random 16-d entries with a payload, plus 50 more for later.
 /usr/bin/python3 - "$TMP" <<'PYEOF'
@@ -68,18 +69,18 @@ Q="0.3,-0.1,0.7,0.2,-0.5,0.1,0.9,-0.3,0.4,0.0,-0.2,0.6,0.1,-0.8,0.5,0.2"
 
 start
 cli create --collection=items --dim=16 --metric=cosine --factory=Flat >/dev/null
-cli upsert --collection=items --file="$TMP/a.tsv" --batch=500 | grep -q "upserted: 2000" \
+cli upsert --collection=items --file="$TMP/a.tsv" --batch=500 | grep -q '"upserted":"2000"' \
   || fail "upsert a"
 cli publish --collection=items >/dev/null
 cli delete --collection=items --keys=item1,item2 >/dev/null
 cli upsert --collection=items --file="$TMP/b.tsv" >/dev/null
-cli publish --collection=items | grep -q "entry_count: 2048" || fail "v2 count"
+cli publish --collection=items | grep -q '"entry_count":"2048"' || fail "v2 count"
 cli upsert --collection=items --file="$TMP/c.tsv" >/dev/null   # acked, unpublished
 cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.before"
 cli search --collection=items --vector="$Q" --k=10 --version=1 >"$TMP/v1.before"
 cli search --collection=items --key=item2010 --k=5 --filter=parity=odd >"$TMP/mlt.before"
-head -1 "$TMP/live.before" | grep -q "version.2" || fail "live is not v2"
-[ "$(wc -l <"$TMP/live.before")" -eq 11 ] || fail "expected 10 hits"
+grep -q '"version":"2"}$' "$TMP/live.before" || fail "live is not v2"
+[ "$(hits "$TMP/live.before")" -eq 10 ] || fail "expected 10 hits"
 
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
 start
@@ -89,17 +90,17 @@ cli search --collection=items --key=item2010 --k=5 --filter=parity=odd >"$TMP/ml
 diff "$TMP/live.before" "$TMP/live.after" || fail "live answers changed after kill -9"
 diff "$TMP/v1.before" "$TMP/v1.after" || fail "v1 answers changed after kill -9"
 diff "$TMP/mlt.before" "$TMP/mlt.after" || fail "filtered answers changed"
-cli describe --collection=items | grep -q "staging_entry_count: 2098" \
+cli describe --collection=items | grep -q '"staging_entry_count":"2098"' \
   || { cli describe --collection=items; fail "staged writes lost"; }
 # The acknowledged, unpublished entry reads back staged (with its payload),
 # not from the live version; the deleted item1 stays gone.
 cli get --collection=items --keys=item3001,item1 --staged >"$TMP/staged"
-grep -q 'value: "t3001"' "$TMP/staged" || { cat "$TMP/staged"; fail "staged get"; }
-grep -q 'missing_keys: "item1"' "$TMP/staged" || fail "deleted key came back"
-cli get --collection=items --keys=item3001 | grep -q 'missing_keys: "item3001"' \
+grep -q '"title":"t3001"' "$TMP/staged" || { cat "$TMP/staged"; fail "staged get"; }
+grep -q '"missing_keys":\["item1"\]' "$TMP/staged" || fail "deleted key came back"
+cli get --collection=items --keys=item3001 | grep -q '"missing_keys":\["item3001"\]' \
   || fail "unpublished entry visible in the live version"
-cli publish --collection=items | grep -q "entry_count: 2098" || fail "v3 count"
-cli search --collection=items --key=item3001 --k=3 | head -1 | grep -q "version.3" \
+cli publish --collection=items | grep -q '"entry_count":"2098"' || fail "v3 count"
+cli search --collection=items --key=item3001 --k=3 | grep -q '"version":"3"}$' \
   || fail "v3 not live"
 
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
@@ -124,19 +125,19 @@ grep -q "index.faiss fails its checksum" "$TMP/server.log" || fail "not logged"
 #    appears, the previous live one is served, the staged writes survive.
 cli create --collection=slow --dim=16 --factory=HNSW32 >/dev/null
 cli upsert --collection=slow --file="$TMP/a.tsv" >/dev/null
-cli publish --collection=slow | grep -q "entry_count: 2000" || fail "slow v1"
+cli publish --collection=slow | grep -q '"entry_count":"2000"' || fail "slow v1"
 cli upsert --collection=slow --file="$TMP/big.tsv" --batch=5000 >/dev/null
 cli publish --collection=slow --nowait | grep -q "VERSION_BUILDING" || fail "not building"
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
 start
 cli describe --collection=slow >"$TMP/slow"
-grep -q "live_version: 1" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: live is not v1"; }
-grep -q "staging_entry_count: 22000" "$TMP/slow" || { cat "$TMP/slow"; fail "slow: staged writes lost"; }
+grep -q '"live_version":"1"' "$TMP/slow" || { cat "$TMP/slow"; fail "slow: live is not v1"; }
+grep -q '"staging_entry_count":"22000"' "$TMP/slow" || { cat "$TMP/slow"; fail "slow: staged writes lost"; }
 ls "$DATA/slow/versions" | grep -qv "^v00000000000000000001$" && fail "half-built version left on disk"
-cli publish --collection=slow | grep -q "entry_count: 22000" || fail "slow v2"
+cli publish --collection=slow | grep -q '"entry_count":"22000"' || fail "slow v2"
 
 # 5. Damage that is not a torn tail: DEGRADED, then the operator salvages.
-cli upsert --collection=items --file="$TMP/c.tsv" --batch=25 | grep -q "upserted: 50" \
+cli upsert --collection=items --file="$TMP/c.tsv" --batch=25 | grep -q '"upserted":"50"' \
   || fail "upsert c again"
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
 LOG=""
@@ -154,14 +155,14 @@ start
 cli describe --collection=items >"$TMP/degraded"
 grep -q "COLLECTION_DEGRADED" "$TMP/degraded" || { cat "$TMP/degraded"; fail "not DEGRADED"; }
 grep -q "fails its checksum" "$TMP/degraded" || fail "DEGRADED without the reason"
-grep -q "staging_entry_count: 2073" "$TMP/degraded" || { cat "$TMP/degraded"; fail "valid record not replayed"; }
+grep -q '"staging_entry_count":"2073"' "$TMP/degraded" || { cat "$TMP/degraded"; fail "valid record not replayed"; }
 cli list | grep -q "COLLECTION_DEGRADED" || fail "list hides the state"
 cli search --collection=items --vector="$Q" --k=10 >"$TMP/live.degraded"
 diff "$TMP/live.before" "$TMP/live.degraded" || fail "DEGRADED collection stopped serving"
 if cli upsert --collection=items --file="$TMP/b.tsv" >"$TMP/refused" 2>&1; then
   fail "DEGRADED collection accepted a write"
 fi
-grep -q "error: 9 .*is DEGRADED" "$TMP/refused" || { cat "$TMP/refused"; fail "write refusal code"; }
+grep -q "FAILED_PRECONDITION: .*is DEGRADED" "$TMP/refused" || { cat "$TMP/refused"; fail "write refusal code"; }
 cmp -s "$LOG" "$TMP/damaged.log" || fail "the damaged log was changed without an operator"
 "$REPAIR" --data_dir="$DATA" --collection=items --salvage_staging_log >"$TMP/repair" 2>&1 \
   && fail "repair ran while the server holds the data dir"
@@ -172,8 +173,8 @@ grep -q "kept 1 valid records, dropped 1 corrupt" "$TMP/repair" || { cat "$TMP/r
 start
 cli describe --collection=items >"$TMP/repaired"
 grep -q "COLLECTION_OK" "$TMP/repaired" || { cat "$TMP/repaired"; fail "not OK after salvage"; }
-grep -q "staging_entry_count: 2073" "$TMP/repaired" || fail "salvage lost the valid record"
-cli publish --collection=items | grep -q "entry_count: 2073" || fail "publish after salvage"
+grep -q '"staging_entry_count":"2073"' "$TMP/repaired" || fail "salvage lost the valid record"
+cli publish --collection=items | grep -q '"entry_count":"2073"' || fail "publish after salvage"
 
 kill -TERM "$PID"
 wait "$PID" || fail "SIGTERM exit code $?"

@@ -18,17 +18,18 @@ MAKE_DEMO="$R/trainer/make_demo_data"
 TRAINER="$R/trainer/service/trainer_server"
 WORKER="$R/trainer/service/job_worker"
 RETRIEVAL="$R/retrieval/retrieval_server"
-TCLI="$R/clients/trainer_cli"
-RCLI="$R/clients/retrieval_cli"
+RECCTL="$R/clients/recctl/recctl"
 py() { /usr/bin/python3 -c "$@"; }
 start_trainer() {
   start trainer "$TRAINER" --data_dir="$T/trainer" --worker="$WORKER" \
     --retrieval="127.0.0.1:$retrieval_PORT" --cancel_grace=2s
 }
-tcli() { "$TCLI" --trainer="127.0.0.1:$trainer_PORT" "$@"; }
+rc() { "$RECCTL" --trainer="127.0.0.1:$trainer_PORT" --retrieval="127.0.0.1:$retrieval_PORT" "$@"; }
+tcli() { rc trainer "$@"; }
 field() {  # job id, python expression over the job dict j
-  tcli get --job="$1" | py "import json,sys; j=json.load(sys.stdin); print($2)"
+  tcli get --json --job="$1" | py "import json,sys; j=json.load(sys.stdin); print($2)"
 }
+job_id() { py 'import json,sys; print(json.load(sys.stdin)["job_id"])'; }
 wait_field() {  # job id, expression, expected value, seconds
   local deadline=$((SECONDS + $4)) got=""
   while true; do
@@ -39,15 +40,15 @@ wait_field() {  # job id, expression, expected value, seconds
   done
 }
 sidecar_live() {
-  "$RCLI" --target="127.0.0.1:$retrieval_PORT" versions --collection=items 2>/dev/null |
-    sed -n 's/^live_version: //p'
+  rc collections versions --json --collection=items 2>/dev/null |
+    py 'import json,sys; print(json.load(sys.stdin)["live_version"])'
 }
 DATA="$T/data"
 submit() {  # extra flags... ; prints the job id (data: $DATA)
-  tcli train --interactions="$DATA/users.tsv" \
+  tcli submit --json --interactions="$DATA/users.tsv" \
     --text_cache="$DATA/text_states.safetensors" \
     --image_cache="$DATA/image_states.safetensors" --items="$DATA/items.tsv" \
-    --embedding_dim=16 --bottleneck=8 --ffn_dim=32 "$@" | sed -n 's/^job_id=//p'
+    --embedding_dim=16 --bottleneck=8 --ffn_dim=32 "$@" | job_id
 }
 
 "$MAKE_DEMO" --out_dir="$T/data" --num_items=120 --num_users=200 --num_categories=4 \
@@ -62,27 +63,27 @@ start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
 start_trainer
 
 # --- 1. Bad input: a precise status naming the field; nothing recorded.
-expect_refused() {  # code, text, cli args...
+expect_refused() {  # code, text, recctl trainer args...
   local code=$1 text=$2; shift 2
   if tcli "$@" >"$T/out" 2>"$T/err"; then fail "accepted: $*"; fi
-  grep -q "^trainer_cli: $code " "$T/err" || fail "wanted code $code for $*: $(cat "$T/err")"
+  grep -q "^recctl trainer [a-z]*: $code: " "$T/err" || fail "wanted code $code for $*: $(cat "$T/err")"
   grep -qF -- "$text" "$T/err" || fail "wanted '$text' for $*: $(cat "$T/err")"
 }
-expect_refused 5 "spec.train.interactions: no such file" train --interactions="$T/nope.tsv" \
+expect_refused NOT_FOUND "spec.train.interactions: no such file" submit --interactions="$T/nope.tsv" \
   --text_cache="$T/data/text_states.safetensors"
-expect_refused 3 "spec.device" train --interactions="$T/data/users.tsv" \
+expect_refused INVALID_ARGUMENT "spec.device" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --device=cuda:0
-expect_refused 3 "spec.train.text_cache" train --interactions="$T/data/users.tsv" \
+expect_refused INVALID_ARGUMENT "spec.train.text_cache" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/users.tsv"
 printf 'u1\t%s\n' "$(head -1 "$T/data/items.tsv" | cut -f1)" >"$T/short_users.tsv"
-expect_refused 3 "none usable" train --interactions="$T/short_users.tsv" \
+expect_refused INVALID_ARGUMENT "none usable" submit --interactions="$T/short_users.tsv" \
   --text_cache="$T/data/text_states.safetensors"
-expect_refused 3 "spec.train.layer_mode" train --interactions="$T/data/users.tsv" \
+expect_refused INVALID_ARGUMENT "spec.train.layer_mode" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --layer_mode=bogus
-expect_refused 5 "job_id: no job 999" get --job=999
-expect_refused 5 "no job 999" train --interactions="$T/data/users.tsv" \
+expect_refused NOT_FOUND "job_id: no job 999" get --job=999
+expect_refused NOT_FOUND "no job 999" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --resume_from=999
-jobs=$(tcli list | py 'import json,sys; print(len(json.load(sys.stdin).get("jobs", [])))')
+jobs=$(tcli jobs --json | py 'import json,sys; print(len(json.load(sys.stdin).get("jobs", [])))')
 [ "$jobs" = 0 ] || fail "refused submissions were recorded: $jobs jobs"
 
 # --- 2. A short job, watched to PUBLISHED.
@@ -94,18 +95,19 @@ grep -q "PUBLISHED" "$T/watch1.log" || fail "watch did not show PUBLISHED"
 V1=$(field "$J1" 'j["version"]')
 [ -f "$T/trainer/models/$V1/manifest.json" ] || fail "no version directory $V1"
 [ "$(sidecar_live)" = "$V1" ] || fail "sidecar live version is '$(sidecar_live)', not $V1"
-count=$("$RCLI" --target="127.0.0.1:$retrieval_PORT" versions --collection=items |
-  py "import sys,re; t=sys.stdin.read(); b=[x for x in t.split('versions {') if re.search(r'version: $V1\b', x)]; print(re.search(r'entry_count: (\d+)', b[0]).group(1))")
+count=$(rc collections versions --json --collection=items |
+  py "import json,sys; print([v['entry_count'] for v in json.load(sys.stdin)['versions'] if v['version'] == '$V1'][0])")
 [ "$count" = "$NUM_ITEMS" ] || fail "collection version $V1 holds $count entries, not $NUM_ITEMS"
 KEY=$(head -1 "$T/data/items.tsv" | cut -f1)
-hits=$("$RCLI" --target="127.0.0.1:$retrieval_PORT" search --collection=items --key="$KEY" --k=5 | wc -l)
+hits=$(rc collections search --json --collection=items --key="$KEY" --k=5 |
+  py 'import json,sys; print(len(json.load(sys.stdin)["results"][0]["hits"]))')
 [ "$hits" -ge 5 ] || fail "search returned $hits hits"
 epochs=$(field "$J1" 'len(j["epochs"])')
 [ "$epochs" = 2 ] || fail "job record has $epochs epochs"
 field "$J1" '[t["state"] for t in j["transitions"]]' | grep -q "JOB_QUEUED.*JOB_RUNNING.*JOB_PUBLISHING.*JOB_PUBLISHED" ||
   fail "transitions: $(field "$J1" 'j["transitions"]')"
-tcli versions | py "import json,sys; v=json.load(sys.stdin); x=v['versions'][-1]; assert v['live_version']=='$V1' and x['live'] and x['job_id']=='$J1' and x['item_count']=='$NUM_ITEMS', v" ||
-  fail "ListModelVersions: $(tcli versions)"
+tcli versions --json | py "import json,sys; v=json.load(sys.stdin); x=v['versions'][-1]; assert v['live_version']=='$V1' and x['live'] and x['job_id']=='$J1' and x['item_count']=='$NUM_ITEMS', v" ||
+  fail "ListModelVersions: $(tcli versions --json)"
 
 # --- 3. Cancel during an epoch: CANCELLED within 5 s, no version.
 J2=$(submit --epochs=500 --patience=500)
@@ -117,13 +119,13 @@ V2=$(field "$J2" 'j["version"]')
 { echo "[PAD]"; echo "[UNK]"; echo "[CLS]"; echo "[SEP]"; echo "[MASK]";
   cut -f2 "$T/data/items.tsv" | tr ' ' '\n' | tr -d '#0-9' | sort -u | grep .; } >"$T/vocab.txt"
 build() {
-  tcli build_cache --items="$T/data/items.tsv" --vocab="$T/vocab.txt" \
+  tcli submit --json --kind=build_cache --items="$T/data/items.tsv" --vocab="$T/vocab.txt" \
     --output="$T/built_text.safetensors" --backbone=2x32 "$@"
 }
-B=$(build | sed -n 's/^job_id=//p')
+B=$(build | job_id)
 [ "$(field "$B" 'j["state"], j.get("queue_position", 0)')" = "JOB_QUEUED 0" ] ||
   fail "build job $B: $(field "$B" 'j["state"], j.get("queue_position", 0)')"
-expect_refused 6 "already building" build_cache --items="$T/data/items.tsv" \
+expect_refused ALREADY_EXISTS "already building" submit --kind=build_cache --items="$T/data/items.tsv" \
   --vocab="$T/vocab.txt" --output="$T/built_text.safetensors"
 t0=$(date +%s.%N)
 tcli cancel --job="$J2" >/dev/null
@@ -132,7 +134,7 @@ t1=$(date +%s.%N)
 echo "cancel latency: $(py "print(round($t1 - $t0, 2))") s"
 [ ! -e "$T/trainer/models/$V2" ] || fail "cancelled job left version $V2"
 ! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "cancelled job left a temporary version"
-expect_refused 9 "cannot be cancelled" cancel --job="$J2"
+expect_refused FAILED_PRECONDITION "cannot be cancelled" cancel --job="$J2"
 tcli watch --job="$B" >"$T/watch_build.log" || { cat "$T/watch_build.log"; fail "build job $B"; }
 [ "$(field "$B" 'json.loads(j["metrics_json"])["items_written"]')" = "$NUM_ITEMS" ] ||
   fail "build job wrote $(field "$B" 'j["metrics_json"]')"
@@ -160,19 +162,19 @@ field "$J3" 'j["error"]' | grep -q "trainer restarted during the job" || fail "n
 [ ! -e "$T/trainer/models/$V3" ] || fail "crashed job left version $V3"
 ! ls -a "$T/trainer/models" | grep -q '^\.tmp-' || fail "crashed job left a temporary version"
 [ "$(sidecar_live)" = "$V1" ] || fail "sidecar live version changed to $(sidecar_live)"
-all=$(tcli list | py 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin)["jobs"]))')
+all=$(tcli jobs --json | py 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin)["jobs"]))')
 [ "$all" = "$J3 $B $J2 $J1" ] || fail "restarted trainer lists '$all'"
-page=$(tcli list --page_size=3 | py 'import json,sys; r=json.load(sys.stdin); print(len(r["jobs"]), r["next_page_token"])')
+page=$(tcli jobs --json --page_size=3 | py 'import json,sys; r=json.load(sys.stdin); print(len(r["jobs"]), r["next_page_token"])')
 [ "$page" = "3 $J2" ] || fail "first page of 3: '$page'"
-rest=$(tcli list --page_size=3 --page_token="$J2" | py 'import json,sys; r=json.load(sys.stdin); print([j["id"] for j in r["jobs"]], r.get("next_page_token", ""))')
+rest=$(tcli jobs --json --page_size=3 --page_token="$J2" | py 'import json,sys; r=json.load(sys.stdin); print([j["id"] for j in r["jobs"]], r.get("next_page_token", ""))')
 [ "$rest" = "['$J1'] " ] || fail "second page: '$rest'"
-n=$(tcli list --kind=build_cache | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+n=$(tcli jobs --json --kind=build_cache | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
 [ "$n" = 1 ] || fail "kind filter found $n build jobs"
-n=$(tcli list --state=CANCELLED | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+n=$(tcli jobs --json --state=CANCELLED | py 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
 [ "$n" = 1 ] || fail "state filter found $n cancelled jobs"
-expect_refused 9 "is PUBLISHED" train --resume_from="$J1"
+expect_refused FAILED_PRECONDITION "is PUBLISHED" submit --resume_from="$J1"
 # Resume J3 from its last completed epoch, and run the same job uninterrupted.
-J4=$(tcli train --resume_from="$J3" --publish | sed -n 's/^job_id=//p')
+J4=$(tcli submit --json --resume_from="$J3" --publish | job_id)
 tcli watch --job="$J4" >"$T/watch4.log" || { cat "$T/watch4.log"; fail "resumed job $J4"; }
 first=$(field "$J4" 'j["epochs"][0]["epoch"]')
 [ "$first" -ge 2 ] || fail "resumed job retrained from epoch $first"
@@ -188,9 +190,9 @@ V4=$(field "$J4" 'j["version"]')
 DATA="$T/data"
 
 # --- 5. Re-publish, metrics, SIGTERM.
-tcli publish --version="$V1" | grep -q '"upserted"' || fail "re-publish of $V1"
+tcli publish --json --version="$V1" | grep -q '"upserted"' || fail "re-publish of $V1"
 [ "$(sidecar_live)" = "$V1" ] || fail "re-published $V1 is not live: $(sidecar_live)"
-expect_refused 5 "no model version 77" publish --version=77
+expect_refused NOT_FOUND "no model version 77" publish --version=77
 metrics=$(curl -sf "http://127.0.0.1:$trainer_METRICS/metrics")
 echo "$metrics" | grep -q 'recsys_trainer_jobs{kind="train",state="PUBLISHED"} 2' ||
   fail "jobs gauge: $(echo "$metrics" | grep recsys_trainer_jobs)"

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
 
 namespace recsys {
 namespace recctl {
@@ -69,7 +70,10 @@ void Context::PrintJson(const google::protobuf::Message& message) const {
   o.preserve_proto_field_names = true;
   o.always_print_primitive_fields = true;
   if (!google::protobuf::util::MessageToJsonString(message, &text, o).ok()) text = "{}";
-  out() << text << "\n";
+  // Map fields (payloads) come out in hash order; re-emitting through a
+  // sorted-key object makes the same reply print the same bytes.
+  const nlohmann::json sorted = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  out() << (sorted.is_discarded() ? text : sorted.dump()) << "\n";
 }
 
 absl::Status PrintedJson(const Context& c, const google::protobuf::Message& message) {

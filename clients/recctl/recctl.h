@@ -6,7 +6,7 @@
 // ~/.config/recctl.yaml: one `key: value` per line, `#` comments), else
 // the defaults 127.0.0.1:50051 .. 50054. --deadline bounds every call.
 // Output: readable tables by default; --json prints the reply as JSON (one
-// object per reply) for scripts. Errors: the server's status code and
+// object per reply, keys sorted) for scripts. Errors: the server's status code and
 // message on stderr and a non-zero exit (1; 2 for a usage error).
 #ifndef RECSYS_CLIENTS_RECCTL_RECCTL_H_
 #define RECSYS_CLIENTS_RECCTL_RECCTL_H_
@@ -59,7 +59,7 @@ absl::Status PrintedJson(const Context& c, const google::protobuf::Message& mess
 absl::Status RpcError(const grpc::Status& status, const std::string& what);
 
 struct Command {
-  std::string group;    // "collections", "recommend", "trainer", "similarity"
+  std::string group;    // "collections", "model", "recommend", "trainer", "similarity"
   std::string name;     // "create", "search", ...
   std::string summary;  // one line
   std::string usage;    // argument synopsis
@@ -75,6 +75,7 @@ std::vector<Command> CollectionCommands();
 std::vector<Command> RecommendCommands();
 std::vector<Command> TrainerCommands();
 std::vector<Command> SimilarityCommands();
+std::vector<Command> ModelCommands();
 
 // A column-aligned table.
 class Table {

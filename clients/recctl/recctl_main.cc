@@ -21,7 +21,8 @@ namespace {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
-  for (auto group : {CollectionCommands, RecommendCommands, TrainerCommands, SimilarityCommands}) {
+  for (auto group : {CollectionCommands, ModelCommands, RecommendCommands, TrainerCommands,
+                     SimilarityCommands}) {
     for (Command& c : group()) all.push_back(std::move(c));
   }
   return all;

@@ -34,10 +34,6 @@ std::string KindName(pb::JobKind k) {
   return absl::AsciiStrToLower(n.rfind("JOB_", 0) == 0 ? n.substr(4) : n);
 }
 
-bool Ended(pb::JobState s) {
-  return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED || s == pb::JOB_PUBLISH_FAILED ||
-         s == pb::JOB_FAILED || s == pb::JOB_CANCELLED;
-}
 
 bool Succeeded(pb::JobState s) { return s == pb::JOB_SUCCEEDED || s == pb::JOB_PUBLISHED; }
 
@@ -133,6 +129,9 @@ Command Submit() {
            {"ffn_dim", "0", "train: user-encoder feed-forward width (0: default)"},
            {"seed", "0", "train: seed (0: the default)"},
            {"max_steps_per_epoch", "0", "train: cap on steps per epoch"},
+           {"layer_mode", "", "train: every_second | group | all (empty: default)"},
+           {"num_groups", "0", "train: groups for --layer_mode=group"},
+           {"backbone", "", "build_cache: a stand-in backbone LAYERSxHIDDEN instead of BERT"},
            {"output", "", "build_cache: the cache file"},
            {"vocab", "", "build_cache: WordPiece vocabulary"},
            {"device", "", "one of the trainer's --devices"},
@@ -158,6 +157,7 @@ Command Submit() {
               b->set_items_table(a.Get("items"));
               b->set_output(a.Get("output"));
               b->set_vocab(a.Get("vocab"));
+              b->set_backbone(a.Get("backbone"));
             } else if (a.Get("kind") == "train") {
               pb::TrainJobSpec* t = spec->mutable_train();
               t->set_interactions(a.Get("interactions"));
@@ -182,6 +182,9 @@ Command Submit() {
               t->set_seed(static_cast<uint64_t>(seed));
               ASSIGN_OR_RETURN(int64_t steps, a.GetInt("max_steps_per_epoch"));
               t->set_max_steps_per_epoch(static_cast<int32_t>(steps));
+              t->set_layer_mode(a.Get("layer_mode"));
+              ASSIGN_OR_RETURN(int64_t groups, a.GetInt("num_groups"));
+              t->set_num_groups(static_cast<int32_t>(groups));
             } else {
               return absl::InvalidArgumentError(
                   absl::StrCat("--kind: expected train or build_cache, got ", QuoteUserInput(a.Get("kind"))));
