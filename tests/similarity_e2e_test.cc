@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,11 +38,11 @@ std::string Runfile(const std::string& path) {
   return absl::StrCat(dir ? dir : ".", "/recsys/", path);
 }
 
-// Runs argv to completion; stdout+stderr to `log`. Returns the exit status.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
+// Starts argv with stdout+stderr to `log` (appended or truncated).
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log, bool append) {
   const pid_t pid = fork();
   if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "w");
+    FILE* f = std::fopen(log.c_str(), append ? "a" : "w");
     dup2(fileno(f), 1);
     dup2(fileno(f), 2);
     std::vector<char*> args;
@@ -50,6 +51,12 @@ int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
     execv(args[0], args.data());
     _exit(127);
   }
+  return pid;
+}
+
+// Runs argv to completion; stdout+stderr to `log`. Returns the exit status.
+int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = Spawn(argv, log, /*append=*/false);
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -72,17 +79,7 @@ struct Process {
     log = JoinPath(dir, name + ".log");
     std::vector<std::string> argv = argv_in;
     argv.push_back("--port_file=" + ports);
-    pid = fork();
-    if (pid == 0) {
-      FILE* f = std::fopen(log.c_str(), "a");
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    pid = Spawn(argv, log, /*append=*/true);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (absl::Now() < deadline) {
       absl::StatusOr<std::string> s = ReadFileToString(ports);
@@ -111,6 +108,29 @@ struct Process {
     }
   }
 };
+
+// Synthetic translation examples: sentence i shares words with its
+// neighbours, so the hashed-text document frequencies depend on every one.
+v1::TranslationExample Example(int i) {
+  static const char* kWords[] = {"light", "water", "earth", "night", "day", "seed",
+                                 "tree", "fruit", "sea", "fish", "bird", "beast"};
+  v1::TranslationExample e;
+  e.set_key(absl::StrCat("ex-", i));
+  e.set_source(absl::StrCat("the ", kWords[i % 12], " and the ", kWords[(i * 5 + 1) % 12],
+                            " of ", kWords[(i * 7 + 3) % 12], " ", i));
+  e.set_target(absl::StrCat("la ", kWords[i % 12], " ", i));
+  e.set_pair("en-es");
+  return e;
+}
+
+v1::ImageCase Case(const std::string& key, const std::string& image,
+                   const std::map<std::string, std::string>& labels) {
+  v1::ImageCase c;
+  c.set_key(key);
+  c.set_image(image);
+  c.mutable_labels()->insert(labels.begin(), labels.end());
+  return c;
+}
 
 class SimilarityE2eTest : public ::testing::Test {
  protected:
@@ -152,6 +172,54 @@ class SimilarityE2eTest : public ::testing::Test {
     v1::DescribeSimilarityCollectionResponse out;
     EXPECT_TRUE(stub_->DescribeCollection(Ctx().get(), r, &out).ok());
     return out.info();
+  }
+  // One message of each kind on an Index stream; the stream's status.
+  static grpc::Status Index(const std::string& collection,
+                            const std::vector<v1::TranslationExample>& examples) {
+    v1::IndexResponse staged;
+    auto ctx = Ctx();
+    auto w = stub_->IndexExamples(ctx.get(), &staged);
+    v1::IndexExamplesRequest r;
+    r.set_collection(collection);
+    for (const v1::TranslationExample& e : examples) *r.add_examples() = e;
+    w->Write(r);
+    w->WritesDone();
+    return w->Finish();
+  }
+  static grpc::Status IndexExamples(const std::string& collection, int from, int to) {
+    std::vector<v1::TranslationExample> examples;
+    for (int i = from; i < to; ++i) examples.push_back(Example(i));
+    return Index(collection, examples);
+  }
+  static grpc::Status IndexCases(const std::string& collection,
+                                 const std::vector<v1::ImageCase>& cases,
+                                 v1::IndexResponse* staged = nullptr) {
+    v1::IndexResponse unused;
+    auto ctx = Ctx();
+    auto w = stub_->IndexImages(ctx.get(), staged ? staged : &unused);
+    v1::IndexImagesRequest r;
+    r.set_collection(collection);
+    for (const v1::ImageCase& c : cases) *r.add_cases() = c;
+    w->Write(r);
+    w->WritesDone();
+    return w->Finish();
+  }
+  static grpc::Status Create(const v1::SimilarityCollectionConfig& config,
+                             v1::SimilarityCollectionInfo* info = nullptr) {
+    v1::CreateSimilarityCollectionRequest r;
+    *r.mutable_config() = config;
+    v1::CreateSimilarityCollectionResponse out;
+    const grpc::Status s = stub_->CreateCollection(Ctx().get(), r, &out);
+    if (info != nullptr) *info = out.info();
+    return s;
+  }
+  static grpc::Status Publish(const std::string& name, v1::SimilarityCollectionInfo* info = nullptr) {
+    v1::PublishSimilarityRequest r;
+    r.set_collection(name);
+    v1::PublishSimilarityResponse out;
+    const grpc::Status s = stub_->Publish(Ctx().get(), r, &out);
+    if (info != nullptr) *info = out.info();
+    return s;
   }
   static int Eval(const std::vector<std::string>& extra, const std::string& name) {
     std::vector<std::string> argv = {Runfile("server/similarity/similarity_eval"),
@@ -233,33 +301,12 @@ TEST_F(SimilarityE2eTest, C_BadInputGetsPreciseStatusesAndChangesNothing) {
   expect(select("In the beginning", "fm", ""), grpc::StatusCode::FAILED_PRECONDITION,
          "image cases");
   {  // A 10 MB sentence in an index stream: refused, nothing staged.
-    v1::IndexResponse staged;
-    auto ctx = Ctx();
-    auto w = stub_->IndexExamples(ctx.get(), &staged);
-    v1::IndexExamplesRequest r;
-    r.set_collection("verses");
-    v1::TranslationExample* e = r.add_examples();
-    e->set_key("big");
-    e->set_source(std::string(10 << 20, 'a'));
-    e->set_target("b");
-    e->set_pair("en-es");
-    w->Write(r);
-    w->WritesDone();
-    expect(w->Finish(), grpc::StatusCode::INVALID_ARGUMENT, "examples[0].source");
+    v1::TranslationExample big = Example(0);
+    big.set_source(std::string(10 << 20, 'a'));
+    expect(Index("verses", {big}), grpc::StatusCode::INVALID_ARGUMENT, "examples[0].source");
   }
   auto index_image = [](const std::string& bytes) {
-    v1::IndexResponse staged;
-    auto ctx = Ctx();
-    auto w = stub_->IndexImages(ctx.get(), &staged);
-    v1::IndexImagesRequest r;
-    r.set_collection("fm");
-    v1::ImageCase* c = r.add_cases();
-    c->set_key("bad");
-    c->set_image(bytes);
-    (*c->mutable_labels())["class"] = "x";
-    w->Write(r);
-    w->WritesDone();
-    return w->Finish();
+    return IndexCases("fm", {Case("bad", bytes, {{"class", "x"}})});
   };
   auto search_image = [](const std::string& bytes, const std::string& fingerprint) {
     v1::SearchImagesRequest r;
@@ -299,43 +346,26 @@ TEST_F(SimilarityE2eTest, C_BadInputGetsPreciseStatusesAndChangesNothing) {
 
 TEST_F(SimilarityE2eTest, D_ImageCasesFiltersAndOwnStudy) {
   if (!PathExists(absl::StrCat(kPydicom, "MR_small.dcm"))) GTEST_SKIP() << "python3-pydicom absent";
-  v1::CreateSimilarityCollectionRequest create;
-  create.mutable_config()->set_name("cases");
-  create.mutable_config()->set_kind(v1::SIMILARITY_IMAGE_CASES);
-  create.mutable_config()->mutable_encoder()->mutable_pixel_pca()->set_components(4);
-  v1::CreateSimilarityCollectionResponse created;
-  ASSERT_TRUE(stub_->CreateCollection(Ctx().get(), create, &created).ok());
+  v1::SimilarityCollectionConfig config;
+  config.set_name("cases");
+  config.set_kind(v1::SIMILARITY_IMAGE_CASES);
+  config.mutable_encoder()->mutable_pixel_pca()->set_components(4);
+  ASSERT_TRUE(Create(config).ok());
   const std::string mr = *ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm"));
   const std::string ct = *ReadFileToString(absl::StrCat(kPydicom, "CT_small.dcm"));
-  v1::IndexResponse staged;
-  {
-    auto ctx = Ctx();
-    auto w = stub_->IndexImages(ctx.get(), &staged);
-    v1::IndexImagesRequest r;
-    r.set_collection("cases");
-    // Three studies; copies of MR and CT under several keys; study s0 holds
-    // the MR the queries use.
-    for (int i = 0; i < 6; ++i) {
-      v1::ImageCase* c = r.add_cases();
-      c->set_key(absl::StrCat("mr-", i));
-      c->set_image(mr);
-      (*c->mutable_labels())["study_id"] = absl::StrCat("s", i % 3);
-      (*c->mutable_labels())["pathology"] = "none";
-      v1::ImageCase* d = r.add_cases();
-      d->set_key(absl::StrCat("ct-", i));
-      d->set_image(ct);
-      (*d->mutable_labels())["study_id"] = absl::StrCat("s", i % 3);
-      (*d->mutable_labels())["pathology"] = "none";
-    }
-    w->Write(r);
-    w->WritesDone();
-    ASSERT_TRUE(w->Finish().ok());
+  // Three studies; copies of MR and CT under several keys; study s0 holds
+  // the MR the queries use.
+  std::vector<v1::ImageCase> cases;
+  for (int i = 0; i < 6; ++i) {
+    const std::map<std::string, std::string> labels = {{"study_id", absl::StrCat("s", i % 3)},
+                                                       {"pathology", "none"}};
+    cases.push_back(Case(absl::StrCat("mr-", i), mr, labels));
+    cases.push_back(Case(absl::StrCat("ct-", i), ct, labels));
   }
+  v1::IndexResponse staged;
+  ASSERT_TRUE(IndexCases("cases", cases, &staged).ok());
   EXPECT_EQ(staged.staged(), 12);
-  v1::PublishSimilarityRequest pub;
-  pub.set_collection("cases");
-  v1::PublishSimilarityResponse published;
-  ASSERT_TRUE(stub_->Publish(Ctx().get(), pub, &published).ok());
+  ASSERT_TRUE(Publish("cases").ok());
   // DICOM's Modality filled the label; an MR query finds the MRs first.
   v1::SearchImagesRequest q;
   q.set_collection("cases");
@@ -365,50 +395,13 @@ TEST_F(SimilarityE2eTest, D_ImageCasesFiltersAndOwnStudy) {
   EXPECT_TRUE(absl::StartsWith(hits.hits(0).key(), "mr-"));
 }
 
-// Synthetic translation examples: sentence i shares words with its
-// neighbours, so the hashed-text document frequencies depend on every one.
-v1::TranslationExample Example(int i) {
-  static const char* kWords[] = {"light", "water", "earth", "night", "day", "seed",
-                                 "tree", "fruit", "sea", "fish", "bird", "beast"};
-  v1::TranslationExample e;
-  e.set_key(absl::StrCat("ex-", i));
-  e.set_source(absl::StrCat("the ", kWords[i % 12], " and the ", kWords[(i * 5 + 1) % 12],
-                            " of ", kWords[(i * 7 + 3) % 12], " ", i));
-  e.set_target(absl::StrCat("la ", kWords[i % 12], " ", i));
-  e.set_pair("en-es");
-  return e;
-}
-
-grpc::Status IndexExamples(v1::Similarity::Stub* stub, const std::string& collection, int from,
-                           int to) {
-  v1::IndexResponse staged;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-  auto w = stub->IndexExamples(&ctx, &staged);
-  v1::IndexExamplesRequest r;
-  r.set_collection(collection);
-  for (int i = from; i < to; ++i) *r.add_examples() = Example(i);
-  w->Write(r);
-  w->WritesDone();
-  return w->Finish();
-}
-
 TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntries) {
   if (!PathExists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   auto create = [](const std::string& name) {
-    v1::CreateSimilarityCollectionRequest r;
-    r.mutable_config()->set_name(name);
-    r.mutable_config()->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
-    v1::CreateSimilarityCollectionResponse out;
-    return stub_->CreateCollection(Ctx().get(), r, &out);
-  };
-  auto publish = [](const std::string& name, v1::SimilarityCollectionInfo* info) {
-    v1::PublishSimilarityRequest r;
-    r.set_collection(name);
-    v1::PublishSimilarityResponse out;
-    const grpc::Status s = stub_->Publish(Ctx().get(), r, &out);
-    *info = out.info();
-    return s;
+    v1::SimilarityCollectionConfig config;
+    config.set_name(name);
+    config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+    return Create(config);
   };
   auto select = [](const std::string& name, const std::string& source) {
     v1::SelectExamplesRequest r;
@@ -422,8 +415,8 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
   };
   v1::SimilarityCollectionInfo info;
   ASSERT_TRUE(create("grow").ok());
-  ASSERT_TRUE(IndexExamples(stub_, "grow", 0, 40).ok());
-  ASSERT_TRUE(publish("grow", &info).ok());
+  ASSERT_TRUE(IndexExamples("grow", 0, 40).ok());
+  ASSERT_TRUE(Publish("grow", &info).ok());
   const std::string grow_v1 = info.encoder_fingerprint();
 
   v1::SearchImagesRequest q;
@@ -446,19 +439,8 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
                              ? *ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm"))
                              : "";
   if (!mr.empty()) {
-    v1::IndexResponse staged;
-    auto ctx = Ctx();
-    auto w = stub_->IndexImages(ctx.get(), &staged);
-    v1::IndexImagesRequest r;
-    r.set_collection("fm");
-    v1::ImageCase* c = r.add_cases();
-    c->set_key("new");
-    c->set_image(mr);
-    (*c->mutable_labels())["class"] = "mr";
-    w->Write(r);
-    w->WritesDone();
-    ASSERT_TRUE(w->Finish().ok());
-    ASSERT_TRUE(publish("fm", &info).ok());
+    ASSERT_TRUE(IndexCases("fm", {Case("new", mr, {{"class", "mr"}})}).ok());
+    ASSERT_TRUE(Publish("fm", &info).ok());
     EXPECT_EQ(info.entry_count(), 2001);
     EXPECT_NE(info.encoder_fingerprint(), before.encoder_fingerprint());  // refitted
     v1::SearchImagesRequest by_image;
@@ -477,14 +459,14 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
 
   // The text collection too; its refit over restored + new entries equals
   // a fit over all of them at once in a fresh collection.
-  ASSERT_TRUE(IndexExamples(stub_, "grow", 40, 50).ok());
-  ASSERT_TRUE(publish("grow", &info).ok());
+  ASSERT_TRUE(IndexExamples("grow", 40, 50).ok());
+  ASSERT_TRUE(Publish("grow", &info).ok());
   EXPECT_EQ(info.entry_count(), 50);
   EXPECT_NE(info.encoder_fingerprint(), grow_v1);
   ASSERT_TRUE(create("grow_ref").ok());
-  ASSERT_TRUE(IndexExamples(stub_, "grow_ref", 0, 50).ok());
+  ASSERT_TRUE(IndexExamples("grow_ref", 0, 50).ok());
   v1::SimilarityCollectionInfo ref;
-  ASSERT_TRUE(publish("grow_ref", &ref).ok());
+  ASSERT_TRUE(Publish("grow_ref", &ref).ok());
   EXPECT_EQ(info.encoder_fingerprint(), ref.encoder_fingerprint());
   for (int i : {3, 17, 44}) {
     const v1::SelectExamplesResponse a = select("grow", Example(i).source());
@@ -508,12 +490,12 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
   similarity_->Stop(SIGKILL);
   StartSimilarity();
   EXPECT_EQ(select("grow", Example(3).source()).examples(0).example().key(), "ex-3");
-  const grpc::Status refused = IndexExamples(stub_, "grow", 50, 51);
+  const grpc::Status refused = IndexExamples("grow", 50, 51);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
   EXPECT_TRUE(absl::StrContains(refused.error_message(), "damaged entries file"))
       << refused.error_message();
   EXPECT_EQ(Describe("grow").staged_count(), 0);
-  EXPECT_TRUE(IndexExamples(stub_, "grow_ref", 50, 51).ok());
+  EXPECT_TRUE(IndexExamples("grow_ref", 50, 51).ok());
 }
 
 // A BERT collection through the endpoint: model/encoders' seeded stand-in
@@ -533,34 +515,30 @@ TEST_F(SimilarityE2eTest, F_BertCollectionIndexQueryAndWrongEncoder) {
                                       "num_hidden_layers": 2, "num_attention_heads": 4,
                                       "intermediate_size": 64, "max_position_embeddings": 32})")
                   .ok());
-  v1::CreateSimilarityCollectionRequest create;
-  v1::SimilarityCollectionConfig* config = create.mutable_config();
-  config->set_name("bert_ex");
-  config->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
-  config->mutable_encoder()->mutable_bert()->set_model_dir(model);
-  config->mutable_encoder()->mutable_bert()->set_pooling(v1::POOLING_MEAN);
-  config->mutable_encoder()->mutable_bert()->set_max_length(32);
-  v1::CreateSimilarityCollectionResponse created;
+  v1::SimilarityCollectionConfig config;
+  config.set_name("bert_ex");
+  config.mutable_encoder()->mutable_bert()->set_model_dir(model);
+  config.mutable_encoder()->mutable_bert()->set_pooling(v1::POOLING_MEAN);
+  config.mutable_encoder()->mutable_bert()->set_max_length(32);
   // A BERT encoder on an image collection is refused, and creates nothing.
-  config->set_kind(v1::SIMILARITY_IMAGE_CASES);
-  grpc::Status s = stub_->CreateCollection(Ctx().get(), create, &created);
+  config.set_kind(v1::SIMILARITY_IMAGE_CASES);
+  v1::SimilarityCollectionInfo created;
+  grpc::Status s = Create(config);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), "config.encoder.bert")) << s.error_message();
-  config->set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
-  s = stub_->CreateCollection(Ctx().get(), create, &created);
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  s = Create(config, &created);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  const std::string fingerprint = created.info().encoder_fingerprint();
+  const std::string fingerprint = created.encoder_fingerprint();
   EXPECT_TRUE(absl::StartsWith(fingerprint, "bert/bert-standin-2x32 mean l2 weights="))
       << fingerprint;
-  EXPECT_EQ(created.info().dimension(), 32);
+  EXPECT_EQ(created.dimension(), 32);
 
-  ASSERT_TRUE(IndexExamples(stub_, "bert_ex", 0, 30).ok());
-  v1::PublishSimilarityRequest pub;
-  pub.set_collection("bert_ex");
-  v1::PublishSimilarityResponse published;
-  ASSERT_TRUE(stub_->Publish(Ctx().get(), pub, &published).ok());
-  EXPECT_EQ(published.info().entry_count(), 30);
-  EXPECT_EQ(published.info().encoder_fingerprint(), fingerprint);  // fixed: no refit
+  ASSERT_TRUE(IndexExamples("bert_ex", 0, 30).ok());
+  v1::SimilarityCollectionInfo published;
+  ASSERT_TRUE(Publish("bert_ex", &published).ok());
+  EXPECT_EQ(published.entry_count(), 30);
+  EXPECT_EQ(published.encoder_fingerprint(), fingerprint);  // fixed: no refit
 
   v1::SelectExamplesRequest q;
   q.set_collection("bert_ex");
