@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
+#include "model/encoders/backbone_config.h"
 #include "model/encoders/bert_text_encoder.h"
 #include "model/encoders/encoder.h"
 #include "common/validation.h"
@@ -397,7 +398,12 @@ absl::StatusOr<std::unique_ptr<CollectionEncoder>> Create(v1::SimilarityKind kin
       }
       o.weights_path = Beside(dir, "model.safetensors");
       o.config_path = Beside(dir, "config.json");
-      o.max_length = spec.bert().max_length() > 0 ? spec.bert().max_length() : 128;
+      o.max_length = spec.bert().max_length();
+      if (o.max_length <= 0) {  // 128, or the model's maximum when that is less
+        absl::StatusOr<BertConfig> config = LoadBertConfig(o.config, o.config_path, o.weights_path);
+        if (!config.ok()) return Prefixed("config.encoder.bert", config.status());
+        o.max_length = static_cast<int>(std::min<int64_t>(128, config->max_position_embeddings));
+      }
       absl::StatusOr<std::unique_ptr<TextEncoder>> made = CreateBertTextEncoder(o);
       if (!made.ok()) return Prefixed("config.encoder.bert", made.status());
       auto e = std::make_unique<BackboneTextEncoderImpl>(

@@ -171,6 +171,12 @@ TEST_F(BackboneEncoderTest, BertClsAndMeanPoolingMatchTheReference) {
   ASSERT_OK_AND_ASSIGN(auto mean, CreateCollectionEncoder(kText, Bert(v1::POOLING_MEAN)));
   EXPECT_EQ(cls->dimension(), 64);
   EXPECT_FALSE(cls->needs_fit());
+  // No max_length: 128 would exceed this model's 16 positions; its maximum
+  // is taken instead.
+  v1::EncoderSpec no_max = Bert(v1::POOLING_CLS);
+  no_max.mutable_bert()->clear_max_length();
+  ASSERT_OK_AND_ASSIGN(auto bounded, CreateCollectionEncoder(kText, no_max));
+  EXPECT_EQ(bounded->fingerprint(), cls->fingerprint());
   EXPECT_THAT(cls->fingerprint(), ::testing::StartsWith("bert/bert-3x64 cls l2 weights="));
   EXPECT_THAT(mean->fingerprint(), ::testing::StartsWith("bert/bert-3x64 mean l2 weights="));
   const std::vector<std::string> texts = {"w5 w17 w33 w8 w90", "W40 w41"};
