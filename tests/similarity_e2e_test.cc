@@ -576,5 +576,76 @@ TEST_F(SimilarityE2eTest, F_BertCollectionIndexQueryAndWrongEncoder) {
   EXPECT_EQ(Describe("bert_ex").entry_count(), 30);
 }
 
+// A TorchScript text module (made at test time by
+// server/similarity/testdata/make_encoder_modules.py) through the endpoint,
+// mean pooling, and again after a kill -9 and restart.
+TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
+  if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"}, JoinPath(*dir_, "torch.log")) != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
+  }
+  const std::string mods = JoinPath(*dir_, "modules");
+  ASSERT_TRUE(CreateDirectories(mods).ok());
+  ASSERT_EQ(RunToEnd({"/usr/bin/python3",
+                      Runfile("server/similarity/testdata/make_encoder_modules.py"), mods},
+                     JoinPath(*dir_, "modules.log")),
+            0)
+      << Tail(JoinPath(*dir_, "modules.log"));
+  v1::SimilarityCollectionConfig config;
+  config.set_name("ts_ex");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  v1::TorchScriptEncoder* ts = config.mutable_encoder()->mutable_torchscript();
+  ts->set_path(JoinPath(mods, "ts_text.pt"));
+  ts->set_vocab_path(JoinPath(mods, "vocab.txt"));
+  ts->set_pooling(v1::POOLING_MEAN);
+  ts->set_dimension(7);  // the module returns 6
+  grpc::Status s = Create(config);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "dimension: declared 7")) << s.error_message();
+  ts->set_dimension(6);
+  v1::SimilarityCollectionInfo created;
+  s = Create(config, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(absl::StartsWith(created.encoder_fingerprint(),
+                               "torchscript/torchscript-ts_text.pt mean l2 weights="))
+      << created.encoder_fingerprint();
+  const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
+  std::vector<v1::TranslationExample> examples;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    v1::TranslationExample e = Example(static_cast<int>(i));
+    e.set_source(sources[i]);
+    examples.push_back(e);
+  }
+  ASSERT_TRUE(Index("ts_ex", examples).ok());
+  ASSERT_TRUE(Publish("ts_ex").ok());
+  auto select = [](const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection("ts_ex");
+    r.set_source(source);
+    r.set_k(3);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  };
+  const v1::SelectExamplesResponse before = select("b b c");
+  ASSERT_EQ(before.examples_size(), 3);
+  EXPECT_EQ(before.examples(0).example().key(), "ex-2");
+  EXPECT_NEAR(before.examples(0).score(), 1.0, 1e-5);
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  const v1::SelectExamplesResponse after = select("b b c");
+  EXPECT_EQ(after.DebugString(), before.DebugString());
+  // The restored collection takes more entries through the same module.
+  v1::TranslationExample more = Example(6);
+  more.set_source("d d d");
+  ASSERT_TRUE(Index("ts_ex", {more}).ok());
+  v1::SimilarityCollectionInfo info;
+  ASSERT_TRUE(Publish("ts_ex", &info).ok());
+  EXPECT_EQ(info.entry_count(), 7);
+  EXPECT_EQ(info.encoder_fingerprint(), created.encoder_fingerprint());
+  EXPECT_EQ(select("d d d").examples(0).example().key(), "ex-6");
+}
+
 }  // namespace
 }  // namespace recsys
