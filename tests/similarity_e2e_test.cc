@@ -487,8 +487,14 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
   std::string bytes = *ReadFileToString(entries);
   bytes[bytes.size() / 2] ^= 0x40;
   ASSERT_TRUE(WriteFileAtomically(entries, bytes).ok());
+  // The only live version's entries file is read; one of a version that
+  // never went live (a Publish that failed after writing it) is removed.
+  const std::string stale = JoinPath(*dir_, "s/grow/v99.entries");
+  ASSERT_TRUE(WriteFileAtomically(stale, "stale").ok());
   similarity_->Stop(SIGKILL);
   StartSimilarity();
+  EXPECT_FALSE(PathExists(stale));
+  EXPECT_TRUE(PathExists(entries));
   EXPECT_EQ(select("grow", Example(3).source()).examples(0).example().key(), "ex-3");
   const grpc::Status refused = IndexExamples("grow", 50, 51);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();

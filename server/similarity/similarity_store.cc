@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -220,6 +221,17 @@ absl::Status SimilarityStore::Load() {
         c->raw_lost = std::string(entries.status().message());
         LOG(ERROR) << "similarity collection " << c->config.name()
                    << " answers queries but takes no new entries: " << c->raw_lost;
+      }
+    }
+    // Entries files of versions that never went live (a Publish that
+    // failed after writing one) are dead: only the live one is read.
+    ASSIGN_OR_RETURN(std::vector<std::string> files, ListDirectory(dir));
+    for (const std::string& f : files) {
+      int64_t v = 0;
+      if (absl::StartsWith(f, "v") && absl::EndsWith(f, ".entries") &&
+          absl::SimpleAtoi(absl::string_view(f).substr(1, f.size() - 9), &v) && v != c->live) {
+        const absl::Status rm = RemoveRecursively(JoinPath(dir, f));
+        if (!rm.ok()) LOG(WARNING) << rm;
       }
     }
     LOG(INFO) << "similarity collection " << c->config.name() << " restored at version "
