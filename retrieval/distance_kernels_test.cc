@@ -27,6 +27,50 @@ double RefL2(const float* a, const float* b, int d) {
 // Tolerance for float sums of d products of values in [-1, 1].
 double Tol(int d) { return 1e-5 * (d + 1); }
 
+// Every query count around the 3-query passes, row counts around the 4-row
+// passes, dimensions with and without 8-lane steps.
+TEST(DistanceKernelsTest, BlockMatchesDoublePrecisionReference) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int d : {1, 7, 8, 20, 24, 64, 65}) {
+    for (int64_t m : {1, 3, 4, 5, 8, 17, 100, 256}) {
+      for (int64_t nq : {1, 2, 3, 4, 5, 6, 7, 9}) {
+        std::vector<float> queries(nq * d), rows(m * d);
+        for (float& v : queries) v = u(rng);
+        for (float& v : rows) v = u(rng);
+        std::vector<float> out(nq * m, 123.f), pout(out.size(), 123.f);
+        InnerProductBlock(queries.data(), nq, rows.data(), m, d, out.data());
+        portable::InnerProductBlock(queries.data(), nq, rows.data(), m, d, pout.data());
+        for (int64_t q = 0; q < nq; ++q) {
+          for (int64_t i = 0; i < m; ++i) {
+            const double want = RefIp(queries.data() + q * d, rows.data() + i * d, d);
+            ASSERT_NEAR(out[q * m + i], want, Tol(d))
+                << "d=" << d << " m=" << m << " nq=" << nq << " q=" << q << " i=" << i;
+            ASSERT_NEAR(pout[q * m + i], want, Tol(d));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(DistanceKernelsTest, FirstAboveFindsTheFirstLargerScore) {
+  std::vector<float> s(37, 0.5f);
+  EXPECT_EQ(FirstAbove(s.data(), 37, 0.5f), 37);  // equal is not above
+  EXPECT_EQ(FirstAbove(s.data(), 0, 0.f), 0);
+  for (int64_t at : {0, 3, 7, 8, 15, 16, 36}) {
+    std::vector<float> t = s;
+    t[at] = 0.75f;
+    if (at + 1 < 37) t[at + 1] = 2.f;
+    EXPECT_EQ(FirstAbove(t.data(), 37, 0.6f), at) << at;
+    EXPECT_EQ(portable::FirstAbove(t.data(), 37, 0.6f), at) << at;
+    EXPECT_EQ(FirstAbove(t.data(), at, 0.6f), at) << "stops at n";
+  }
+  s[5] = std::nanf("");
+  EXPECT_EQ(FirstAbove(s.data(), 37, 0.f), 0);
+  EXPECT_EQ(FirstAbove(s.data() + 5, 1, 0.f), 1) << "NaN is never above";
+}
+
 TEST(DistanceKernelsTest, NamesTheKernelInUse) {
   const std::string name = DistanceKernelName();
   EXPECT_TRUE(name == "avx2+fma" || name == "portable") << name;

@@ -4,12 +4,13 @@
 // It is an IndexFlat in every other respect: same storage (`codes`), same
 // add/reconstruct, and faiss::write_index writes it as a plain IndexFlatIP /
 // IndexFlatL2, so snapshots stay readable by stock FAISS. Two overrides:
-//  - search() with fewer than kBlasMinBatch queries scans with our kernels:
-//    blocks of rows that stay in L2 while every query of the batch is
-//    scored against them, a k-heap per query, the IDSelector consulted only
-//    for rows that would enter a heap. Larger batches keep FAISS's BLAS
-//    path. Measured per query on 100k x 64 (retrieval_bench --batch_sweep):
-//    see retrieval/README.md.
+//  - search() scans with our kernels, in blocks of rows that stay in L2
+//    while every query of the batch is scored against them (inner-product
+//    batches of 3+ queries three at a time per pass over the rows:
+//    InnerProductBlock), a k-heap per query, the IDSelector consulted only
+//    for rows that would enter a heap. L2 batches of kBlasMinBatch or more
+//    keep FAISS's BLAS path. Measured per query (retrieval_bench
+//    --batch_sweep): see retrieval/README.md.
 //  - the distance computer (used by HNSW build and search when this is an
 //    IndexHNSW's storage) uses our kernels too.
 // Results have FAISS's layout: sorted best first, missing slots labelled -1

@@ -109,17 +109,34 @@ TEST_P(FastFlatIndexTest, SelectorFiltersInsideTheScan) {
   for (idx_t id : got.labels) EXPECT_EQ(id % 3, 0) << id;
 }
 
-// Batches below kBlasMinBatch (blocked kernel, with a selector too) and at
-// it (FAISS's BLAS path) give stock FAISS's answers.
+// Batches below kBlasMinBatch (blocked kernels, with a selector too) and at
+// it (FAISS's BLAS path for L2, the block kernel for inner product) give
+// stock FAISS's answers.
 TEST_P(FastFlatIndexTest, BatchesOnBothPathsMatch) {
   const int d = 24, n = 2000;
   SameVectors idx(d, n, 7, GetParam());
   EveryNth even(n, 2);
-  for (int nq : {2, 7, 40, int(FastFlatIndex::kBlasMinBatch)}) {
+  for (int nq : {2, 4, 5, 7, 40, int(FastFlatIndex::kBlasMinBatch)}) {
     std::vector<float> queries = RandomUnitVectors(nq, d, 8 + nq);
     ExpectSameResults(Search(idx.stock, queries, 5), Search(idx.fast, queries, 5));
     ExpectSameResults(Search(idx.stock, queries, 5, &even.params),
                       Search(idx.fast, queries, 5, &even.params));
+  }
+}
+
+// Inner-product batches of 4+ queries score transposed blocks of rows: row
+// counts that end mid-tile and dimensions without 8-lane steps too.
+TEST_P(FastFlatIndexTest, BlockKernelBatchesMatchAtOddSizes) {
+  for (int d : {20, 64}) {
+    const int n = 2003;
+    SameVectors idx(d, n, 21 + d, GetParam());
+    EveryNth third(n, 3);
+    for (int nq : {4, 9, 31}) {
+      std::vector<float> queries = RandomUnitVectors(nq, d, 30 + nq);
+      ExpectSameResults(Search(idx.stock, queries, 17), Search(idx.fast, queries, 17));
+      ExpectSameResults(Search(idx.stock, queries, 17, &third.params),
+                        Search(idx.fast, queries, 17, &third.params));
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "common/process_tuning.h"
 #include "common/server.h"
 #include "common/server_flags.h"
 #include "common/status_macros.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(int, faiss_blas_threshold, 2,
           "FAISS's own exact searches (e.g. IVF coarse quantizers) of at least this "
           "many queries use BLAS (0: FAISS default 20). Flat collections use the "
           "sidecar's kernels below 32 queries regardless.");
+ABSL_FLAG(int, blas_threads, 1,
+          "OpenBLAS threads (FAISS's BLAS searches, k-means training). 1: each call runs "
+          "on its caller's thread; more workers spin between calls and slow the gRPC "
+          "threads beside them (common/process_tuning.h).");
 ABSL_FLAG(int, malloc_arena_max, 2,
           "glibc malloc arenas (M_ARENA_MAX; 0: glibc default of 8 per core). "
           "Few arenas keep RSS close to what the collections hold.");
@@ -105,6 +110,8 @@ int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
   recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
+  recsys::SetBlasThreads(absl::GetFlag(FLAGS_blas_threads));
+  recsys::DisableMutexDeadlockDetection();
   absl::Status s = recsys::retrieval::Run();
   if (!s.ok()) {
     LOG(ERROR) << s;

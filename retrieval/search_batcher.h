@@ -1,7 +1,7 @@
 // SearchBatcher: coalesces concurrent searches on the same collection
 // version (and the same search options) into one index call. A batch reads
 // a Flat collection's rows once for all its queries (FastFlatIndex's
-// blocked scan, or BLAS from 32 queries), so it costs a fraction per query
+// blocked scans, or BLAS for L2 batches from 32), so it costs a fraction per query
 // of separate calls.
 //
 // Queries queue per batching key; worker threads take the oldest queued

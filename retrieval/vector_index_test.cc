@@ -77,23 +77,26 @@ TEST(VectorIndexTest, SelectorFiltersInsideTheSearch) {
   }
 }
 
-TEST(VectorIndexTest, SelectorHoldsOnTheBatchedBlasPath) {
-  // FAISS switches Flat search to BLAS at distance_compute_blas_threshold
-  // queries; the selector must hold there too.
+TEST(VectorIndexTest, SelectorHoldsOnLargeBatches) {
+  // 64 queries: FAISS's BLAS path for L2 (FastFlatIndex hands L2 batches
+  // of 32+ to it), the sidecar's block kernel for inner product; the
+  // selector must hold on both.
   const int64_t n = 1000;
   std::vector<float> base = RandomUnitVectors(n, kDim, 9);
-  ASSERT_OK_AND_ASSIGN(auto index,
-                       VectorIndex::Build(TestConfig("t", kDim), base.data(), n));
-  std::vector<faiss::Index::idx_t> even;
-  for (int64_t i = 0; i < n; i += 2) even.push_back(i);
-  faiss::IDSelectorBatch sel(even.size(), even.data());
-  IndexSearchParams p;
-  p.selector = &sel;
-  const int nq = 64;
-  std::vector<float> d(nq * 5);
-  std::vector<int64_t> l(nq * 5);
-  ASSERT_OK(index->Search(base.data(), nq, 5, p, d.data(), l.data()));
-  for (int64_t id : l) EXPECT_EQ(id % 2, 0);
+  for (Metric metric : {Metric::kInnerProduct, Metric::kL2}) {
+    ASSERT_OK_AND_ASSIGN(auto index, VectorIndex::Build(TestConfig("t", kDim, "Flat", metric),
+                                                        base.data(), n));
+    std::vector<faiss::Index::idx_t> even;
+    for (int64_t i = 0; i < n; i += 2) even.push_back(i);
+    faiss::IDSelectorBatch sel(even.size(), even.data());
+    IndexSearchParams p;
+    p.selector = &sel;
+    const int nq = 64;
+    std::vector<float> d(nq * 5);
+    std::vector<int64_t> l(nq * 5);
+    ASSERT_OK(index->Search(base.data(), nq, 5, p, d.data(), l.data()));
+    for (int64_t id : l) EXPECT_EQ(id % 2, 0) << MetricName(metric);
+  }
 }
 
 TEST(VectorIndexTest, NprobeComesFromParamsWithoutMutatingTheIndex) {

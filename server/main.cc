@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "common/process_tuning.h"
 #include "common/server.h"
 #include "common/server_flags.h"
 #include "common/status_macros.h"
@@ -27,6 +28,9 @@ ABSL_FLAG(int, versions_to_keep, 2, "Model versions kept loaded.");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often models_dir and the sidecar's versions are checked.");
 ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per batched forward.");
+ABSL_FLAG(int, blas_threads, 1,
+          "OpenBLAS threads (LibTorch's matrix products). 1: each forward's BLAS runs on "
+          "its encoder thread; more workers spin between calls (common/process_tuning.h).");
 ABSL_FLAG(int, max_batch_size, 32, "Users per batched user-encoder forward.");
 ABSL_FLAG(absl::Duration, max_batch_wait, absl::ZeroDuration(),
           "How long an encoder worker waits for a batch to fill (0: never; batches "
@@ -45,6 +49,7 @@ absl::Status Run() {
     return absl::InvalidArgumentError("--models_dir and --retrieval are required");
   }
   torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
+  SetBlasThreads(absl::GetFlag(FLAGS_blas_threads));
   RetrievalClient::Options co;
   co.target = absl::GetFlag(FLAGS_retrieval);
   co.deadline = absl::Seconds(2);
@@ -88,6 +93,7 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   recsys::ParseCommandLineWithHelp(argc, argv, "Serves recsys.v1.Recommender.\n  recommendation_server --models_dir=run/models --retrieval=127.0.0.1:50051");
+  recsys::DisableMutexDeadlockDetection();
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     LOG(ERROR) << s;

@@ -10,8 +10,10 @@
 // popularity counted over the users' training prefixes. A real retrieval
 // sidecar process (Flat collection, published by the real publisher) and a
 // real recommendation_server process; the load generator is this process
-// (C++ gRPC clients, closed loop, histories drawn from real users: every item
-// but the last).
+// (C++ gRPC callback clients, closed loop: each client sends its next request
+// from the previous one's completion; histories drawn from real users: every
+// item but the last). CPU microseconds per request of each process (from
+// /proc) and the rest of the machine's load are reported with each level.
 //
 // Reported: throughput, p50, p99 at each client count; the in-process
 // pipeline (load the version, encode one user, brute-force top k with the
@@ -28,6 +30,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +42,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <numeric>
 #include <map>
 #include <memory>
@@ -57,9 +61,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
+#include "common/process_tuning.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "model/model_publisher.h"
@@ -272,7 +278,76 @@ json BatchDistribution(const std::map<double, double>& before,
     if (here > 0) buckets[name] = here;
     lo = le;
   }
-  return {{"forwards", total}, {"by_size", buckets}};
+  // The histogram is observed once per user, so these count users by the
+  // size of the forward that encoded them.
+  return {{"users", total}, {"users_by_batch_size", buckets}};
+}
+
+// CPU seconds (user + system) of a process so far, from /proc/PID/stat.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the parenthesised command name; utime and stime are the
+  // 14th and 15th fields of the line (the 12th and 13th after it).
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<absl::string_view> f =
+      absl::StrSplit(absl::string_view(text).substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    return 0;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec * 1e-6;
+}
+
+// Busy CPU seconds of the whole machine (every core), from /proc/stat.
+double MachineBusySeconds() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  std::getline(in, line);  // "cpu  user nice system idle iowait irq softirq steal ..."
+  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  double busy = 0;
+  for (size_t i = 1; i < f.size() && i <= 8; ++i) {
+    double v = 0;
+    if (i == 4 || i == 5) continue;  // idle, iowait
+    if (absl::SimpleAtod(f[i], &v)) busy += v;
+  }
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU use of the bench's processes and of the whole machine.
+struct CpuSample {
+  double bench = 0;  // this process: the clients, or the in-process pipeline
+  double server = 0;
+  double sidecar = 0;
+  double machine = 0;
+};
+
+CpuSample SampleCpu(pid_t server, pid_t sidecar) {
+  return {SelfCpuSeconds(), ProcessCpuSeconds(server), ProcessCpuSeconds(sidecar),
+          MachineBusySeconds()};
+}
+
+// CPU microseconds per request in each process over a run, the cores they
+// kept busy, and the rest of the machine's load (other users of the cores).
+json CpuReport(const CpuSample& a, const CpuSample& b, int64_t requests, double seconds) {
+  const double n = std::max<int64_t>(1, requests);
+  const double ours =
+      (b.bench - a.bench) + (b.server - a.server) + (b.sidecar - a.sidecar);
+  return {{"us_per_request",
+           {{"bench", 1e6 * (b.bench - a.bench) / n},
+            {"server", 1e6 * (b.server - a.server) / n},
+            {"sidecar", 1e6 * (b.sidecar - a.sidecar) / n},
+            {"all", 1e6 * ours / n}}},
+          {"cores_busy", ours / seconds},
+          {"other_processes_cores", std::max(0.0, (b.machine - a.machine) - ours) / seconds}};
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -300,38 +375,68 @@ std::vector<std::string> HistoryOf(const Catalog& c, std::mt19937* rng) {
   return std::vector<std::string>(u.begin(), u.end() - (u.size() > 1 ? 1 : 0));
 }
 
+// One closed-loop client: the next request goes out from the previous one's
+// completion callback (gRPC's callback API), so no thread blocks per client
+// and the load generator costs the shared cores little.
+struct ClientLoop {
+  pb::Recommender::Stub* stub = nullptr;
+  std::mt19937 rng;
+  bool sample = false;
+  int64_t i = 0;
+  LevelResult result;
+  std::vector<std::string> history;
+  pb::RecommendRequest request;
+  pb::RecommendResponse response;
+  std::unique_ptr<grpc::ClientContext> context;
+  absl::Time sent;
+};
+
 LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>& stubs,
                       const Catalog& c, int clients, double seconds, bool sample,
                       const std::function<void()>& midway) {
-  LevelResult r;
-  std::vector<LevelResult> per(clients);
   std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
+  absl::Mutex mu;
+  int running = clients;
+  std::vector<ClientLoop> loops(clients);
+  const int k = absl::GetFlag(FLAGS_k);
+  std::function<void(ClientLoop*)> issue = [&](ClientLoop* l) {
+    // A dead server fails every call at once: give up on this client then
+    // rather than spin (the failures are reported).
+    if (stop.load(std::memory_order_relaxed) || l->result.failed >= 1000) {
+      absl::MutexLock lock(&mu);
+      --running;
+      return;
+    }
+    l->history = HistoryOf(c, &l->rng);
+    l->request.Clear();
+    for (const auto& key : l->history) l->request.add_history(key);
+    l->request.set_k(k);
+    l->response.Clear();
+    l->context = std::make_unique<grpc::ClientContext>();
+    l->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    l->sent = absl::Now();
+    l->stub->async()->Recommend(l->context.get(), &l->request, &l->response,
+                                [&issue, l](grpc::Status s) {
+      const double ms = absl::ToDoubleMilliseconds(absl::Now() - l->sent);
+      if (!s.ok()) {
+        if (l->result.failed++ == 0) l->result.first_failure = s.error_message();
+      } else {
+        l->result.latency_ms.push_back(ms);
+        l->result.by_version[l->response.model().version()]++;
+        if (l->sample && l->i % 10 == 0) {
+          l->result.sample.push_back({l->history, l->response});
+        }
+      }
+      ++l->i;
+      issue(l);
+    });
+  };
   const absl::Time start = absl::Now();
   for (int t = 0; t < clients; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(1000 + t);
-      pb::Recommender::Stub* stub = stubs[t % stubs.size()].get();
-      for (int64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-        pb::RecommendRequest req;
-        std::vector<std::string> h = HistoryOf(c, &rng);
-        for (const auto& k : h) req.add_history(k);
-        req.set_k(absl::GetFlag(FLAGS_k));
-        pb::RecommendResponse resp;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-        const absl::Time t0 = absl::Now();
-        grpc::Status s = stub->Recommend(&ctx, req, &resp);
-        const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
-        if (!s.ok()) {
-          if (per[t].failed++ == 0) per[t].first_failure = s.error_message();
-          continue;
-        }
-        per[t].latency_ms.push_back(ms);
-        per[t].by_version[resp.model().version()]++;
-        if (sample && i % 10 == 0) per[t].sample.push_back({std::move(h), std::move(resp)});
-      }
-    });
+    loops[t].stub = stubs[t % stubs.size()].get();
+    loops[t].rng.seed(1000 + t);
+    loops[t].sample = sample;
+    issue(&loops[t]);
   }
   if (midway) {
     absl::SleepFor(absl::Seconds(seconds / 3));
@@ -339,9 +444,15 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
   }
   while (absl::Now() - start < absl::Seconds(seconds)) absl::SleepFor(absl::Milliseconds(20));
   stop = true;
-  for (auto& t : threads) t.join();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &running));
+  }
+  LevelResult r;
   r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  for (auto& p : per) {
+  for (auto& l : loops) {
+    LevelResult& p = l.result;
     r.latency_ms.insert(r.latency_ms.end(), p.latency_ms.begin(), p.latency_ms.end());
     r.failed += p.failed;
     if (r.first_failure.empty()) r.first_failure = p.first_failure;
@@ -406,7 +517,10 @@ std::string Runfile(const char* argv0, const std::string& rel) {
 }
 
 absl::Status Run(const char* argv0) {
+  // The in-process reference and the load generator get the servers' settings.
   torch::set_num_threads(1);
+  SetBlasThreads(1);
+  DisableMutexDeadlockDetection();
   const Catalog catalog = LoadCatalog();
   const std::string work = absl::GetFlag(FLAGS_work_dir);
   RETURN_IF_ERROR(RemoveRecursively(work));
@@ -490,12 +604,23 @@ absl::Status Run(const char* argv0) {
   double best_in_process = 0;
   for (int clients : levels) {
     const auto before = BatchBuckets(server_ports.second);
+    const CpuSample cpu0 = SampleCpu(server.pid, sidecar.pid);
     LevelResult served = RunServer(stubs, catalog, clients, seconds, false, nullptr);
+    const CpuSample cpu1 = SampleCpu(server.pid, sidecar.pid);
     const auto after = BatchBuckets(server_ports.second);
+    const CpuSample cpu2 = SampleCpu(server.pid, sidecar.pid);
     LevelResult local = RunInProcess(*model1, catalog, clients, seconds);
-    json row = {{"clients", clients}, {"server", Figures(served)},
+    const CpuSample cpu3 = SampleCpu(server.pid, sidecar.pid);
+    double load[3] = {0, 0, 0};
+    (void)getloadavg(load, 3);
+    json row = {{"clients", clients}, {"load_average_1_5_15", {load[0], load[1], load[2]}},
+                {"server", Figures(served)},
                 {"in_process", Figures(local)},
-                {"encoder_batches", BatchDistribution(before, after)}};
+                {"encoder_batches", BatchDistribution(before, after)},
+                {"cpu", {{"server_run", CpuReport(cpu0, cpu1, served.latency_ms.size(),
+                                                  served.seconds)},
+                         {"in_process_run", CpuReport(cpu2, cpu3, local.latency_ms.size(),
+                                                      local.seconds)}}}};
     const double ratio = (served.latency_ms.size() / served.seconds) /
                          std::max(1e-9, local.latency_ms.size() / local.seconds);
     row["throughput_ratio_server_to_in_process"] = ratio;

@@ -35,6 +35,7 @@ namespace {
 
 namespace pb = ::recsys::v1;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 using Ranked = std::vector<std::pair<std::string, float>>;
 
@@ -303,13 +304,15 @@ TEST_F(RecommenderLoopbackTest, BatchAnswersEachUserWithItsOwnStatus) {
   EXPECT_EQ(resp.results(0).code(), 0);
   ExpectSameRanking(resp.results(0).response(), Expected(1, req.users(0)), "user 0");
   EXPECT_EQ(resp.results(1).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(resp.results(1).message(), HasSubstr("k: must be in"));
+  // Each message names the user by its index in the request.
+  EXPECT_THAT(resp.results(1).message(), StartsWith("users[1].k: must be in"));
   EXPECT_EQ(resp.results(1).response().items_size(), 0);
   EXPECT_EQ(resp.results(2).code(), 0);
   EXPECT_EQ(resp.results(2).response().fallback(), pb::POPULAR);
   EXPECT_EQ(resp.results(2).response().items_size(), 2);
   EXPECT_EQ(resp.results(3).code(), static_cast<int>(absl::StatusCode::kNotFound));
-  EXPECT_THAT(resp.results(3).message(), HasSubstr("model.version: 99"));
+  EXPECT_THAT(resp.results(3).message(), StartsWith("users[3].model.version: 99"));
+  EXPECT_EQ(resp.results(0).message(), "");
 
   // Over the limit, or empty: the call itself is refused, naming the field.
   *req.add_users() = Request({"a"}, 1);

@@ -123,6 +123,21 @@ bool Matches(const google::protobuf::Map<std::string, std::string>& payload,
   return true;
 }
 
+// One RecommendBatch user's message, naming the user: a message that opens
+// with a field of RecommendRequest ("history[0]: ...") becomes
+// "users[3].history[0]: ...", any other "users[3]: ...".
+std::string BatchUserMessage(int index, absl::string_view message) {
+  if (message.empty()) return "";
+  const size_t end = message.find_first_not_of("abcdefghijklmnopqrstuvwxyz_");
+  const absl::string_view head = message.substr(0, end);
+  const bool names_field =
+      !head.empty() && end != absl::string_view::npos &&
+      (message[end] == ':' || message[end] == '[' || message[end] == '.' ||
+       message[end] == ' ') &&
+      pb::RecommendRequest::descriptor()->FindFieldByName(std::string(head)) != nullptr;
+  return absl::StrCat("users[", index, "]", names_field ? "." : ": ", message);
+}
+
 void AddHit(const pb::SearchHit& hit, pb::RecommendResponse* response) {
   auto* item = response->add_items();
   item->set_key(hit.key());
@@ -458,9 +473,9 @@ grpc::ServerUnaryReactor* RecommenderService::RecommendBatch(
     call->request = &request->users(i);
     call->response = result->mutable_response();
     call->server_context = context;
-    call->done = [reactor, record, left, result](const absl::Status& s) {
+    call->done = [reactor, record, left, result, i](const absl::Status& s) {
       result->set_code(static_cast<int32_t>(s.code()));
-      result->set_message(std::string(s.message()));
+      result->set_message(BatchUserMessage(i, s.message()));
       if (!s.ok()) result->clear_response();
       ServiceMetrics::Get()
           .batch_users->WithLabels({absl::StatusCodeToString(s.code())})

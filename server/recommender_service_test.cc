@@ -218,6 +218,22 @@ TEST_F(RecommenderServiceTest, SidecarFailuresKeepTheirCode) {
     EXPECT_EQ(s.error_code(), code);
     EXPECT_EQ(s.error_message(), "retrieval sidecar: collection items: shard down");
     EXPECT_EQ(resp.items_size(), 0);
+
+    // In a batch, the same failure names the user it belongs to; a field
+    // error reads as that user's field.
+    pb::RecommendBatchRequest batch;
+    *batch.add_users() = Request({"a"}, 3);
+    *batch.add_users() = Request({"a", ""}, 3);
+    pb::RecommendBatchResponse answers;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ASSERT_TRUE(stub_->RecommendBatch(&ctx, batch, &answers).ok());
+    ASSERT_EQ(answers.results_size(), 2);
+    EXPECT_EQ(answers.results(0).code(), static_cast<int>(code));
+    EXPECT_EQ(answers.results(0).message(),
+              "users[0]: retrieval sidecar: collection items: shard down");
+    EXPECT_EQ(answers.results(1).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(answers.results(1).message(), ::testing::StartsWith("users[1].history[1]: "));
   }
 }
 
