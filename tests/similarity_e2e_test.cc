@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,11 +38,11 @@ std::string Runfile(const std::string& path) {
   return absl::StrCat(dir ? dir : ".", "/recsys/", path);
 }
 
-// Runs argv to completion; stdout+stderr to `log`. Returns the exit status.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
+// Starts argv with stdout+stderr to `log` (appended or truncated).
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log, bool append) {
   const pid_t pid = fork();
   if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "w");
+    FILE* f = std::fopen(log.c_str(), append ? "a" : "w");
     dup2(fileno(f), 1);
     dup2(fileno(f), 2);
     std::vector<char*> args;
@@ -50,6 +51,12 @@ int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
     execv(args[0], args.data());
     _exit(127);
   }
+  return pid;
+}
+
+// Runs argv to completion; stdout+stderr to `log`. Returns the exit status.
+int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = Spawn(argv, log, /*append=*/false);
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -72,17 +79,7 @@ struct Process {
     log = JoinPath(dir, name + ".log");
     std::vector<std::string> argv = argv_in;
     argv.push_back("--port_file=" + ports);
-    pid = fork();
-    if (pid == 0) {
-      FILE* f = std::fopen(log.c_str(), "a");
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    pid = Spawn(argv, log, /*append=*/true);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (absl::Now() < deadline) {
       absl::StatusOr<std::string> s = ReadFileToString(ports);
@@ -97,9 +94,9 @@ struct Process {
     }
     FAIL() << name << " did not start: " << Tail(log);
   }
-  void Stop() {
+  void Stop(int signal = SIGTERM) {
     if (pid <= 0) return;
-    kill(pid, SIGTERM);
+    kill(pid, signal);
     int status;
     waitpid(pid, &status, 0);
     pid = -1;
@@ -111,6 +108,29 @@ struct Process {
     }
   }
 };
+
+// Synthetic translation examples: sentence i shares words with its
+// neighbours, so the hashed-text document frequencies depend on every one.
+v1::TranslationExample Example(int i) {
+  static const char* kWords[] = {"light", "water", "earth", "night", "day", "seed",
+                                 "tree", "fruit", "sea", "fish", "bird", "beast"};
+  v1::TranslationExample e;
+  e.set_key(absl::StrCat("ex-", i));
+  e.set_source(absl::StrCat("the ", kWords[i % 12], " and the ", kWords[(i * 5 + 1) % 12],
+                            " of ", kWords[(i * 7 + 3) % 12], " ", i));
+  e.set_target(absl::StrCat("la ", kWords[i % 12], " ", i));
+  e.set_pair("en-es");
+  return e;
+}
+
+v1::ImageCase Case(const std::string& key, const std::string& image,
+                   const std::map<std::string, std::string>& labels) {
+  v1::ImageCase c;
+  c.set_key(key);
+  c.set_image(image);
+  c.mutable_labels()->insert(labels.begin(), labels.end());
+  return c;
+}
 
 class SimilarityE2eTest : public ::testing::Test {
  protected:
@@ -152,6 +172,54 @@ class SimilarityE2eTest : public ::testing::Test {
     v1::DescribeSimilarityCollectionResponse out;
     EXPECT_TRUE(stub_->DescribeCollection(Ctx().get(), r, &out).ok());
     return out.info();
+  }
+  // One message of each kind on an Index stream; the stream's status.
+  static grpc::Status Index(const std::string& collection,
+                            const std::vector<v1::TranslationExample>& examples) {
+    v1::IndexResponse staged;
+    auto ctx = Ctx();
+    auto w = stub_->IndexExamples(ctx.get(), &staged);
+    v1::IndexExamplesRequest r;
+    r.set_collection(collection);
+    for (const v1::TranslationExample& e : examples) *r.add_examples() = e;
+    w->Write(r);
+    w->WritesDone();
+    return w->Finish();
+  }
+  static grpc::Status IndexExamples(const std::string& collection, int from, int to) {
+    std::vector<v1::TranslationExample> examples;
+    for (int i = from; i < to; ++i) examples.push_back(Example(i));
+    return Index(collection, examples);
+  }
+  static grpc::Status IndexCases(const std::string& collection,
+                                 const std::vector<v1::ImageCase>& cases,
+                                 v1::IndexResponse* staged = nullptr) {
+    v1::IndexResponse unused;
+    auto ctx = Ctx();
+    auto w = stub_->IndexImages(ctx.get(), staged ? staged : &unused);
+    v1::IndexImagesRequest r;
+    r.set_collection(collection);
+    for (const v1::ImageCase& c : cases) *r.add_cases() = c;
+    w->Write(r);
+    w->WritesDone();
+    return w->Finish();
+  }
+  static grpc::Status Create(const v1::SimilarityCollectionConfig& config,
+                             v1::SimilarityCollectionInfo* info = nullptr) {
+    v1::CreateSimilarityCollectionRequest r;
+    *r.mutable_config() = config;
+    v1::CreateSimilarityCollectionResponse out;
+    const grpc::Status s = stub_->CreateCollection(Ctx().get(), r, &out);
+    if (info != nullptr) *info = out.info();
+    return s;
+  }
+  static grpc::Status Publish(const std::string& name, v1::SimilarityCollectionInfo* info = nullptr) {
+    v1::PublishSimilarityRequest r;
+    r.set_collection(name);
+    v1::PublishSimilarityResponse out;
+    const grpc::Status s = stub_->Publish(Ctx().get(), r, &out);
+    if (info != nullptr) *info = out.info();
+    return s;
   }
   static int Eval(const std::vector<std::string>& extra, const std::string& name) {
     std::vector<std::string> argv = {Runfile("server/similarity/similarity_eval"),
@@ -233,33 +301,12 @@ TEST_F(SimilarityE2eTest, C_BadInputGetsPreciseStatusesAndChangesNothing) {
   expect(select("In the beginning", "fm", ""), grpc::StatusCode::FAILED_PRECONDITION,
          "image cases");
   {  // A 10 MB sentence in an index stream: refused, nothing staged.
-    v1::IndexResponse staged;
-    auto ctx = Ctx();
-    auto w = stub_->IndexExamples(ctx.get(), &staged);
-    v1::IndexExamplesRequest r;
-    r.set_collection("verses");
-    v1::TranslationExample* e = r.add_examples();
-    e->set_key("big");
-    e->set_source(std::string(10 << 20, 'a'));
-    e->set_target("b");
-    e->set_pair("en-es");
-    w->Write(r);
-    w->WritesDone();
-    expect(w->Finish(), grpc::StatusCode::INVALID_ARGUMENT, "examples[0].source");
+    v1::TranslationExample big = Example(0);
+    big.set_source(std::string(10 << 20, 'a'));
+    expect(Index("verses", {big}), grpc::StatusCode::INVALID_ARGUMENT, "examples[0].source");
   }
   auto index_image = [](const std::string& bytes) {
-    v1::IndexResponse staged;
-    auto ctx = Ctx();
-    auto w = stub_->IndexImages(ctx.get(), &staged);
-    v1::IndexImagesRequest r;
-    r.set_collection("fm");
-    v1::ImageCase* c = r.add_cases();
-    c->set_key("bad");
-    c->set_image(bytes);
-    (*c->mutable_labels())["class"] = "x";
-    w->Write(r);
-    w->WritesDone();
-    return w->Finish();
+    return IndexCases("fm", {Case("bad", bytes, {{"class", "x"}})});
   };
   auto search_image = [](const std::string& bytes, const std::string& fingerprint) {
     v1::SearchImagesRequest r;
@@ -299,43 +346,26 @@ TEST_F(SimilarityE2eTest, C_BadInputGetsPreciseStatusesAndChangesNothing) {
 
 TEST_F(SimilarityE2eTest, D_ImageCasesFiltersAndOwnStudy) {
   if (!PathExists(absl::StrCat(kPydicom, "MR_small.dcm"))) GTEST_SKIP() << "python3-pydicom absent";
-  v1::CreateSimilarityCollectionRequest create;
-  create.mutable_config()->set_name("cases");
-  create.mutable_config()->set_kind(v1::SIMILARITY_IMAGE_CASES);
-  create.mutable_config()->mutable_encoder()->mutable_pixel_pca()->set_components(4);
-  v1::CreateSimilarityCollectionResponse created;
-  ASSERT_TRUE(stub_->CreateCollection(Ctx().get(), create, &created).ok());
+  v1::SimilarityCollectionConfig config;
+  config.set_name("cases");
+  config.set_kind(v1::SIMILARITY_IMAGE_CASES);
+  config.mutable_encoder()->mutable_pixel_pca()->set_components(4);
+  ASSERT_TRUE(Create(config).ok());
   const std::string mr = *ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm"));
   const std::string ct = *ReadFileToString(absl::StrCat(kPydicom, "CT_small.dcm"));
-  v1::IndexResponse staged;
-  {
-    auto ctx = Ctx();
-    auto w = stub_->IndexImages(ctx.get(), &staged);
-    v1::IndexImagesRequest r;
-    r.set_collection("cases");
-    // Three studies; copies of MR and CT under several keys; study s0 holds
-    // the MR the queries use.
-    for (int i = 0; i < 6; ++i) {
-      v1::ImageCase* c = r.add_cases();
-      c->set_key(absl::StrCat("mr-", i));
-      c->set_image(mr);
-      (*c->mutable_labels())["study_id"] = absl::StrCat("s", i % 3);
-      (*c->mutable_labels())["pathology"] = "none";
-      v1::ImageCase* d = r.add_cases();
-      d->set_key(absl::StrCat("ct-", i));
-      d->set_image(ct);
-      (*d->mutable_labels())["study_id"] = absl::StrCat("s", i % 3);
-      (*d->mutable_labels())["pathology"] = "none";
-    }
-    w->Write(r);
-    w->WritesDone();
-    ASSERT_TRUE(w->Finish().ok());
+  // Three studies; copies of MR and CT under several keys; study s0 holds
+  // the MR the queries use.
+  std::vector<v1::ImageCase> cases;
+  for (int i = 0; i < 6; ++i) {
+    const std::map<std::string, std::string> labels = {{"study_id", absl::StrCat("s", i % 3)},
+                                                       {"pathology", "none"}};
+    cases.push_back(Case(absl::StrCat("mr-", i), mr, labels));
+    cases.push_back(Case(absl::StrCat("ct-", i), ct, labels));
   }
+  v1::IndexResponse staged;
+  ASSERT_TRUE(IndexCases("cases", cases, &staged).ok());
   EXPECT_EQ(staged.staged(), 12);
-  v1::PublishSimilarityRequest pub;
-  pub.set_collection("cases");
-  v1::PublishSimilarityResponse published;
-  ASSERT_TRUE(stub_->Publish(Ctx().get(), pub, &published).ok());
+  ASSERT_TRUE(Publish("cases").ok());
   // DICOM's Modality filled the label; an MR query finds the MRs first.
   v1::SearchImagesRequest q;
   q.set_collection("cases");
@@ -365,33 +395,262 @@ TEST_F(SimilarityE2eTest, D_ImageCasesFiltersAndOwnStudy) {
   EXPECT_TRUE(absl::StartsWith(hits.hits(0).key(), "mr-"));
 }
 
-TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredState) {
+TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntries) {
   if (!PathExists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  auto create = [](const std::string& name) {
+    v1::SimilarityCollectionConfig config;
+    config.set_name(name);
+    config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+    return Create(config);
+  };
+  auto select = [](const std::string& name, const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection(name);
+    r.set_source(source);
+    r.set_k(5);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    EXPECT_TRUE(stub_->SelectExamples(Ctx().get(), r, &out).ok());
+    return out;
+  };
+  v1::SimilarityCollectionInfo info;
+  ASSERT_TRUE(create("grow").ok());
+  ASSERT_TRUE(IndexExamples("grow", 0, 40).ok());
+  ASSERT_TRUE(Publish("grow", &info).ok());
+  const std::string grow_v1 = info.encoder_fingerprint();
+
   v1::SearchImagesRequest q;
   q.set_collection("fm");
   q.set_key("train-7");
   q.set_k(10);
   v1::SearchImagesResponse before, after;
   ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &before).ok());
-  similarity_->Stop();
+  similarity_->Stop(SIGKILL);  // no drain, nothing flushed at exit
   StartSimilarity();
   ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &after).ok());
   EXPECT_EQ(after.DebugString(), before.DebugString());
-  // The query-time encoder is the restored one: an image query works too.
-  const v1::SimilarityCollectionInfo info = Describe("fm");
-  EXPECT_EQ(info.encoder_fingerprint(), before.encoder_fingerprint());
-  // A weight-free collection restored from disk refuses new entries.
-  v1::IndexResponse staged;
-  auto ctx = Ctx();
-  auto w = stub_->IndexImages(ctx.get(), &staged);
-  v1::IndexImagesRequest r;
-  r.set_collection("fm");
-  v1::ImageCase* c = r.add_cases();
-  c->set_key("new");
-  c->set_image(*ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm")));
-  w->Write(r);
-  w->WritesDone();
-  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // The query-time encoder is the restored one.
+  EXPECT_EQ(Describe("fm").encoder_fingerprint(), before.encoder_fingerprint());
+  EXPECT_EQ(Describe("grow").encoder_fingerprint(), grow_v1);
+
+  // The weight-free image collection takes a new case after the restart:
+  // the refit runs over the 2,000 restored entries plus it.
+  const std::string mr = PathExists(absl::StrCat(kPydicom, "MR_small.dcm"))
+                             ? *ReadFileToString(absl::StrCat(kPydicom, "MR_small.dcm"))
+                             : "";
+  if (!mr.empty()) {
+    ASSERT_TRUE(IndexCases("fm", {Case("new", mr, {{"class", "mr"}})}).ok());
+    ASSERT_TRUE(Publish("fm", &info).ok());
+    EXPECT_EQ(info.entry_count(), 2001);
+    EXPECT_NE(info.encoder_fingerprint(), before.encoder_fingerprint());  // refitted
+    v1::SearchImagesRequest by_image;
+    by_image.set_collection("fm");
+    by_image.set_image(mr);
+    by_image.set_k(3);
+    v1::SearchImagesResponse hits;
+    ASSERT_TRUE(stub_->SearchImages(Ctx().get(), by_image, &hits).ok());
+    ASSERT_GE(hits.hits_size(), 1);
+    EXPECT_EQ(hits.hits(0).key(), "new");
+    EXPECT_NEAR(hits.hits(0).score(), 1.0, 1e-5);
+    // An old entry is still there under the new fit.
+    ASSERT_TRUE(stub_->SearchImages(Ctx().get(), q, &after).ok());
+    EXPECT_EQ(after.hits_size(), 10);
+  }
+
+  // The text collection too; its refit over restored + new entries equals
+  // a fit over all of them at once in a fresh collection.
+  ASSERT_TRUE(IndexExamples("grow", 40, 50).ok());
+  ASSERT_TRUE(Publish("grow", &info).ok());
+  EXPECT_EQ(info.entry_count(), 50);
+  EXPECT_NE(info.encoder_fingerprint(), grow_v1);
+  ASSERT_TRUE(create("grow_ref").ok());
+  ASSERT_TRUE(IndexExamples("grow_ref", 0, 50).ok());
+  v1::SimilarityCollectionInfo ref;
+  ASSERT_TRUE(Publish("grow_ref", &ref).ok());
+  EXPECT_EQ(info.encoder_fingerprint(), ref.encoder_fingerprint());
+  for (int i : {3, 17, 44}) {
+    const v1::SelectExamplesResponse a = select("grow", Example(i).source());
+    const v1::SelectExamplesResponse b = select("grow_ref", Example(i).source());
+    ASSERT_EQ(a.examples_size(), 5);
+    EXPECT_EQ(a.examples(0).example().key(), absl::StrCat("ex-", i));
+    EXPECT_EQ(a.prompt(), b.prompt());
+    for (int j = 0; j < 5; ++j) {
+      EXPECT_EQ(a.examples(j).example().key(), b.examples(j).example().key());
+      EXPECT_EQ(a.examples(j).score(), b.examples(j).score());
+    }
+  }
+
+  // A damaged entries file: the collection still answers, but refuses new
+  // entries with the reason; nothing else is affected.
+  const std::string entries =
+      JoinPath(*dir_, absl::StrCat("s/grow/v", info.live_version(), ".entries"));
+  std::string bytes = *ReadFileToString(entries);
+  bytes[bytes.size() / 2] ^= 0x40;
+  ASSERT_TRUE(WriteFileAtomically(entries, bytes).ok());
+  // The only live version's entries file is read; one of a version that
+  // never went live (a Publish that failed after writing it) is removed.
+  const std::string stale = JoinPath(*dir_, "s/grow/v99.entries");
+  ASSERT_TRUE(WriteFileAtomically(stale, "stale").ok());
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  EXPECT_FALSE(PathExists(stale));
+  EXPECT_TRUE(PathExists(entries));
+  EXPECT_EQ(select("grow", Example(3).source()).examples(0).example().key(), "ex-3");
+  const grpc::Status refused = IndexExamples("grow", 50, 51);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "damaged entries file"))
+      << refused.error_message();
+  EXPECT_EQ(Describe("grow").staged_count(), 0);
+  EXPECT_TRUE(IndexExamples("grow_ref", 50, 51).ok());
+}
+
+// A BERT collection through the endpoint: model/encoders' seeded stand-in
+// (a small config.json and vocab.txt, no weights), mean pooling.
+TEST_F(SimilarityE2eTest, F_BertCollectionIndexQueryAndWrongEncoder) {
+  const std::string model = JoinPath(*dir_, "bert_standin");
+  ASSERT_TRUE(CreateDirectories(model).ok());
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\nand\nof\nla\n";
+  for (const char* w : {"light", "water", "earth", "night", "day", "seed", "tree", "fruit", "sea",
+                        "fish", "bird", "beast"}) {
+    absl::StrAppend(&vocab, w, "\n");
+  }
+  for (int i = 0; i < 60; ++i) absl::StrAppend(&vocab, i, "\n");
+  ASSERT_TRUE(WriteFileAtomically(JoinPath(model, "vocab.txt"), vocab).ok());
+  ASSERT_TRUE(WriteFileAtomically(JoinPath(model, "config.json"),
+                                  R"({"model_type": "bert", "vocab_size": 100, "hidden_size": 32,
+                                      "num_hidden_layers": 2, "num_attention_heads": 4,
+                                      "intermediate_size": 64, "max_position_embeddings": 32})")
+                  .ok());
+  v1::SimilarityCollectionConfig config;
+  config.set_name("bert_ex");
+  config.mutable_encoder()->mutable_bert()->set_model_dir(model);
+  config.mutable_encoder()->mutable_bert()->set_pooling(v1::POOLING_MEAN);
+  config.mutable_encoder()->mutable_bert()->set_max_length(32);
+  // A BERT encoder on an image collection is refused, and creates nothing.
+  config.set_kind(v1::SIMILARITY_IMAGE_CASES);
+  v1::SimilarityCollectionInfo created;
+  grpc::Status s = Create(config);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "config.encoder.bert")) << s.error_message();
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  s = Create(config, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::string fingerprint = created.encoder_fingerprint();
+  EXPECT_TRUE(absl::StartsWith(fingerprint, "bert/bert-standin-2x32 mean l2 weights="))
+      << fingerprint;
+  EXPECT_EQ(created.dimension(), 32);
+
+  ASSERT_TRUE(IndexExamples("bert_ex", 0, 30).ok());
+  v1::SimilarityCollectionInfo published;
+  ASSERT_TRUE(Publish("bert_ex", &published).ok());
+  EXPECT_EQ(published.entry_count(), 30);
+  EXPECT_EQ(published.encoder_fingerprint(), fingerprint);  // fixed: no refit
+
+  v1::SelectExamplesRequest q;
+  q.set_collection("bert_ex");
+  q.set_k(4);
+  q.set_pair("en-es");
+  q.set_encoder_fingerprint(fingerprint);
+  for (int i : {2, 11, 29}) {
+    q.set_source(Example(i).source());
+    v1::SelectExamplesResponse out;
+    s = stub_->SelectExamples(Ctx().get(), q, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(out.examples_size(), 4);
+    // The indexed sentence itself is the nearest, at cosine 1.
+    EXPECT_EQ(out.examples(0).example().key(), absl::StrCat("ex-", i));
+    EXPECT_NEAR(out.examples(0).score(), 1.0, 1e-5);
+    for (int j = 1; j < 4; ++j) EXPECT_LE(out.examples(j).score(), out.examples(j - 1).score());
+    EXPECT_EQ(out.encoder_fingerprint(), fingerprint);
+    EXPECT_TRUE(absl::StrContains(out.prompt(), Example(i).target())) << out.prompt();
+  }
+  // Another encoder's fingerprint (the hashed-text default's) is refused,
+  // naming both.
+  v1::DescribeSimilarityCollectionRequest d;
+  d.set_collection("verses");
+  v1::DescribeSimilarityCollectionResponse verses;
+  if (stub_->DescribeCollection(Ctx().get(), d, &verses).ok()) {
+    q.set_encoder_fingerprint(verses.info().encoder_fingerprint());
+  } else {
+    q.set_encoder_fingerprint("hashed_text/v1 dim=512");
+  }
+  v1::SelectExamplesResponse out;
+  s = stub_->SelectExamples(Ctx().get(), q, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), fingerprint)) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "hashed_text/v1")) << s.error_message();
+  EXPECT_EQ(Describe("bert_ex").entry_count(), 30);
+}
+
+// A TorchScript text module (made at test time by
+// server/similarity/testdata/make_encoder_modules.py) through the endpoint,
+// mean pooling, and again after a kill -9 and restart.
+TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
+  if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"}, JoinPath(*dir_, "torch.log")) != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
+  }
+  const std::string mods = JoinPath(*dir_, "modules");
+  ASSERT_TRUE(CreateDirectories(mods).ok());
+  ASSERT_EQ(RunToEnd({"/usr/bin/python3",
+                      Runfile("server/similarity/testdata/make_encoder_modules.py"), mods},
+                     JoinPath(*dir_, "modules.log")),
+            0)
+      << Tail(JoinPath(*dir_, "modules.log"));
+  v1::SimilarityCollectionConfig config;
+  config.set_name("ts_ex");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  v1::TorchScriptEncoder* ts = config.mutable_encoder()->mutable_torchscript();
+  ts->set_path(JoinPath(mods, "ts_text.pt"));
+  ts->set_vocab_path(JoinPath(mods, "vocab.txt"));
+  ts->set_pooling(v1::POOLING_MEAN);
+  ts->set_dimension(7);  // the module returns 6
+  grpc::Status s = Create(config);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "dimension: declared 7")) << s.error_message();
+  ts->set_dimension(6);
+  v1::SimilarityCollectionInfo created;
+  s = Create(config, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(absl::StartsWith(created.encoder_fingerprint(),
+                               "torchscript/torchscript-ts_text.pt mean l2 weights="))
+      << created.encoder_fingerprint();
+  const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
+  std::vector<v1::TranslationExample> examples;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    v1::TranslationExample e = Example(static_cast<int>(i));
+    e.set_source(sources[i]);
+    examples.push_back(e);
+  }
+  ASSERT_TRUE(Index("ts_ex", examples).ok());
+  ASSERT_TRUE(Publish("ts_ex").ok());
+  auto select = [](const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection("ts_ex");
+    r.set_source(source);
+    r.set_k(3);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  };
+  const v1::SelectExamplesResponse before = select("b b c");
+  ASSERT_EQ(before.examples_size(), 3);
+  EXPECT_EQ(before.examples(0).example().key(), "ex-2");
+  EXPECT_NEAR(before.examples(0).score(), 1.0, 1e-5);
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  const v1::SelectExamplesResponse after = select("b b c");
+  EXPECT_EQ(after.DebugString(), before.DebugString());
+  // The restored collection takes more entries through the same module.
+  v1::TranslationExample more = Example(6);
+  more.set_source("d d d");
+  ASSERT_TRUE(Index("ts_ex", {more}).ok());
+  v1::SimilarityCollectionInfo info;
+  ASSERT_TRUE(Publish("ts_ex", &info).ok());
+  EXPECT_EQ(info.entry_count(), 7);
+  EXPECT_EQ(info.encoder_fingerprint(), created.encoder_fingerprint());
+  EXPECT_EQ(select("d d d").examples(0).example().key(), "ex-6");
 }
 
 }  // namespace

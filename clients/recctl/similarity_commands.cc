@@ -1,5 +1,6 @@
 // recctl similarity ...: the similarity endpoint (translation examples and
 // image cases).
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -65,10 +66,17 @@ const FlagSpec kCollection{"collection", "", "collection name"};
 
 Command Create() {
   return {"similarity", "create", "a collection with an attached encoder",
-          "--collection=NAME --kind=text|image [--encoder=default|bert|vit --model_dir=D]",
+          "--collection=NAME --kind=text|image [--encoder=default|bert|vit --model_dir=D] "
+          "[--encoder=torchscript --module=M.pt --dimension=N [--vocab=V] [--image_size=S]] "
+          "[--pooling=cls|mean]",
           {kCollection, {"kind", "text", "text (translation examples) | image (image cases)"},
-           {"encoder", "default", "default (weight-free) | bert | vit"},
+           {"encoder", "default", "default (weight-free) | bert | vit | torchscript"},
            {"model_dir", "", "bert / vit: config.json, vocab.txt, model.safetensors"},
+           {"module", "", "torchscript: the module file (on the server's file system)"},
+           {"vocab", "", "torchscript text modules: WordPiece vocab.txt"},
+           {"dimension", "0", "torchscript: the module's output width"},
+           {"image_size", "0", "torchscript image modules: input side (0: 224)"},
+           {"pooling", "cls", "bert / torchscript text: cls | mean"},
            {"index_factory", "Flat", "the sidecar's FAISS index"}},
           [](Context& c) -> absl::Status {
             pb::CreateSimilarityCollectionRequest req;
@@ -86,8 +94,28 @@ Command Create() {
               cfg->mutable_encoder()->mutable_bert()->set_model_dir(c.args().Get("model_dir"));
             } else if (enc == "vit") {
               cfg->mutable_encoder()->mutable_vit()->set_model_dir(c.args().Get("model_dir"));
+            } else if (enc == "torchscript") {
+              pb::TorchScriptEncoder* ts = cfg->mutable_encoder()->mutable_torchscript();
+              ASSIGN_OR_RETURN(*ts->mutable_path(), c.args().Required("module"));
+              ts->set_vocab_path(c.args().Get("vocab"));
+              ASSIGN_OR_RETURN(int64_t dimension, c.args().GetInt("dimension"));
+              ASSIGN_OR_RETURN(int64_t side, c.args().GetInt("image_size"));
+              ts->set_dimension(static_cast<int32_t>(std::clamp<int64_t>(dimension, -1, 1 << 30)));
+              ts->set_image_size(static_cast<int32_t>(std::clamp<int64_t>(side, -1, 1 << 30)));
             } else {
-              return absl::InvalidArgumentError(absl::StrCat("--encoder: expected default, bert or vit, got ", QuoteUserInput(enc)));
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "--encoder: expected default, bert, vit or torchscript, got ", QuoteUserInput(enc)));
+            }
+            const std::string pooling = c.args().Get("pooling");
+            if (pooling != "cls" && pooling != "mean") {
+              return absl::InvalidArgumentError(absl::StrCat("--pooling: expected cls or mean, got ",
+                                                             QuoteUserInput(pooling)));
+            }
+            const pb::Pooling p = pooling == "mean" ? pb::POOLING_MEAN : pb::POOLING_CLS;
+            if (enc == "bert") cfg->mutable_encoder()->mutable_bert()->set_pooling(p);
+            if (enc == "torchscript") cfg->mutable_encoder()->mutable_torchscript()->set_pooling(p);
+            if (p == pb::POOLING_MEAN && enc != "bert" && enc != "torchscript") {
+              return absl::InvalidArgumentError("--pooling=mean: for --encoder=bert or torchscript");
             }
             cfg->set_index_factory(c.args().Get("index_factory"));
             pb::CreateSimilarityCollectionResponse resp;

@@ -86,8 +86,10 @@ BertImpl::BertImpl(const BertConfig& c) : config_(c) {
   }
 }
 
-torch::Tensor BertImpl::forward(const torch::Tensor& input_ids,
-                                const torch::Tensor& attention_mask) {
+torch::Tensor BertImpl::Run(const torch::Tensor& input_ids,
+                            const torch::Tensor& attention_mask,
+                            bool cls_only_last,
+                            std::vector<torch::Tensor>* states) {
   const int64_t t = input_ids.size(1);
   TORCH_CHECK(t <= config_.max_position_embeddings, "sequence length ", t,
               " exceeds max_position_embeddings ",
@@ -106,15 +108,26 @@ torch::Tensor BertImpl::forward(const torch::Tensor& input_ids,
       ((1.0 - attention_mask.to(x.scalar_type())) * -1e9)
           .unsqueeze(1)
           .unsqueeze(1);
-  std::vector<torch::Tensor> states;
-  states.reserve(layers_.size() + 1);
-  states.push_back(x.select(1, 0));
+  if (states != nullptr) states->push_back(x.select(1, 0));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const bool last = i + 1 == layers_.size();
-    x = layers_[i]->forward(x, additive_mask, /*cls_only=*/last);
-    states.push_back(x.select(1, 0));
+    x = layers_[i]->forward(x, additive_mask, /*cls_only=*/last && cls_only_last);
+    if (states != nullptr) states->push_back(x.select(1, 0));
   }
+  return x;
+}
+
+torch::Tensor BertImpl::forward(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask) {
+  std::vector<torch::Tensor> states;
+  states.reserve(layers_.size() + 1);
+  Run(input_ids, attention_mask, /*cls_only_last=*/true, &states);
   return torch::stack(states, 1);
+}
+
+torch::Tensor BertImpl::last_hidden_state(const torch::Tensor& input_ids,
+                                          const torch::Tensor& attention_mask) {
+  return Run(input_ids, attention_mask, /*cls_only_last=*/false, nullptr);
 }
 
 HfNamedTensors BertImpl::HfParameters() const {

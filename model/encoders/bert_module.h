@@ -46,6 +46,10 @@ class BertImpl : public torch::nn::Module {
   // Returns [B, num_hidden_layers + 1, hidden_size] float CLS states.
   torch::Tensor forward(const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask);
+  // The last layer's output at every position: [B, T, hidden_size] (for
+  // mean pooling; positions under padding hold values to be masked out).
+  torch::Tensor last_hidden_state(const torch::Tensor& input_ids,
+                                  const torch::Tensor& attention_mask);
 
   // Every parameter under its HF name without the "bert." prefix
   // ("encoder.layer.3.attention.self.query.weight", ...).
@@ -53,6 +57,12 @@ class BertImpl : public torch::nn::Module {
   const BertConfig& config() const { return config_; }
 
  private:
+  // Embeddings + the layers; the last layer computes every position unless
+  // `cls_only_last`. `states` (may be null) receives each state's CLS row.
+  torch::Tensor Run(const torch::Tensor& input_ids,
+                    const torch::Tensor& attention_mask, bool cls_only_last,
+                    std::vector<torch::Tensor>* states);
+
   BertConfig config_;
   torch::nn::Embedding word_embeddings{nullptr};
   torch::nn::Embedding position_embeddings{nullptr};

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/encoders/test_util.h"
+#include "model/encoders/torch_util.h"
 
 namespace recsys {
 namespace {
@@ -79,6 +80,22 @@ TEST(BertModuleTest, MatchesPythonReferenceTo1e4) {
   EXPECT_LT(max_diff, 1e-4) << "max |C++ - reference| = " << max_diff;
   // Guard against a vacuous comparison (e.g. all-zero states).
   EXPECT_GT(expected.abs().mean().item<double>(), 0.1);
+
+  // Mean pooling over the last layer; the rows have 9, 5, 2, 9 real tokens
+  // and junk ids under the mask.
+  ASSERT_OK_AND_ASSIGN(TensorView mean_view, ref->Get("expected_mean"));
+  const torch::Tensor expected_mean = ToTensor(mean_view);
+  const torch::Tensor mask = ToLongTensor(mask_view);
+  const torch::Tensor hidden = model->last_hidden_state(ToLongTensor(ids_view), mask);
+  EXPECT_EQ(hidden.size(1), mask.size(1));
+  const torch::Tensor mean = MaskedMean(hidden, mask);
+  ASSERT_EQ(mean.sizes(), expected_mean.sizes());
+  const double mean_diff = (mean - expected_mean).abs().max().item<double>();
+  EXPECT_LT(mean_diff, 1e-4) << "max |C++ mean - reference| = " << mean_diff;
+  // The CLS row of the full last layer is the forward pass's last state.
+  EXPECT_LT((hidden.select(1, 0) - got.select(1, 3)).abs().max().item<double>(), 1e-5);
+  // An unmasked mean would differ (junk under the mask): the mask matters.
+  EXPECT_GT((hidden.mean(1) - expected_mean).abs().max().item<double>(), 1e-2);
 }
 
 TEST(BertModuleTest, PaddingDoesNotChangeStates) {

@@ -30,8 +30,32 @@ class BertTextEncoder : public TextEncoder {
 
   absl::StatusOr<std::vector<float>> Encode(
       const std::vector<std::string>& texts) override {
+    return Run(texts, info_.num_states * info_.hidden_size, "BERT forward pass",
+               [this](const TokenBatch& batch) {
+                 return model_->forward(batch.ids.to(device_),
+                                        batch.mask.to(device_));
+               });
+  }
+
+  absl::StatusOr<std::vector<float>> EncodeMeanPooled(
+      const std::vector<std::string>& texts) override {
+    return Run(texts, info_.hidden_size, "BERT forward pass (mean pooling)",
+               [this](const TokenBatch& batch) {
+                 const torch::Tensor mask = batch.mask.to(device_);
+                 return MaskedMean(
+                     model_->last_hidden_state(batch.ids.to(device_), mask),
+                     mask);
+               });
+  }
+
+ private:
+  // Tokenises, batches texts of similar length, and copies `forward`'s
+  // [b, row] output of each batch back into input order.
+  template <typename Forward>
+  absl::StatusOr<std::vector<float>> Run(const std::vector<std::string>& texts,
+                                         int64_t row, const char* what,
+                                         const Forward& forward) {
     const int64_t n = static_cast<int64_t>(texts.size());
-    const int64_t row = info_.num_states * info_.hidden_size;
     std::vector<float> out(n * row);
     std::vector<std::vector<int64_t>> ids(n);
     for (int64_t i = 0; i < n; ++i) ids[i] = tokenizer_->Encode(texts[i]);
@@ -48,23 +72,20 @@ class BertTextEncoder : public TextEncoder {
         std::vector<const std::vector<int64_t>*> seqs;
         for (int64_t k = 0; k < b; ++k) seqs.push_back(&ids[order[start + k]]);
         const TokenBatch batch = PadTokenBatch(seqs, tokenizer_->pad_id());
-        torch::Tensor states =
-            model_->forward(batch.ids.to(device_), batch.mask.to(device_))
-                .to(torch::kCPU, torch::kFloat)
-                .contiguous();
-        const float* src = states.data_ptr<float>();
+        torch::Tensor result =
+            forward(batch).to(torch::kCPU, torch::kFloat).contiguous();
+        const float* src = result.data_ptr<float>();
         for (int64_t k = 0; k < b; ++k) {
           std::memcpy(out.data() + order[start + k] * row, src + k * row,
                       row * sizeof(float));
         }
       }
     } catch (const std::exception& e) {
-      return TorchErrorToStatus(e, "BERT forward pass");
+      return TorchErrorToStatus(e, what);
     }
     return out;
   }
 
- private:
   const std::unique_ptr<WordPieceTokenizer> tokenizer_;
   Bert model_;
   const torch::Device device_;

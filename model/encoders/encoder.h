@@ -40,7 +40,19 @@ class TextEncoder {
   // encodes as "[CLS] [SEP]".
   virtual absl::StatusOr<std::vector<float>> Encode(
       const std::vector<std::string>& texts) = 0;
+  // Mean pooling: texts.size() x hidden_size floats, each the mean of the
+  // last hidden state over the text's tokens ([CLS] and [SEP] included,
+  // padding excluded by the attention mask), not normalised.
+  // UNIMPLEMENTED for backbones that expose per-state CLS vectors only.
+  virtual absl::StatusOr<std::vector<float>> EncodeMeanPooled(
+      const std::vector<std::string>& texts);
 };
+
+inline absl::StatusOr<std::vector<float>> TextEncoder::EncodeMeanPooled(
+    const std::vector<std::string>&) {
+  return absl::UnimplementedError(
+      "this text encoder exposes per-state CLS vectors only (no mean pooling)");
+}
 
 class ImageEncoder {
  public:

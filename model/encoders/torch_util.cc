@@ -61,4 +61,9 @@ TokenBatch PadTokenBatch(const std::vector<const std::vector<int64_t>*>& seqs,
   return out;
 }
 
+torch::Tensor MaskedMean(const torch::Tensor& hidden, const torch::Tensor& mask) {
+  const torch::Tensor m = mask.to(hidden.device(), hidden.scalar_type()).unsqueeze(-1);
+  return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0);
+}
+
 }  // namespace recsys

@@ -40,6 +40,10 @@ struct TokenBatch {
 TokenBatch PadTokenBatch(const std::vector<const std::vector<int64_t>*>& seqs,
                          int64_t pad_id);
 
+// Mean over the positions where mask is 1: hidden [B, T, D] float, mask
+// [B, T] (0/1, any dtype, at least one 1 per row) -> [B, D] float.
+torch::Tensor MaskedMean(const torch::Tensor& hidden, const torch::Tensor& mask);
+
 }  // namespace recsys
 
 #endif  // RECSYS_MODEL_ENCODERS_TORCH_UTIL_H_

@@ -55,6 +55,23 @@ absl::StatusOr<torch::Tensor> StatesFromOutput(const torch::IValue& out) {
   return torch::stack(states, 1).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
+// The last element of a tuple/list output when it is token-level [B, T, D]
+// float CPU (for mean pooling).
+absl::StatusOr<torch::Tensor> LastTokenStates(const torch::IValue& out) {
+  torch::IValue last;
+  if (out.isTuple() && !out.toTupleRef().elements().empty()) {
+    last = out.toTupleRef().elements().back();
+  } else if (out.isList() && out.toList().size() > 0) {
+    last = out.toList().get(out.toList().size() - 1);
+  }
+  if (!last.isTensor() || last.toTensor().dim() != 3) {
+    return absl::InvalidArgumentError(
+        "mean pooling needs a module returning a tuple/list of token-level "
+        "[B, T, D] hidden states");
+  }
+  return last.toTensor().to(torch::kCPU, torch::kFloat).contiguous();
+}
+
 absl::StatusOr<std::string> FileFingerprint(const std::string& path,
                                             const std::string& settings) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
@@ -123,15 +140,25 @@ class TorchScriptTextEncoder : public TextEncoder {
 
   const BackboneInfo& info() const override { return info_; }
 
-  // Runs one padded batch; returns [B, S, D].
-  absl::StatusOr<torch::Tensor> Run(const std::vector<std::vector<int64_t>>& ids) {
+  // Runs one padded batch; returns [B, S, D], or with `mean` the masked
+  // mean of the last token-level state, [B, D].
+  absl::StatusOr<torch::Tensor> Run(const std::vector<std::vector<int64_t>>& ids,
+                                    bool mean = false) {
     std::vector<const std::vector<int64_t>*> seqs;
     for (const auto& s : ids) seqs.push_back(&s);
     const TokenBatch batch = PadTokenBatch(seqs, tokenizer_->pad_id());
     try {
       torch::InferenceMode guard;
-      return StatesFromOutput(
-          module_.forward({batch.ids.to(device_), batch.mask.to(device_)}));
+      const torch::IValue out =
+          module_.forward({batch.ids.to(device_), batch.mask.to(device_)});
+      if (!mean) return StatesFromOutput(out);
+      ASSIGN_OR_RETURN(torch::Tensor last, LastTokenStates(out));
+      if (last.size(1) != batch.mask.size(1)) {
+        return absl::InvalidArgumentError(
+            "mean pooling: the module's last state has another length than "
+            "its input_ids");
+      }
+      return MaskedMean(last, batch.mask);
     } catch (const std::exception& e) {
       return TorchErrorToStatus(e, "TorchScript text forward pass");
     }
@@ -139,15 +166,28 @@ class TorchScriptTextEncoder : public TextEncoder {
 
   absl::StatusOr<std::vector<float>> Encode(
       const std::vector<std::string>& texts) override {
+    return EncodeRows(texts, info_.num_states * info_.hidden_size, false);
+  }
+
+  absl::StatusOr<std::vector<float>> EncodeMeanPooled(
+      const std::vector<std::string>& texts) override {
+    return EncodeRows(texts, info_.hidden_size, true);
+  }
+
+  absl::StatusOr<std::vector<float>> EncodeRows(
+      const std::vector<std::string>& texts, int64_t row, bool mean) {
     const int64_t n = static_cast<int64_t>(texts.size());
-    const int64_t row = info_.num_states * info_.hidden_size;
     std::vector<float> out(n * row);
     for (int64_t start = 0; start < n; start += batch_size_) {
       const int64_t b = std::min<int64_t>(batch_size_, n - start);
       std::vector<std::vector<int64_t>> ids;
       for (int64_t k = 0; k < b; ++k) ids.push_back(tokenizer_->Encode(texts[start + k]));
-      ASSIGN_OR_RETURN(torch::Tensor states, Run(ids));
-      RETURN_IF_ERROR(CopyStates(states, b, row, out.data() + start * row));
+      ASSIGN_OR_RETURN(torch::Tensor rows, Run(ids, mean));
+      if (rows.size(0) != b || rows.numel() != b * row) {
+        return absl::InternalError("TorchScript module changed its output shape");
+      }
+      std::memcpy(out.data() + start * row, rows.data_ptr<float>(),
+                  b * row * sizeof(float));
     }
     return out;
   }

@@ -39,6 +39,15 @@ class TorchScriptEncoderTest : public ::testing::Test {
     EXPECT_OK(ReadAsFloat(*view, 0, out.size(), out.data()));
     return out;
   }
+  // text.pt with the toy vocabulary the Python side used.
+  TorchScriptTextEncoderOptions TextOptions() {
+    const std::string vocab = JoinPath(*dir_, "vocab.txt");
+    EXPECT_OK(WriteFileAtomically(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\nc\nd\n"));
+    TorchScriptTextEncoderOptions o;
+    o.module_path = JoinPath(*dir_, "text.pt");
+    o.vocab_path = vocab;
+    return o;
+  }
   static std::string* dir_;
   static bool made_;
   std::unique_ptr<SafetensorsFile> expected_;
@@ -48,12 +57,7 @@ std::string* TorchScriptEncoderTest::dir_ = nullptr;
 bool TorchScriptEncoderTest::made_ = false;
 
 TEST_F(TorchScriptEncoderTest, TextModuleReturningHiddenStateTuple) {
-  const std::string vocab = JoinPath(*dir_, "vocab.txt");
-  ASSERT_OK(WriteFileAtomically(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\nc\nd\n"));
-  TorchScriptTextEncoderOptions o;
-  o.module_path = JoinPath(*dir_, "text.pt");
-  o.vocab_path = vocab;
-  ASSERT_OK_AND_ASSIGN(auto enc, CreateTorchScriptTextEncoder(o));
+  ASSERT_OK_AND_ASSIGN(auto enc, CreateTorchScriptTextEncoder(TextOptions()));
   EXPECT_EQ(enc->info().num_states, 3);
   EXPECT_EQ(enc->info().hidden_size, 6);
   EXPECT_EQ(enc->info().name, "torchscript-text.pt");
@@ -64,6 +68,19 @@ TEST_F(TorchScriptEncoderTest, TextModuleReturningHiddenStateTuple) {
   const std::vector<float> want = Expected("text_expected");
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+}
+
+TEST_F(TorchScriptEncoderTest, TextMeanPoolingHonoursTheMask) {
+  ASSERT_OK_AND_ASSIGN(auto enc, CreateTorchScriptTextEncoder(TextOptions()));
+  // In one batch "d" is padded to 4 tokens: the mean must leave [PAD] out.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> got, enc->EncodeMeanPooled({"B C", "d"}));
+  const std::vector<float> want = Expected("text_mean_expected");
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got.size(), 2u * 6);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+  // Alone (no padding) the same.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> alone, enc->EncodeMeanPooled({"d"}));
+  for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(alone[i], want[6 + i], 1e-5) << i;
 }
 
 TEST_F(TorchScriptEncoderTest, ImageModuleReturningStackedStates) {

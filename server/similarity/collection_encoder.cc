@@ -1,14 +1,18 @@
 #include "server/similarity/collection_encoder.h"
 
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
+#include "model/encoders/backbone_config.h"
 #include "model/encoders/bert_text_encoder.h"
 #include "model/encoders/encoder.h"
+#include "common/validation.h"
+#include "model/encoders/torchscript_encoder.h"
 #include "model/encoders/vit_image_encoder.h"
 #include "server/similarity/hashed_text_embedder.h"
 #include "server/similarity/pixel_pca_embedder.h"
@@ -41,6 +45,17 @@ std::vector<float> LastCls(const std::vector<float>& states, int64_t n,
     Normalize(out.data() + i * d, static_cast<int>(d));
   }
   return out;
+}
+
+// INVALID_ARGUMENT unless every value is finite (a backbone that overflows,
+// or a TorchScript module that returns NaN).
+absl::Status CheckFinite(const std::vector<float>& v) {
+  for (float x : v) {
+    if (!std::isfinite(x)) {
+      return absl::InvalidArgumentError("the encoder produced non-finite values for this input");
+    }
+  }
+  return absl::OkStatus();
 }
 
 class HashedTextEncoderImpl : public CollectionEncoder {
@@ -107,32 +122,49 @@ class PixelPcaEncoderImpl : public CollectionEncoder {
   std::string fingerprint_;
 };
 
-class BertEncoderImpl : public CollectionEncoder {
+// A fixed text backbone (BERT or TorchScript): CLS of the last state, or
+// the masked mean of the last layer; L2-normalised.
+class BackboneTextEncoderImpl : public CollectionEncoder {
  public:
-  explicit BertEncoderImpl(std::unique_ptr<TextEncoder> e)
+  BackboneTextEncoderImpl(absl::string_view kind, std::unique_ptr<TextEncoder> e, bool mean)
       : e_(std::move(e)),
-        fingerprint_(absl::StrCat("bert/", e_->info().name, " cls l2 weights=",
-                                  e_->info().fingerprint)) {}
+        mean_(mean),
+        fingerprint_(absl::StrCat(kind, "/", e_->info().name, mean ? " mean" : " cls",
+                                  " l2 weights=", e_->info().fingerprint)) {}
   const std::string& fingerprint() const override { return fingerprint_; }
   int dimension() const override { return static_cast<int>(e_->info().hidden_size); }
   bool needs_fit() const override { return false; }
   std::string Serialize() const override { return ""; }
   absl::StatusOr<std::vector<float>> EmbedText(absl::string_view text) const override {
     if (text.empty()) return absl::InvalidArgumentError("text: must not be empty");
-    ASSIGN_OR_RETURN(std::vector<float> states, e_->Encode({std::string(text)}));
-    return LastCls(states, 1, e_->info());
+    std::vector<float> out;
+    if (mean_) {
+      ASSIGN_OR_RETURN(out, e_->EncodeMeanPooled({std::string(text)}));
+      if (static_cast<int64_t>(out.size()) != e_->info().hidden_size) {
+        return absl::InternalError("mean pooling returned another width");
+      }
+      Normalize(out.data(), dimension());
+    } else {
+      ASSIGN_OR_RETURN(std::vector<float> states, e_->Encode({std::string(text)}));
+      out = LastCls(states, 1, e_->info());
+    }
+    RETURN_IF_ERROR(CheckFinite(out));
+    return out;
   }
 
  private:
   std::unique_ptr<TextEncoder> e_;  // Encode is thread-safe (encoder.h)
+  const bool mean_;
   std::string fingerprint_;
 };
 
-class VitEncoderImpl : public CollectionEncoder {
+// A fixed image backbone (ViT or TorchScript): CLS of the last state,
+// L2-normalised; grayscale replicated to RGB.
+class BackboneImageEncoderImpl : public CollectionEncoder {
  public:
-  explicit VitEncoderImpl(std::unique_ptr<ImageEncoder> e)
+  BackboneImageEncoderImpl(absl::string_view kind, std::unique_ptr<ImageEncoder> e)
       : e_(std::move(e)),
-        fingerprint_(absl::StrCat("vit/", e_->info().name, " cls l2 weights=",
+        fingerprint_(absl::StrCat(kind, "/", e_->info().name, " cls l2 weights=",
                                   e_->info().fingerprint)) {}
   const std::string& fingerprint() const override { return fingerprint_; }
   int dimension() const override { return static_cast<int>(e_->info().hidden_size); }
@@ -150,7 +182,9 @@ class VitEncoderImpl : public CollectionEncoder {
     }
     if (rgbs.empty()) return std::vector<float>();
     ASSIGN_OR_RETURN(std::vector<float> states, e_->Encode(rgbs));
-    return LastCls(states, static_cast<int64_t>(rgbs.size()), e_->info());
+    std::vector<float> out = LastCls(states, static_cast<int64_t>(rgbs.size()), e_->info());
+    RETURN_IF_ERROR(CheckFinite(out));
+    return out;
   }
   static absl::StatusOr<RgbImage> ToRgb(const GrayImage& image) {
     if (image.width <= 0 || image.height <= 0 ||
@@ -203,12 +237,122 @@ absl::StatusOr<PixelPcaOptions> PcaOptions(const v1::PixelPcaEncoder& p) {
   return o;
 }
 
-absl::Status CheckPooling(absl::string_view field, v1::Pooling pooling) {
-  if (pooling == v1::POOLING_MEAN) {
+absl::Status CheckPooling(absl::string_view field, v1::Pooling pooling, bool mean_offered) {
+  if (pooling != v1::POOLING_UNSPECIFIED && pooling != v1::POOLING_CLS &&
+      pooling != v1::POOLING_MEAN) {
+    return InvalidField(absl::StrCat(field, ".pooling"), "a Pooling value", absl::StrCat(pooling));
+  }
+  if (pooling == v1::POOLING_MEAN && !mean_offered) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ".pooling: POOLING_MEAN is not offered (model/encoders return CLS states only)"));
+        field, ".pooling: POOLING_MEAN is offered for text encoders only (an image "
+        "backbone's CLS state is its embedding)"));
   }
   return absl::OkStatus();
+}
+
+// `s` with the field it concerns in front (the backbone's own messages do
+// not know the request's field names).
+absl::Status Prefixed(absl::string_view field, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
+}
+
+// Runs the new encoder once, so that a module of another width, or one
+// that returns NaN or infinities, is refused at creation rather than at
+// the first query.
+absl::Status Probe(absl::string_view field, const CollectionEncoder& e, bool text,
+                   int declared_dimension) {
+  absl::StatusOr<std::vector<float>> v;
+  if (text) {
+    v = e.EmbedText("probe");
+  } else {
+    GrayImage g;
+    g.width = g.height = 16;
+    for (int i = 0; i < 256; ++i) g.pixels.push_back(static_cast<float>((i * 37) % 256) / 255.0f);
+    v = e.ImageFeaturesBatch({g});
+  }
+  if (!v.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": the encoder fails on a probe input: ", v.status().message()));
+  }
+  if (declared_dimension > 0 && e.dimension() != declared_dimension) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".dimension: declared ", declared_dimension, ", but the module returns ",
+        e.dimension(), "-wide states"));
+  }
+  if (static_cast<int>(v->size()) != e.dimension()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": the probe gave ", v->size(), " values, not ", e.dimension()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CollectionEncoder>> CreateTorchScript(
+    const v1::TorchScriptEncoder& ts, bool text) {
+  constexpr char kField[] = "config.encoder.torchscript";
+  RETURN_IF_ERROR(CheckPooling(kField, ts.pooling(), text));
+  if (ts.dimension() < 1 || ts.dimension() > 65536) {
+    return InvalidField(absl::StrCat(kField, ".dimension"),
+                        "the module's output width, 1..65536", absl::StrCat(ts.dimension()));
+  }
+  if (ts.path().empty() || !PathExists(ts.path())) {
+    return absl::NotFoundError(absl::StrCat(kField, ".path: no TorchScript module at ",
+                                            QuoteUserInput(ts.path())));
+  }
+  std::unique_ptr<CollectionEncoder> e;
+  if (text) {
+    if (ts.image_size() != 0 || ts.image_mean_size() != 0 || ts.image_std_size() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kField, ": image_size/image_mean/image_std are for image modules; this is a text "
+          "collection"));
+    }
+    if (ts.vocab_path().empty() || !PathExists(ts.vocab_path())) {
+      return absl::NotFoundError(absl::StrCat(kField, ".vocab_path: no WordPiece vocab.txt at ",
+                                              QuoteUserInput(ts.vocab_path())));
+    }
+    if (ts.max_length() < 0 || ts.max_length() == 1 || ts.max_length() > 8192) {
+      return InvalidField(absl::StrCat(kField, ".max_length"), "0 (128) or 2..8192",
+                          absl::StrCat(ts.max_length()));
+    }
+    TorchScriptTextEncoderOptions o;
+    o.module_path = ts.path();
+    o.vocab_path = ts.vocab_path();
+    o.max_length = ts.max_length() > 0 ? ts.max_length() : 128;
+    absl::StatusOr<std::unique_ptr<TextEncoder>> made = CreateTorchScriptTextEncoder(o);
+    if (!made.ok()) return Prefixed(kField, made.status());
+    e = std::make_unique<BackboneTextEncoderImpl>("torchscript", std::move(*made),
+                                                  ts.pooling() == v1::POOLING_MEAN);
+  } else {
+    if (!ts.vocab_path().empty() || ts.max_length() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kField, ": vocab_path/max_length are for text modules; this is an image collection"));
+    }
+    if (ts.image_size() < 0 || ts.image_size() > 4096) {
+      return InvalidField(absl::StrCat(kField, ".image_size"), "0 (224) or 1..4096",
+                          absl::StrCat(ts.image_size()));
+    }
+    TorchScriptImageEncoderOptions o;
+    o.module_path = ts.path();
+    if (ts.image_size() > 0) o.image_size = ts.image_size();
+    for (const auto& [values, out, name] :
+         {std::make_tuple(&ts.image_mean(), &o.image_mean, "image_mean"),
+          std::make_tuple(&ts.image_std(), &o.image_std, "image_std")}) {
+      if (values->empty()) continue;
+      const bool std_dev = std::string(name) == "image_std";
+      bool ok = values->size() == 3;
+      for (float v : *values) ok = ok && std::isfinite(v) && (!std_dev || v > 0);
+      if (!ok) {
+        return InvalidField(absl::StrCat(kField, ".", name),
+                            std_dev ? "3 positive finite values" : "3 finite values",
+                            absl::StrCat(values->size(), " values"));
+      }
+      out->assign(values->begin(), values->end());
+    }
+    absl::StatusOr<std::unique_ptr<ImageEncoder>> made = CreateTorchScriptImageEncoder(o);
+    if (!made.ok()) return Prefixed(kField, made.status());
+    e = std::make_unique<BackboneImageEncoderImpl>("torchscript", std::move(*made));
+  }
+  RETURN_IF_ERROR(Probe(kField, *e, text, ts.dimension()));
+  return e;
 }
 
 std::string Beside(const std::string& dir, const char* name) {
@@ -244,7 +388,7 @@ absl::StatusOr<std::unique_ptr<CollectionEncoder>> Create(v1::SimilarityKind kin
     }
     case v1::EncoderSpec::kBert: {
       if (!text) return absl::InvalidArgumentError("config.encoder.bert: a text encoder; this is an image collection");
-      RETURN_IF_ERROR(CheckPooling("config.encoder.bert", spec.bert().pooling()));
+      RETURN_IF_ERROR(CheckPooling("config.encoder.bert", spec.bert().pooling(), true));
       BertTextEncoderOptions o;
       const std::string& dir = spec.bert().model_dir();
       o.vocab_path = JoinPath(dir, "vocab.txt");
@@ -254,13 +398,22 @@ absl::StatusOr<std::unique_ptr<CollectionEncoder>> Create(v1::SimilarityKind kin
       }
       o.weights_path = Beside(dir, "model.safetensors");
       o.config_path = Beside(dir, "config.json");
-      o.max_length = spec.bert().max_length() > 0 ? spec.bert().max_length() : 128;
-      ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> e, CreateBertTextEncoder(o));
-      return std::unique_ptr<CollectionEncoder>(new BertEncoderImpl(std::move(e)));
+      o.max_length = spec.bert().max_length();
+      if (o.max_length <= 0) {  // 128, or the model's maximum when that is less
+        absl::StatusOr<BertConfig> config = LoadBertConfig(o.config, o.config_path, o.weights_path);
+        if (!config.ok()) return Prefixed("config.encoder.bert", config.status());
+        o.max_length = static_cast<int>(std::min<int64_t>(128, config->max_position_embeddings));
+      }
+      absl::StatusOr<std::unique_ptr<TextEncoder>> made = CreateBertTextEncoder(o);
+      if (!made.ok()) return Prefixed("config.encoder.bert", made.status());
+      auto e = std::make_unique<BackboneTextEncoderImpl>(
+          "bert", std::move(*made), spec.bert().pooling() == v1::POOLING_MEAN);
+      RETURN_IF_ERROR(Probe("config.encoder.bert", *e, true, 0));
+      return std::unique_ptr<CollectionEncoder>(std::move(e));
     }
     case v1::EncoderSpec::kVit: {
       if (!image) return absl::InvalidArgumentError("config.encoder.vit: an image encoder; this is a text collection");
-      RETURN_IF_ERROR(CheckPooling("config.encoder.vit", spec.vit().pooling()));
+      RETURN_IF_ERROR(CheckPooling("config.encoder.vit", spec.vit().pooling(), false));
       ViTImageEncoderOptions o;
       const std::string& dir = spec.vit().model_dir();
       if (!dir.empty()) {
@@ -271,12 +424,14 @@ absl::StatusOr<std::unique_ptr<CollectionEncoder>> Create(v1::SimilarityKind kin
         o.weights_path = Beside(dir, "model.safetensors");
         o.config_path = Beside(dir, "config.json");
       }
-      ASSIGN_OR_RETURN(std::unique_ptr<ImageEncoder> e, CreateViTImageEncoder(o));
-      return std::unique_ptr<CollectionEncoder>(new VitEncoderImpl(std::move(e)));
+      absl::StatusOr<std::unique_ptr<ImageEncoder>> made = CreateViTImageEncoder(o);
+      if (!made.ok()) return Prefixed("config.encoder.vit", made.status());
+      auto e = std::make_unique<BackboneImageEncoderImpl>("vit", std::move(*made));
+      RETURN_IF_ERROR(Probe("config.encoder.vit", *e, false, 0));
+      return std::unique_ptr<CollectionEncoder>(std::move(e));
     }
     case v1::EncoderSpec::kTorchscript:
-      return absl::UnimplementedError(
-          "config.encoder.torchscript: TorchScript encoders are not attached to collections yet");
+      return CreateTorchScript(spec.torchscript(), text);
   }
   return absl::InvalidArgumentError("config.encoder: unknown encoder");
 }

@@ -1,13 +1,14 @@
 // The encoder attached to a similarity collection, behind one interface
 // whatever made it: the weight-free embedders (hashed_text, pixel_pca), which
 // are fitted on the collection's entries at Publish, or a fixed backbone
-// from model/encoders (BERT text, ViT image), whose CLS vector of the last
-// hidden state is the embedding. Every output is L2-normalised, so inner
-// product is cosine.
+// from model/encoders (BERT or TorchScript text, ViT or TorchScript image),
+// whose embedding is the CLS vector of the last hidden state or, for text
+// with POOLING_MEAN, the last layer averaged over the text's tokens (mask-
+// aware). Every output is L2-normalised, so inner product is cosine.
 //
-// Mean pooling is not offered: model/encoders' interfaces return the CLS
-// vector of each hidden state only. TorchScript encoders are not attached
-// yet (UNIMPLEMENTED).
+// A backbone is run once on a probe input when it is created: a width other
+// than a TorchScript spec's declared `dimension`, or non-finite outputs, are
+// INVALID_ARGUMENT then, not at the first query.
 //
 // Thread-safety: a CollectionEncoder is immutable once made; Embed* may be
 // called from several threads. No LibTorch in this header.

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,6 +23,7 @@
 #include "server/similarity/medical_image.h"
 #include "server/similarity/precision_at_n.h"
 #include "server/similarity/prompt_template.h"
+#include "server/similarity/stored_entries.h"
 
 namespace recsys {
 namespace similarity {
@@ -102,6 +104,33 @@ std::string StatePath(const std::string& dir, int64_t version) {
   return JoinPath(dir, absl::StrCat("v", version, ".state"));
 }
 
+std::string EntriesPath(const std::string& dir, int64_t version) {
+  return JoinPath(dir, absl::StrCat("v", version, ".entries"));
+}
+
+// The published entries of `version` as v<N>.entries wrote them.
+absl::StatusOr<std::map<std::string, Entry>> ReadEntries(const std::string& dir, int64_t version,
+                                                         int64_t expected_count) {
+  const std::string path = EntriesPath(dir, version);
+  ASSIGN_OR_RETURN(std::vector<StoredEntry> stored, ReadStoredEntries(path));
+  std::map<std::string, Entry> out;
+  for (StoredEntry& s : stored) {
+    Entry e;
+    e.payload.insert(s.payload().begin(), s.payload().end());
+    e.source = std::move(*s.mutable_source());
+    e.target = std::move(*s.mutable_target());
+    e.features.assign(s.features().begin(), s.features().end());
+    if (!out.emplace(s.key(), std::move(e)).second) {
+      return absl::DataLossError(absl::StrCat(path, ": key ", QuoteUserInput(s.key()), " twice"));
+    }
+  }
+  if (static_cast<int64_t>(out.size()) != expected_count) {
+    return absl::DataLossError(absl::StrCat(path, ": ", out.size(), " entries, the record says ",
+                                            expected_count));
+  }
+  return out;
+}
+
 bool IsFlat(const std::string& factory) { return factory.empty() || factory == "Flat"; }
 
 }  // namespace
@@ -121,7 +150,9 @@ struct SimilarityStore::Collection {
   int64_t live = 0;
   std::map<std::string, Entry> entries;  // as of the live version
   std::map<std::string, Entry> staged;
-  bool raw_lost = false;                 // restored from disk
+  // Why the published entries are not in `entries` ("" when they are): a
+  // collection restored without a readable v<N>.entries file.
+  std::string raw_lost;
   bool publishing = false;
   bool text() const { return config.kind() == v1::SIMILARITY_TRANSLATION_EXAMPLES; }
   bool exact_copy() const { return !text() && !IsFlat(config.index_factory()); }
@@ -158,7 +189,6 @@ absl::Status SimilarityStore::Load() {
     auto c = std::make_shared<Collection>();
     c->config = record.config();
     c->dir = dir;
-    c->raw_lost = true;
     ASSIGN_OR_RETURN(c->base, CreateCollectionEncoder(c->config.kind(), c->config.encoder()));
     if (record.live_version() > 0) {
       std::string state;
@@ -181,9 +211,31 @@ absl::Status SimilarityStore::Load() {
       }
       c->live = p->version;
       c->versions[p->version] = std::move(p);
+      // Without its entries a collection still answers queries; it only
+      // cannot take more entries (a weight-free encoder refits on all).
+      absl::StatusOr<std::map<std::string, Entry>> entries =
+          ReadEntries(dir, c->live, record.entry_count());
+      if (entries.ok()) {
+        c->entries = std::move(*entries);
+      } else {
+        c->raw_lost = std::string(entries.status().message());
+        LOG(ERROR) << "similarity collection " << c->config.name()
+                   << " answers queries but takes no new entries: " << c->raw_lost;
+      }
+    }
+    // Entries files of versions that never went live (a Publish that
+    // failed after writing one) are dead: only the live one is read.
+    ASSIGN_OR_RETURN(std::vector<std::string> files, ListDirectory(dir));
+    for (const std::string& f : files) {
+      int64_t v = 0;
+      if (absl::StartsWith(f, "v") && absl::EndsWith(f, ".entries") &&
+          absl::SimpleAtoi(absl::string_view(f).substr(1, f.size() - 9), &v) && v != c->live) {
+        const absl::Status rm = RemoveRecursively(JoinPath(dir, f));
+        if (!rm.ok()) LOG(WARNING) << rm;
+      }
     }
     LOG(INFO) << "similarity collection " << c->config.name() << " restored at version "
-              << c->live;
+              << c->live << " with " << c->entries.size() << " entries";
     absl::MutexLock lock(&mu_);
     collections_[c->config.name()] = std::move(c);
   }
@@ -337,10 +389,10 @@ template <typename Batch>
 absl::StatusOr<int64_t> SimilarityStore::Stage(Collection& c, Batch batch, const char* kept) {
   absl::MutexLock lock(&mu_);
   if (c.publishing) return absl::FailedPreconditionError("collection: a Publish is running");
-  if (c.raw_lost && c.base->needs_fit()) {
+  if (!c.raw_lost.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "collection: restored after a restart; a weight-free encoder refits on every entry, "
-        "whose ", kept, " are not kept on disk: recreate the collection to add entries"));
+        "collection: restored after a restart without its published ", kept,
+        ", which the next Publish needs (", c.raw_lost, "): recreate the collection to add entries"));
   }
   if (static_cast<int64_t>(c.entries.size() + c.staged.size() + batch.size()) >
       options_.max_entries) {
@@ -559,6 +611,16 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
       if (field != "source" && field != "target") ++p->label_counts[field][value];
     }
   }
+  // The entries go to disk before the record names the version live, so a
+  // restart finds every entry the next Publish refits on.
+  s = WriteStoredEntries(EntriesPath(c->dir, version), n, [&](int64_t i, StoredEntry* out) {
+    out->set_key(*keys[i]);
+    out->mutable_payload()->insert(entries[i]->payload.begin(), entries[i]->payload.end());
+    out->set_source(entries[i]->source);
+    out->set_target(entries[i]->target);
+    out->mutable_features()->Assign(entries[i]->features.begin(), entries[i]->features.end());
+  });
+  if (!s.ok()) return done(s);
   {
     absl::MutexLock lock(&mu_);
     c->versions[version] = p;
@@ -570,9 +632,15 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     c->versions.erase(version);
     return s;
   }
+  const int64_t previous = c->live;
   c->live = version;
   c->entries = std::move(merged);
   c->staged.clear();
+  // Only the live version's entries are read back; older files are dead.
+  if (previous > 0) {
+    const absl::Status rm = RemoveRecursively(EntriesPath(c->dir, previous));
+    if (!rm.ok()) LOG(WARNING) << rm;
+  }
   while (static_cast<int>(c->versions.size()) > kVersionsKept) c->versions.erase(c->versions.begin());
   return InfoLocked(*c);
 }

@@ -14,16 +14,20 @@
 // staging any of it, so a refused batch changes nothing. Publish fits a
 // weight-free encoder on every entry (published and staged), writes the
 // fitted state to `state_dir/<c>/v<N>.state` (checksummed by the embedder),
-// embeds, upserts, publishes version N in the sidecar and waits for it, and
-// only then records N in `state_dir/<c>/collection.pb` (written atomically,
-// with a CRC-32C) and makes it live here. Queries always pin the version
+// embeds, upserts, publishes version N in the sidecar and waits for it,
+// writes the entries to `v<N>.entries`, and only then records N in
+// `state_dir/<c>/collection.pb` (written atomically, with a CRC-32C) and
+// makes it live here. Queries always pin the version
 // whose encoder made the query vector.
 //
-// Restart: collections, their fitted encoders and label counts are read back
-// from state_dir; queries are answered at once. The raw entries (texts,
-// image pixels) are not kept on disk, so a restored collection with a
-// weight-free encoder refuses further Index calls (FAILED_PRECONDITION:
-// recreate it); one with a fixed encoder accepts them.
+// Restart: collections, their fitted encoders, label counts and the live
+// version's entries (`state_dir/<c>/v<N>.entries`, stored_entries.h, written
+// before the record names N live) are read back from state_dir; queries are
+// answered at once, and the next Publish refits on the restored entries
+// plus whatever is indexed after the restart, as if there had been none.
+// A collection whose entries file is missing or damaged still answers
+// queries but refuses Index calls (FAILED_PRECONDITION with the reason).
+// Staged, unpublished entries are in memory only.
 //
 // Thread-safety: thread-safe. Queries take a shared_ptr to the immutable
 // published state under a short lock; Publish builds aside and swaps it in;

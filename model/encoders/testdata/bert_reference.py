@@ -7,8 +7,10 @@ Writes into OUT_DIR:
                      embeddings, a pooler tensor the C++ side must ignore)
   config.json        the HF config
   reference.safetensors  input_ids, attention_mask and the expected
-                     per-layer CLS states [B, L+1, D] computed here in float64
-                     with plain torch (no transformers).
+                     per-layer CLS states [B, L+1, D] and the mean of the last
+                     layer over the unmasked tokens [B, D] ("expected_mean"),
+                     computed here in float64 with plain torch (no
+                     transformers).
 Usage: bert_reference.py OUT_DIR
 """
 import json
@@ -108,7 +110,9 @@ def forward(w, c, ids, mask):
         x = ln(lin(gelu, p + "output.dense") + a,
                p + "output.LayerNorm.weight", p + "output.LayerNorm.bias")
         states.append(x[:, 0])
-    return torch.stack(states, 1).numpy()
+    # Mean pooling: the last layer averaged over the unmasked tokens.
+    mean = (x * m[:, :, None]).sum(1) / m.sum(1)[:, None]
+    return torch.stack(states, 1).numpy(), mean.numpy()
 
 
 def main():
@@ -125,14 +129,15 @@ def main():
         ids[b, 0], ids[b, n - 1] = 2, 3
         ids[b, n:] = rng.integers(4, c["vocab_size"], T - n)  # junk under the mask
         mask[b, :n] = 1
-    expected = forward(w, c, ids, mask)
+    expected, expected_mean = forward(w, c, ids, mask)
     safetensors_np.save(os.path.join(out, "model.safetensors"), w,
                         {"format": "pt"})
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(c, f)
     safetensors_np.save(os.path.join(out, "reference.safetensors"),
                         {"input_ids": ids, "attention_mask": mask,
-                         "expected": expected.astype(np.float32)})
+                         "expected": expected.astype(np.float32),
+                         "expected_mean": expected_mean.astype(np.float32)})
 
 
 if __name__ == "__main__":

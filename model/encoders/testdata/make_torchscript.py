@@ -7,6 +7,8 @@ OUT_DIR/text.pt:  forward(input_ids, attention_mask) -> tuple of [B, T, D]
                   matters unless the mask is honoured.
 OUT_DIR/image.pt: forward(pixel_values) -> Tensor [B, 3, D].
 OUT_DIR/expected.safetensors: text_expected [2, 3, D] for ids/mask below,
+                  text_mean_expected [2, D] (mean of the last state over
+                  the unmasked tokens),
                   image_expected [1, 3, D] for the 8x8 test pattern below.
 Usage: make_torchscript.py OUT_DIR
 """
@@ -76,9 +78,13 @@ def main():
     with torch.no_grad():
         hs = text(ids, mask)
         text_expected = torch.stack([h[:, 0] for h in hs], 1)
+        # Mean pooling: the last state averaged over the unmasked tokens.
+        m = mask.double().unsqueeze(-1)
+        text_mean_expected = (hs[-1].double() * m).sum(1) / m.sum(1)
         image_expected = image(torch.from_numpy(pattern()))
     safetensors_np.save(os.path.join(out, "expected.safetensors"), {
         "text_expected": text_expected.numpy(),
+        "text_mean_expected": text_mean_expected.float().numpy(),
         "image_expected": image_expected.numpy()})
 
 
