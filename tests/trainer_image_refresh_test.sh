@@ -6,7 +6,8 @@
 #   1. bad image build submissions: precise statuses, nothing recorded;
 #   2. the text and the image caches built by build_cache jobs (tiny BERT and
 #      ViT stand-ins); a second image build into the same output is refused
-#      while the first is queued behind a running job;
+#      while the first is queued behind a running job; a running image build
+#      cancelled stops by itself and writes no cache;
 #   3. a text+image IISAN version trained through the service, published;
 #   4. refresh after rewriting 5% of the image files and adding 10% new items
 #      (titles and images), watched to PUBLISHED: only the changed and new
@@ -81,7 +82,7 @@ with open(img + "/images.tsv", "w") as t:
 N_OLD=$(wc -l <"$D/items.tsv")
 start retrieval "$R/retrieval/retrieval_server" --data_dir="$T/retrieval"
 start trainer "$R/trainer/service/trainer_server" --data_dir="$T/trainer" --retrieval="$retrieval_ADDR" \
-  --cancel_grace=2s
+  --cancel_grace=60s
 M="$T/trainer/models"
 
 # --- 1. Bad image builds: refused at submit, nothing recorded.
@@ -98,6 +99,8 @@ refused NOT_FOUND "spec.build_cache.weights: no such file" "${B[@]}" --items="$I
   --weights="$T/nope.safetensors"
 refused INVALID_ARGUMENT "spec.build_cache.modality: text or image, got 'audio'" --kind=build_cache \
   --modality=audio --items="$IMG/images.tsv" --output="$T/image.st"
+refused INVALID_ARGUMENT "spec.build_cache.backbone: expected LAYERSxHIDDEN" --kind=build_cache \
+  --items="$D/items.tsv" --vocab="$T/vocab.txt" --backbone=2x30 --output="$T/text.st"
 [ "$(njobs)" = 0 ] || fail "refused builds were recorded"
 
 # --- 2. The caches, built by the service. The text one first, watched.
@@ -126,6 +129,16 @@ assert c['modality'] == 'image' and c['items_written'] == $N_OLD and c['items_fa
   fail "image build metrics: $(job 3 'j["metrics_json"]')"
 [ ! -e "$T/image.st.work" ] || fail "the image build left its chunk directory"
 [ "$(job 3 'j["state"]')" = JOB_SUCCEEDED ] || fail "image build is $(job 3 'j["state"]')"
+# Cancel during an image build (the default 4x192@224/16 stand-in, slow
+# enough): the worker stops itself at its next image batch (the trainer's
+# SIGKILL grace is 60 s), and no cache is written.
+C trainer submit "${B[@]}" --items="$IMG/images.tsv" --output="$T/slow_image.st" >/dev/null
+wait_job 4 'int(j.get("progress", {}).get("step", 0)) > 0' True 120
+C trainer cancel --job=4 >/dev/null
+wait_job 4 'j["state"]' JOB_CANCELLED 20
+grep -q "the job was cancelled" "$T/trainer/jobs/4/worker.log" ||
+  fail "the image build did not stop by itself: $(tail -3 "$T/trainer/jobs/4/worker.log")"
+[ ! -e "$T/slow_image.st" ] || fail "a cancelled build wrote its cache"
 
 # --- 3. A text+image IISAN version, trained and published through the service.
 C trainer submit --interactions="$D/users.tsv" --text_cache="$T/text.st" --image_cache="$T/image.st" \
