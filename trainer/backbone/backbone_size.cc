@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -56,6 +57,27 @@ absl::StatusOr<ViTConfig> JobViTConfig(const std::string& field, const std::stri
   c.image_size = image;
   c.patch_size = patch;
   return c;
+}
+
+absl::StatusOr<ViTConfig> CacheViTConfig(const std::string& field,
+                                         const HiddenStateCacheInfo& cache) {
+  if (absl::StartsWith(cache.backbone, "synthetic-")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": its backbone ", QuoteUserInput(cache.backbone),
+        " is synthetic (random demo states, not computed from any image): it cannot encode "
+        "new or changed items"));
+  }
+  if (!absl::StartsWith(cache.backbone, "vit")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": its backbone ", QuoteUserInput(cache.backbone),
+        " is not a ViT this trainer can re-create"));
+  }
+  absl::StatusOr<ViTConfig> config = ParseViTConfig(cache.backbone_config);
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": its backbone_config is not a ViT config: ", config.status().message()));
+  }
+  return config;
 }
 
 }  // namespace recsys

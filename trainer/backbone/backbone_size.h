@@ -1,7 +1,8 @@
-// The stand-in architecture a Trainer-service job names by size: the one
+// The backbone architecture a Trainer-service job names: by size, the one
 // parser of "LAYERSxHIDDEN" (BERT) and "LAYERSxHIDDEN[@IMAGE/PATCH]" (ViT),
-// LibTorch-free so that the service refuses a bad size at submit time with
-// the same code the job worker builds the encoder from (job_backbone.h).
+// or by the image cache a ViT wrote. LibTorch-free so that the service
+// refuses a bad one at submit time with the same code the job worker builds
+// the encoder from (job_backbone.h).
 //
 // Thread-safety: pure functions.
 #ifndef RECSYS_TRAINER_BACKBONE_BACKBONE_SIZE_H_
@@ -11,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/encoders/backbone_config.h"
+#include "model/hidden_state_cache.h"
 
 namespace recsys {
 
@@ -25,6 +27,13 @@ absl::StatusOr<BertConfig> JobBertConfig(const std::string& field, const std::st
 // is 4 x HIDDEN, normalisation mean = std = 0.5. INVALID_ARGUMENT naming
 // `field` for anything else.
 absl::StatusOr<ViTConfig> JobViTConfig(const std::string& field, const std::string& size);
+
+// The architecture of the ViT that wrote image cache `cache` (its recorded
+// backbone_config), for re-creating it. Errors name `field` (the cache's spec
+// field): FAILED_PRECONDITION for a synthetic cache or a backbone that is not
+// a ViT; INVALID_ARGUMENT for a backbone_config that does not parse.
+absl::StatusOr<ViTConfig> CacheViTConfig(const std::string& field,
+                                         const HiddenStateCacheInfo& cache);
 
 }  // namespace recsys
 

@@ -63,5 +63,29 @@ TEST(JobViTConfigTest, RefusesNamingTheField) {
   }
 }
 
+TEST(CacheViTConfigTest, ReadsTheRecordedConfigAndRefusesOtherBackbones) {
+  absl::StatusOr<ViTConfig> want = JobViTConfig("f", "2x64@32/8");
+  ASSERT_THAT(want.status(), IsOk());
+  HiddenStateCacheInfo info;
+  info.backbone = "vit-standin-2x64-p8-32";
+  info.backbone_config = want->ToJson();
+  absl::StatusOr<ViTConfig> got = CacheViTConfig("spec.refresh.image_cache", info);
+  ASSERT_THAT(got.status(), IsOk());
+  EXPECT_EQ(got->num_hidden_layers, 2);
+  EXPECT_EQ(got->hidden_size, 64);
+  EXPECT_EQ(got->image_size, 32);
+  EXPECT_EQ(got->patch_size, 8);
+  info.backbone_config = "{not json";
+  EXPECT_THAT(CacheViTConfig("spec.refresh.image_cache", info).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("spec.refresh.image_cache: its backbone_config")));
+  info.backbone = "synthetic-demo";
+  EXPECT_THAT(CacheViTConfig("spec.refresh.image_cache", info).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("synthetic")));
+  info.backbone = "torchscript-image";
+  EXPECT_THAT(CacheViTConfig("spec.refresh.image_cache", info).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is not a ViT")));
+}
+
 }  // namespace
 }  // namespace recsys

@@ -34,11 +34,9 @@ absl::StatusOr<ViTImageEncoderOptions> JobViTOptions(const std::string& field,
                                                      const std::string& size,
                                                      const std::string& device);
 
-// The ViT that wrote image cache `cache` (its backbone_config is the
-// architecture), with `weights` (empty: the seeded stand-in). Errors name
-// `field` (the cache's spec field): FAILED_PRECONDITION for a synthetic
-// cache or a backbone that is not a ViT; INVALID_ARGUMENT for a
-// backbone_config that does not parse.
+// The ViT that wrote image cache `cache` (CacheViTConfig, backbone_size.h:
+// its recorded backbone_config is the architecture), with `weights` (empty:
+// the seeded stand-in). Errors as CacheViTConfig.
 absl::StatusOr<ViTImageEncoderOptions> CacheViTOptions(const std::string& field,
                                                        const HiddenStateCacheInfo& cache,
                                                        const std::string& weights,

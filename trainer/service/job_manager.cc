@@ -241,10 +241,11 @@ absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models
           "encode them"));
     }
     if (side.modality == "image") {
-      if (!absl::StartsWith(info.backbone, "vit")) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            field, ": its backbone ", QuoteUserInput(info.backbone),
-            " is not a ViT this trainer can re-create to encode ", side.encoded, " items"));
+      // The worker re-creates the ViT from the same recorded config.
+      absl::Status vit = CacheViTConfig(field, info).status();
+      if (!vit.ok()) {
+        return absl::Status(vit.code(), absl::StrCat(vit.message(), " (", side.encoded,
+                                                     " items need encoding)"));
       }
       continue;
     }
