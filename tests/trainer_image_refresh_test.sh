@@ -220,4 +220,11 @@ assert [int(x['entry_count']) for x in v['versions'] if str(x['version']) == '$V
   fail "sidecar: $versions"
 C collections search --collection=items --key=NEW0001 --k=3 | grep -q "^version $V2" ||
   fail "search for a new item"
+EPOCH_S=$(job "$J" 'min(float(e["seconds"]) for e in j["epochs"])')
+BUILD_S=$(job 3 'json.loads(j["metrics_json"])["seconds"]')
+py "c = $counts
+print('image build: %d images in %.2f s (%.0f images/s, ViT $IMAGE_BB); refresh: %.2f s in the worker '
+      '(encode %.2f s, embed %.2f s); one training epoch: %.2f s; refresh / epoch = %.2f' %
+      ($N_OLD, $BUILD_S, $N_OLD / max($BUILD_S, 1e-9), c['seconds'], c['encode_seconds'],
+       c['embed_seconds'], $EPOCH_S, c['seconds'] / $EPOCH_S))"
 echo PASS
