@@ -30,10 +30,10 @@
 #include "model/model_version.h"
 #include "nlohmann/json.hpp"
 #include "model/items_table.h"
+#include "trainer/backbone/backbone_size.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
 #include "trainer/data/standin_text_cache.h"
-#include "trainer/backbone/backbone_size.h"
 #include "trainer/service/refresh_plan.h"
 
 namespace recsys {
