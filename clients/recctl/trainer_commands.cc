@@ -119,8 +119,11 @@ Command Submit() {
           {{"spec", "", "a JSON recsys.v1.JobSpec file (overrides the job flags)"},
            {"kind", "train", "train | build_cache | refresh"},
            {"version", "0", "refresh: the model version whose item embeddings are refreshed"},
-           {"weights", "", "build_cache / refresh (BERT backbones): safetensors weights"},
-           {"backbone", "", "build_cache / refresh (BERT stand-ins): LAYERSxHIDDEN, e.g. 6x256"},
+           {"weights", "", "build_cache (BERT or ViT) / refresh (BERT): safetensors weights"},
+           {"backbone", "", "build_cache / refresh: stand-in size, text LAYERSxHIDDEN (e.g. 6x256), "
+                            "image LAYERSxHIDDEN[@IMAGE/PATCH] (e.g. 4x192@224/16)"},
+           {"modality", "", "build_cache: text (default; --items key<TAB>title) | image "
+                            "(--items key<TAB>image path, relative to that file)"},
            {"interactions", "", "train: users.tsv or user,item,timestamp CSV"},
            {"text_cache", "", "train: text hidden-state cache; refresh: the states to reuse"},
            {"image_cache", "", "train: image hidden-state cache; refresh: the image states to reuse"},
@@ -167,6 +170,7 @@ Command Submit() {
               b->set_vocab(a.Get("vocab"));
               b->set_weights(a.Get("weights"));
               b->set_backbone(a.Get("backbone"));
+              b->set_modality(a.Get("modality"));
             } else if (a.Get("kind") == "refresh") {
               pb::RefreshJobSpec* r = spec->mutable_refresh();
               ASSIGN_OR_RETURN(int64_t version, a.GetInt("version"));

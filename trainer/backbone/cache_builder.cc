@@ -22,11 +22,13 @@
 namespace recsys {
 namespace {
 
+// Items of the chunk done so far; a non-OK status stops the encoding.
+using ChunkProgressFn = std::function<absl::Status(int64_t done)>;
 // Encodes `n` items into out[n * row] and sets reasons[i] (non-empty) for
 // each item it could not encode; those rows are left zero.
 using EncodeChunkFn = std::function<absl::Status(
     const CacheItem* items, int64_t n, float* out,
-    std::vector<std::string>* reasons)>;
+    std::vector<std::string>* reasons, const ChunkProgressFn& progress)>;
 // The content fingerprint of an item that encoded (model/hidden_state_cache.h).
 using ContentFn = std::function<absl::StatusOr<uint64_t>(const CacheItem& item)>;
 
@@ -247,6 +249,7 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
       if (old.ok()) {
         ++result.chunks_reused;
         progress.Update(first + count);
+        if (options.on_progress) RETURN_IF_ERROR(options.on_progress(first + count, n));
         continue;
       }
       LOG(WARNING) << "recomputing chunk " << c << ": " << old.status();
@@ -259,10 +262,15 @@ absl::StatusOr<CacheBuildResult> BuildCache(const std::vector<CacheItem>& all,
     }
     states.assign(count * row, 0.0f);
     reasons.assign(count, "");
-    RETURN_IF_ERROR(encode(items.data() + first, count, states.data(), &reasons));
+    RETURN_IF_ERROR(encode(items.data() + first, count, states.data(), &reasons,
+                           [&](int64_t done_in_chunk) -> absl::Status {
+                             return options.on_progress ? options.on_progress(first + done_in_chunk, n)
+                                                        : absl::OkStatus();
+                           }));
     RETURN_IF_ERROR(chunker.Write(c, first, count, states, reasons));
     ++result.chunks_computed;
     progress.Update(first + count);
+    if (options.on_progress) RETURN_IF_ERROR(options.on_progress(first + count, n));
   }
   progress.Finish();
 
@@ -362,7 +370,8 @@ absl::StatusOr<CacheBuildResult> BuildTextCache(
     const CacheBuildOptions& options) {
   const int64_t row = encoder->info().num_states * encoder->info().hidden_size;
   EncodeChunkFn encode = [&](const CacheItem* chunk, int64_t n, float* out,
-                             std::vector<std::string>* reasons) -> absl::Status {
+                             std::vector<std::string>* reasons,
+                             const ChunkProgressFn& /*progress*/) -> absl::Status {
     std::vector<std::string> texts;
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i) {
@@ -395,7 +404,8 @@ absl::StatusOr<CacheBuildResult> BuildImageCache(
   }
   const int64_t row = encoder->info().num_states * encoder->info().hidden_size;
   EncodeChunkFn encode = [&](const CacheItem* chunk, int64_t n, float* out,
-                             std::vector<std::string>* reasons) -> absl::Status {
+                             std::vector<std::string>* reasons,
+                             const ChunkProgressFn& progress) -> absl::Status {
     for (int64_t start = 0; start < n; start += options.images_per_batch) {
       const int64_t end = std::min(n, start + options.images_per_batch);
       std::vector<RgbImage> images;
@@ -414,12 +424,14 @@ absl::StatusOr<CacheBuildResult> BuildImageCache(
         images.push_back(*std::move(image));
         rows.push_back(i);
       }
-      if (images.empty()) continue;
-      ASSIGN_OR_RETURN(std::vector<float> states, encoder->Encode(images));
-      for (size_t k = 0; k < rows.size(); ++k) {
-        std::memcpy(out + rows[k] * row, states.data() + k * row,
-                    row * sizeof(float));
+      if (!images.empty()) {
+        ASSIGN_OR_RETURN(std::vector<float> states, encoder->Encode(images));
+        for (size_t k = 0; k < rows.size(); ++k) {
+          std::memcpy(out + rows[k] * row, states.data() + k * row,
+                      row * sizeof(float));
+        }
       }
+      if (end < n) RETURN_IF_ERROR(progress(end));
     }
     return absl::OkStatus();
   };

@@ -21,6 +21,7 @@
 #define RECSYS_TRAINER_BACKBONE_CACHE_BUILDER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,6 +52,11 @@ struct CacheBuildOptions {
   int64_t stop_after_chunks = -1;
   bool keep_work_dir = false;     // keep chunk files after assembly
   absl::Duration progress_interval = absl::Seconds(5);
+  // Called with the items done so far (reused or encoded) and their total
+  // after every chunk, and for images after every batch; a non-OK status
+  // stops the build with that status, keeping the chunks already written
+  // for a resumed build (a job's cancel). Empty: none.
+  std::function<absl::Status(int64_t done, int64_t total)> on_progress;
   std::map<std::string, std::string> extra_metadata;  // copied verbatim
 };
 

@@ -244,6 +244,49 @@ TEST(CacheBuilderTest, ImageBuildSkipsMissingAndUndecodableImages) {
   EXPECT_THAT(report, HasSubstr("MISSING\t"));
 }
 
+// on_progress sees every image batch; a non-OK answer (a job's cancel)
+// stops the build with it, and a rerun reuses the chunks already written.
+TEST(CacheBuilderTest, ProgressCallbackReportsBatchesAndStopsTheBuild) {
+  const std::string dir = TempPath("progress_images", /*make_dir=*/true);
+  std::vector<CacheItem> items;
+  for (int i = 0; i < 6; ++i) {
+    RgbImage im;
+    im.width = 2;
+    im.height = 2;
+    im.pixels.assign(12, static_cast<uint8_t>(20 * i));
+    ASSERT_OK_AND_ASSIGN(std::string png, EncodePng(im));
+    const std::string name = absl::StrCat("p", i, ".png");
+    ASSERT_OK(WriteFileAtomically(JoinPath(dir, name), png));
+    items.push_back({absl::StrCat("P", i), name});
+  }
+  FakeImageEncoder enc;
+  CacheBuildOptions o = Options("progress");
+  o.image_base_dir = dir;
+  o.chunk_size = 4;
+  o.images_per_batch = 2;
+  std::vector<int64_t> seen;
+  o.on_progress = [&seen](int64_t done, int64_t total) -> absl::Status {
+    EXPECT_EQ(total, 6);
+    seen.push_back(done);
+    if (done >= 4) return absl::CancelledError("the job was cancelled");
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(BuildImageCache(items, &enc, o).status(),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  EXPECT_EQ(seen, (std::vector<int64_t>{2, 4}));
+  EXPECT_FALSE(PathExists(o.output_path));
+  seen.clear();
+  o.on_progress = [&seen](int64_t done, int64_t) {
+    seen.push_back(done);
+    return absl::OkStatus();
+  };
+  ASSERT_OK_AND_ASSIGN(CacheBuildResult r, BuildImageCache(items, &enc, o));
+  EXPECT_EQ(r.chunks_reused, 1);
+  EXPECT_EQ(r.chunks_computed, 1);
+  EXPECT_EQ(r.items_written, 6);
+  EXPECT_EQ(seen, (std::vector<int64_t>{4, 6}));
+}
+
 // Synthetic PNG/missing images through the real (stand-in) ViT.
 TEST(CacheBuilderTest, SyntheticImagesWithStandinViT) {
   const std::string dir = TempPath("vit_images", /*make_dir=*/true);

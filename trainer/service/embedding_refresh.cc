@@ -89,27 +89,8 @@ absl::StatusOr<std::unique_ptr<TextEncoder>> BackboneOf(const HiddenStateCacheIn
 // the cache's backbone_config.
 absl::StatusOr<std::unique_ptr<ImageEncoder>> ImageBackboneOf(const HiddenStateCacheInfo& cache,
                                                               const EmbeddingRefreshOptions& o) {
-  if (absl::StartsWith(cache.backbone, "synthetic-")) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.refresh.image_cache: its backbone ", QuoteUserInput(cache.backbone),
-        " is synthetic (random demo states, not computed from any image): it cannot encode "
-        "new or changed items"));
-  }
-  if (!absl::StartsWith(cache.backbone, "vit")) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.refresh.image_cache: its backbone ", QuoteUserInput(cache.backbone),
-        " is not a ViT this refresh can re-create"));
-  }
-  absl::StatusOr<ViTConfig> config = ParseViTConfig(cache.backbone_config);
-  if (!config.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.refresh.image_cache: its backbone_config is not a ViT config: ",
-        config.status().message()));
-  }
-  ViTImageEncoderOptions vo;
-  vo.weights_path = o.image_weights;
-  vo.config = *config;
-  vo.device = o.device;
+  ASSIGN_OR_RETURN(ViTImageEncoderOptions vo,
+                   CacheViTOptions("spec.refresh.image_cache", cache, o.image_weights, o.device));
   return CreateViTImageEncoder(vo);
 }
 

@@ -30,6 +30,7 @@
 #include "model/model_version.h"
 #include "nlohmann/json.hpp"
 #include "model/items_table.h"
+#include "trainer/backbone/backbone_size.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
 #include "trainer/data/standin_text_cache.h"
@@ -101,6 +102,37 @@ absl::Status FileField(const std::string& field, const std::string& path, bool r
   struct stat st;
   if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return absl::NotFoundError(absl::StrCat(field, ": no such file ", QuoteUserInput(path)));
+  }
+  return absl::OkStatus();
+}
+
+// An image items table (key<TAB>image path, relative paths against the
+// table's directory) whose every row names an image file that exists: the
+// build would otherwise skip those items, and a model trained on the cache
+// would lack them.
+absl::Status CheckImageTable(const std::string& field, const std::string& path) {
+  absl::StatusOr<std::vector<ItemTableRow>> rows = ReadItemTable(path);
+  if (!rows.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", rows.status().message()));
+  if (rows->empty()) return InvalidField(field, "at least one key<TAB>image path line", "no lines");
+  const size_t slash = path.rfind('/');
+  const std::string base = slash == std::string::npos ? "." : path.substr(0, slash);
+  int64_t missing = 0;
+  std::string example;
+  for (const ItemTableRow& r : *rows) {
+    const std::string image =
+        r.value.empty() || r.value[0] == '/' ? r.value : JoinPath(base, r.value);
+    struct stat st;
+    if (image.empty() || stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (missing++ == 0) {
+        example = absl::StrCat("the image of ", QuoteUserInput(r.key), ", ", QuoteUserInput(r.value));
+      }
+    }
+  }
+  if (missing > 0) {
+    return absl::NotFoundError(absl::StrCat(field, ": ", missing, " of ", rows->size(),
+                                            " image files do not exist (paths are relative to the "
+                                            "table's directory), e.g. ",
+                                            example));
   }
   return absl::OkStatus();
 }
@@ -209,10 +241,11 @@ absl::Status CheckRefresh(const v1::RefreshJobSpec& r, const std::string& models
           "encode them"));
     }
     if (side.modality == "image") {
-      if (!absl::StartsWith(info.backbone, "vit")) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            field, ": its backbone ", QuoteUserInput(info.backbone),
-            " is not a ViT this trainer can re-create to encode ", side.encoded, " items"));
+      // The worker re-creates the ViT from the same recorded config.
+      absl::Status vit = CacheViTConfig(field, info).status();
+      if (!vit.ok()) {
+        return absl::Status(vit.code(), absl::StrCat(vit.message(), " (", side.encoded,
+                                                     " items need encoding)"));
       }
       continue;
     }
@@ -452,12 +485,22 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
     case v1::JobSpec::kBuildCache: {
       const v1::BuildCacheJobSpec& b = spec->build_cache();
       RETURN_IF_ERROR(FileField("spec.build_cache.items_table", b.items_table(), true));
-      if (!b.modality().empty() && b.modality() != "text") {
-        return InvalidField("spec.build_cache.modality",
-                            "text (image caches: the build_cache command)",
+      if (b.modality() == "image") {
+        spec->mutable_build_cache()->set_modality("image");
+        if (!b.vocab().empty()) {
+          return InvalidField("spec.build_cache.vocab", "empty for an image cache (a ViT reads pixels)",
+                              QuoteUserInput(b.vocab()));
+        }
+        RETURN_IF_ERROR(JobViTConfig("spec.build_cache.backbone", b.backbone()).status());
+        RETURN_IF_ERROR(CheckImageTable("spec.build_cache.items_table", b.items_table()));
+      } else if (b.modality().empty() || b.modality() == "text") {
+        spec->mutable_build_cache()->set_modality("text");
+        RETURN_IF_ERROR(FileField("spec.build_cache.vocab", b.vocab(), true));
+        RETURN_IF_ERROR(JobBertConfig("spec.build_cache.backbone", b.backbone()).status());
+      } else {
+        return InvalidField("spec.build_cache.modality", "text or image",
                             QuoteUserInput(b.modality()));
       }
-      RETURN_IF_ERROR(FileField("spec.build_cache.vocab", b.vocab(), true));
       RETURN_IF_ERROR(FileField("spec.build_cache.weights", b.weights(), false));
       RETURN_IF_ERROR(CheckNonEmpty("spec.build_cache.output", b.output()));
       const size_t slash = b.output().rfind('/');

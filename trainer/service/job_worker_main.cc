@@ -14,7 +14,9 @@
 //   {"event":"done","version":N,"metrics":"<json>"}
 //   {"event":"error","code":"INVALID_ARGUMENT","message":..}
 // Exit status 0 after "done", 1 after "error". SIGTERM asks the job to stop:
-// training returns CANCELLED at its next step and exports nothing.
+// training returns CANCELLED at its next step and exports nothing; a cache
+// build at its next image batch or chunk, keeping its chunk files (a rerun
+// into the same output resumes from them).
 #include <signal.h>
 
 #include <atomic>
@@ -32,6 +34,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "model/encoders/bert_text_encoder.h"
+#include "model/encoders/vit_image_encoder.h"
 #include "model/items_table.h"
 #include "nlohmann/json.hpp"
 #include "proto/trainer.pb.h"
@@ -129,18 +132,50 @@ absl::Status RunTrain(const v1::JobSpec& job) {
 
 absl::Status RunBuildCache(const v1::JobSpec& job) {
   const v1::BuildCacheJobSpec& b = job.build_cache();
-  ASSIGN_OR_RETURN(BertTextEncoderOptions eo,
-                   JobBertOptions("build_cache.backbone", b.vocab(), b.weights(), b.backbone(),
-                                  OrDefault<std::string>(job.device(), "cpu")));
-  ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
+  const std::string device = OrDefault<std::string>(job.device(), "cpu");
+  const bool image = b.modality() == "image";
   ASSIGN_OR_RETURN(std::vector<CacheItem> items, ReadItemTable(b.items_table()));
   CacheBuildOptions o;
   o.output_path = b.output();
   o.extra_metadata["source"] = b.items_table();
-  o.extra_metadata["tokenizer"] = "bert-wordpiece-uncased";
-  Emit({{"event", "progress"}, {"phase", "build_cache"}, {"fraction", 0.0}});
-  ASSIGN_OR_RETURN(CacheBuildResult r, BuildTextCache(items, encoder.get(), o));
-  nlohmann::json metrics = {{"items_written", r.items_written},
+  absl::Time last = absl::InfinitePast();
+  const std::string phase = absl::StrCat("build_cache ", image ? "image" : "text");
+  o.on_progress = [&last, &phase](int64_t done, int64_t total) -> absl::Status {
+    if (g_stop.load()) return absl::CancelledError("the job was cancelled");
+    const absl::Time now = absl::Now();
+    if (now - last < absl::Milliseconds(200) && done != total) return absl::OkStatus();
+    last = now;
+    Emit({{"event", "progress"},
+          {"phase", phase},
+          {"step", done},
+          {"steps", total},
+          {"fraction", total > 0 ? static_cast<double>(done) / total : 0.0}});
+    return absl::OkStatus();
+  };
+  Emit({{"event", "progress"}, {"phase", phase}, {"fraction", 0.0}});
+  CacheBuildResult r;
+  if (image) {
+    ASSIGN_OR_RETURN(ViTImageEncoderOptions vo,
+                     JobViTOptions("spec.build_cache.backbone", b.weights(), b.backbone(), device));
+    ASSIGN_OR_RETURN(std::unique_ptr<ImageEncoder> encoder, CreateViTImageEncoder(vo));
+    // Paths in the table are relative to its directory (as a refresh's
+    // images_table).
+    const size_t slash = b.items_table().rfind('/');
+    o.image_base_dir = slash == std::string::npos ? "." : b.items_table().substr(0, slash);
+    // Batches of 16 keep a CPU ViT near its throughput and a cancel within
+    // one batch's time (the stop flag is checked between batches).
+    o.images_per_batch = 16;
+    ASSIGN_OR_RETURN(r, BuildImageCache(items, encoder.get(), o));
+  } else {
+    ASSIGN_OR_RETURN(BertTextEncoderOptions eo,
+                     JobBertOptions("spec.build_cache.backbone", b.vocab(), b.weights(),
+                                    b.backbone(), device));
+    ASSIGN_OR_RETURN(std::unique_ptr<TextEncoder> encoder, CreateBertTextEncoder(eo));
+    o.extra_metadata["tokenizer"] = "bert-wordpiece-uncased";
+    ASSIGN_OR_RETURN(r, BuildTextCache(items, encoder.get(), o));
+  }
+  nlohmann::json metrics = {{"modality", image ? "image" : "text"},
+                            {"items_written", r.items_written},
                             {"items_failed", r.items_failed},
                             {"chunks_computed", r.chunks_computed},
                             {"chunks_reused", r.chunks_reused},

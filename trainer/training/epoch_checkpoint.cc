@@ -2,6 +2,8 @@
 
 #include <ATen/Context.h>
 
+#include <optional>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,20 @@ std::vector<std::pair<std::string, torch::Tensor>> Named(torch::nn::Module& mode
   for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value());
   return out;
 }
+
+// The CUDA device the model lives on, when it does and CUDA is present: its
+// generator (dropout on the GPU) is part of the run's state there. Never
+// run on these build machines (no GPU): guarded so CPU runs never touch the
+// CUDA hooks.
+std::optional<c10::Device> CudaDeviceOf(torch::nn::Module& model) {
+  const std::vector<torch::Tensor> params = model.parameters();
+  if (params.empty() || !params[0].device().is_cuda() || !torch::cuda::is_available()) {
+    return std::nullopt;
+  }
+  return params[0].device();
+}
+
+constexpr char kCudaRngFile[] = "rng_cuda.pt";
 
 }  // namespace
 
@@ -61,6 +77,16 @@ absl::Status SaveEpochCheckpoint(const std::string& dir, const EpochLoopState& s
       rng = gen.get_state();
     }
     torch::save(rng, JoinPath(tmp, "rng.pt"));
+    if (const std::optional<c10::Device> cuda = CudaDeviceOf(model)) {
+      at::Generator cuda_gen = at::globalContext().defaultGenerator(*cuda);
+      torch::Tensor cuda_rng;
+      {
+        std::lock_guard<std::mutex> lock(cuda_gen.mutex());
+        cuda_rng = cuda_gen.get_state();
+      }
+      torch::save(cuda_rng, JoinPath(tmp, kCudaRngFile));
+      RETURN_IF_ERROR(SyncPath(JoinPath(tmp, kCudaRngFile)));
+    }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("saving the epoch checkpoint: ", e.what_without_backtrace()));
   }
@@ -123,8 +149,20 @@ absl::StatusOr<bool> LoadEpochCheckpoint(const std::string& dir, EpochLoopState*
     torch::Tensor rng;
     torch::load(rng, JoinPath(d, "rng.pt"));
     at::Generator gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng);
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng);
+    }
+    // A run checkpointed on CUDA and resumed on CUDA continues its GPU
+    // generator; resumed on another device type, it cannot match anyway.
+    const std::optional<c10::Device> cuda = CudaDeviceOf(model);
+    if (cuda && PathExists(JoinPath(d, kCudaRngFile))) {
+      torch::Tensor cuda_rng;
+      torch::load(cuda_rng, JoinPath(d, kCudaRngFile));
+      at::Generator cuda_gen = at::globalContext().defaultGenerator(*cuda);
+      std::lock_guard<std::mutex> lock(cuda_gen.mutex());
+      cuda_gen.set_state(cuda_rng);
+    }
   } catch (const c10::Error& e) {
     return absl::DataLossError(
         absl::StrCat("loading the epoch checkpoint ", d, ": ", e.what_without_backtrace()));

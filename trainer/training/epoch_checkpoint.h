@@ -1,7 +1,8 @@
 // The resumable state of a training run after its last completed epoch:
 // the model's parameters, the best epoch's parameters, the optimizer state
-// (Adam moments and step counts), the CPU random generator (dropout), and
-// the loop's counters and per-epoch statistics. Trainer::Train() writes one
+// (Adam moments and step counts), the CPU random generator (dropout) and,
+// when the model is on a CUDA device, that device's generator too, and the
+// loop's counters and per-epoch statistics. Trainer::Train() writes one
 // after every epoch when TrainerOptions::resume_dir is set, and continues
 // from the newest one it finds there, so a resumed run with the same seed
 // ends with the same weights and metrics as an uninterrupted one (shuffling
@@ -9,9 +10,9 @@
 // generator).
 //
 // Layout: <dir>/epoch-<N>/{params.pt, best.pt, optimizer.pt, rng.pt,
-// state.json}, each epoch directory written under a temporary name, fsynced
-// and renamed (complete or absent); older epochs are removed after the
-// rename.
+// [rng_cuda.pt,] state.json}, each epoch directory written under a
+// temporary name, fsynced and renamed (complete or absent); older epochs are
+// removed after the rename.
 //
 // Includes LibTorch: only the training loop includes this header.
 // Thread-safety: none; one run per directory.
