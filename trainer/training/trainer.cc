@@ -1,6 +1,7 @@
 #include "trainer/training/trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -55,6 +56,24 @@ class AutocastScope {
 
  private:
   bool on_;
+};
+
+// Adds the wall time since the last Lap() to a phase counter. With `sync`
+// (CUDA) the device is synchronised first, so queued kernels count in the
+// phase that queued them.
+class PhaseClock {
+ public:
+  explicit PhaseClock(bool sync) : sync_(sync), last_(std::chrono::steady_clock::now()) {}
+  void Lap(double* phase) {
+    if (sync_) torch::cuda::synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    *phase += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  bool sync_;
+  std::chrono::steady_clock::time_point last_;
 };
 
 // The CPU-side index structure of one training step.
@@ -159,6 +178,7 @@ struct Trainer::State {
   torch::Tensor log_prior;   // [N] log p(item) on device
   torch::Tensor popularity;  // [N] log(1 + count) on device
   std::unique_ptr<ProgressTracker> progress;
+  PhaseTimes phases;
 
   // Item embeddings of all items, [N, d], computed in chunks; no grad.
   absl::StatusOr<torch::Tensor> AllItemEmbeddings() {
@@ -204,6 +224,7 @@ Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Trainer::~Trainer() = default;
 
 const LeaveOneOutSplit& Trainer::split() const { return state_->split; }
+const PhaseTimes& Trainer::phase_times() const { return state_->phases; }
 
 const NetworkConfig& Trainer::network() const { return state_->network; }
 int64_t Trainer::embedding_dim() const { return state_->options.embedding_dim; }
@@ -342,20 +363,24 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
     for (int64_t step = 0; step < steps; ++step) {
       const size_t begin = step * s.options.batch_size;
       const size_t end = std::min(order.size(), begin + s.options.batch_size);
+      PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
       Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len);
       ASSIGN_OR_RETURN(ItemInputs in,
                        GatherItemInputs(s.kind == ModelKind::kIisan ? s.store : nullptr,
                                         b.items, s.device));
+      clock.Lap(&s.phases.gather);
       torch::Tensor loss;
       {
         AutocastScope autocast(s.device.is_cuda());
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
+        clock.Lap(&s.phases.side_forward);
         torch::Tensor table = torch::cat({emb, torch::zeros({1, emb.size(1)}, emb.options())});
         torch::Tensor seq =
             table.index_select(0, LongTensor(b.seq_local, s.device)).view({b.rows, L, -1});
         torch::Tensor out = s.model->EncodeUsers(seq, BoolTensor(b.valid, {b.rows, L}, s.device))
                                 .reshape({b.rows * L, -1});
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
+        clock.Lap(&s.phases.user_encoder);
         torch::Tensor cand_local = LongTensor(b.candidates, s.device);
         torch::Tensor cands = emb.index_select(0, cand_local);
         torch::Tensor prior;
@@ -368,6 +393,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         loss = InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, s.device), prior, excluded);
       }
       const double l = loss.item<double>();
+      clock.Lap(&s.phases.loss);
       if (!std::isfinite(l)) {
         // Stop before the step: it would write NaN into every weight.
         return absl::InternalError(absl::StrFormat(
@@ -377,7 +403,10 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       }
       s.optimizer->zero_grad();
       loss.backward();
+      clock.Lap(&s.phases.backward);
       s.optimizer->step();
+      clock.Lap(&s.phases.optimizer);
+      ++s.phases.steps;
       loss_sum += l;
       done += static_cast<int64_t>(b.positions.size());
       s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,
@@ -405,6 +434,7 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
                                                 bool repeated_target_is_miss) {
   State& s = *state_;
   RankingMetrics metrics;
+  PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
   try {
     torch::NoGradGuard no_grad;
     torch::Tensor items;
@@ -447,6 +477,8 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
   } catch (const c10::Error& e) {
     return TorchError("evaluation", e);
   }
+  clock.Lap(&s.phases.evaluation);
+  ++s.phases.evaluations;
   return metrics.Report();
 }
 

@@ -77,6 +77,9 @@ struct TrainerOptions {
   int eval_batch_size = 512;      // users per scoring batch
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
+  // CUDA: synchronise the device at each phase boundary so phase_times()
+  // is exact (costs a little). CPU phases are exact either way.
+  bool time_phases = false;
   std::string checkpoint_path;    // best weights go here when set
   // After every epoch the resumable state (model, optimizer, epoch, RNG,
   // best weights) is written here (trainer/training/epoch_checkpoint.h);
@@ -94,6 +97,22 @@ struct EpochStats {
   double train_seconds = 0;
   double positions_per_second = 0;
   RankingReport validation;
+};
+
+// Wall seconds spent in each phase of the training steps and evaluations
+// since the trainer was created (accumulated; callers take differences).
+// Measured with a steady clock around each phase; on CUDA the phases are
+// synchronised first when TrainerOptions::time_phases is set.
+struct PhaseTimes {
+  int64_t steps = 0;
+  double gather = 0;        // batch indices + item states (cache -> F32, standardised)
+  double side_forward = 0;  // item tower forward (side network / ID table)
+  double user_encoder = 0;  // sequence assembly + user-encoder forward
+  double loss = 0;          // candidates, mask, in-batch softmax, loss value
+  double backward = 0;      // zero_grad + backward
+  double optimizer = 0;     // Adam step
+  double evaluation = 0;    // Evaluate() calls (validation / test)
+  int64_t evaluations = 0;
 };
 
 struct TrainResult {
@@ -141,6 +160,8 @@ class Trainer {
   std::string ConfigJson() const;
 
   const LeaveOneOutSplit& split() const;
+  // Where the time went so far (see PhaseTimes).
+  const PhaseTimes& phase_times() const;
   // The networks being trained (not for the popularity baseline).
   const NetworkConfig& network() const;
 
