@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -24,7 +25,9 @@
 #include "trainer/training/item_inputs.h"
 #include "trainer/training/epoch_checkpoint.h"
 #include "trainer/training/evaluation.h"
+#include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
+#include "trainer/training/torch_threads.h"
 
 namespace recsys {
 namespace {
@@ -175,10 +178,29 @@ struct Trainer::State {
   NetworkConfig network;  // what `model` is built from
   Recommender model{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer;
+  // The optimizer's parameters: one flat buffer per group (item tower, user
+  // encoder) behind the module's tensors (flat_parameters.h).
+  std::vector<torch::Tensor> flat_params;
+  // Per modality, every item's selected standardized states [N, K, D] on
+  // `device` when the store keeps them dense (ItemStateStore::dense_states);
+  // empty otherwise (then states are gathered from the mapped cache).
+  std::vector<torch::Tensor> state_tables;
   torch::Tensor log_prior;   // [N] log p(item) on device
   torch::Tensor popularity;  // [N] log(1 + count) on device
   std::unique_ptr<ProgressTracker> progress;
   PhaseTimes phases;
+
+  // The item tower's inputs for `ids` (a [U] int64 tensor on `device` when
+  // the tables are there; the same ids as a vector otherwise).
+  absl::StatusOr<ItemInputs> Inputs(const std::vector<int64_t>& ids) {
+    if (kind != ModelKind::kIisan || state_tables.empty()) {
+      return GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device);
+    }
+    ItemInputs in;
+    in.ids = LongTensor(ids, device);
+    for (const torch::Tensor& t : state_tables) in.states.push_back(t.index_select(0, in.ids));
+    return in;
+  }
 
   // Item embeddings of all items, [N, d], computed in chunks; no grad.
   absl::StatusOr<torch::Tensor> AllItemEmbeddings() {
@@ -186,10 +208,16 @@ struct Trainer::State {
     const int64_t n = data->num_items();
     for (int64_t begin = 0; begin < n; begin += options.item_chunk) {
       const int64_t end = std::min(n, begin + options.item_chunk);
-      std::vector<int64_t> ids(end - begin);
-      std::iota(ids.begin(), ids.end(), begin);
-      ASSIGN_OR_RETURN(ItemInputs in,
-                       GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device));
+      ItemInputs in;
+      if (kind == ModelKind::kIisan && !state_tables.empty()) {
+        in.ids = torch::arange(begin, end, torch::TensorOptions().dtype(torch::kLong).device(device));
+        for (const torch::Tensor& t : state_tables) in.states.push_back(t.narrow(0, begin, end - begin));
+      } else {
+        std::vector<int64_t> ids(end - begin);
+        std::iota(ids.begin(), ids.end(), begin);
+        ASSIGN_OR_RETURN(in, GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids,
+                                              device));
+      }
       AutocastScope autocast(device.is_cuda());
       parts.push_back(model->EmbedItems(in).to(torch::kFloat));
     }
@@ -267,7 +295,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (s->device.is_cuda() && !torch::cuda::is_available()) {
     return absl::UnavailableError("device=cuda requested but no CUDA device is available");
   }
-  if (o.num_threads > 0) torch::set_num_threads(o.num_threads);
+  if (o.num_threads > 0) LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);
   s->split = SplitLeaveOneOut(*data, o.max_len);
   if (s->split.test.empty()) {
     size_t longest = 0;
@@ -316,11 +344,28 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
       if (absl::Status valid = ValidateNetworkConfig(net); !valid.ok()) return valid;
       s->model = Recommender(RecommenderOptionsFor(net));
       s->model->to(s->device);
+      s->flat_params = {FlattenParameters(s->model->ItemTowerParameters()),
+                        FlattenParameters(s->model->UserEncoderParameters())};
+      if (s->kind == ModelKind::kIisan) {
+        for (int m = 0; m < store->num_modalities(); ++m) {
+          const float* dense = store->dense_states(m);
+          if (dense == nullptr) {
+            s->state_tables.clear();
+            break;
+          }
+          // The store outlives the trainer (REQUIRES of Create): no copy on CPU.
+          s->state_tables.push_back(
+              torch::from_blob(const_cast<float*>(dense),
+                               {data->num_items(), store->num_blocks(m), store->hidden_size(m)},
+                               torch::kFloat)
+                  .to(s->device));
+        }
+      }
       std::vector<torch::optim::OptimizerParamGroup> groups;
-      groups.emplace_back(s->model->ItemTowerParameters(),
+      groups.emplace_back(std::vector<torch::Tensor>{s->flat_params[0]},
                           std::make_unique<torch::optim::AdamOptions>(
                               torch::optim::AdamOptions(o.item_tower_lr).weight_decay(o.weight_decay)));
-      groups.emplace_back(s->model->UserEncoderParameters(),
+      groups.emplace_back(std::vector<torch::Tensor>{s->flat_params[1]},
                           std::make_unique<torch::optim::AdamOptions>(
                               torch::optim::AdamOptions(o.user_encoder_lr).weight_decay(o.weight_decay)));
       s->optimizer = std::make_unique<torch::optim::Adam>(std::move(groups));
@@ -359,15 +404,21 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   double loss_sum = 0;
   int64_t done = 0;
   const int64_t L = s.options.max_len;
+  // The next step's batch (index work on the CPU) is built on another
+  // thread while this step computes.
+  auto make_batch = [&s, &order](int64_t step) {
+    const size_t begin = step * s.options.batch_size;
+    const size_t end = std::min(order.size(), begin + s.options.batch_size);
+    return MakeBatch(s.split, order, begin, end, s.options.max_len);
+  };
+  std::future<Batch> next;
+  if (steps > 0) next = std::async(std::launch::async, make_batch, 0);
   try {
     for (int64_t step = 0; step < steps; ++step) {
-      const size_t begin = step * s.options.batch_size;
-      const size_t end = std::min(order.size(), begin + s.options.batch_size);
       PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
-      Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len);
-      ASSIGN_OR_RETURN(ItemInputs in,
-                       GatherItemInputs(s.kind == ModelKind::kIisan ? s.store : nullptr,
-                                        b.items, s.device));
+      Batch b = next.get();
+      if (step + 1 < steps) next = std::async(std::launch::async, make_batch, step + 1);
+      ASSIGN_OR_RETURN(ItemInputs in, s.Inputs(b.items));
       clock.Lap(&s.phases.gather);
       torch::Tensor loss;
       {
