@@ -10,6 +10,9 @@
 #include <utility>
 
 #include <ATen/autocast_mode.h>
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+#include <cuda_runtime_api.h>
+#endif
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -27,6 +30,7 @@
 #include "trainer/training/evaluation.h"
 #include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
+#include "trainer/training/loss_scaler.h"
 #include "trainer/training/torch_threads.h"
 
 namespace recsys {
@@ -36,20 +40,27 @@ absl::Status TorchError(absl::string_view where, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(where, ": ", e.what_without_backtrace()));
 }
 
-// Enables CUDA autocast for its lifetime when `on`; CPU runs stay fp32.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define RECSYS_AUTOCAST_PER_DEVICE 1
+#endif
+
+// Enables CUDA autocast to `dtype` for its lifetime (kFloat: off); CPU runs
+// stay fp32.
 class AutocastScope {
  public:
-  explicit AutocastScope(bool on) : on_(on) {
+  explicit AutocastScope(at::ScalarType dtype) : on_(dtype != at::kFloat) {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR >= 2
+#ifdef RECSYS_AUTOCAST_PER_DEVICE
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
 #else
+    at::autocast::set_autocast_gpu_dtype(dtype);
     at::autocast::set_enabled(true);
 #endif
   }
   ~AutocastScope() {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR >= 2
+#ifdef RECSYS_AUTOCAST_PER_DEVICE
     at::autocast::set_autocast_enabled(at::kCUDA, false);
 #else
     at::autocast::set_enabled(false);
@@ -60,6 +71,21 @@ class AutocastScope {
  private:
   bool on_;
 };
+
+// Whether CUDA device `index` computes in bf16 natively (compute capability
+// 8.0+: Ampere, Hopper). Only the CMake build against a CUDA LibTorch
+// (trainer/gpu) can ask the runtime; elsewhere the answer is no (fp16 with
+// loss scaling is safe everywhere).
+bool CudaHasBf16(int index) {
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, index < 0 ? 0 : index) != cudaSuccess) return false;
+  return p.major >= 8;
+#else
+  (void)index;
+  return false;
+#endif
+}
 
 // Adds the wall time since the last Lap() to a phase counter. With `sync`
 // (CUDA) the device is synchronised first, so queued kernels count in the
@@ -79,13 +105,18 @@ class PhaseClock {
   std::chrono::steady_clock::time_point last_;
 };
 
-// The CPU-side index structure of one training step.
+// The CPU-side index structure of one training step. The windows' inputs
+// are packed for the user encoder: first fit, longest first, into rows of L
+// slots (Scientific: ~4 inputs per window, so ~28 rows instead of 64).
 struct Batch {
-  int64_t rows = 0;                  // B
+  int64_t rows = 0;                  // B windows
   std::vector<int64_t> items;        // distinct item ids, sorted (U)
-  std::vector<int64_t> seq_local;    // [B * L] index into items, U = padding
-  std::vector<uint8_t> valid;        // [B * L]
-  std::vector<int64_t> positions;    // flat b * L + t of positions with a target
+  int64_t packed_rows = 0;           // R
+  std::vector<int64_t> seq_local;    // [R * L] index into items, U = empty slot
+  std::vector<uint8_t> valid;        // [R * L]
+  std::vector<int64_t> slot_position;  // [R * L] position index (end-aligned)
+  std::vector<uint8_t> allowed;      // [R * L * L] query slot -> key slot
+  std::vector<int64_t> positions;    // flat packed slot of each position with a target
   std::vector<int64_t> position_row; // b of each position
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
@@ -114,18 +145,42 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
   const int64_t u = static_cast<int64_t>(b.items.size());
   const int64_t c = static_cast<int64_t>(targets.size());
   for (int64_t t : targets) b.candidates.push_back(LocalIndex(b.items, t));
-  b.seq_local.assign(b.rows * L, u);
-  b.valid.assign(b.rows * L, 0);
+  // Pack: each window (n_in inputs) goes to the first row with room.
+  std::vector<int64_t> n_in(b.rows), by_length(b.rows), row_of(b.rows), slot_of(b.rows);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    n_in[r] = static_cast<int64_t>(split.train[order[begin + r]].items.size()) - 1;
+  }
+  std::iota(by_length.begin(), by_length.end(), 0);
+  std::stable_sort(by_length.begin(), by_length.end(),
+                   [&n_in](int64_t a, int64_t z) { return n_in[a] > n_in[z]; });
+  std::vector<int64_t> fill;
+  for (int64_t r : by_length) {
+    size_t row = 0;
+    while (row < fill.size() && fill[row] + n_in[r] > L) ++row;
+    if (row == fill.size()) fill.push_back(0);
+    row_of[r] = static_cast<int64_t>(row);
+    slot_of[r] = fill[row];
+    fill[row] += n_in[r];
+  }
+  const int64_t R = static_cast<int64_t>(fill.size());
+  b.packed_rows = R;
+  b.seq_local.assign(R * L, u);
+  b.valid.assign(R * L, 0);
+  b.slot_position.assign(R * L, 0);
+  b.allowed.assign(R * L * L, 0);
+  for (int64_t q = 0; q < R * L; ++q) b.allowed[q * L + q % L] = 1;  // every slot: itself
   b.excluded.assign(b.rows * c, 0);
   for (int64_t r = 0; r < b.rows; ++r) {
     const TrainWindow& win = split.train[order[begin + r]];
     const auto& w = win.items;
-    const int64_t n_in = static_cast<int64_t>(w.size()) - 1;
-    const int64_t first = L - n_in;
-    for (int64_t t = 0; t < n_in; ++t) {
-      const int64_t flat = r * L + first + t;
+    const int64_t first = L - n_in[r];
+    const int64_t base = row_of[r] * L + slot_of[r];
+    for (int64_t t = 0; t < n_in[r]; ++t) {
+      const int64_t flat = base + t;
       b.seq_local[flat] = LocalIndex(b.items, w[t]);
       b.valid[flat] = 1;
+      b.slot_position[flat] = first + t;
+      for (int64_t k = 0; k <= t; ++k) b.allowed[flat * L + slot_of[r] + k] = 1;
       b.positions.push_back(flat);
       b.position_row.push_back(r);
       b.target.push_back(LocalIndex(targets, w[t + 1]));
@@ -185,6 +240,8 @@ struct Trainer::State {
   // `device` when the store keeps them dense (ItemStateStore::dense_states);
   // empty otherwise (then states are gathered from the mapped cache).
   std::vector<torch::Tensor> state_tables;
+  at::ScalarType amp = at::kFloat;  // CUDA autocast dtype; kFloat: none
+  std::unique_ptr<DynamicLossScaler> scaler;  // fp16 only
   torch::Tensor log_prior;   // [N] log p(item) on device
   torch::Tensor popularity;  // [N] log(1 + count) on device
   std::unique_ptr<ProgressTracker> progress;
@@ -218,7 +275,7 @@ struct Trainer::State {
         ASSIGN_OR_RETURN(in, GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids,
                                               device));
       }
-      AutocastScope autocast(device.is_cuda());
+      AutocastScope autocast(amp);
       parts.push_back(model->EmbedItems(in).to(torch::kFloat));
     }
     return torch::cat(parts, 0);
@@ -242,7 +299,7 @@ struct Trainer::State {
     }
     torch::Tensor table = torch::cat({item_emb, torch::zeros({1, item_emb.size(1)}, item_emb.options())});
     torch::Tensor seq = table.index_select(0, LongTensor(idx, device)).view({b, L, -1});
-    AutocastScope autocast(device.is_cuda());
+    AutocastScope autocast(amp);
     torch::Tensor out = model->EncodeUsers(seq, BoolTensor(valid, {b, L}, device));
     return out.select(1, L - 1).to(torch::kFloat);
   }
@@ -296,6 +353,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     return absl::UnavailableError("device=cuda requested but no CUDA device is available");
   }
   if (o.num_threads > 0) LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);
+  if (o.amp != "auto" && o.amp != "bf16" && o.amp != "fp16" && o.amp != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("amp \"", o.amp, "\": expected auto, bf16, fp16 or off"));
+  }
+  if (s->device.is_cuda() && o.amp != "off") {
+    const bool bf16 = o.amp == "bf16" || (o.amp == "auto" && CudaHasBf16(s->device.index()));
+    s->amp = bf16 ? at::kBFloat16 : at::kHalf;
+    if (!bf16) s->scaler = std::make_unique<DynamicLossScaler>();
+    LOG(INFO) << "CUDA mixed precision: " << (bf16 ? "bf16 autocast" : "fp16 autocast + dynamic loss scaling");
+  }
   s->split = SplitLeaveOneOut(*data, o.max_len);
   if (s->split.test.empty()) {
     size_t longest = 0;
@@ -422,14 +489,19 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       clock.Lap(&s.phases.gather);
       torch::Tensor loss;
       {
-        AutocastScope autocast(s.device.is_cuda());
+        AutocastScope autocast(s.amp);
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
         clock.Lap(&s.phases.side_forward);
         torch::Tensor table = torch::cat({emb, torch::zeros({1, emb.size(1)}, emb.options())});
+        const int64_t R = b.packed_rows;
         torch::Tensor seq =
-            table.index_select(0, LongTensor(b.seq_local, s.device)).view({b.rows, L, -1});
-        torch::Tensor out = s.model->EncodeUsers(seq, BoolTensor(b.valid, {b.rows, L}, s.device))
-                                .reshape({b.rows * L, -1});
+            table.index_select(0, LongTensor(b.seq_local, s.device)).view({R, L, -1});
+        torch::Tensor out =
+            s.model
+                ->EncodeUsersPacked(seq, BoolTensor(b.valid, {R, L}, s.device),
+                                    LongTensor(b.slot_position, s.device).view({R, L}),
+                                    BoolTensor(b.allowed, {R, L, L}, s.device))
+                .reshape({R * L, -1});
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
         clock.Lap(&s.phases.user_encoder);
         torch::Tensor cand_local = LongTensor(b.candidates, s.device);
@@ -453,9 +525,18 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
       }
       s.optimizer->zero_grad();
-      loss.backward();
+      if (s.scaler) {
+        s.scaler->Scale(loss).backward();
+      } else {
+        loss.backward();
+      }
       clock.Lap(&s.phases.backward);
-      s.optimizer->step();
+      // fp16: a step whose scaled gradients overflowed is skipped (the
+      // scaler backs off); the weights never see Inf.
+      if (!s.scaler || s.scaler->UnscaleAndUpdate({s.flat_params[0].grad(),
+                                                     s.flat_params[1].grad()})) {
+        s.optimizer->step();
+      }
       clock.Lap(&s.phases.optimizer);
       ++s.phases.steps;
       loss_sum += l;

@@ -12,7 +12,8 @@
 // training stops after `patience` epochs without improvement of NDCG@10.
 //
 // Device-agnostic: every tensor is created on options.device; on CUDA the
-// forward pass runs under autocast (fp16), the loss in fp32.
+// forward pass runs under autocast (bf16, or fp16 with loss scaling: see
+// TrainerOptions::amp), the loss in fp32.
 // LibTorch stays out of this header (pimpl) so binaries and the exporter
 // include it cheaply.
 //
@@ -57,6 +58,10 @@ struct TrainProgress {
 struct TrainerOptions {
   std::string model = "iisan";    // iisan | sasrec | popularity
   std::string device = "cpu";     // cpu | cuda | cuda:N
+  // CUDA mixed precision: auto (bf16 where the GPU has it, compute
+  // capability >= 8, else fp16 with a dynamic loss scaler) | bf16 | fp16 |
+  // off (fp32). CPU runs are always fp32.
+  std::string amp = "auto";
   int epochs = 10;                // upper bound (early stopping)
   int patience = 3;               // epochs without NDCG@10 gain before stopping
   int batch_size = 64;            // training windows per step
