@@ -36,6 +36,10 @@
 #include "trainer/data/layer_selection.h"
 #include "trainer/training/trainer.h"
 
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 ABSL_FLAG(std::string, interactions, "",
           "users.tsv; empty: a synthetic set of Scientific's size under --scratch_dir");
 ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (with --interactions)");
@@ -65,6 +69,18 @@ double LoadAverage1() {
   double l = -1;
   f >> l;
   return l;
+}
+
+// Peak bytes the caching allocator handed out on CUDA device 0 (-1 without
+// a CUDA build).
+double PeakGpuMb() {
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+  if (absl::GetFlag(FLAGS_device) != "cpu") {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    return stats.allocated_bytes[0].peak / 1048576.0;
+  }
+#endif
+  return -1;
 }
 
 double PeakRssMb() {
@@ -289,6 +305,7 @@ absl::Status Run() {
   report["epoch"] = epochs;
   report["pytorch_reference"] = reference;
   report["peak_rss_mb"] = PeakRssMb();
+  report["peak_gpu_allocated_mb"] = PeakGpuMb();  // -1: not a CUDA run
   const std::string text = report.dump();
   std::cout << text << std::endl;
   const std::string out = absl::GetFlag(FLAGS_out);
