@@ -79,7 +79,7 @@ struct TrainerOptions {
   bool popularity_correction = true;  // logit - log p(item)
   uint64_t seed = 42;
   int num_threads = 0;            // intra-op threads (process-wide); 0: LibTorch's default
-  int eval_batch_size = 512;      // users per scoring batch
+  int eval_batch_size = 256;      // users per scoring batch ([B, N] scores: 21 MB on Scientific)
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
   // CUDA: synchronise the device at each phase boundary so phase_times()
