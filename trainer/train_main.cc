@@ -19,6 +19,9 @@ ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (safetensors)");
 ABSL_FLAG(std::string, image_cache, "", "image hidden-state cache (safetensors)");
 ABSL_FLAG(std::string, model, "iisan", "iisan | sasrec | popularity");
 ABSL_FLAG(std::string, device, "cpu", "cpu | cuda | cuda:N");
+ABSL_FLAG(std::string, amp, "auto",
+          "CUDA mixed precision: auto (bf16 on compute capability >= 8, else fp16 with "
+          "dynamic loss scaling) | bf16 | fp16 | off");
 ABSL_FLAG(int, epochs, 10, "maximum epochs");
 ABSL_FLAG(int, patience, 3, "early-stopping patience (epochs)");
 ABSL_FLAG(int, batch_size, 64, "training windows per step");
@@ -69,6 +72,7 @@ TrainPipelineOptions OptionsFromFlags() {
   TrainerOptions& o = p.trainer;
   o.model = absl::GetFlag(FLAGS_model);
   o.device = absl::GetFlag(FLAGS_device);
+  o.amp = absl::GetFlag(FLAGS_amp);
   o.epochs = absl::GetFlag(FLAGS_epochs);
   o.patience = absl::GetFlag(FLAGS_patience);
   o.batch_size = absl::GetFlag(FLAGS_batch_size);

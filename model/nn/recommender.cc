@@ -50,6 +50,13 @@ torch::Tensor RecommenderImpl::EncodeUsers(const torch::Tensor& seq,
   return user_encoder_->forward(seq, valid);
 }
 
+torch::Tensor RecommenderImpl::EncodeUsersPacked(const torch::Tensor& seq,
+                                                 const torch::Tensor& valid,
+                                                 const torch::Tensor& positions,
+                                                 const torch::Tensor& allowed) {
+  return user_encoder_->ForwardPacked(seq, valid, positions, allowed);
+}
+
 std::vector<torch::Tensor> RecommenderImpl::ItemTowerParameters() {
   return options_.kind == ModelKind::kIisan ? item_encoder_->parameters()
                                             : item_embedding_->parameters();

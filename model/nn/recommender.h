@@ -50,6 +50,9 @@ class RecommenderImpl : public torch::nn::Module {
   torch::Tensor EmbedItems(const ItemInputs& inputs);
   // seq: [B, L, d] item embeddings (left-padded), valid: [B, L] -> [B, L, d].
   torch::Tensor EncodeUsers(const torch::Tensor& seq, const torch::Tensor& valid);
+  // The packed form (UserEncoderImpl::ForwardPacked): [R, L, d].
+  torch::Tensor EncodeUsersPacked(const torch::Tensor& seq, const torch::Tensor& valid,
+                                  const torch::Tensor& positions, const torch::Tensor& allowed);
 
   std::vector<torch::Tensor> ItemTowerParameters();
   std::vector<torch::Tensor> UserEncoderParameters();

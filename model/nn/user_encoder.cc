@@ -71,4 +71,24 @@ torch::Tensor UserEncoderImpl::forward(const torch::Tensor& items,
   return x;
 }
 
+torch::Tensor UserEncoderImpl::ForwardPacked(const torch::Tensor& items,
+                                             const torch::Tensor& valid,
+                                             const torch::Tensor& positions,
+                                             const torch::Tensor& allowed) {
+  TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
+              "user encoder expects [R, L, ", options_.dim(), "], got ", items.sizes());
+  const int64_t l = items.size(1);
+  TORCH_CHECK(l <= options_.max_len(), "row length ", l, " > max_len ", options_.max_len());
+  TORCH_CHECK(valid.sizes() == items.sizes().slice(0, 2) &&
+                  positions.sizes() == items.sizes().slice(0, 2),
+              "valid and positions must be [R, L]");
+  TORCH_CHECK(allowed.dim() == 3 && allowed.size(0) == items.size(0) && allowed.size(1) == l &&
+                  allowed.size(2) == l,
+              "allowed must be [R, L, L], got ", allowed.sizes());
+  torch::Tensor x = items + positions_(positions);
+  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+  for (auto& block : blocks_) x = block->forward(x, allowed);
+  return x;
+}
+
 }  // namespace recsys

@@ -44,6 +44,16 @@ class UserEncoderImpl : public torch::nn::Module {
   // items: [B, L, D] item embeddings (L <= max_len, left-padded);
   // valid: [B, L] bool. Returns [B, L, D]; position t encodes items <= t.
   torch::Tensor forward(const torch::Tensor& items, const torch::Tensor& valid);
+  // Packed form (training): several sequences share a row of L slots, so
+  // short sequences do not pay for max_len positions each.
+  // positions: [R, L] int64, the position index of each slot (a sequence of
+  // n items takes positions max_len - n .. max_len - 1, as when left-padded);
+  // allowed: [R, L, L] bool, query slot q may attend to key slot k (the
+  // earlier slots of its own sequence and itself; an empty slot: itself);
+  // valid: [R, L] bool. Each sequence's outputs equal forward() on it alone,
+  // left-padded (up to rounding; in training, dropout draws differ).
+  torch::Tensor ForwardPacked(const torch::Tensor& items, const torch::Tensor& valid,
+                              const torch::Tensor& positions, const torch::Tensor& allowed);
   const UserEncoderOptions& options() const { return options_; }
 
  private:

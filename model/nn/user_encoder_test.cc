@@ -52,5 +52,54 @@ TEST(UserEncoderTest, PaddingDoesNotLeakIntoValidPositions) {
   EXPECT_TRUE(torch::allclose(a.slice(1, 2, 5), c, 1e-5, 1e-5));
 }
 
+// Two sequences (2 and 3 items) packed into one row of 5 slots give each
+// the outputs it gets alone, left-padded; a third in a row with an empty
+// slot too.
+TEST(UserEncoderTest, PackedRowsEqualEachSequenceAlone) {
+  UserEncoder enc = Make();
+  const int64_t L = 5;
+  torch::Tensor a = torch::randn({2, 8}), b = torch::randn({3, 8}), c = torch::randn({4, 8});
+  auto alone = [&](const torch::Tensor& s) {
+    const int64_t n = s.size(0);
+    torch::Tensor x = torch::cat({torch::zeros({L - n, 8}), s}).unsqueeze(0);
+    torch::Tensor valid = torch::arange(L).ge(L - n).unsqueeze(0);
+    return enc->forward(x, valid)[0].slice(0, L - n, L);
+  };
+  torch::Tensor items = torch::stack({torch::cat({a, b}), torch::cat({c, torch::zeros({1, 8})})});
+  torch::Tensor valid = torch::ones({2, L}, torch::kBool);
+  valid[1][4] = false;
+  torch::Tensor pos = torch::tensor({{3, 4, 2, 3, 4}, {1, 2, 3, 4, 0}}, torch::kLong);
+  torch::Tensor allowed = torch::zeros({2, L, L}, torch::kBool);
+  auto segment = [&](int64_t row, int64_t from, int64_t n) {
+    for (int64_t q = 0; q < n; ++q)
+      for (int64_t k = 0; k <= q; ++k) allowed[row][from + q][from + k] = true;
+  };
+  segment(0, 0, 2);
+  segment(0, 2, 3);
+  segment(1, 0, 4);
+  allowed[1][4][4] = true;  // the empty slot: itself only
+  torch::Tensor out = enc->ForwardPacked(items, valid, pos, allowed);
+  EXPECT_TRUE(torch::allclose(out[0].slice(0, 0, 2), alone(a), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out[0].slice(0, 2, 5), alone(b), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out[1].slice(0, 0, 4), alone(c), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::isnan(out).any().item<bool>());
+  // Without the segment mask the second sequence would see the first.
+  torch::Tensor leaky = enc->ForwardPacked(items, valid, pos,
+                                           torch::ones({L, L}, torch::kBool).tril().expand({2, L, L}));
+  EXPECT_FALSE(torch::allclose(leaky[0].slice(0, 2, 5), alone(b), 1e-3, 1e-3));
+}
+
+TEST(UserEncoderTest, PackedRejectsMismatchedShapes) {
+  UserEncoder enc = Make();
+  torch::Tensor items = torch::randn({1, 5, 8});
+  torch::Tensor valid = torch::ones({1, 5}, torch::kBool);
+  EXPECT_THROW(enc->ForwardPacked(items, valid, torch::zeros({1, 4}, torch::kLong),
+                                  torch::ones({1, 5, 5}, torch::kBool)),
+               c10::Error);
+  EXPECT_THROW(enc->ForwardPacked(items, valid, torch::zeros({1, 5}, torch::kLong),
+                                  torch::ones({1, 5, 4}, torch::kBool)),
+               c10::Error);
+}
+
 }  // namespace
 }  // namespace recsys

@@ -26,6 +26,8 @@ absl::StatusOr<std::unique_ptr<ItemStateStore>> ItemStateStore::Create(
     Modality m;
     ASSIGN_OR_RETURN(m.cache, HiddenStateCache::Open(path));
     m.name = m.cache->info().modality;
+    m.info = m.cache->info();
+    m.hidden_size = m.cache->hidden_size();
     if (m.name != "text" && m.name != "image") {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": modality \"", m.name, "\" (expected text or image)"));
@@ -73,6 +75,17 @@ absl::StatusOr<std::unique_ptr<ItemStateStore>> ItemStateStore::Create(
                    });
   for (int m = 0; m < store->num_modalities(); ++m) {
     RETURN_IF_ERROR(store->ScanStates(m, options));
+    Modality& mod = store->modalities_[m];
+    const int64_t values = store->num_items_ * store->num_blocks(m) * mod.hidden_size;
+    if (values > 0 && options.dense_max_bytes > 0 &&
+        values * static_cast<int64_t>(sizeof(float)) <= options.dense_max_bytes) {
+      std::vector<int64_t> all(store->num_items_);
+      for (int64_t i = 0; i < store->num_items_; ++i) all[i] = i;
+      std::vector<float> dense(values);
+      RETURN_IF_ERROR(store->Gather(m, all, dense.data()));
+      mod.dense = std::move(dense);
+      mod.cache.reset();  // unmapped: the dense copy replaces its pages
+    }
   }
   return store;
 }
@@ -226,6 +239,18 @@ int ItemStateStore::IndexOf(const std::string& name) const {
 absl::Status ItemStateStore::Gather(int m, const std::vector<int64_t>& ids,
                                     float* out) const {
   const Modality& mod = modalities_[m];
+  if (!mod.dense.empty()) {
+    const int64_t width = num_blocks(m) * mod.hidden_size;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || ids[i] >= num_items_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("item id ", ids[i], " outside [0, ", num_items_, ")"));
+      }
+      std::memcpy(out + static_cast<int64_t>(i) * width, mod.dense.data() + ids[i] * width,
+                  static_cast<size_t>(width) * sizeof(float));
+    }
+    return absl::OkStatus();
+  }
   const int64_t s_all = mod.cache->num_states();
   const int64_t h = mod.cache->hidden_size();
   const int64_t k = static_cast<int64_t>(mod.states.size());

@@ -44,6 +44,13 @@ class ItemStateStore {
     // CLS states have mean pairwise cosine 0.999), which the side network
     // otherwise cannot separate.
     bool standardize = false;
+    // After the checks, keep the selected (and standardized) states of every
+    // item as one dense F32 array per modality when it takes at most this
+    // many bytes, and unmap the cache: Gather() is then a row copy and the
+    // trainer indexes the array (or its device copy) directly, instead of
+    // converting F16 and standardizing per batch. 0: never (Gather reads
+    // the mapping, as before). Scientific's stand-in BERT cache: 85 MB.
+    int64_t dense_max_bytes = int64_t{4} << 30;
   };
 
   // `item_keys`: dense id -> key. INVALID_ARGUMENT for two caches of the same
@@ -67,9 +74,9 @@ class ItemStateStore {
   int64_t num_blocks(int m) const {
     return static_cast<int64_t>(modalities_[m].states.size());
   }
-  int64_t hidden_size(int m) const { return modalities_[m].cache->hidden_size(); }
+  int64_t hidden_size(int m) const { return modalities_[m].hidden_size; }
   const std::vector<int>& state_indices(int m) const { return modalities_[m].states; }
-  const HiddenStateCacheInfo& info(int m) const { return modalities_[m].cache->info(); }
+  const HiddenStateCacheInfo& info(int m) const { return modalities_[m].info; }
   int64_t num_items() const { return num_items_; }
 
   // Per-state, per-dimension statistics used when standardizing:
@@ -79,16 +86,25 @@ class ItemStateStore {
   // Writes [ids.size(), num_blocks(m), hidden_size(m)] floats to `out`.
   // INVALID_ARGUMENT for an id outside [0, num_items).
   absl::Status Gather(int m, const std::vector<int64_t>& ids, float* out) const;
+  // The dense [num_items, num_blocks(m), hidden_size(m)] F32 states (what
+  // Gather() serves, row = dense item id), or nullptr when they did not fit
+  // (Options::dense_max_bytes). Lives as long as the store.
+  const float* dense_states(int m) const {
+    return modalities_[m].dense.empty() ? nullptr : modalities_[m].dense.data();
+  }
 
  private:
   struct Modality {
     std::string name;
     std::string path;
-    std::unique_ptr<HiddenStateCache> cache;
+    std::unique_ptr<HiddenStateCache> cache;  // null once `dense` is built
+    HiddenStateCacheInfo info;
+    int64_t hidden_size = 0;
     std::vector<int64_t> row_of_item;  // -1: missing (zeros)
     std::vector<int> states;
     std::vector<float> mean;     // standardize only
     std::vector<float> inv_std;  // standardize only
+    std::vector<float> dense;    // see dense_states()
   };
   // The load-time pass over modality m: validity checks, and the statistics
   // when `standardize`.

@@ -104,6 +104,47 @@ TEST(ItemStateStoreTest, StandardizesOverTheCatalog) {
   for (int x = 0; x < 4; ++x) EXPECT_EQ(out[x], 0.0f);
 }
 
+// The dense copy serves exactly what the mapped path serves (F16 caches,
+// standardized, missing items as zeros), in dense-id order; over the byte
+// budget there is none.
+TEST(ItemStateStoreTest, DenseStatesEqualTheMappedPath) {
+  const std::string txt = WriteCache("dense.st", "text", {"c", "a", "b"}, 5, 3, DType::kF16);
+  ItemStateStore::Options opt;
+  opt.cache_paths = {txt};
+  opt.standardize = true;
+  opt.allow_missing_items = true;
+  opt.max_missing_fraction = 0.5;
+  const std::vector<std::string> items = {"a", "b", "zz", "c"};
+  opt.dense_max_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(auto mapped, ItemStateStore::Create(opt, items));
+  EXPECT_EQ(mapped->dense_states(0), nullptr);
+  opt.dense_max_bytes = int64_t{1} << 20;
+  ASSERT_OK_AND_ASSIGN(auto dense, ItemStateStore::Create(opt, items));
+  ASSERT_NE(dense->dense_states(0), nullptr);
+  EXPECT_EQ(dense->info(0).modality, "text");  // kept after the cache is unmapped
+  EXPECT_EQ(dense->hidden_size(0), 3);
+  const int64_t width = 3 * 3;  // states 0, 2, 4 of width 3
+  std::vector<float> a(4 * width), b(4 * width);
+  ASSERT_OK(mapped->Gather(0, {0, 1, 2, 3}, a.data()));
+  ASSERT_OK(dense->Gather(0, {3, 0, 2, 1}, b.data()));
+  const float* table = dense->dense_states(0);
+  const int64_t order[] = {3, 0, 2, 1};
+  for (int r = 0; r < 4; ++r) {
+    for (int64_t x = 0; x < width; ++x) {
+      EXPECT_EQ(b[r * width + x], a[order[r] * width + x]) << r << " " << x;
+      EXPECT_EQ(table[order[r] * width + x], a[order[r] * width + x]);
+    }
+  }
+  for (int64_t x = 0; x < width; ++x) EXPECT_EQ(table[2 * width + x], 0.0f);  // "zz"
+  EXPECT_NE(a[0], a[width]);  // the rows differ: the comparison means something
+  std::vector<float> out(width);
+  EXPECT_THAT(dense->Gather(0, {4}, out.data()), StatusIs(absl::StatusCode::kInvalidArgument));
+  // One byte short of the table: no dense copy.
+  opt.dense_max_bytes = 4 * width * static_cast<int64_t>(sizeof(float)) - 1;
+  ASSERT_OK_AND_ASSIGN(auto tight, ItemStateStore::Create(opt, items));
+  EXPECT_EQ(tight->dense_states(0), nullptr);
+}
+
 TEST(ItemStateStoreTest, MissingItems) {
   const std::string txt = WriteCache("t2.st", "text", {"a"}, 3, 2, DType::kF32);
   ItemStateStore::Options opt;

@@ -1,13 +1,18 @@
 #include "trainer/training/trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <future>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <utility>
 
 #include <ATen/autocast_mode.h>
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+#include <cuda_runtime_api.h>
+#endif
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -23,7 +28,10 @@
 #include "trainer/training/item_inputs.h"
 #include "trainer/training/epoch_checkpoint.h"
 #include "trainer/training/evaluation.h"
+#include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
+#include "trainer/training/loss_scaler.h"
+#include "trainer/training/torch_threads.h"
 
 namespace recsys {
 namespace {
@@ -32,20 +40,27 @@ absl::Status TorchError(absl::string_view where, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(where, ": ", e.what_without_backtrace()));
 }
 
-// Enables CUDA autocast for its lifetime when `on`; CPU runs stay fp32.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define RECSYS_AUTOCAST_PER_DEVICE 1
+#endif
+
+// Enables CUDA autocast to `dtype` for its lifetime (kFloat: off); CPU runs
+// stay fp32.
 class AutocastScope {
  public:
-  explicit AutocastScope(bool on) : on_(on) {
+  explicit AutocastScope(at::ScalarType dtype) : on_(dtype != at::kFloat) {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR >= 2
+#ifdef RECSYS_AUTOCAST_PER_DEVICE
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
 #else
+    at::autocast::set_autocast_gpu_dtype(dtype);
     at::autocast::set_enabled(true);
 #endif
   }
   ~AutocastScope() {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR >= 2
+#ifdef RECSYS_AUTOCAST_PER_DEVICE
     at::autocast::set_autocast_enabled(at::kCUDA, false);
 #else
     at::autocast::set_enabled(false);
@@ -57,13 +72,51 @@ class AutocastScope {
   bool on_;
 };
 
-// The CPU-side index structure of one training step.
+// Whether CUDA device `index` computes in bf16 natively (compute capability
+// 8.0+: Ampere, Hopper). Only the CMake build against a CUDA LibTorch
+// (trainer/gpu) can ask the runtime; elsewhere the answer is no (fp16 with
+// loss scaling is safe everywhere).
+bool CudaHasBf16(int index) {
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, index < 0 ? 0 : index) != cudaSuccess) return false;
+  return p.major >= 8;
+#else
+  (void)index;
+  return false;
+#endif
+}
+
+// Adds the wall time since the last Lap() to a phase counter. With `sync`
+// (CUDA) the device is synchronised first, so queued kernels count in the
+// phase that queued them.
+class PhaseClock {
+ public:
+  explicit PhaseClock(bool sync) : sync_(sync), last_(std::chrono::steady_clock::now()) {}
+  void Lap(double* phase) {
+    if (sync_) torch::cuda::synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    *phase += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  bool sync_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// The CPU-side index structure of one training step. The windows' inputs
+// are packed for the user encoder: first fit, longest first, into rows of L
+// slots (Scientific: ~4 inputs per window, so ~28 rows instead of 64).
 struct Batch {
-  int64_t rows = 0;                  // B
+  int64_t rows = 0;                  // B windows
   std::vector<int64_t> items;        // distinct item ids, sorted (U)
-  std::vector<int64_t> seq_local;    // [B * L] index into items, U = padding
-  std::vector<uint8_t> valid;        // [B * L]
-  std::vector<int64_t> positions;    // flat b * L + t of positions with a target
+  int64_t packed_rows = 0;           // R
+  std::vector<int64_t> seq_local;    // [R * L] index into items, U = empty slot
+  std::vector<uint8_t> valid;        // [R * L]
+  std::vector<int64_t> slot_position;  // [R * L] position index (end-aligned)
+  std::vector<uint8_t> allowed;      // [R * L * L] query slot -> key slot
+  std::vector<int64_t> positions;    // flat packed slot of each position with a target
   std::vector<int64_t> position_row; // b of each position
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
@@ -92,18 +145,42 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
   const int64_t u = static_cast<int64_t>(b.items.size());
   const int64_t c = static_cast<int64_t>(targets.size());
   for (int64_t t : targets) b.candidates.push_back(LocalIndex(b.items, t));
-  b.seq_local.assign(b.rows * L, u);
-  b.valid.assign(b.rows * L, 0);
+  // Pack: each window (n_in inputs) goes to the first row with room.
+  std::vector<int64_t> n_in(b.rows), by_length(b.rows), row_of(b.rows), slot_of(b.rows);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    n_in[r] = static_cast<int64_t>(split.train[order[begin + r]].items.size()) - 1;
+  }
+  std::iota(by_length.begin(), by_length.end(), 0);
+  std::stable_sort(by_length.begin(), by_length.end(),
+                   [&n_in](int64_t a, int64_t z) { return n_in[a] > n_in[z]; });
+  std::vector<int64_t> fill;
+  for (int64_t r : by_length) {
+    size_t row = 0;
+    while (row < fill.size() && fill[row] + n_in[r] > L) ++row;
+    if (row == fill.size()) fill.push_back(0);
+    row_of[r] = static_cast<int64_t>(row);
+    slot_of[r] = fill[row];
+    fill[row] += n_in[r];
+  }
+  const int64_t R = static_cast<int64_t>(fill.size());
+  b.packed_rows = R;
+  b.seq_local.assign(R * L, u);
+  b.valid.assign(R * L, 0);
+  b.slot_position.assign(R * L, 0);
+  b.allowed.assign(R * L * L, 0);
+  for (int64_t q = 0; q < R * L; ++q) b.allowed[q * L + q % L] = 1;  // every slot: itself
   b.excluded.assign(b.rows * c, 0);
   for (int64_t r = 0; r < b.rows; ++r) {
     const TrainWindow& win = split.train[order[begin + r]];
     const auto& w = win.items;
-    const int64_t n_in = static_cast<int64_t>(w.size()) - 1;
-    const int64_t first = L - n_in;
-    for (int64_t t = 0; t < n_in; ++t) {
-      const int64_t flat = r * L + first + t;
+    const int64_t first = L - n_in[r];
+    const int64_t base = row_of[r] * L + slot_of[r];
+    for (int64_t t = 0; t < n_in[r]; ++t) {
+      const int64_t flat = base + t;
       b.seq_local[flat] = LocalIndex(b.items, w[t]);
       b.valid[flat] = 1;
+      b.slot_position[flat] = first + t;
+      for (int64_t k = 0; k <= t; ++k) b.allowed[flat * L + slot_of[r] + k] = 1;
       b.positions.push_back(flat);
       b.position_row.push_back(r);
       b.target.push_back(LocalIndex(targets, w[t + 1]));
@@ -156,9 +233,31 @@ struct Trainer::State {
   NetworkConfig network;  // what `model` is built from
   Recommender model{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer;
+  // The optimizer's parameters: one flat buffer per group (item tower, user
+  // encoder) behind the module's tensors (flat_parameters.h).
+  std::vector<torch::Tensor> flat_params;
+  // Per modality, every item's selected standardized states [N, K, D] on
+  // `device` when the store keeps them dense (ItemStateStore::dense_states);
+  // empty otherwise (then states are gathered from the mapped cache).
+  std::vector<torch::Tensor> state_tables;
+  at::ScalarType amp = at::kFloat;  // CUDA autocast dtype; kFloat: none
+  std::unique_ptr<DynamicLossScaler> scaler;  // fp16 only
   torch::Tensor log_prior;   // [N] log p(item) on device
   torch::Tensor popularity;  // [N] log(1 + count) on device
   std::unique_ptr<ProgressTracker> progress;
+  PhaseTimes phases;
+
+  // The item tower's inputs for `ids` (a [U] int64 tensor on `device` when
+  // the tables are there; the same ids as a vector otherwise).
+  absl::StatusOr<ItemInputs> Inputs(const std::vector<int64_t>& ids) {
+    if (kind != ModelKind::kIisan || state_tables.empty()) {
+      return GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device);
+    }
+    ItemInputs in;
+    in.ids = LongTensor(ids, device);
+    for (const torch::Tensor& t : state_tables) in.states.push_back(t.index_select(0, in.ids));
+    return in;
+  }
 
   // Item embeddings of all items, [N, d], computed in chunks; no grad.
   absl::StatusOr<torch::Tensor> AllItemEmbeddings() {
@@ -166,11 +265,17 @@ struct Trainer::State {
     const int64_t n = data->num_items();
     for (int64_t begin = 0; begin < n; begin += options.item_chunk) {
       const int64_t end = std::min(n, begin + options.item_chunk);
-      std::vector<int64_t> ids(end - begin);
-      std::iota(ids.begin(), ids.end(), begin);
-      ASSIGN_OR_RETURN(ItemInputs in,
-                       GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device));
-      AutocastScope autocast(device.is_cuda());
+      ItemInputs in;
+      if (kind == ModelKind::kIisan && !state_tables.empty()) {
+        in.ids = torch::arange(begin, end, torch::TensorOptions().dtype(torch::kLong).device(device));
+        for (const torch::Tensor& t : state_tables) in.states.push_back(t.narrow(0, begin, end - begin));
+      } else {
+        std::vector<int64_t> ids(end - begin);
+        std::iota(ids.begin(), ids.end(), begin);
+        ASSIGN_OR_RETURN(in, GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids,
+                                              device));
+      }
+      AutocastScope autocast(amp);
       parts.push_back(model->EmbedItems(in).to(torch::kFloat));
     }
     return torch::cat(parts, 0);
@@ -194,7 +299,7 @@ struct Trainer::State {
     }
     torch::Tensor table = torch::cat({item_emb, torch::zeros({1, item_emb.size(1)}, item_emb.options())});
     torch::Tensor seq = table.index_select(0, LongTensor(idx, device)).view({b, L, -1});
-    AutocastScope autocast(device.is_cuda());
+    AutocastScope autocast(amp);
     torch::Tensor out = model->EncodeUsers(seq, BoolTensor(valid, {b, L}, device));
     return out.select(1, L - 1).to(torch::kFloat);
   }
@@ -204,6 +309,7 @@ Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Trainer::~Trainer() = default;
 
 const LeaveOneOutSplit& Trainer::split() const { return state_->split; }
+const PhaseTimes& Trainer::phase_times() const { return state_->phases; }
 
 const NetworkConfig& Trainer::network() const { return state_->network; }
 int64_t Trainer::embedding_dim() const { return state_->options.embedding_dim; }
@@ -246,7 +352,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (s->device.is_cuda() && !torch::cuda::is_available()) {
     return absl::UnavailableError("device=cuda requested but no CUDA device is available");
   }
-  if (o.num_threads > 0) torch::set_num_threads(o.num_threads);
+  if (o.num_threads > 0) LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);
+  if (o.amp != "auto" && o.amp != "bf16" && o.amp != "fp16" && o.amp != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("amp \"", o.amp, "\": expected auto, bf16, fp16 or off"));
+  }
+  if (s->device.is_cuda() && o.amp != "off") {
+    const bool bf16 = o.amp == "bf16" || (o.amp == "auto" && CudaHasBf16(s->device.index()));
+    s->amp = bf16 ? at::kBFloat16 : at::kHalf;
+    if (!bf16) s->scaler = std::make_unique<DynamicLossScaler>();
+    LOG(INFO) << "CUDA mixed precision: " << (bf16 ? "bf16 autocast" : "fp16 autocast + dynamic loss scaling");
+  }
   s->split = SplitLeaveOneOut(*data, o.max_len);
   if (s->split.test.empty()) {
     size_t longest = 0;
@@ -295,11 +411,28 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
       if (absl::Status valid = ValidateNetworkConfig(net); !valid.ok()) return valid;
       s->model = Recommender(RecommenderOptionsFor(net));
       s->model->to(s->device);
+      s->flat_params = {FlattenParameters(s->model->ItemTowerParameters()),
+                        FlattenParameters(s->model->UserEncoderParameters())};
+      if (s->kind == ModelKind::kIisan) {
+        for (int m = 0; m < store->num_modalities(); ++m) {
+          const float* dense = store->dense_states(m);
+          if (dense == nullptr) {
+            s->state_tables.clear();
+            break;
+          }
+          // The store outlives the trainer (REQUIRES of Create): no copy on CPU.
+          s->state_tables.push_back(
+              torch::from_blob(const_cast<float*>(dense),
+                               {data->num_items(), store->num_blocks(m), store->hidden_size(m)},
+                               torch::kFloat)
+                  .to(s->device));
+        }
+      }
       std::vector<torch::optim::OptimizerParamGroup> groups;
-      groups.emplace_back(s->model->ItemTowerParameters(),
+      groups.emplace_back(std::vector<torch::Tensor>{s->flat_params[0]},
                           std::make_unique<torch::optim::AdamOptions>(
                               torch::optim::AdamOptions(o.item_tower_lr).weight_decay(o.weight_decay)));
-      groups.emplace_back(s->model->UserEncoderParameters(),
+      groups.emplace_back(std::vector<torch::Tensor>{s->flat_params[1]},
                           std::make_unique<torch::optim::AdamOptions>(
                               torch::optim::AdamOptions(o.user_encoder_lr).weight_decay(o.weight_decay)));
       s->optimizer = std::make_unique<torch::optim::Adam>(std::move(groups));
@@ -338,24 +471,39 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   double loss_sum = 0;
   int64_t done = 0;
   const int64_t L = s.options.max_len;
+  // The next step's batch (index work on the CPU) is built on another
+  // thread while this step computes.
+  auto make_batch = [&s, &order](int64_t step) {
+    const size_t begin = step * s.options.batch_size;
+    const size_t end = std::min(order.size(), begin + s.options.batch_size);
+    return MakeBatch(s.split, order, begin, end, s.options.max_len);
+  };
+  std::future<Batch> next;
+  if (steps > 0) next = std::async(std::launch::async, make_batch, 0);
   try {
     for (int64_t step = 0; step < steps; ++step) {
-      const size_t begin = step * s.options.batch_size;
-      const size_t end = std::min(order.size(), begin + s.options.batch_size);
-      Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len);
-      ASSIGN_OR_RETURN(ItemInputs in,
-                       GatherItemInputs(s.kind == ModelKind::kIisan ? s.store : nullptr,
-                                        b.items, s.device));
+      PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
+      Batch b = next.get();
+      if (step + 1 < steps) next = std::async(std::launch::async, make_batch, step + 1);
+      ASSIGN_OR_RETURN(ItemInputs in, s.Inputs(b.items));
+      clock.Lap(&s.phases.gather);
       torch::Tensor loss;
       {
-        AutocastScope autocast(s.device.is_cuda());
+        AutocastScope autocast(s.amp);
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
+        clock.Lap(&s.phases.side_forward);
         torch::Tensor table = torch::cat({emb, torch::zeros({1, emb.size(1)}, emb.options())});
+        const int64_t R = b.packed_rows;
         torch::Tensor seq =
-            table.index_select(0, LongTensor(b.seq_local, s.device)).view({b.rows, L, -1});
-        torch::Tensor out = s.model->EncodeUsers(seq, BoolTensor(b.valid, {b.rows, L}, s.device))
-                                .reshape({b.rows * L, -1});
+            table.index_select(0, LongTensor(b.seq_local, s.device)).view({R, L, -1});
+        torch::Tensor out =
+            s.model
+                ->EncodeUsersPacked(seq, BoolTensor(b.valid, {R, L}, s.device),
+                                    LongTensor(b.slot_position, s.device).view({R, L}),
+                                    BoolTensor(b.allowed, {R, L, L}, s.device))
+                .reshape({R * L, -1});
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
+        clock.Lap(&s.phases.user_encoder);
         torch::Tensor cand_local = LongTensor(b.candidates, s.device);
         torch::Tensor cands = emb.index_select(0, cand_local);
         torch::Tensor prior;
@@ -368,6 +516,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         loss = InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, s.device), prior, excluded);
       }
       const double l = loss.item<double>();
+      clock.Lap(&s.phases.loss);
       if (!std::isfinite(l)) {
         // Stop before the step: it would write NaN into every weight.
         return absl::InternalError(absl::StrFormat(
@@ -376,8 +525,20 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
       }
       s.optimizer->zero_grad();
-      loss.backward();
-      s.optimizer->step();
+      if (s.scaler) {
+        s.scaler->Scale(loss).backward();
+      } else {
+        loss.backward();
+      }
+      clock.Lap(&s.phases.backward);
+      // fp16: a step whose scaled gradients overflowed is skipped (the
+      // scaler backs off); the weights never see Inf.
+      if (!s.scaler || s.scaler->UnscaleAndUpdate({s.flat_params[0].grad(),
+                                                     s.flat_params[1].grad()})) {
+        s.optimizer->step();
+      }
+      clock.Lap(&s.phases.optimizer);
+      ++s.phases.steps;
       loss_sum += l;
       done += static_cast<int64_t>(b.positions.size());
       s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,
@@ -405,6 +566,7 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
                                                 bool repeated_target_is_miss) {
   State& s = *state_;
   RankingMetrics metrics;
+  PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
   try {
     torch::NoGradGuard no_grad;
     torch::Tensor items;
@@ -447,6 +609,8 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
   } catch (const c10::Error& e) {
     return TorchError("evaluation", e);
   }
+  clock.Lap(&s.phases.evaluation);
+  ++s.phases.evaluations;
   return metrics.Report();
 }
 

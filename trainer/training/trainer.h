@@ -12,7 +12,8 @@
 // training stops after `patience` epochs without improvement of NDCG@10.
 //
 // Device-agnostic: every tensor is created on options.device; on CUDA the
-// forward pass runs under autocast (fp16), the loss in fp32.
+// forward pass runs under autocast (bf16, or fp16 with loss scaling: see
+// TrainerOptions::amp), the loss in fp32.
 // LibTorch stays out of this header (pimpl) so binaries and the exporter
 // include it cheaply.
 //
@@ -57,6 +58,10 @@ struct TrainProgress {
 struct TrainerOptions {
   std::string model = "iisan";    // iisan | sasrec | popularity
   std::string device = "cpu";     // cpu | cuda | cuda:N
+  // CUDA mixed precision: auto (bf16 where the GPU has it, compute
+  // capability >= 8, else fp16 with a dynamic loss scaler) | bf16 | fp16 |
+  // off (fp32). CPU runs are always fp32.
+  std::string amp = "auto";
   int epochs = 10;                // upper bound (early stopping)
   int patience = 3;               // epochs without NDCG@10 gain before stopping
   int batch_size = 64;            // training windows per step
@@ -74,9 +79,12 @@ struct TrainerOptions {
   bool popularity_correction = true;  // logit - log p(item)
   uint64_t seed = 42;
   int num_threads = 0;            // intra-op threads (process-wide); 0: LibTorch's default
-  int eval_batch_size = 512;      // users per scoring batch
+  int eval_batch_size = 256;      // users per scoring batch ([B, N] scores: 21 MB on Scientific)
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
+  // CUDA: synchronise the device at each phase boundary so phase_times()
+  // is exact (costs a little). CPU phases are exact either way.
+  bool time_phases = false;
   std::string checkpoint_path;    // best weights go here when set
   // After every epoch the resumable state (model, optimizer, epoch, RNG,
   // best weights) is written here (trainer/training/epoch_checkpoint.h);
@@ -94,6 +102,22 @@ struct EpochStats {
   double train_seconds = 0;
   double positions_per_second = 0;
   RankingReport validation;
+};
+
+// Wall seconds spent in each phase of the training steps and evaluations
+// since the trainer was created (accumulated; callers take differences).
+// Measured with a steady clock around each phase; on CUDA the phases are
+// synchronised first when TrainerOptions::time_phases is set.
+struct PhaseTimes {
+  int64_t steps = 0;
+  double gather = 0;        // batch indices + item states (cache -> F32, standardised)
+  double side_forward = 0;  // item tower forward (side network / ID table)
+  double user_encoder = 0;  // sequence assembly + user-encoder forward
+  double loss = 0;          // candidates, mask, in-batch softmax, loss value
+  double backward = 0;      // zero_grad + backward
+  double optimizer = 0;     // Adam step
+  double evaluation = 0;    // Evaluate() calls (validation / test)
+  int64_t evaluations = 0;
 };
 
 struct TrainResult {
@@ -141,6 +165,8 @@ class Trainer {
   std::string ConfigJson() const;
 
   const LeaveOneOutSplit& split() const;
+  // Where the time went so far (see PhaseTimes).
+  const PhaseTimes& phase_times() const;
   // The networks being trained (not for the popularity baseline).
   const NetworkConfig& network() const;
 

@@ -1,0 +1,332 @@
+// The trainer's speed on Amazon Scientific (or a synthetic set of the same
+// size when the real data or its cache is absent): steps/s and seconds per
+// epoch at each thread count, the per-phase breakdown of a step, the
+// evaluation time, peak RSS, the load average around each measurement, and,
+// when /usr/bin/python3 can import torch, the same step in plain PyTorch
+// (reference_step.py) side by side. One JSON object on stdout (and --out).
+//
+//   train_bench --interactions=$D/users.tsv --text_cache=/tmp/sci_bert_standin.safetensors
+//   train_bench                     # synthetic 12,076 users x 20,825 items, text 7 x 256
+//
+// Figures belong here, never in unit tests (see trainer/README.md).
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/flags.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "trainer/data/demo_data.h"
+#include "trainer/data/interactions.h"
+#include "trainer/data/item_state_store.h"
+#include "trainer/data/layer_selection.h"
+#include "trainer/training/trainer.h"
+
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+ABSL_FLAG(std::string, interactions, "",
+          "users.tsv; empty: a synthetic set of Scientific's size under --scratch_dir");
+ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (with --interactions)");
+ABSL_FLAG(std::string, scratch_dir, "/tmp/recsys-train-bench", "where the synthetic set goes");
+ABSL_FLAG(std::string, threads, "1,2", "intra-op thread counts to measure");
+ABSL_FLAG(int, warmup_steps, 5, "steps before the timed ones");
+ABSL_FLAG(int, steps, 60, "timed steps per thread count");
+ABSL_FLAG(std::string, epoch_threads, "1",
+          "thread counts at which a whole epoch + validation is also timed (empty: none)");
+ABSL_FLAG(int, batch_size, 64, "training windows per step");
+ABSL_FLAG(int, max_len, 10, "user-encoder input length");
+ABSL_FLAG(uint64_t, seed, 42, "random seed");
+ABSL_FLAG(std::string, device, "cpu", "cpu | cuda");
+ABSL_FLAG(std::string, python, "/usr/bin/python3", "python with torch for the reference");
+ABSL_FLAG(std::string, reference_script, "trainer/bench/reference_step.py",
+          "the plain-PyTorch step (empty: skip)");
+ABSL_FLAG(std::string, label, "", "free text copied into the report (e.g. the commit)");
+ABSL_FLAG(std::string, out, "", "also write the JSON report here");
+
+namespace recsys {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double LoadAverage1() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return l;
+}
+
+// Peak bytes the caching allocator handed out on CUDA device 0 (-1 without
+// a CUDA build).
+double PeakGpuMb() {
+#ifdef RECSYS_WITH_CUDA_RUNTIME
+  if (absl::GetFlag(FLAGS_device) != "cpu") {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    return stats.allocated_bytes[0].peak / 1048576.0;
+  }
+#endif
+  return -1;
+}
+
+double PeakRssMb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+nlohmann::json PhasesJson(const PhaseTimes& a, const PhaseTimes& b) {
+  const double n = static_cast<double>(std::max<int64_t>(1, b.steps - a.steps));
+  auto ms = [n](double x) { return 1000.0 * x / n; };
+  nlohmann::json j;
+  j["gather_ms"] = ms(b.gather - a.gather);
+  j["side_forward_ms"] = ms(b.side_forward - a.side_forward);
+  j["user_encoder_ms"] = ms(b.user_encoder - a.user_encoder);
+  j["loss_ms"] = ms(b.loss - a.loss);
+  j["backward_ms"] = ms(b.backward - a.backward);
+  j["optimizer_ms"] = ms(b.optimizer - a.optimizer);
+  j["sum_ms"] = ms((b.gather - a.gather) + (b.side_forward - a.side_forward) +
+                   (b.user_encoder - a.user_encoder) + (b.loss - a.loss) +
+                   (b.backward - a.backward) + (b.optimizer - a.optimizer));
+  return j;
+}
+
+struct Data {
+  std::string interactions, text_cache, source;
+};
+
+absl::StatusOr<Data> PrepareData() {
+  Data d;
+  d.interactions = absl::GetFlag(FLAGS_interactions);
+  d.text_cache = absl::GetFlag(FLAGS_text_cache);
+  if (!d.interactions.empty() && !d.text_cache.empty() && PathExists(d.interactions) &&
+      PathExists(d.text_cache)) {
+    d.source = "given";
+    return d;
+  }
+  if (!d.interactions.empty()) {
+    LOG(WARNING) << "--interactions/--text_cache missing or absent: using the synthetic set";
+  }
+  // Scientific's size: 12,076 users, 20,825 items, sequences 5.. (median 6),
+  // a 7-state x 256 text cache (the stand-in BERT 6 x 256).
+  DemoDataOptions o;
+  o.num_items = 20825;
+  o.num_users = 12076;
+  o.min_sequence_length = 5;
+  o.max_sequence_length = 9;
+  o.text_states = 7;
+  o.text_hidden = 256;
+  o.image_states = 1;  // unused by the bench; kept tiny
+  o.image_hidden = 4;
+  o.seed = 7;
+  const std::string dir = absl::GetFlag(FLAGS_scratch_dir);
+  d.interactions = JoinPath(dir, "users.tsv");
+  d.text_cache = JoinPath(dir, "text_states.safetensors");
+  if (!PathExists(d.interactions) || !PathExists(d.text_cache)) {
+    RETURN_IF_ERROR(WriteDemoData(GenerateDemoData(o), o, dir));
+  }
+  d.source = "synthetic (12076 users x 20825 items, text 7 x 256)";
+  return d;
+}
+
+TrainerOptions BaseOptions() {
+  TrainerOptions o;
+  o.model = "iisan";
+  o.device = absl::GetFlag(FLAGS_device);
+  o.batch_size = absl::GetFlag(FLAGS_batch_size);
+  o.max_len = absl::GetFlag(FLAGS_max_len);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.epochs = 1;
+  o.time_phases = true;
+  o.log_interval = absl::Hours(1);
+  return o;
+}
+
+// Timed steps at `threads`: steps/s over the steps after the warm-up, and
+// the phases of those steps.
+absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
+                                            const ItemStateStore& store, int threads) {
+  const int warmup = absl::GetFlag(FLAGS_warmup_steps);
+  const int steps = absl::GetFlag(FLAGS_steps);
+  TrainerOptions o = BaseOptions();
+  o.num_threads = threads;
+  o.max_steps_per_epoch = warmup + steps;
+  Clock::time_point t0, t1;
+  PhaseTimes p0;
+  const Trainer* self = nullptr;
+  o.on_progress = [&](const TrainProgress& p) {
+    if (p.finished_epoch != nullptr) return absl::OkStatus();
+    if (p.step == warmup) {
+      t0 = Clock::now();
+      p0 = self->phase_times();
+    }
+    if (p.step == warmup + steps) t1 = Clock::now();
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(o, &data, &store));
+  self = trainer.get();
+  const double load_before = LoadAverage1();
+  ASSIGN_OR_RETURN(double loss, trainer->TrainEpoch(1));
+  const double secs = std::chrono::duration<double>(t1 - t0).count();
+  nlohmann::json j;
+  j["threads"] = threads;
+  j["timed_steps"] = steps;
+  j["steps_per_second"] = steps / secs;
+  j["ms_per_step"] = 1000.0 * secs / steps;
+  j["mean_loss"] = loss;
+  j["phases"] = PhasesJson(p0, trainer->phase_times());
+  j["load_average_1m"] = {load_before, LoadAverage1()};
+  return j;
+}
+
+// A whole epoch and one validation pass at `threads`.
+absl::StatusOr<nlohmann::json> MeasureEpoch(const InteractionData& data,
+                                            const ItemStateStore& store, int threads) {
+  TrainerOptions o = BaseOptions();
+  o.num_threads = threads;
+  ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(o, &data, &store));
+  const double load_before = LoadAverage1();
+  const Clock::time_point t0 = Clock::now();
+  ASSIGN_OR_RETURN(double loss, trainer->TrainEpoch(1));
+  const Clock::time_point t1 = Clock::now();
+  const PhaseTimes after_train = trainer->phase_times();
+  ASSIGN_OR_RETURN(RankingReport valid, trainer->Evaluate(trainer->split().validation));
+  const Clock::time_point t2 = Clock::now();
+  const int64_t steps = after_train.steps;
+  nlohmann::json j;
+  j["threads"] = threads;
+  j["steps"] = steps;
+  j["train_seconds"] = std::chrono::duration<double>(t1 - t0).count();
+  j["steps_per_second"] = steps / std::chrono::duration<double>(t1 - t0).count();
+  j["validation_seconds"] = std::chrono::duration<double>(t2 - t1).count();
+  j["epoch_seconds_with_validation"] = std::chrono::duration<double>(t2 - t0).count();
+  j["loss"] = loss;
+  j["validation_hr10"] = valid.hr(10);
+  j["validation_ndcg10"] = valid.ndcg_at(10);
+  j["phases"] = PhasesJson(PhaseTimes{}, after_train);
+  j["load_average_1m"] = {load_before, LoadAverage1()};
+  return j;
+}
+
+// Runs the plain-PyTorch reference at `threads`; its JSON line, or why not.
+nlohmann::json RunReference(const Data& d, int threads) {
+  const std::string script = absl::GetFlag(FLAGS_reference_script);
+  if (script.empty()) return {{"skipped", "--reference_script is empty"}};
+  if (!PathExists(script)) return {{"skipped", absl::StrCat(script, " not found")}};
+  const std::string py = absl::GetFlag(FLAGS_python);
+  const std::string cmd = absl::StrCat(
+      py, " ", script, " --interactions=", d.interactions, " --text_cache=", d.text_cache,
+      " --threads=", threads, " --warmup_steps=", absl::GetFlag(FLAGS_warmup_steps),
+      " --steps=", absl::GetFlag(FLAGS_steps), " --batch_size=", absl::GetFlag(FLAGS_batch_size),
+      " --max_len=", absl::GetFlag(FLAGS_max_len), " --seed=", absl::GetFlag(FLAGS_seed),
+      " 2>&1");
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return {{"skipped", "could not start " + py}};
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
+  const int rc = pclose(pipe);
+  std::string last;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipWhitespace())) {
+    last = std::string(line);
+  }
+  if (rc != 0) return {{"skipped", absl::StrCat(py, " failed (", rc, "): ", last.substr(0, 300))}};
+  try {
+    return nlohmann::json::parse(last);
+  } catch (const nlohmann::json::exception&) {
+    return {{"skipped", "unparsable output: " + last.substr(0, 300)}};
+  }
+}
+
+std::vector<int> ParseThreads(const std::string& s) {
+  std::vector<int> out;
+  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
+    int n = 0;
+    if (absl::SimpleAtoi(p, &n) && n > 0) out.push_back(n);
+  }
+  return out;
+}
+
+absl::Status Run() {
+  ASSIGN_OR_RETURN(Data d, PrepareData());
+  ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
+  ItemStateStore::Options so;
+  so.cache_paths = {d.text_cache};
+  so.layers.mode = LayerMode::kEverySecond;
+  so.standardize = true;
+  const Clock::time_point s0 = Clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<ItemStateStore> store,
+                   ItemStateStore::Create(so, data.item_keys));
+  const double open_seconds = std::chrono::duration<double>(Clock::now() - s0).count();
+
+  nlohmann::json report;
+  report["label"] = absl::GetFlag(FLAGS_label);
+  report["data"] = {{"source", d.source}, {"interactions", d.interactions},
+                    {"text_cache", d.text_cache}, {"users", data.num_users()},
+                    {"items", data.num_items()},
+                    {"blocks", store->num_blocks(0)}, {"hidden", store->hidden_size(0)}};
+  report["settings"] = {{"batch_size", absl::GetFlag(FLAGS_batch_size)},
+                        {"max_len", absl::GetFlag(FLAGS_max_len)},
+                        {"warmup_steps", absl::GetFlag(FLAGS_warmup_steps)},
+                        {"timed_steps", absl::GetFlag(FLAGS_steps)},
+                        {"device", absl::GetFlag(FLAGS_device)},
+                        {"standardize_states", true}, {"layer_mode", "every_second"}};
+  report["store_open_seconds"] = open_seconds;
+  nlohmann::json steps = nlohmann::json::array(), epochs = nlohmann::json::array(),
+                 reference = nlohmann::json::array();
+  for (int t : ParseThreads(absl::GetFlag(FLAGS_threads))) {
+    ASSIGN_OR_RETURN(nlohmann::json j, MeasureSteps(data, *store, t));
+    LOG(INFO) << "threads " << t << ": " << j.dump();
+    steps.push_back(j);
+    nlohmann::json r = RunReference(d, t);
+    LOG(INFO) << "pytorch reference, threads " << t << ": " << r.dump();
+    reference.push_back(r);
+  }
+  for (int t : ParseThreads(absl::GetFlag(FLAGS_epoch_threads))) {
+    ASSIGN_OR_RETURN(nlohmann::json j, MeasureEpoch(data, *store, t));
+    LOG(INFO) << "epoch, threads " << t << ": " << j.dump();
+    epochs.push_back(j);
+  }
+  report["steps"] = steps;
+  report["epoch"] = epochs;
+  report["pytorch_reference"] = reference;
+  report["peak_rss_mb"] = PeakRssMb();
+  report["peak_gpu_allocated_mb"] = PeakGpuMb();  // -1: not a CUDA run
+  const std::string text = report.dump();
+  std::cout << text << std::endl;
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (!out.empty()) {
+    std::ofstream f(out);
+    f << text << "\n";
+    if (!f) return absl::InternalError(absl::StrCat("could not write ", out));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace recsys
+
+int main(int argc, char** argv) {
+  recsys::ParseCommandLineWithHelp(argc, argv,
+                                   "train_bench: the trainer's steps/s, epoch time and phases");
+  absl::Status s = recsys::Run();
+  if (!s.ok()) {
+    std::cerr << "train_bench: " << s << std::endl;
+    return 1;
+  }
+  return 0;
+}

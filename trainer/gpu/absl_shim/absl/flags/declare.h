@@ -1,0 +1,2 @@
+// Shim (see absl/README).
+#include "absl/flags/flag.h"
