@@ -19,7 +19,7 @@ set -euo pipefail
 
 source "${TEST_SRCDIR:-.}/recsys/tests/lib.sh"
 test_init trainer_image_refresh
-py() { /usr/bin/python3 -c "$@"; }
+py() { PYTHONPATH="$R/tests" /usr/bin/python3 -c "$@"; }
 C() { "$R/clients/recctl/recctl" --retrieval="$retrieval_ADDR" --trainer="$trainer_ADDR" "$@"; }
 job() {  # job id, python expression over the job dict j
   C trainer get --job="$1" --json | py "import json,sys; j=json.load(sys.stdin); print($2)"
@@ -189,16 +189,8 @@ assert c['recomputed'] == $N_ADDED + $N_CHANGED and c['reused'] == $N_OLD - $N_C
 assert c['text_encoded'] == $N_ADDED and c['image_encoded'] == $N_ADDED + $N_CHANGED, c
 assert c['reembedded'] == 0 and c['verified'] > 0, c" || fail "refresh job counts: $counts"
 py '
-import json, struct, sys
-def load(d):
-    keys = open(d + "/item_keys.txt").read().split("\n")[:-1]
-    b = open(d + "/item_embeddings.safetensors", "rb").read()
-    (hl,) = struct.unpack("<Q", b[:8])
-    h = json.loads(b[8:8 + hl])["embeddings"]
-    rows, dim = h["shape"]
-    s, e = h["data_offsets"]
-    data = b[8 + hl + s:8 + hl + e]
-    return {k: data[i * dim * 4:(i + 1) * dim * 4] for i, k in enumerate(keys)}, json.load(open(d + "/manifest.json"))
+import sys
+from version_rows import load
 m, v1, v2, changed_f, upd = sys.argv[1:6]
 p, pm = load(m + "/" + v1)
 c, cm = load(m + "/" + v2)

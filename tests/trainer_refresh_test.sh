@@ -19,7 +19,7 @@ set -euo pipefail
 
 source "${TEST_SRCDIR:-.}/recsys/tests/lib.sh"
 test_init trainer_refresh
-py() { /usr/bin/python3 -c "$@"; }
+py() { PYTHONPATH="$R/tests" /usr/bin/python3 -c "$@"; }
 C() { "$R/clients/recctl/recctl" --retrieval="$retrieval_ADDR" --trainer="$trainer_ADDR" "$@"; }
 job() {  # job id, python expression over the job dict j
   C trainer get --job="$1" --json | py "import json,sys; j=json.load(sys.stdin); print($2)"
@@ -116,16 +116,8 @@ assert c['verified'] > 0, c" || fail "job record counts: $counts"
 
 # The versions' files: keys, embeddings bit for bit, the user encoder.
 py '
-import json, struct, sys
-def load(d):
-    keys = open(d + "/item_keys.txt").read().split("\n")[:-1]
-    b = open(d + "/item_embeddings.safetensors", "rb").read()
-    (hl,) = struct.unpack("<Q", b[:8])
-    h = json.loads(b[8:8 + hl])["embeddings"]
-    rows, dim = h["shape"]
-    s, e = h["data_offsets"]
-    data = b[8 + hl + s:8 + hl + e]
-    return {k: data[i * dim * 4:(i + 1) * dim * 4] for i, k in enumerate(keys)}, json.load(open(d + "/manifest.json"))
+import sys
+from version_rows import load
 m, removed_f, changed_f, upd = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 p, pm = load(m + "/1")
 c, cm = load(m + "/2")
