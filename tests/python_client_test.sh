@@ -83,6 +83,37 @@ with RecsysClient(similarity=sys.argv[1]) as c:
     except RecsysError as e:
         assert e.code == "INVALID_ARGUMENT", e
 PY
+# A BERT-encoder collection from Python (model/encoders' seeded stand-in:
+# a config.json and vocab.txt, no weights), mean pooling: an indexed
+# sentence finds itself at cosine 1; a missing model directory is refused.
+mkdir -p "$T/bert"
+{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n'; printf '%s\n' the a cat dog sleeps runs on in mat park red green; } >"$T/bert/vocab.txt"
+echo '{"model_type": "bert", "vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 32}' >"$T/bert/config.json"
+/usr/bin/python3 - "$similarity_ADDR" "$T/bert" <<'PY'
+import sys
+from recsys_client import RecsysClient, RecsysError
+pairs = [("b1", "the cat sleeps on the mat", "x", "en-es"),
+         ("b2", "a dog runs in the green park", "y", "en-es"),
+         ("b3", "the red cat", "z", "en-es")]
+with RecsysClient(similarity=sys.argv[1]) as c:
+    fp = c.create_example_collection("pybert", encoder="bert", model=sys.argv[2], pooling="mean")
+    assert fp.startswith("bert") and "mean" in fp, fp
+    assert c.index_examples("pybert", pairs) == 3 and c.publish_similarity("pybert") == 1
+    s = c.select_examples("pybert", "a dog runs in the green park", "en-es", k=1)
+    assert s.examples[0].key == "b2" and abs(s.examples[0].score - 1) < 1e-4, s.examples
+    try:
+        c.create_example_collection("pybert2", encoder="bert", model=sys.argv[2] + "/nope")
+        raise AssertionError("a missing model directory was accepted")
+    except RecsysError as e:
+        assert e.code == "NOT_FOUND", e
+    try:
+        c.create_example_collection("pybert3", encoder="bert", pooling="max")
+        raise AssertionError("pooling=max accepted")
+    except ValueError as e:
+        assert "pooling" in str(e), e
+    print("BERT collection from Python:", fp)
+PY
 /usr/bin/python3 "$PY/examples/select_examples.py" --similarity="$similarity_ADDR" \
   --collection=pyexamples "a cat on a mat" >"$T/ex4.txt"
 grep -q "^--- prompt ---" "$T/ex4.txt" || fail "examples/select_examples.py: $(cat "$T/ex4.txt")"

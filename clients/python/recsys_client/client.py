@@ -138,6 +138,7 @@ class Selection:
 
 
 _METRICS = {"ip": 1, "l2": 2, "cosine": 3}
+_POOLINGS = {"cls": similarity_pb2.POOLING_CLS, "mean": similarity_pb2.POOLING_MEAN}
 
 
 class RecsysClient:
@@ -324,14 +325,44 @@ class RecsysClient:
             raise RecsysError(e.code().name, e.details() or "", "watch") from None
 
     # --------------------------------------------------------- similarity
-    def create_example_collection(self, name: str) -> None:
-        """A translation-example collection with the weight-free text embedder."""
+    def create_example_collection(self, name: str, encoder: str = "hashed_text",
+                                  model: str = "", pooling: str = "cls", vocab: str = "",
+                                  dimension: int = 0, max_length: int = 0,
+                                  index_factory: str = "") -> str:
+        """A translation-example collection; returns its encoder fingerprint.
+
+        encoder: "hashed_text" (weight-free, the default), "bert" (`model` is
+        a model directory: config.json, vocab.txt, model.safetensors) or
+        "torchscript" (`model` is the module file, `vocab` its WordPiece
+        vocabulary, `dimension` its output width). pooling: "cls" or "mean"
+        (bert and torchscript). max_length: tokens incl. [CLS]/[SEP], 0 for
+        the server's default. The server checks the encoder at creation (a
+        wrong width or a missing file raises RecsysError naming the field).
+        """
+        if encoder not in ("hashed_text", "bert", "torchscript"):
+            raise ValueError(f"encoder: expected hashed_text, bert or torchscript, got {encoder!r}")
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling: expected cls or mean, got {pooling!r}")
         stub = self._need(self._similarity, "similarity")
         req = similarity_pb2.CreateSimilarityCollectionRequest()
         req.config.name = name
         req.config.kind = similarity_pb2.SIMILARITY_TRANSLATION_EXAMPLES
-        req.config.encoder.hashed_text.SetInParent()
-        self._call("create_example_collection", stub.CreateCollection, req)
+        req.config.index_factory = index_factory
+        if encoder == "hashed_text":
+            req.config.encoder.hashed_text.SetInParent()
+        elif encoder == "bert":
+            req.config.encoder.bert.model_dir = model
+            req.config.encoder.bert.pooling = _POOLINGS[pooling]
+            req.config.encoder.bert.max_length = max_length
+        else:
+            ts = req.config.encoder.torchscript
+            ts.path = model
+            ts.pooling = _POOLINGS[pooling]
+            ts.vocab_path = vocab
+            ts.dimension = dimension
+            ts.max_length = max_length
+        reply = self._call("create_example_collection", stub.CreateCollection, req)
+        return reply.info.encoder_fingerprint
 
     def index_examples(self, collection: str,
                        examples: Iterable[Tuple[str, str, str, str]], batch_size: int = 500) -> int:
