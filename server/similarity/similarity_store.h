@@ -27,7 +27,13 @@
 // plus whatever is indexed after the restart, as if there had been none.
 // A collection whose entries file is missing or damaged still answers
 // queries but refuses Index calls (FAILED_PRECONDITION with the reason).
-// Staged, unpublished entries are in memory only.
+// Staged, unpublished entries are durable: each acknowledged Index batch is
+// one record of `state_dir/<c>/staged-<live>.log` (StagingLog,
+// stored_entries.h), fdatasync'd before Index returns (a batch that cannot
+// be logged is refused and not staged), replayed at start after the
+// published entries, and started over once a Publish is live. A damaged
+// log (not just a torn tail) leaves the collection answering queries but
+// refusing Index and Publish (FAILED_PRECONDITION naming file and offset).
 //
 // Thread-safety: thread-safe. Queries take a shared_ptr to the immutable
 // published state under a short lock; Publish builds aside and swaps it in;
