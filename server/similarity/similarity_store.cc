@@ -258,6 +258,7 @@ absl::Status SimilarityStore::Load() {
       c->log_damage = std::string(log.status().message());
     } else {
       c->log = std::move(*log);
+      c->log->set_sync_for_benchmark(options_.sync_staging_log);
       c->log_damage = replay.damage;
     }
     if (!c->log_damage.empty()) {
@@ -385,6 +386,7 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::CreateCollection(
   RETURN_IF_ERROR(CreateDirectories(c->dir));
   StagingReplay replay;
   ASSIGN_OR_RETURN(c->log, StagingLog::Open(c->dir, 0, [](StagedBatch) {}, &replay));
+  c->log->set_sync_for_benchmark(options_.sync_staging_log);
   RETURN_IF_ERROR(WriteRecord(*c, 0, {}));
   absl::MutexLock lock(&mu_);
   collections_[config.name()] = c;

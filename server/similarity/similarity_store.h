@@ -70,6 +70,10 @@ struct SimilarityStoreOptions {
   int max_label_bytes = 1024;
   int max_labels = 32;                    // per image case
   int search_batch = 256;                 // queries per sidecar Search (Evaluate)
+  // false: the staging log is written but not fdatasync'd, so a power loss
+  // can lose acknowledged batches (similarity_bench's "without the fsync"
+  // side only).
+  bool sync_staging_log = true;
 };
 
 // Where a query spent its time (the benchmark reads these).
