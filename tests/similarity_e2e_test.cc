@@ -654,7 +654,7 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
 }
 
 // Acknowledged, unpublished batches survive a kill -9 (the staging log,
-// server/similarity/stored_entries.h), are published once, and a damaged
+// server/similarity/staging_log.h), are published once, and a damaged
 // log stops Index and Publish with its file and offset while queries answer.
 TEST_F(SimilarityE2eTest, H_StagedBatchesSurviveAKillAndDamageIsRefused) {
   v1::SimilarityCollectionConfig config;

@@ -23,6 +23,7 @@
 #include "server/similarity/medical_image.h"
 #include "server/similarity/precision_at_n.h"
 #include "server/similarity/prompt_template.h"
+#include "server/similarity/staging_log.h"
 #include "server/similarity/stored_entries.h"
 
 namespace recsys {
@@ -165,7 +166,7 @@ struct SimilarityStore::Collection {
   // Why the published entries are not in `entries` ("" when they are): a
   // collection restored without a readable v<N>.entries file.
   std::string raw_lost;
-  // The acknowledged batches of `staged` on disk (stored_entries.h); null
+  // The acknowledged batches of `staged` on disk (staging_log.h); null
   // when it could not be opened. Guarded by stage_mu, which Stage holds
   // from its checks to the staged set's update, and Publish while it takes
   // the staged set, so that no batch is logged but missed by a Publish.

@@ -29,7 +29,7 @@
 // queries but refuses Index calls (FAILED_PRECONDITION with the reason).
 // Staged, unpublished entries are durable: each acknowledged Index batch is
 // one record of `state_dir/<c>/staged-<live>.log` (StagingLog,
-// stored_entries.h), fdatasync'd before Index returns (a batch that cannot
+// staging_log.h), fdatasync'd before Index returns (a batch that cannot
 // be logged is refused and not staged), replayed at start after the
 // published entries, and started over once a Publish is live. A damaged
 // log (not just a torn tail) leaves the collection answering queries but
