@@ -653,5 +653,85 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
   EXPECT_EQ(select("d d d").examples(0).example().key(), "ex-6");
 }
 
+// Acknowledged, unpublished batches survive a kill -9 (the staging log,
+// server/similarity/staging_log.h), are published once, and a damaged
+// log stops Index and Publish with its file and offset while queries answer.
+TEST_F(SimilarityE2eTest, H_StagedBatchesSurviveAKillAndDamageIsRefused) {
+  v1::SimilarityCollectionConfig config;
+  config.set_name("durable");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  ASSERT_TRUE(Create(config).ok());
+  auto select = [](const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection("durable");
+    r.set_source(source);
+    r.set_k(3);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  };
+  // Two acknowledged batches; the second restages ex-3 with a new target.
+  ASSERT_TRUE(IndexExamples("durable", 0, 8).ok());
+  v1::TranslationExample again = Example(3);
+  again.set_target("la tierra 3, otra vez");
+  std::vector<v1::TranslationExample> second = {again};
+  for (int i = 8; i < 12; ++i) second.push_back(Example(i));
+  ASSERT_TRUE(Index("durable", second).ok());
+  EXPECT_EQ(Describe("durable").staged_count(), 12);
+  similarity_->Stop(SIGKILL);  // before any Publish
+  StartSimilarity();
+  EXPECT_EQ(Describe("durable").staged_count(), 12);
+  v1::SimilarityCollectionInfo info;
+  grpc::Status s = Publish("durable", &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.entry_count(), 12);
+  EXPECT_EQ(info.staged_count(), 0);
+  for (int i : {0, 5, 11}) {
+    const v1::SelectExamplesResponse hits = select(Example(i).source());
+    ASSERT_GE(hits.examples_size(), 1);
+    EXPECT_EQ(hits.examples(0).example().key(), absl::StrCat("ex-", i));
+  }
+  EXPECT_EQ(select(Example(3).source()).examples(0).example().target(), "la tierra 3, otra vez");
+
+  // A batch acknowledged right after the Publish survives a kill -9 (it
+  // goes to the log the Publish started, not to the one it covered), and
+  // the published batches are not staged again.
+  ASSERT_TRUE(IndexExamples("durable", 12, 14).ok());
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  EXPECT_EQ(Describe("durable").staged_count(), 2);
+  ASSERT_TRUE(Publish("durable", &info).ok());
+  EXPECT_EQ(info.entry_count(), 14);
+  similarity_->Stop(SIGKILL);
+  StartSimilarity();
+  EXPECT_EQ(Describe("durable").staged_count(), 0);
+
+  // A byte flipped in the middle of the log (valid records after it).
+  ASSERT_TRUE(IndexExamples("durable", 14, 16).ok());
+  ASSERT_TRUE(IndexExamples("durable", 16, 18).ok());
+  ASSERT_TRUE(IndexExamples("durable", 18, 20).ok());
+  similarity_->Stop(SIGKILL);
+  const std::string log =
+      JoinPath(*dir_, absl::StrCat("s/durable/staged-", info.live_version(), ".log"));
+  absl::StatusOr<std::string> read = ReadFileToString(log);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::string bytes = *read;
+  bytes[bytes.size() / 2] ^= 0x40;
+  ASSERT_TRUE(WriteFileAtomically(log, bytes).ok());
+  StartSimilarity();
+  EXPECT_EQ(select(Example(13).source()).examples(0).example().key(), "ex-13");
+  s = IndexExamples("durable", 20, 21);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), log)) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), " at byte ")) << s.error_message();
+  s = Publish("durable");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), log)) << s.error_message();
+  EXPECT_EQ(*ReadFileToString(log), bytes);  // left as it is for the operator
+  EXPECT_EQ(Describe("durable").live_version(), info.live_version());
+}
+
 }  // namespace
 }  // namespace recsys

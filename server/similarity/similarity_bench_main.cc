@@ -6,6 +6,12 @@
 // pairs of --range (queries: --text_queries held-out verses) and the first
 // --index_images Fashion-MNIST training images (queries: test images).
 // Writes a JSON report (--json_out, and stdout). A benchmark, not a test.
+//
+// --index_servers=A,B instead measures IndexExamples through each server
+// (sequential calls of --index_batch synthetic examples, one stream each),
+// the servers alternating for --index_rounds rounds, so that their figures
+// (e.g. the staging log's fdatasync against --unsafe_skip_staging_fsync)
+// are taken side by side. Needs no data set.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -39,6 +45,11 @@ ABSL_FLAG(std::string, clients, "1,8", "Concurrent clients (one channel each).")
 ABSL_FLAG(double, seconds, 5, "Measured seconds per (kind, clients).");
 ABSL_FLAG(int, k, 4, "Examples / hits per query.");
 ABSL_FLAG(std::string, json_out, "", "Where to write the report.");
+ABSL_FLAG(std::string, index_servers, "",
+          "Index mode: comma-separated similarity_server host:ports, measured side by side.");
+ABSL_FLAG(int, index_batch, 16, "Index mode: examples per IndexExamples call.");
+ABSL_FLAG(int, index_calls, 200, "Index mode: calls per server per round.");
+ABSL_FLAG(int, index_rounds, 3, "Index mode: rounds (servers alternate within each).");
 
 namespace recsys {
 namespace similarity {
@@ -46,13 +57,15 @@ namespace {
 
 using Stub = v1::Similarity::Stub;
 
-std::unique_ptr<Stub> NewStub() {
+std::unique_ptr<Stub> NewStubFor(const std::string& target) {
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection per client
-  return v1::Similarity::NewStub(grpc::CreateCustomChannel(
-      absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+  return v1::Similarity::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
 }
+
+std::unique_ptr<Stub> NewStub() { return NewStubFor(absl::GetFlag(FLAGS_server)); }
 
 std::unique_ptr<grpc::ClientContext> Ctx() {
   auto c = std::make_unique<grpc::ClientContext>();
@@ -140,7 +153,83 @@ std::string Measure(const char* kind, const QueryFn& query, int clients) {
       kind, clients, n, n / wall, 1e3 * pct(0.5), 1e3 * pct(0.99), e / l, s / l, 1 - (e + s) / l);
 }
 
+// Index mode: examples/s of sequential IndexExamples calls per server.
+int IndexMain() {
+  std::vector<std::string> servers = absl::StrSplit(absl::GetFlag(FLAGS_index_servers), ',');
+  const int batch = absl::GetFlag(FLAGS_index_batch);
+  const int calls = absl::GetFlag(FLAGS_index_calls);
+  const int rounds = absl::GetFlag(FLAGS_index_rounds);
+  if (batch < 1 || calls < 1 || rounds < 1) LOG(FATAL) << "--index_batch/calls/rounds: >= 1";
+  std::vector<std::unique_ptr<Stub>> stubs;
+  v1::SimilarityCollectionConfig config;
+  config.set_name("bench_index");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  for (const std::string& s : servers) {
+    stubs.push_back(NewStubFor(s));
+    Recreate(stubs.back().get(), config);
+  }
+  auto call = [&](Stub* stub, const std::string& prefix) {
+    v1::IndexResponse staged;
+    auto ctx = Ctx();
+    auto w = stub->IndexExamples(ctx.get(), &staged);
+    v1::IndexExamplesRequest req;
+    req.set_collection("bench_index");
+    for (int j = 0; j < batch; ++j) {
+      v1::TranslationExample* e = req.add_examples();
+      e->set_key(absl::StrCat(prefix, "-", j));
+      e->set_source(absl::StrCat("the light of day and the water of the sea ", prefix, " ", j));
+      e->set_target(absl::StrCat("la luz del dia ", prefix, " ", j));
+      e->set_pair("en-es");
+    }
+    w->Write(req);
+    w->WritesDone();
+    Check(w->Finish(), "IndexExamples");
+  };
+  for (size_t k = 0; k < stubs.size(); ++k) call(stubs[k].get(), "warm");
+  std::vector<std::vector<double>> rate(stubs.size());  // examples/s per round
+  std::vector<std::vector<double>> lat(stubs.size());   // per call
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < stubs.size(); ++k) {
+      const absl::Time start = absl::Now();
+      for (int i = 0; i < calls; ++i) {
+        const absl::Time t = absl::Now();
+        call(stubs[k].get(), absl::StrCat("r", r, "c", i));
+        lat[k].push_back(absl::ToDoubleSeconds(absl::Now() - t));
+      }
+      rate[k].push_back(calls * batch / absl::ToDoubleSeconds(absl::Now() - start));
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<std::string> rows;
+  const double first = median(rate[0]);
+  for (size_t k = 0; k < stubs.size(); ++k) {
+    std::vector<double> l = lat[k];
+    std::sort(l.begin(), l.end());
+    rows.push_back(absl::StrFormat(
+        "{\"server\": \"%s\", \"examples_per_s_median\": %.1f, \"rounds\": [%s], "
+        "\"call_ms_p50\": %.3f, \"call_ms_p99\": %.3f, \"ratio_to_first\": %.3f}",
+        servers[k], median(rate[k]), absl::StrJoin(rate[k], ", ", [](std::string* out, double v) {
+          absl::StrAppendFormat(out, "%.1f", v);
+        }),
+        1e3 * l[l.size() / 2], 1e3 * l[l.size() * 99 / 100], median(rate[k]) / first));
+  }
+  const std::string json = absl::StrFormat(
+      "{\"bench\": \"similarity_index\", \"batch\": %d, \"calls_per_round\": %d, "
+      "\"rounds\": %d, \"results\": [\n  %s\n]}\n",
+      batch, calls, rounds, absl::StrJoin(rows, ",\n  "));
+  std::fputs(json.c_str(), stdout);
+  if (!absl::GetFlag(FLAGS_json_out).empty()) {
+    absl::Status st = WriteFileAtomically(absl::GetFlag(FLAGS_json_out), json);
+    if (!st.ok()) LOG(FATAL) << st;
+  }
+  return 0;
+}
+
 int Main() {
+  if (!absl::GetFlag(FLAGS_index_servers).empty()) return IndexMain();
   std::unique_ptr<Stub> admin = NewStub();
   // Text collection.
   DiathekeCorpusOptions co;

@@ -19,6 +19,9 @@ ABSL_FLAG(std::string, state_dir, "", "Collections' records and fitted encoder s
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB (a batch of images).");
 ABSL_FLAG(int, max_sentence_kb, 64, "Largest source/target sentence, KiB.");
 ABSL_FLAG(int, max_image_mb, 16, "Largest encoded image, MiB.");
+ABSL_FLAG(bool, unsafe_skip_staging_fsync, false,
+          "Benchmarks only: do not fdatasync the staging log, so a crash of the machine can "
+          "lose acknowledged Index batches (a kill -9 of the process does not).");
 
 namespace recsys {
 namespace {
@@ -34,6 +37,8 @@ absl::Status Run() {
   so.state_dir = absl::GetFlag(FLAGS_state_dir);
   so.max_sentence_bytes = int64_t{absl::GetFlag(FLAGS_max_sentence_kb)} << 10;
   so.max_image_bytes = int64_t{absl::GetFlag(FLAGS_max_image_mb)} << 20;
+  so.sync_staging_log = !absl::GetFlag(FLAGS_unsafe_skip_staging_fsync);
+  if (!so.sync_staging_log) LOG(WARNING) << "--unsafe_skip_staging_fsync: staged batches are not fdatasync'd";
   ASSIGN_OR_RETURN(std::unique_ptr<similarity::SimilarityStore> store,
                    similarity::SimilarityStore::Create(so, retrieval.get()));
   similarity::SimilarityService service(store.get());

@@ -23,6 +23,7 @@
 #include "server/similarity/medical_image.h"
 #include "server/similarity/precision_at_n.h"
 #include "server/similarity/prompt_template.h"
+#include "server/similarity/staging_log.h"
 #include "server/similarity/stored_entries.h"
 
 namespace recsys {
@@ -108,6 +109,23 @@ std::string EntriesPath(const std::string& dir, int64_t version) {
   return JoinPath(dir, absl::StrCat("v", version, ".entries"));
 }
 
+void ToStored(const std::string& key, const Entry& e, StoredEntry* out) {
+  out->set_key(key);
+  out->mutable_payload()->insert(e.payload.begin(), e.payload.end());
+  out->set_source(e.source);
+  out->set_target(e.target);
+  out->mutable_features()->Assign(e.features.begin(), e.features.end());
+}
+
+Entry FromStored(StoredEntry& s) {
+  Entry e;
+  e.payload.insert(s.payload().begin(), s.payload().end());
+  e.source = std::move(*s.mutable_source());
+  e.target = std::move(*s.mutable_target());
+  e.features.assign(s.features().begin(), s.features().end());
+  return e;
+}
+
 // The published entries of `version` as v<N>.entries wrote them.
 absl::StatusOr<std::map<std::string, Entry>> ReadEntries(const std::string& dir, int64_t version,
                                                          int64_t expected_count) {
@@ -115,12 +133,7 @@ absl::StatusOr<std::map<std::string, Entry>> ReadEntries(const std::string& dir,
   ASSIGN_OR_RETURN(std::vector<StoredEntry> stored, ReadStoredEntries(path));
   std::map<std::string, Entry> out;
   for (StoredEntry& s : stored) {
-    Entry e;
-    e.payload.insert(s.payload().begin(), s.payload().end());
-    e.source = std::move(*s.mutable_source());
-    e.target = std::move(*s.mutable_target());
-    e.features.assign(s.features().begin(), s.features().end());
-    if (!out.emplace(s.key(), std::move(e)).second) {
+    if (!out.emplace(s.key(), FromStored(s)).second) {
       return absl::DataLossError(absl::StrCat(path, ": key ", QuoteUserInput(s.key()), " twice"));
     }
   }
@@ -153,6 +166,16 @@ struct SimilarityStore::Collection {
   // Why the published entries are not in `entries` ("" when they are): a
   // collection restored without a readable v<N>.entries file.
   std::string raw_lost;
+  // The acknowledged batches of `staged` on disk (staging_log.h); null
+  // when it could not be opened. Guarded by stage_mu, which Stage holds
+  // from its checks to the staged set's update, and Publish while it takes
+  // the staged set, so that no batch is logged but missed by a Publish.
+  // Lock order: stage_mu, then the store's mu_.
+  absl::Mutex stage_mu;
+  std::unique_ptr<StagingLog> log;
+  // Why the staging log refuses writes ("" when it does not): damage found
+  // at start, or a log that could not be opened.
+  std::string log_damage;
   bool publishing = false;
   bool text() const { return config.kind() == v1::SIMILARITY_TRANSLATION_EXAMPLES; }
   bool exact_copy() const { return !text() && !IsFlat(config.index_factory()); }
@@ -223,6 +246,26 @@ absl::Status SimilarityStore::Load() {
                    << " answers queries but takes no new entries: " << c->raw_lost;
       }
     }
+    // Acknowledged batches staged on the live version, in the order they
+    // were acknowledged (a later batch's key replaces an earlier one's).
+    StagingReplay replay;
+    absl::StatusOr<std::unique_ptr<StagingLog>> log = StagingLog::Open(
+        dir, c->live,
+        [&](StagedBatch batch) {
+          for (StoredEntry& s : *batch.mutable_entries()) c->staged[s.key()] = FromStored(s);
+        },
+        &replay);
+    if (!log.ok()) {
+      c->log_damage = std::string(log.status().message());
+    } else {
+      c->log = std::move(*log);
+      c->log->set_sync_for_benchmark(options_.sync_staging_log);
+      c->log_damage = replay.damage;
+    }
+    if (!c->log_damage.empty()) {
+      LOG(ERROR) << "similarity collection " << c->config.name()
+                 << " answers queries but takes no Index or Publish: " << c->log_damage;
+    }
     // Entries files of versions that never went live (a Publish that
     // failed after writing one) are dead: only the live one is read.
     ASSIGN_OR_RETURN(std::vector<std::string> files, ListDirectory(dir));
@@ -235,7 +278,8 @@ absl::Status SimilarityStore::Load() {
       }
     }
     LOG(INFO) << "similarity collection " << c->config.name() << " restored at version "
-              << c->live << " with " << c->entries.size() << " entries";
+              << c->live << " with " << c->entries.size() << " entries and " << c->staged.size()
+              << " staged (" << replay.records << " logged batches)";
     absl::MutexLock lock(&mu_);
     collections_[c->config.name()] = std::move(c);
   }
@@ -341,6 +385,9 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::CreateCollection(
     if (!made.ok()) return made.status();
   }
   RETURN_IF_ERROR(CreateDirectories(c->dir));
+  StagingReplay replay;
+  ASSIGN_OR_RETURN(c->log, StagingLog::Open(c->dir, 0, [](StagedBatch) {}, &replay));
+  c->log->set_sync_for_benchmark(options_.sync_staging_log);
   RETURN_IF_ERROR(WriteRecord(*c, 0, {}));
   absl::MutexLock lock(&mu_);
   collections_[config.name()] = c;
@@ -385,20 +432,48 @@ absl::Status SimilarityStore::Drop(const std::string& name) {
 }
 
 // Adds a validated batch to the staging set, or refuses it whole.
+namespace {
+
+absl::Status LogDamaged(const std::string& damage) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "collection: its staging log refuses writes (", damage,
+      "); acknowledged entries would be lost, so it answers queries but takes no Index or "
+      "Publish until the file is restored or the collection recreated"));
+}
+
+}  // namespace
+
+// Adds a validated batch to the staging log and then the staging set, or
+// refuses it whole (a batch whose record is not on disk is not staged).
 template <typename Batch>
 absl::StatusOr<int64_t> SimilarityStore::Stage(Collection& c, Batch batch, const char* kept) {
+  absl::MutexLock staging(&c.stage_mu);
+  {
+    absl::MutexLock lock(&mu_);
+    if (c.publishing) return absl::FailedPreconditionError("collection: a Publish is running");
+    if (!c.raw_lost.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "collection: restored after a restart without its published ", kept,
+          ", which the next Publish needs (", c.raw_lost,
+          "): recreate the collection to add entries"));
+    }
+    if (!c.log_damage.empty()) return LogDamaged(c.log_damage);
+    if (static_cast<int64_t>(c.entries.size() + c.staged.size() + batch.size()) >
+        options_.max_entries) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("collection: more than ", options_.max_entries, " entries"));
+    }
+  }
+  if (!batch.empty()) {
+    StagedBatch record;
+    for (const auto& [key, entry] : batch) ToStored(key, entry, record.add_entries());
+    const absl::Status logged = c.log->Append(record);
+    if (!logged.ok()) {
+      return absl::Status(logged.code(),
+                          absl::StrCat("collection: the batch was not staged: ", logged.message()));
+    }
+  }
   absl::MutexLock lock(&mu_);
-  if (c.publishing) return absl::FailedPreconditionError("collection: a Publish is running");
-  if (!c.raw_lost.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "collection: restored after a restart without its published ", kept,
-        ", which the next Publish needs (", c.raw_lost, "): recreate the collection to add entries"));
-  }
-  if (static_cast<int64_t>(c.entries.size() + c.staged.size() + batch.size()) >
-      options_.max_entries) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("collection: more than ", options_.max_entries, " entries"));
-  }
   for (auto& [key, entry] : batch) c.staged[key] = std::move(entry);
   return static_cast<int64_t>(c.staged.size());
 }
@@ -513,8 +588,15 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
   std::map<std::string, Entry> merged;
   int64_t version = 0;
   {
+    absl::MutexLock staging(&c->stage_mu);
     absl::MutexLock lock(&mu_);
     if (c->publishing) return absl::FailedPreconditionError("collection: a Publish is running");
+    if (!c->log_damage.empty()) return LogDamaged(c->log_damage);
+    if (!c->raw_lost.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "collection: restored after a restart without its published entries (", c->raw_lost,
+          "): a Publish would lose them; recreate the collection"));
+    }
     if (c->staged.empty()) {
       return absl::FailedPreconditionError("collection: nothing staged to publish");
     }
@@ -614,11 +696,7 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
   // The entries go to disk before the record names the version live, so a
   // restart finds every entry the next Publish refits on.
   s = WriteStoredEntries(EntriesPath(c->dir, version), n, [&](int64_t i, StoredEntry* out) {
-    out->set_key(*keys[i]);
-    out->mutable_payload()->insert(entries[i]->payload.begin(), entries[i]->payload.end());
-    out->set_source(entries[i]->source);
-    out->set_target(entries[i]->target);
-    out->mutable_features()->Assign(entries[i]->features.begin(), entries[i]->features.end());
+    ToStored(*keys[i], *entries[i], out);
   });
   if (!s.ok()) return done(s);
   {
@@ -626,6 +704,18 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     c->versions[version] = p;
   }
   s = WriteRecord(*c, version, p->label_counts);
+  if (s.ok()) {
+    // Version `version` holds every staged batch (no Index runs while
+    // publishing is set): the log starts over on it. Should that fail, the
+    // log refuses further appends, so nothing is acknowledged into a file
+    // the next start would drop as covered.
+    absl::MutexLock staging(&c->stage_mu);
+    const absl::Status rotated = c->log->StartOver(version);
+    if (!rotated.ok()) {
+      LOG(ERROR) << "similarity collection " << name << ": version " << version
+                 << " is live but its staging log did not start over: " << rotated;
+    }
+  }
   absl::MutexLock lock(&mu_);
   c->publishing = false;
   if (!s.ok()) {

@@ -27,7 +27,13 @@
 // plus whatever is indexed after the restart, as if there had been none.
 // A collection whose entries file is missing or damaged still answers
 // queries but refuses Index calls (FAILED_PRECONDITION with the reason).
-// Staged, unpublished entries are in memory only.
+// Staged, unpublished entries are durable: each acknowledged Index batch is
+// one record of `state_dir/<c>/staged-<live>.log` (StagingLog,
+// staging_log.h), fdatasync'd before Index returns (a batch that cannot
+// be logged is refused and not staged), replayed at start after the
+// published entries, and started over once a Publish is live. A damaged
+// log (not just a torn tail) leaves the collection answering queries but
+// refusing Index and Publish (FAILED_PRECONDITION naming file and offset).
 //
 // Thread-safety: thread-safe. Queries take a shared_ptr to the immutable
 // published state under a short lock; Publish builds aside and swaps it in;
@@ -64,6 +70,10 @@ struct SimilarityStoreOptions {
   int max_label_bytes = 1024;
   int max_labels = 32;                    // per image case
   int search_batch = 256;                 // queries per sidecar Search (Evaluate)
+  // false: the staging log is written but not fdatasync'd, so a power loss
+  // can lose acknowledged batches (similarity_bench's "without the fsync"
+  // side only).
+  bool sync_staging_log = true;
 };
 
 // Where a query spent its time (the benchmark reads these).
