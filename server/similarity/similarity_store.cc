@@ -14,6 +14,7 @@
 #include "common/file_util.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
 #include "common/validation.h"
@@ -176,6 +177,10 @@ struct SimilarityStore::Collection {
   // Why the staging log refuses writes ("" when it does not): damage found
   // at start, or a log that could not be opened.
   std::string log_damage;
+  // Why the collection could not be restored at start ("" when it was):
+  // its record, or its encoder (a changed or missing model file). Only
+  // config and dir are set then; Describe, List and Drop still work.
+  std::string failed;
   bool publishing = false;
   bool text() const { return config.kind() == v1::SIMILARITY_TRANSLATION_EXAMPLES; }
   bool exact_copy() const { return !text() && !IsFlat(config.index_factory()); }
@@ -200,51 +205,72 @@ absl::Status SimilarityStore::Load() {
     const std::string dir = JoinPath(options_.state_dir, name);
     const std::string path = JoinPath(dir, kRecordFile);
     if (!PathExists(path)) continue;
-    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
-    const size_t nl = bytes.find('\n');
-    uint32_t crc = 0;
-    CollectionRecord record;
-    if (nl != 8 || !absl::SimpleHexAtoi(absl::string_view(bytes).substr(0, 8), &crc) ||
-        Crc32c(absl::string_view(bytes).substr(nl + 1)) != crc ||
-        !record.ParseFromString(bytes.substr(nl + 1))) {
-      return absl::DataLossError(absl::StrCat(path, ": damaged collection record"));
-    }
     auto c = std::make_shared<Collection>();
-    c->config = record.config();
+    c->config.set_name(name);
     c->dir = dir;
-    ASSIGN_OR_RETURN(c->base, CreateCollectionEncoder(c->config.kind(), c->config.encoder()));
-    if (record.live_version() > 0) {
-      std::string state;
-      if (c->base->needs_fit()) {
-        ASSIGN_OR_RETURN(state, ReadFileToString(StatePath(dir, record.live_version())));
+    // Everything that makes the collection unusable (its record, its
+    // encoder); a failure leaves it FAILED with the reason, and the other
+    // collections are restored and served.
+    auto restore = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+      const size_t nl = bytes.find('\n');
+      uint32_t crc = 0;
+      CollectionRecord record;
+      if (nl != 8 || !absl::SimpleHexAtoi(absl::string_view(bytes).substr(0, 8), &crc) ||
+          Crc32c(absl::string_view(bytes).substr(nl + 1)) != crc ||
+          !record.ParseFromString(bytes.substr(nl + 1))) {
+        return absl::DataLossError(absl::StrCat(path, ": damaged collection record"));
       }
-      auto p = std::make_shared<Published>();
-      p->version = record.live_version();
-      p->entry_count = record.entry_count();
-      ASSIGN_OR_RETURN(p->encoder, RestoreCollectionEncoder(c->config.kind(),
-                                                            c->config.encoder(), state));
-      if (p->encoder->fingerprint() != record.encoder_fingerprint()) {
-        return absl::DataLossError(absl::StrCat(dir, ": the encoder state's fingerprint ",
-                                                p->encoder->fingerprint(),
-                                                " is not the recorded ",
-                                                record.encoder_fingerprint()));
+      c->config = record.config();
+      ASSIGN_OR_RETURN(c->base, CreateCollectionEncoder(c->config.kind(), c->config.encoder()));
+      if (record.live_version() > 0) {
+        std::string state;
+        if (c->base->needs_fit()) {
+          ASSIGN_OR_RETURN(state, ReadFileToString(StatePath(dir, record.live_version())));
+        }
+        auto p = std::make_shared<Published>();
+        p->version = record.live_version();
+        p->entry_count = record.entry_count();
+        ASSIGN_OR_RETURN(p->encoder, RestoreCollectionEncoder(c->config.kind(),
+                                                              c->config.encoder(), state));
+        if (p->encoder->fingerprint() != record.encoder_fingerprint()) {
+          return absl::DataLossError(absl::StrCat(
+              "the encoder's fingerprint ", p->encoder->fingerprint(),
+              " is not the recorded ", record.encoder_fingerprint(),
+              " (a model or weights file changed since the collection was published)"));
+        }
+        for (const auto& [field, counts] : record.label_counts()) {
+          p->label_counts[field].insert(counts.counts().begin(), counts.counts().end());
+        }
+        c->live = p->version;
+        c->versions[p->version] = std::move(p);
+        // Without its entries a collection still answers queries; it only
+        // cannot take more entries (a weight-free encoder refits on all).
+        absl::StatusOr<std::map<std::string, Entry>> entries =
+            ReadEntries(dir, c->live, record.entry_count());
+        if (entries.ok()) {
+          c->entries = std::move(*entries);
+        } else {
+          c->raw_lost = std::string(entries.status().message());
+          LOG(ERROR) << "similarity collection " << c->config.name()
+                     << " answers queries but takes no new entries: " << c->raw_lost;
+        }
       }
-      for (const auto& [field, counts] : record.label_counts()) {
-        p->label_counts[field].insert(counts.counts().begin(), counts.counts().end());
-      }
-      c->live = p->version;
-      c->versions[p->version] = std::move(p);
-      // Without its entries a collection still answers queries; it only
-      // cannot take more entries (a weight-free encoder refits on all).
-      absl::StatusOr<std::map<std::string, Entry>> entries =
-          ReadEntries(dir, c->live, record.entry_count());
-      if (entries.ok()) {
-        c->entries = std::move(*entries);
-      } else {
-        c->raw_lost = std::string(entries.status().message());
-        LOG(ERROR) << "similarity collection " << c->config.name()
-                   << " answers queries but takes no new entries: " << c->raw_lost;
-      }
+      return absl::OkStatus();
+    };
+    const absl::Status restored = restore();
+    if (!restored.ok()) {
+      c->failed = absl::StrCat(dir, ": ", restored.message());
+      c->base.reset();
+      c->versions.clear();
+      c->entries.clear();
+      c->live = 0;
+      LOG(ERROR) << "SIMILARITY COLLECTION FAILED: " << c->config.name()
+                 << " could not be restored and answers no calls but Describe, List and "
+                 << "Drop; the other collections serve: " << c->failed;
+      absl::MutexLock lock(&mu_);
+      collections_[c->config.name()] = std::move(c);
+      continue;
     }
     // Acknowledged batches staged on the live version, in the order they
     // were acknowledged (a later batch's key replaces an earlier one's).
@@ -268,7 +294,9 @@ absl::Status SimilarityStore::Load() {
     }
     // Entries files of versions that never went live (a Publish that
     // failed after writing one) are dead: only the live one is read.
-    ASSIGN_OR_RETURN(std::vector<std::string> files, ListDirectory(dir));
+    absl::StatusOr<std::vector<std::string>> listed = ListDirectory(dir);
+    if (!listed.ok()) LOG(WARNING) << listed.status();
+    const std::vector<std::string> files = listed.ok() ? *listed : std::vector<std::string>();
     for (const std::string& f : files) {
       int64_t v = 0;
       if (absl::StartsWith(f, "v") && absl::EndsWith(f, ".entries") &&
@@ -283,7 +311,29 @@ absl::Status SimilarityStore::Load() {
     absl::MutexLock lock(&mu_);
     collections_[c->config.name()] = std::move(c);
   }
+  UpdateStateGauge();
   return absl::OkStatus();
+}
+
+void SimilarityStore::UpdateStateGauge() {
+  static MetricFamily<Gauge>* const family = MetricsRegistry::Global().AddGauge(
+      "recsys_similarity_collections",
+      "Similarity collections by state: ok, degraded (queries answer, Index and Publish "
+      "refused), failed (not restored at start; only Describe, List and Drop).",
+      {"state"});
+  int64_t counts[3] = {0, 0, 0};
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, c] : collections_) {
+      const v1::SimilarityCollectionState st = InfoLocked(*c).state();
+      ++counts[st == v1::SIMILARITY_COLLECTION_FAILED     ? 2
+               : st == v1::SIMILARITY_COLLECTION_DEGRADED ? 1
+                                                          : 0];
+    }
+  }
+  family->WithLabels({"ok"})->Set(static_cast<double>(counts[0]));
+  family->WithLabels({"degraded"})->Set(static_cast<double>(counts[1]));
+  family->WithLabels({"failed"})->Set(static_cast<double>(counts[2]));
 }
 
 absl::Status SimilarityStore::WriteRecord(const Collection& c, int64_t live,
@@ -315,6 +365,20 @@ absl::Status SimilarityStore::WriteRecord(const Collection& c, int64_t live,
 v1::SimilarityCollectionInfo SimilarityStore::InfoLocked(const Collection& c) const {
   v1::SimilarityCollectionInfo info;
   *info.mutable_config() = c.config;
+  if (!c.failed.empty()) {
+    info.set_state(v1::SIMILARITY_COLLECTION_FAILED);
+    info.set_error(c.failed);
+    return info;
+  }
+  if (!c.log_damage.empty() || !c.raw_lost.empty()) {
+    info.set_state(v1::SIMILARITY_COLLECTION_DEGRADED);
+    info.set_error(!c.log_damage.empty()
+                       ? absl::StrCat("staging log: ", c.log_damage,
+                                      "; Index and Publish refused")
+                       : absl::StrCat("published entries: ", c.raw_lost, "; Index refused"));
+  } else {
+    info.set_state(v1::SIMILARITY_COLLECTION_OK);
+  }
   auto it = c.versions.find(c.live);
   const CollectionEncoder& e = it != c.versions.end() ? *it->second->encoder : *c.base;
   info.set_encoder_fingerprint(e.fingerprint());
@@ -335,6 +399,18 @@ absl::StatusOr<std::shared_ptr<SimilarityStore::Collection>> SimilarityStore::Fi
         absl::StrCat("collection: no similarity collection ", QuoteUserInput(name)));
   }
   return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<SimilarityStore::Collection>> SimilarityStore::FindUsable(
+    const std::string& name) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(name));
+  if (!c->failed.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "collection: similarity collection ", QuoteUserInput(name),
+        " is FAILED (not restored at start: ", c->failed,
+        "); drop and recreate it"));
+  }
+  return c;
 }
 
 absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::CreateCollection(
@@ -389,9 +465,14 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::CreateCollection(
   ASSIGN_OR_RETURN(c->log, StagingLog::Open(c->dir, 0, [](StagedBatch) {}, &replay));
   c->log->set_sync_for_benchmark(options_.sync_staging_log);
   RETURN_IF_ERROR(WriteRecord(*c, 0, {}));
-  absl::MutexLock lock(&mu_);
-  collections_[config.name()] = c;
-  return InfoLocked(*c);
+  v1::SimilarityCollectionInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    collections_[config.name()] = c;
+    info = InfoLocked(*c);
+  }
+  UpdateStateGauge();
+  return info;
 }
 
 absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Describe(const std::string& name) {
@@ -416,6 +497,7 @@ absl::Status SimilarityStore::Drop(const std::string& name) {
     }
     collections_.erase(name);
   }
+  UpdateStateGauge();
   for (const std::string& sc :
        {SourceCollection(name), TargetCollection(name), ExactCollection(name)}) {
     grpc::ClientContext ctx;
@@ -480,7 +562,7 @@ absl::StatusOr<int64_t> SimilarityStore::Stage(Collection& c, Batch batch, const
 
 absl::StatusOr<int64_t> SimilarityStore::IndexExamples(
     const std::string& name, const std::vector<v1::TranslationExample>& examples) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(name));
   if (!c->text()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "collection: ", QuoteUserInput(name), " holds image cases, not translation examples"));
@@ -516,7 +598,7 @@ absl::StatusOr<int64_t> SimilarityStore::IndexExamples(
 absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
                                                      const std::vector<v1::ImageCase>& cases,
                                                      const v1::Window* window) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(name));
   if (c->text()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "collection: ", QuoteUserInput(name), " holds translation examples, not image cases"));
@@ -584,7 +666,7 @@ absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
 }
 
 absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std::string& name) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(name));
   std::map<std::string, Entry> merged;
   int64_t version = 0;
   {
@@ -810,7 +892,7 @@ absl::StatusOr<v1::SelectExamplesResponse> SimilarityStore::SelectExamples(
   if (!prompt.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("prompt_template: ", prompt.status().message()));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(r.collection()));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(r.collection()));
   if (!c->text()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "collection: ", QuoteUserInput(r.collection()), " holds image cases; use SearchImages"));
@@ -925,7 +1007,7 @@ absl::StatusOr<v1::SearchImagesResponse> SimilarityStore::SearchImages(
   }
   if (!r.modality().empty()) RETURN_IF_ERROR(CheckText("modality", r.modality(), options_.max_label_bytes));
   if (!r.body_part().empty()) RETURN_IF_ERROR(CheckText("body_part", r.body_part(), options_.max_label_bytes));
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(r.collection()));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(r.collection()));
   if (c->text()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "collection: ", QuoteUserInput(r.collection()), " holds translation examples; use SelectExamples"));
@@ -998,7 +1080,7 @@ absl::StatusOr<v1::EvaluateResponse> SimilarityStore::Evaluate(const v1::Evaluat
     RETURN_IF_ERROR(CheckRange(absl::StrCat("ns[", i, "]"), po.ns[i], 1, 1000));
     max_n = std::max(max_n, po.ns[i]);
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Find(r.collection()));
+  ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(r.collection()));
   if (c->text()) {
     return absl::FailedPreconditionError("collection: Evaluate is for image-case collections");
   }

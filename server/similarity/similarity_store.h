@@ -35,6 +35,15 @@
 // log (not just a torn tail) leaves the collection answering queries but
 // refusing Index and Publish (FAILED_PRECONDITION naming file and offset).
 //
+// States (SimilarityCollectionInfo.state): a collection whose record is
+// damaged or whose encoder cannot be re-created or no longer matches its
+// recorded fingerprint (a TorchScript module or BERT weights file changed
+// or missing) is restored FAILED with the reason: the server still starts,
+// the other collections serve, and every call naming it but Describe, List
+// and Drop answers FAILED_PRECONDITION. The two cases above (damaged
+// staging log, missing entries) are DEGRADED. The gauge
+// recsys_similarity_collections{state="ok|degraded|failed"} counts them.
+//
 // Thread-safety: thread-safe. Queries take a shared_ptr to the immutable
 // published state under a short lock; Publish builds aside and swaps it in;
 // one Publish per collection at a time (others get FAILED_PRECONDITION).
@@ -128,6 +137,12 @@ class SimilarityStore {
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Find, and FAILED_PRECONDITION for a FAILED collection (every call but
+  // Describe, List and Drop).
+  absl::StatusOr<std::shared_ptr<Collection>> FindUsable(const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets recsys_similarity_collections{state} from collections_.
+  void UpdateStateGauge() ABSL_LOCKS_EXCLUDED(mu_);
   // Stages a validated batch (key -> entry) whole, or refuses it; `kept`
   // names what a restart loses ("texts", "pixels"). Defined in the .cc.
   template <typename Batch>
