@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/test_paths.h"
@@ -730,7 +731,156 @@ TEST_F(SimilarityE2eTest, H_StagedBatchesSurviveAKillAndDamageIsRefused) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), log)) << s.error_message();
   EXPECT_EQ(*ReadFileToString(log), bytes);  // left as it is for the operator
-  EXPECT_EQ(Describe("durable").live_version(), info.live_version());
+  const v1::SimilarityCollectionInfo degraded = Describe("durable");
+  EXPECT_EQ(degraded.live_version(), info.live_version());
+  EXPECT_EQ(degraded.state(), v1::SIMILARITY_COLLECTION_DEGRADED);
+  EXPECT_TRUE(absl::StrContains(degraded.error(), log)) << degraded.error();
+  EXPECT_TRUE(absl::StrContains(degraded.error(), " at byte ")) << degraded.error();
+}
+
+// A TorchScript collection whose module file changed while the server was
+// down is restored FAILED with the reason; the server starts and the
+// weight-free collection answers as before; Drop and recreate work.
+TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
+  if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"}, JoinPath(*dir_, "torch.log")) != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
+  }
+  const std::string mods = JoinPath(*dir_, "modules_i");
+  ASSERT_TRUE(CreateDirectories(mods).ok());
+  ASSERT_EQ(RunToEnd({"/usr/bin/python3",
+                      Runfile("server/similarity/testdata/make_encoder_modules.py"), mods},
+                     JoinPath(*dir_, "modules_i.log")),
+            0)
+      << Tail(JoinPath(*dir_, "modules_i.log"));
+  const std::string module = JoinPath(mods, "ts_text.pt");
+  v1::SimilarityCollectionConfig ts_config;
+  ts_config.set_name("ts_fail");
+  ts_config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  v1::TorchScriptEncoder* ts = ts_config.mutable_encoder()->mutable_torchscript();
+  ts->set_path(module);
+  ts->set_vocab_path(JoinPath(mods, "vocab.txt"));
+  ts->set_pooling(v1::POOLING_MEAN);
+  ts->set_dimension(6);
+  v1::SimilarityCollectionInfo created;
+  ASSERT_TRUE(Create(ts_config, &created).ok());
+  EXPECT_EQ(created.state(), v1::SIMILARITY_COLLECTION_OK);
+  const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
+  std::vector<v1::TranslationExample> examples;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    v1::TranslationExample e = Example(static_cast<int>(i));
+    e.set_source(sources[i]);
+    examples.push_back(e);
+  }
+  ASSERT_TRUE(Index("ts_fail", examples).ok());
+  ASSERT_TRUE(Publish("ts_fail").ok());
+  v1::SimilarityCollectionConfig wf_config;
+  wf_config.set_name("wf_ok");
+  wf_config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  ASSERT_TRUE(Create(wf_config).ok());
+  ASSERT_TRUE(IndexExamples("wf_ok", 0, 30).ok());
+  ASSERT_TRUE(Publish("wf_ok").ok());
+  auto select = [](const std::string& name, const std::string& source,
+                   v1::SelectExamplesResponse* out) {
+    v1::SelectExamplesRequest r;
+    r.set_collection(name);
+    r.set_source(source);
+    r.set_k(3);
+    r.set_pair("en-es");
+    return stub_->SelectExamples(Ctx().get(), r, out);
+  };
+  v1::SelectExamplesResponse wf_before, wf_after, ts_out;
+  ASSERT_TRUE(select("wf_ok", Example(7).source(), &wf_before).ok());
+  ASSERT_TRUE(select("ts_fail", "b b c", &ts_out).ok());
+
+  similarity_->Stop(SIGKILL);
+  // New weights in the same file: a loadable module whose CRC differs.
+  const std::string rewrite = JoinPath(*dir_, "rewrite_i.py");
+  ASSERT_TRUE(WriteFileAtomically(rewrite,
+                                  "import sys, torch\n"
+                                  "m = torch.jit.load(sys.argv[1])\n"
+                                  "with torch.no_grad():\n"
+                                  "    for p in m.parameters():\n"
+                                  "        p.add_(0.25)\n"
+                                  "m.save(sys.argv[1])\n")
+                  .ok());
+  const std::string old_bytes = *ReadFileToString(module);
+  ASSERT_EQ(RunToEnd({"/usr/bin/python3", rewrite, module}, JoinPath(*dir_, "rewrite_i.log")), 0)
+      << Tail(JoinPath(*dir_, "rewrite_i.log"));
+  ASSERT_NE(*ReadFileToString(module), old_bytes);
+  StartSimilarity();  // waits for SERVING
+
+  ASSERT_TRUE(select("wf_ok", Example(7).source(), &wf_after).ok());
+  EXPECT_EQ(wf_after.DebugString(), wf_before.DebugString());
+  EXPECT_EQ(Describe("wf_ok").state(), v1::SIMILARITY_COLLECTION_OK);
+  const v1::SimilarityCollectionInfo failed = Describe("ts_fail");
+  EXPECT_EQ(failed.state(), v1::SIMILARITY_COLLECTION_FAILED);
+  EXPECT_TRUE(absl::StrContains(failed.error(), "fingerprint")) << failed.error();
+  EXPECT_TRUE(absl::StrContains(failed.error(), created.encoder_fingerprint())) << failed.error();
+  EXPECT_EQ(failed.config().name(), "ts_fail");
+  v1::ListSimilarityCollectionsResponse listed;
+  ASSERT_TRUE(stub_->ListCollections(Ctx().get(), {}, &listed).ok());
+  std::map<std::string, v1::SimilarityCollectionInfo> by_name;
+  for (const auto& i : listed.collections()) by_name[i.config().name()] = i;
+  ASSERT_TRUE(by_name.count("ts_fail"));
+  EXPECT_EQ(by_name["ts_fail"].state(), v1::SIMILARITY_COLLECTION_FAILED);
+  EXPECT_EQ(by_name["ts_fail"].error(), failed.error());
+  EXPECT_EQ(by_name["wf_ok"].state(), v1::SIMILARITY_COLLECTION_OK);
+  EXPECT_EQ(by_name["durable"].state(), v1::SIMILARITY_COLLECTION_DEGRADED);
+  auto expect_failed = [&](const grpc::Status& st, const char* call) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << call << ": " << st.error_message();
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "\"ts_fail\"")) << call << ": " << st.error_message();
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "fingerprint")) << call << ": " << st.error_message();
+  };
+  expect_failed(select("ts_fail", "b b c", &ts_out), "SelectExamples");
+  expect_failed(IndexExamples("ts_fail", 40, 41), "IndexExamples");
+  expect_failed(Publish("ts_fail"), "Publish");
+  {
+    v1::SearchImagesRequest q;
+    q.set_collection("ts_fail");
+    q.set_key("ex-1");
+    q.set_k(1);
+    v1::SearchImagesResponse out;
+    expect_failed(stub_->SearchImages(Ctx().get(), q, &out), "SearchImages");
+  }
+  EXPECT_EQ(Create(ts_config).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // recctl's list shows the state column.
+  const std::string recctl_log = JoinPath(*dir_, "recctl_list_i.log");
+  ASSERT_EQ(RunToEnd({Runfile("clients/recctl/recctl"),
+                      absl::StrCat("--similarity=127.0.0.1:", similarity_->port), "similarity",
+                      "list"},
+                     recctl_log),
+            0)
+      << Tail(recctl_log);
+  const std::string table = *ReadFileToString(recctl_log);
+  EXPECT_TRUE(absl::StrContains(table, "STATE")) << table;
+  bool ts_row_failed = false, wf_row_ok = false;
+  for (absl::string_view line : absl::StrSplit(table, '\n')) {
+    if (absl::StartsWith(line, "ts_fail ")) ts_row_failed = absl::StrContains(line, " FAILED ");
+    if (absl::StartsWith(line, "wf_ok ")) wf_row_ok = absl::StrContains(line, " ok ");
+  }
+  EXPECT_TRUE(ts_row_failed) << table;
+  EXPECT_TRUE(wf_row_ok) << table;
+
+  // The operator drops it and recreates it on the new file.
+  {
+    v1::DropSimilarityCollectionRequest d;
+    d.set_collection("ts_fail");
+    v1::DropSimilarityCollectionResponse out;
+    const grpc::Status st = stub_->DropCollection(Ctx().get(), d, &out);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  v1::SimilarityCollectionInfo recreated;
+  grpc::Status st = Create(ts_config, &recreated);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(recreated.state(), v1::SIMILARITY_COLLECTION_OK);
+  EXPECT_NE(recreated.encoder_fingerprint(), created.encoder_fingerprint());
+  ASSERT_TRUE(Index("ts_fail", examples).ok());
+  st = Publish("ts_fail");
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  st = select("ts_fail", "b b c", &ts_out);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_GE(ts_out.examples_size(), 1);
+  EXPECT_EQ(ts_out.encoder_fingerprint(), recreated.encoder_fingerprint());
 }
 
 }  // namespace

@@ -54,12 +54,23 @@ std::string Labels(const google::protobuf::Map<std::string, std::string>& m) {
   return absl::StrJoin(kv, ";");
 }
 
+const char* StateName(pb::SimilarityCollectionState s) {
+  switch (s) {
+    case pb::SIMILARITY_COLLECTION_OK: return "ok";
+    case pb::SIMILARITY_COLLECTION_DEGRADED: return "DEGRADED";
+    case pb::SIMILARITY_COLLECTION_FAILED: return "FAILED";
+    default: return "?";
+  }
+}
+
 void PrintInfo(Context& c, const pb::SimilarityCollectionInfo& i) {
   c.out() << "collection " << i.config().name() << " ("
           << (i.config().kind() == pb::SIMILARITY_IMAGE_CASES ? "image cases" : "translation examples")
           << "): live version " << i.live_version() << ", " << i.entry_count() << " entries, "
           << i.staged_count() << " staged, dimension " << i.dimension() << "\n"
-          << "encoder " << i.encoder_fingerprint() << "\n";
+          << "encoder " << i.encoder_fingerprint() << "\n"
+          << "state " << StateName(i.state()) << (i.error().empty() ? "" : ": ") << i.error()
+          << "\n";
 }
 
 const FlagSpec kCollection{"collection", "", "collection name"};
@@ -134,10 +145,10 @@ Command List() {
             grpc::Status s = Stub(c)->ListCollections(c.Call().get(), {}, &resp);
             if (!s.ok()) return RpcError(s, "list");
             if (c.json()) return PrintedJson(c, resp);
-            Table t({"NAME", "KIND", "LIVE", "ENTRIES", "STAGED", "ENCODER"});
+            Table t({"NAME", "KIND", "STATE", "LIVE", "ENTRIES", "STAGED", "ENCODER"});
             for (const auto& i : resp.collections()) {
               t.Add({i.config().name(), i.config().kind() == pb::SIMILARITY_IMAGE_CASES ? "image" : "text",
-                     absl::StrCat(i.live_version()), absl::StrCat(i.entry_count()),
+                     StateName(i.state()), absl::StrCat(i.live_version()), absl::StrCat(i.entry_count()),
                      absl::StrCat(i.staged_count()), i.encoder_fingerprint().substr(0, 60)});
             }
             t.Print(c.out());
