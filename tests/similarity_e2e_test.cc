@@ -828,7 +828,7 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
   EXPECT_EQ(by_name["durable"].state(), v1::SIMILARITY_COLLECTION_DEGRADED);
   auto expect_failed = [&](const grpc::Status& st, const char* call) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << call << ": " << st.error_message();
-    EXPECT_TRUE(absl::StrContains(st.error_message(), "\"ts_fail\"")) << call << ": " << st.error_message();
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "'ts_fail'")) << call << ": " << st.error_message();
     EXPECT_TRUE(absl::StrContains(st.error_message(), "fingerprint")) << call << ": " << st.error_message();
   };
   expect_failed(select("ts_fail", "b b c", &ts_out), "SelectExamples");
