@@ -134,10 +134,13 @@ wait_for "recsys_trainer_requests_total{method=ListJobs,code=OK} == 1" \
 wait_for "recsys_similarity_requests_total{method=ListCollections,code=OK} == 1" \
   "/api/v1/query?query=recsys_similarity_requests_total%7Bmethod%3D%22ListCollections%22%2Ccode%3D%22OK%22%7D" \
   "$values == {('recsys-similarity', '1')}"
+wait_for "recsys_similarity_collections{state=failed} == 0 (no collections)" \
+  "/api/v1/query?query=recsys_similarity_collections%7Bstate%3D%22failed%22%7D" \
+  "$values == {('recsys-similarity', '0')}"
 wait_for "process_* metrics from all four" "/api/v1/query?query=process_start_time_seconds" \
   "{j for j, _ in $values} == {'recsys-retrieval', 'recsys-recommender', 'recsys-trainer', 'recsys-similarity'}"
 rules='{r["name"]: r.get("state") for g in d["data"]["groups"] for r in g["rules"]}'
-wait_for "alerts.yml loaded (13 rules)" "/api/v1/rules" "len($rules) == 13"
+wait_for "alerts.yml loaded (14 rules)" "/api/v1/rules" "len($rules) == 14"
 wait_for "RecsysRecommenderNoLiveModel pending on the real metrics" "/api/v1/rules" \
-  "$rules['RecsysRecommenderNoLiveModel'] == 'pending' and $rules['RecsysRetrievalNoLiveVersion'] == 'inactive' and $rules['RecsysTargetDown'] == 'inactive'"
+  "$rules['RecsysRecommenderNoLiveModel'] == 'pending' and $rules['RecsysRetrievalNoLiveVersion'] == 'inactive' and $rules['RecsysTargetDown'] == 'inactive' and $rules['RecsysSimilarityCollectionNotOk'] == 'inactive'"
 echo "prometheus e2e: ok"
