@@ -25,6 +25,7 @@
 #include "common/test_paths.h"
 #include "gtest/gtest.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/health.grpc.pb.h"
 #include "proto/similarity.grpc.pb.h"
 
 namespace recsys {
@@ -807,7 +808,18 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
   ASSERT_EQ(RunToEnd({"/usr/bin/python3", rewrite, module}, JoinPath(*dir_, "rewrite_i.log")), 0)
       << Tail(JoinPath(*dir_, "rewrite_i.log"));
   ASSERT_NE(*ReadFileToString(module), old_bytes);
-  StartSimilarity();  // waits for SERVING
+  StartSimilarity();  // the server starts (it wrote its port file)
+  {
+    // grpc.health.v1 stays SERVING: the other collections answer.
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", similarity_->port), grpc::InsecureChannelCredentials()));
+    grpc::health::v1::HealthCheckRequest hr;
+    hr.set_service("recsys.v1.Similarity");
+    grpc::health::v1::HealthCheckResponse hs;
+    const grpc::Status st = health->Check(Ctx().get(), hr, &hs);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(hs.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
 
   ASSERT_TRUE(select("wf_ok", Example(7).source(), &wf_after).ok());
   EXPECT_EQ(wf_after.DebugString(), wf_before.DebugString());
