@@ -871,6 +871,7 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
     if (absl::StartsWith(line, "wf_ok ")) wf_row_ok = absl::StrContains(line, " ok ");
   }
   EXPECT_TRUE(ts_row_failed) << table;
+  EXPECT_TRUE(absl::StrContains(table, "ts_fail: " + failed.error())) << table;
   EXPECT_TRUE(wf_row_ok) << table;
 
   // The operator drops it and recreates it on the new file.

@@ -152,6 +152,9 @@ Command List() {
                      absl::StrCat(i.staged_count()), i.encoder_fingerprint().substr(0, 60)});
             }
             t.Print(c.out());
+            for (const auto& i : resp.collections()) {
+              if (!i.error().empty()) c.out() << i.config().name() << ": " << i.error() << "\n";
+            }
             return absl::OkStatus();
           }};
 }
