@@ -839,9 +839,10 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
   EXPECT_EQ(by_name["wf_ok"].state(), v1::SIMILARITY_COLLECTION_OK);
   EXPECT_EQ(by_name["durable"].state(), v1::SIMILARITY_COLLECTION_DEGRADED);
   auto expect_failed = [&](const grpc::Status& st, const char* call) {
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << call << ": " << st.error_message();
-    EXPECT_TRUE(absl::StrContains(st.error_message(), "'ts_fail'")) << call << ": " << st.error_message();
-    EXPECT_TRUE(absl::StrContains(st.error_message(), "fingerprint")) << call << ": " << st.error_message();
+    const std::string why = absl::StrCat(call, ": ", st.error_message());
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << why;
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "'ts_fail'")) << why;
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "fingerprint")) << why;
   };
   expect_failed(select("ts_fail", "b b c", &ts_out), "SelectExamples");
   expect_failed(IndexExamples("ts_fail", 40, 41), "IndexExamples");
