@@ -12,19 +12,6 @@
 namespace recsys {
 namespace {
 
-DemoDataOptions Tiny() {
-  DemoDataOptions o;
-  o.num_items = 96;
-  o.num_users = 150;
-  o.num_categories = 2;
-  o.num_styles = 2;
-  o.text_states = 5;
-  o.text_hidden = 16;
-  o.image_states = 5;
-  o.image_hidden = 12;
-  return o;
-}
-
 TrainerOptions Small() {
   TrainerOptions o;
   o.embedding_dim = 16;
@@ -41,19 +28,7 @@ TrainerOptions Small() {
   return o;
 }
 
-class EpochCheckpointTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto c = MakeSyntheticCatalog("resume", Tiny());
-    ASSERT_OK(c.status());
-    catalog_ = *std::move(c);
-    auto s = MakeStore(catalog_, true, true, {});
-    ASSERT_OK(s.status());
-    store_ = *std::move(s);
-  }
-  SyntheticCatalog catalog_;
-  std::unique_ptr<ItemStateStore> store_;
-};
+using EpochCheckpointTest = TinyCatalogTest;
 
 TEST_F(EpochCheckpointTest, ResumedRunEqualsUninterruptedRun) {
   ASSERT_OK_AND_ASSIGN(auto whole, Trainer::Create(Small(), &catalog_.data, store_.get()));

@@ -29,4 +29,26 @@ absl::StatusOr<std::unique_ptr<ItemStateStore>> MakeStore(const SyntheticCatalog
   return ItemStateStore::Create(o, c.data.item_keys);
 }
 
+DemoDataOptions TinyCatalogOptions() {
+  DemoDataOptions o;
+  o.num_items = 96;
+  o.num_users = 150;
+  o.num_categories = 2;
+  o.num_styles = 2;
+  o.text_states = 5;
+  o.text_hidden = 16;
+  o.image_states = 5;
+  o.image_hidden = 12;
+  return o;
+}
+
+void TinyCatalogTest::SetUp() {
+  absl::StatusOr<SyntheticCatalog> c = MakeSyntheticCatalog("tiny", TinyCatalogOptions());
+  ASSERT_TRUE(c.ok()) << c.status();
+  catalog_ = *std::move(c);
+  absl::StatusOr<std::unique_ptr<ItemStateStore>> s = MakeStore(catalog_, true, true, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  store_ = *std::move(s);
+}
+
 }  // namespace recsys

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 #include "trainer/data/demo_data.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/item_state_store.h"
@@ -26,6 +27,17 @@ absl::StatusOr<SyntheticCatalog> MakeSyntheticCatalog(const std::string& name,
 // A store over the given caches ("" entries are skipped).
 absl::StatusOr<std::unique_ptr<ItemStateStore>> MakeStore(
     const SyntheticCatalog& catalog, bool text, bool image, LayerSelection layers);
+
+// 96 items, 150 users, 2 categories x 2 styles, text 5 x 16, image 5 x 12.
+DemoDataOptions TinyCatalogOptions();
+
+// A fixture holding that tiny catalog and a store over both of its caches.
+class TinyCatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  SyntheticCatalog catalog_;
+  std::unique_ptr<ItemStateStore> store_;
+};
 
 }  // namespace recsys
 
