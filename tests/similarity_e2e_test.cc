@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
@@ -235,6 +237,25 @@ class SimilarityE2eTest : public ::testing::Test {
     return RunToEnd({"/usr/bin/python3", Runfile("server/similarity/testdata/similarity_check.py"),
                      task, JoinPath(*dir_, name)},
                     JoinPath(*dir_, name + ".check.log"));
+  }
+
+  // Makes the test's TorchScript modules into <dir>/<name> with
+  // server/similarity/testdata/make_encoder_modules.py. NOT_FOUND when
+  // /usr/bin/python3 lacks torch or numpy (the caller skips), INTERNAL with
+  // the log's tail when the script fails.
+  static absl::StatusOr<std::string> EncoderModules(const std::string& name) {
+    if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"},
+                 JoinPath(*dir_, name + ".torch.log")) != 0) {
+      return absl::NotFoundError("/usr/bin/python3 lacks torch/numpy (Debian python3-torch)");
+    }
+    const std::string mods = JoinPath(*dir_, name);
+    if (!CreateDirectories(mods).ok() ||
+        RunToEnd({"/usr/bin/python3", Runfile("server/similarity/testdata/make_encoder_modules.py"),
+                  mods},
+                 JoinPath(*dir_, name + ".log")) != 0) {
+      return absl::InternalError(Tail(JoinPath(*dir_, name + ".log")));
+    }
+    return mods;
   }
 
   static std::string* dir_;
@@ -588,16 +609,10 @@ TEST_F(SimilarityE2eTest, F_BertCollectionIndexQueryAndWrongEncoder) {
 // server/similarity/testdata/make_encoder_modules.py) through the endpoint,
 // mean pooling, and again after a kill -9 and restart.
 TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
-  if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"}, JoinPath(*dir_, "torch.log")) != 0) {
-    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
-  }
-  const std::string mods = JoinPath(*dir_, "modules");
-  ASSERT_TRUE(CreateDirectories(mods).ok());
-  ASSERT_EQ(RunToEnd({"/usr/bin/python3",
-                      Runfile("server/similarity/testdata/make_encoder_modules.py"), mods},
-                     JoinPath(*dir_, "modules.log")),
-            0)
-      << Tail(JoinPath(*dir_, "modules.log"));
+  absl::StatusOr<std::string> made = EncoderModules("modules");
+  if (absl::IsNotFound(made.status())) GTEST_SKIP() << made.status().message();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string mods = *made;
   v1::SimilarityCollectionConfig config;
   config.set_name("ts_ex");
   config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
@@ -743,16 +758,10 @@ TEST_F(SimilarityE2eTest, H_StagedBatchesSurviveAKillAndDamageIsRefused) {
 // down is restored FAILED with the reason; the server starts and the
 // weight-free collection answers as before; Drop and recreate work.
 TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
-  if (RunToEnd({"/usr/bin/python3", "-c", "import torch, numpy"}, JoinPath(*dir_, "torch.log")) != 0) {
-    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (Debian python3-torch)";
-  }
-  const std::string mods = JoinPath(*dir_, "modules_i");
-  ASSERT_TRUE(CreateDirectories(mods).ok());
-  ASSERT_EQ(RunToEnd({"/usr/bin/python3",
-                      Runfile("server/similarity/testdata/make_encoder_modules.py"), mods},
-                     JoinPath(*dir_, "modules_i.log")),
-            0)
-      << Tail(JoinPath(*dir_, "modules_i.log"));
+  absl::StatusOr<std::string> made = EncoderModules("modules_i");
+  if (absl::IsNotFound(made.status())) GTEST_SKIP() << made.status().message();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string mods = *made;
   const std::string module = JoinPath(mods, "ts_text.pt");
   v1::SimilarityCollectionConfig ts_config;
   ts_config.set_name("ts_fail");
