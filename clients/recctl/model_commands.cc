@@ -4,14 +4,12 @@
 //   publish: stream its item embeddings into the retrieval sidecar and make
 //            them live as the collection version with the model's number
 //            (model/model_publisher.h says what a failure leaves behind).
-#include <algorithm>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/time.h"
 #include "clients/recctl/recctl.h"
 #include "common/status_macros.h"
 #include "model/model_publisher.h"
@@ -74,9 +72,7 @@ Command Publish() {
             }
             RetrievalClient::Options o;
             o.deadline = c.deadline();
-            // The upsert and the index build take as long as the catalog
-            // needs; --deadline raises this floor, never lowers it.
-            o.stream_deadline = std::max(c.deadline(), absl::Minutes(10));
+            o.stream_deadline = c.long_deadline();  // the upsert and the index build
             o.upsert_batch_size = static_cast<int>(batch);
             std::unique_ptr<v1::Retrieval::Stub> stub = v1::Retrieval::NewStub(c.Channel("retrieval"));
             RetrievalClient client(stub.get(), o);

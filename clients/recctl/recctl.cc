@@ -64,6 +64,14 @@ std::unique_ptr<grpc::ClientContext> Context::Call() const {
   return ctx;
 }
 
+absl::Duration Context::long_deadline() const { return std::max(deadline_, absl::Minutes(10)); }
+
+std::unique_ptr<grpc::ClientContext> Context::LongCall() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + long_deadline()));
+  return ctx;
+}
+
 void Context::PrintJson(const google::protobuf::Message& message) const {
   std::string text;
   google::protobuf::util::JsonPrintOptions o;

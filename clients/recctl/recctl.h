@@ -38,6 +38,10 @@ class Context {
   // A client context with the --deadline.
   std::unique_ptr<grpc::ClientContext> Call() const;
   absl::Duration deadline() const { return deadline_; }
+  // Calls that do work proportional to a catalog (publish, evaluate):
+  // at least 10 minutes; a longer --deadline raises it, never lowers it.
+  absl::Duration long_deadline() const;
+  std::unique_ptr<grpc::ClientContext> LongCall() const;
 
   // --json: the message as one JSON object; else nothing (callers print a table).
   void PrintJson(const google::protobuf::Message& message) const;

@@ -275,9 +275,7 @@ Command Publish() {
             pb::PublishSimilarityRequest req;
             ASSIGN_OR_RETURN(*req.mutable_collection(), c.args().Required("collection"));
             pb::PublishSimilarityResponse resp;
-            grpc::ClientContext ctx;
-            ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(c.deadline(), absl::Minutes(10))));
-            grpc::Status s = Stub(c)->Publish(&ctx, req, &resp);
+            grpc::Status s = Stub(c)->Publish(c.LongCall().get(), req, &resp);
             if (!s.ok()) return RpcError(s, "publish");
             if (c.json()) return PrintedJson(c, resp);
             PrintInfo(c, resp.info());
@@ -390,9 +388,7 @@ Command Evaluate() {
             ASSIGN_OR_RETURN(bool recall, c.args().GetBool("recall"));
             req.set_compute_recall(recall);
             pb::EvaluateResponse resp;
-            grpc::ClientContext ctx;
-            ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(c.deadline(), absl::Minutes(10))));
-            grpc::Status s = Stub(c)->Evaluate(&ctx, req, &resp);
+            grpc::Status s = Stub(c)->Evaluate(c.LongCall().get(), req, &resp);
             if (!s.ok()) return RpcError(s, "eval");
             if (c.json()) return PrintedJson(c, resp);
             Table t({"N", "P@N MICRO", "P@N MACRO"});

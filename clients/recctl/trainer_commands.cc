@@ -343,9 +343,7 @@ Command Publish() {
             ASSIGN_OR_RETURN(int64_t v, c.args().GetInt("version"));
             req.set_version(v);
             pb::PublishModelVersionResponse resp;
-            grpc::ClientContext ctx;  // a publish streams the whole catalog
-            ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(c.deadline(), absl::Minutes(10))));
-            grpc::Status s = Stub(c)->PublishModelVersion(&ctx, req, &resp);
+            grpc::Status s = Stub(c)->PublishModelVersion(c.LongCall().get(), req, &resp);
             if (!s.ok()) return RpcError(s, "publish");
             if (c.json()) return PrintedJson(c, resp);
             c.out() << "published model version " << resp.version() << ": " << resp.upserted()
