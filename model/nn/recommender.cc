@@ -53,8 +53,9 @@ torch::Tensor RecommenderImpl::EncodeUsers(const torch::Tensor& seq,
 torch::Tensor RecommenderImpl::EncodeUsersPacked(const torch::Tensor& seq,
                                                  const torch::Tensor& valid,
                                                  const torch::Tensor& positions,
-                                                 const torch::Tensor& allowed) {
-  return user_encoder_->ForwardPacked(seq, valid, positions, allowed);
+                                                 const torch::Tensor& allowed,
+                                                 const DropoutKey* dropout) {
+  return user_encoder_->ForwardPacked(seq, valid, positions, allowed, dropout);
 }
 
 std::vector<torch::Tensor> RecommenderImpl::ItemTowerParameters() {

@@ -52,7 +52,8 @@ class RecommenderImpl : public torch::nn::Module {
   torch::Tensor EncodeUsers(const torch::Tensor& seq, const torch::Tensor& valid);
   // The packed form (UserEncoderImpl::ForwardPacked): [R, L, d].
   torch::Tensor EncodeUsersPacked(const torch::Tensor& seq, const torch::Tensor& valid,
-                                  const torch::Tensor& positions, const torch::Tensor& allowed);
+                                  const torch::Tensor& positions, const torch::Tensor& allowed,
+                                  const DropoutKey* dropout = nullptr);
 
   std::vector<torch::Tensor> ItemTowerParameters();
   std::vector<torch::Tensor> UserEncoderParameters();

@@ -19,7 +19,13 @@ TransformerBlockImpl::TransformerBlockImpl(const UserEncoderOptions& o) : option
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
-                                            const torch::Tensor& allowed) {
+                                            const torch::Tensor& allowed,
+                                            const DropoutKey* keyed) {
+  const double p = options_.dropout();
+  auto drop = [&](const torch::Tensor& t, uint64_t site) {
+    if (keyed == nullptr || !is_training()) return dropout_(t);
+    return KeyedDropout(t, p, keyed->Site(site));
+  };
   const int64_t b = x.size(0), l = x.size(1), h = options_.num_heads();
   const int64_t hd = options_.dim() / h;
   // [B, L, 3, H, hd] -> 3 x [B, H, L, hd]
@@ -28,10 +34,10 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
   torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(1.0 * hd);
   scores = scores.masked_fill(allowed.unsqueeze(1).logical_not(),
                               -std::numeric_limits<float>::infinity());
-  torch::Tensor attn = dropout_(torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type()));
+  torch::Tensor attn = drop(torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type()), 0);
   torch::Tensor ctx = torch::matmul(attn, v).permute({0, 2, 1, 3}).reshape({b, l, -1});
-  torch::Tensor y = ln1_(x + dropout_(out_(ctx)));
-  return ln2_(y + dropout_(ffn2_(dropout_(torch::gelu(ffn1_(y))))));
+  torch::Tensor y = ln1_(x + drop(out_(ctx), 1));
+  return ln2_(y + drop(ffn2_(drop(torch::gelu(ffn1_(y)), 2)), 3));
 }
 
 UserEncoderImpl::UserEncoderImpl(const UserEncoderOptions& o) : options_(o) {
@@ -74,7 +80,8 @@ torch::Tensor UserEncoderImpl::forward(const torch::Tensor& items,
 torch::Tensor UserEncoderImpl::ForwardPacked(const torch::Tensor& items,
                                              const torch::Tensor& valid,
                                              const torch::Tensor& positions,
-                                             const torch::Tensor& allowed) {
+                                             const torch::Tensor& allowed,
+                                             const DropoutKey* keyed) {
   TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
               "user encoder expects [R, L, ", options_.dim(), "], got ", items.sizes());
   const int64_t l = items.size(1);
@@ -86,8 +93,18 @@ torch::Tensor UserEncoderImpl::ForwardPacked(const torch::Tensor& items,
                   allowed.size(2) == l,
               "allowed must be [R, L, L], got ", allowed.sizes());
   torch::Tensor x = items + positions_(positions);
-  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
-  for (auto& block : blocks_) x = block->forward(x, allowed);
+  if (keyed == nullptr || !is_training()) {
+    x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+    for (auto& block : blocks_) x = block->forward(x, allowed);
+    return x;
+  }
+  // Site 0: the input; block i: sites 1 + i (each block mixes its own four).
+  x = KeyedDropout(ln_in_(x), options_.dropout(), keyed->Site(0)) *
+      valid.unsqueeze(-1).to(x.scalar_type());
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const DropoutKey block_key = keyed->Site(1 + i);
+    x = blocks_[i]->forward(x, allowed, &block_key);
+  }
   return x;
 }
 

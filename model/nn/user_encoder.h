@@ -12,6 +12,8 @@
 
 #include <torch/torch.h>
 
+#include "model/nn/keyed_dropout.h"
+
 namespace recsys {
 
 struct UserEncoderOptions {
@@ -27,8 +29,11 @@ struct UserEncoderOptions {
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   explicit TransformerBlockImpl(const UserEncoderOptions& options);
-  // x: [B, L, D]; allowed: [B, L, L] bool (query, key).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed);
+  // x: [B, L, D]; allowed: [B, L, L] bool (query, key). With `dropout`
+  // (training), the block's four dropouts are keyed (keyed_dropout.h) at
+  // sites dropout->Site(0..3) instead of drawing from the global generator.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed,
+                        const DropoutKey* dropout = nullptr);
 
  private:
   UserEncoderOptions options_;
@@ -52,8 +57,12 @@ class UserEncoderImpl : public torch::nn::Module {
   // earlier slots of its own sequence and itself; an empty slot: itself);
   // valid: [R, L] bool. Each sequence's outputs equal forward() on it alone,
   // left-padded (up to rounding; in training, dropout draws differ).
+  // With `dropout` (training), the masks are keyed by row (keyed_dropout.h):
+  // rows [a, b) of a batch, run alone with first_row = a, get the masks the
+  // whole batch gives those rows, so a step can be split into row shards.
   torch::Tensor ForwardPacked(const torch::Tensor& items, const torch::Tensor& valid,
-                              const torch::Tensor& positions, const torch::Tensor& allowed);
+                              const torch::Tensor& positions, const torch::Tensor& allowed,
+                              const DropoutKey* dropout = nullptr);
   const UserEncoderOptions& options() const { return options_; }
 
  private:

@@ -1,5 +1,8 @@
 #include "model/nn/user_encoder.h"
 
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace recsys {
@@ -99,6 +102,36 @@ TEST(UserEncoderTest, PackedRejectsMismatchedShapes) {
   EXPECT_THROW(enc->ForwardPacked(items, valid, torch::zeros({1, 5}, torch::kLong),
                                   torch::ones({1, 5, 4}, torch::kBool)),
                c10::Error);
+}
+
+// Training with keyed dropout: rows [0, 2) and [2, 5) run apart (as two
+// step shards on two threads would) equal the five rows run together, and
+// the masks are really on (another key gives other outputs).
+TEST(UserEncoderTest, KeyedDropoutRowShardsEqualTheWholeBatch) {
+  torch::manual_seed(5);
+  UserEncoder enc(UserEncoderOptions().dim(8).num_heads(2).ffn_dim(16).max_len(4).dropout(0.3));
+  enc->train();
+  const int64_t R = 5, L = 4;
+  torch::Tensor items = torch::randn({R, L, 8});
+  torch::Tensor valid = torch::ones({R, L}, torch::kBool);
+  torch::Tensor pos = torch::arange(L).repeat({R, 1});
+  torch::Tensor allowed = torch::ones({L, L}, torch::kBool).tril().expand({R, L, L}).contiguous();
+  const DropoutKey key{99, 0};
+  torch::Tensor whole = enc->ForwardPacked(items, valid, pos, allowed, &key);
+  std::vector<torch::Tensor> parts;
+  for (auto [from, n] : {std::pair<int64_t, int64_t>{0, 2}, {2, 3}}) {
+    const DropoutKey shard{99, from};
+    parts.push_back(enc->ForwardPacked(items.narrow(0, from, n), valid.narrow(0, from, n),
+                                       pos.narrow(0, from, n), allowed.narrow(0, from, n), &shard));
+  }
+  EXPECT_TRUE(torch::allclose(torch::cat(parts), whole, 1e-6, 1e-6));
+  const DropoutKey other{100, 0};
+  EXPECT_FALSE(torch::allclose(enc->ForwardPacked(items, valid, pos, allowed, &other), whole,
+                               1e-3, 1e-3));
+  enc->eval();  // no dropout: the key is ignored
+  torch::Tensor a = enc->ForwardPacked(items, valid, pos, allowed, &key);
+  torch::Tensor b = enc->ForwardPacked(items, valid, pos, allowed, &other);
+  EXPECT_TRUE(torch::equal(a, b));
 }
 
 }  // namespace
