@@ -1,0 +1,60 @@
+// A persistent team of threads that runs one function on N shards at once:
+// shard 0 on the calling thread, shards 1..N-1 on N-1 workers started once
+// (no thread is created per step). Between calls the workers sleep on a
+// condition (absl::Mutex::Await), they never spin, so a 2-core machine's
+// other core is free while the caller runs a serial part of the step.
+//
+// Used by the trainer to split a CPU training step into shards (see
+// trainer.cc, "sharded step"); knows nothing of LibTorch.
+//
+// Thread-safety: Run() is called from one thread at a time (the owner's);
+// it returns when every shard has finished. An exception thrown by a shard
+// is rethrown by Run() on the calling thread after all shards have ended
+// (the lowest shard's, if several threw).
+#ifndef RECSYS_TRAINER_TRAINING_STEP_WORKERS_H_
+#define RECSYS_TRAINER_TRAINING_STEP_WORKERS_H_
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <condition_variable>
+#include <mutex>
+
+namespace recsys {
+
+class StepWorkers {
+ public:
+  // REQUIRES: shards >= 1 (1: Run() calls the function inline, no thread).
+  explicit StepWorkers(int shards);
+  ~StepWorkers();
+  StepWorkers(const StepWorkers&) = delete;
+  StepWorkers& operator=(const StepWorkers&) = delete;
+
+  int shards() const { return shards_; }
+  // Calls fn(0) .. fn(shards - 1) concurrently; returns when all are done.
+  void Run(const std::function<void(int)>& fn);
+
+ private:
+  void WorkerLoop(int shard);
+
+  // std::mutex + condition variables rather than absl::Mutex::Await: the
+  // CMake build for the GPU machine (trainer/gpu) has only a thin Abseil
+  // shim without Await. Everything below mu_ is guarded by it.
+  const int shards_;
+  std::mutex mu_;
+  std::condition_variable work_;  // a new generation, or stop
+  std::condition_variable done_;  // pending_ reached 0
+  const std::function<void(int)>* task_ = nullptr;
+  int64_t generation_ = 0;  // one per Run()
+  int pending_ = 0;         // workers still running it
+  bool stop_ = false;
+  std::vector<std::exception_ptr> errors_;  // per shard
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace recsys
+
+#endif  // RECSYS_TRAINER_TRAINING_STEP_WORKERS_H_

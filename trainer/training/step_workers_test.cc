@@ -1,0 +1,88 @@
+#include "trainer/training/step_workers.h"
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace recsys {
+namespace {
+
+TEST(StepWorkersTest, EveryShardRunsOncePerCallOnItsOwnThread) {
+  StepWorkers workers(3);
+  EXPECT_EQ(workers.shards(), 3);
+  for (int call = 0; call < 200; ++call) {
+    std::vector<int> runs(3, 0);
+    std::vector<std::thread::id> ids(3);
+    workers.Run([&](int s) {
+      ++runs[s];
+      ids[s] = std::this_thread::get_id();
+    });
+    EXPECT_EQ(runs, std::vector<int>({1, 1, 1})) << "call " << call;
+    EXPECT_EQ(ids[0], std::this_thread::get_id());  // shard 0: the caller
+    EXPECT_NE(ids[1], ids[0]);
+    EXPECT_NE(ids[2], ids[1]);
+  }
+}
+
+// The shards really overlap: each waits (bounded) until all have started,
+// which only returns true when they run at the same time.
+TEST(StepWorkersTest, ShardsRunConcurrently) {
+  StepWorkers workers(2);
+  std::atomic<int> started{0};
+  std::vector<bool> met(2, false);
+  workers.Run([&](int s) {
+    ++started;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (started.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    met[s] = started.load() == 2;
+  });
+  EXPECT_TRUE(met[0]);
+  EXPECT_TRUE(met[1]);
+}
+
+TEST(StepWorkersTest, RunReturnsOnlyAfterEveryShardFinished) {
+  StepWorkers workers(2);
+  std::atomic<bool> caller_done{false}, worker_done{false};
+  workers.Run([&](int s) {
+    if (s == 0) {
+      caller_done = true;
+      return;
+    }
+    // Shard 1 finishes only after the caller's shard has (bounded wait).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!caller_done.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    worker_done = true;
+  });
+  EXPECT_TRUE(worker_done.load());
+}
+
+TEST(StepWorkersTest, AShardsExceptionIsRethrownAndTheTeamStaysUsable) {
+  StepWorkers workers(2);
+  EXPECT_THROW(workers.Run([](int s) {
+                 if (s == 1) throw std::runtime_error("shard 1 failed");
+               }),
+               std::runtime_error);
+  int sum = 0;
+  std::vector<int> seen(2, 0);
+  workers.Run([&](int s) { seen[s] = s + 1; });
+  for (int v : seen) sum += v;
+  EXPECT_EQ(sum, 3);
+}
+
+TEST(StepWorkersTest, OneShardRunsInline) {
+  StepWorkers workers(1);
+  std::thread::id id;
+  workers.Run([&](int) { id = std::this_thread::get_id(); });
+  EXPECT_EQ(id, std::this_thread::get_id());
+}
+
+}  // namespace
+}  // namespace recsys
