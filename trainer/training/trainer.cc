@@ -31,6 +31,7 @@
 #include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
 #include "trainer/training/loss_scaler.h"
+#include "trainer/training/step_workers.h"
 #include "trainer/training/torch_threads.h"
 
 namespace recsys {
@@ -223,6 +224,33 @@ torch::Tensor BoolTensor(const std::vector<uint8_t>& v, std::vector<int64_t> sha
 
 }  // namespace
 
+// The dropout key of one training step: a function of (seed, epoch, step)
+// only, so a resumed run and any thread count draw the same masks.
+uint64_t StepDropoutKey(uint64_t seed, int epoch, int64_t step) {
+  return MixBits(MixBits(MixBits(seed) ^ static_cast<uint64_t>(epoch)) ^
+                 static_cast<uint64_t>(step));
+}
+
+// Boundaries of `parts` near-equal ranges of [0, n): part i is
+// [b[i], b[i + 1]).
+std::vector<int64_t> SplitRange(int64_t n, int parts) {
+  std::vector<int64_t> b(parts + 1);
+  for (int i = 0; i <= parts; ++i) b[i] = n * i / parts;
+  return b;
+}
+
+// A sharded step's graph, cut at detach boundaries (see ShardedForward).
+struct ShardedStep {
+  std::vector<int64_t> item_bounds;        // item chunk c: [b[c], b[c+1]) of the U items
+  std::vector<torch::Tensor> item_out;     // chunk c's embeddings (graph: item tower)
+  torch::Tensor emb;                       // leaf [U, d]: all chunks, detached
+  torch::Tensor seq;                       // [R, L, d] from emb (graph: index_select)
+  std::vector<int64_t> row_bounds;         // row shard s: packed rows [b[s], b[s+1])
+  std::vector<torch::Tensor> shard_in;     // leaf per shard: its rows of seq
+  std::vector<torch::Tensor> shard_out;    // its encoder outputs (graph: user encoder)
+  torch::Tensor out;                       // leaf [R, L, d]: all shards, detached
+};
+
 struct Trainer::State {
   TrainerOptions options;
   const InteractionData* data = nullptr;
@@ -246,6 +274,12 @@ struct Trainer::State {
   torch::Tensor popularity;  // [N] log(1 + count) on device
   std::unique_ptr<ProgressTracker> progress;
   PhaseTimes phases;
+  // CPU: dropout masks keyed by (seed, epoch, step, packed row) instead of
+  // drawn from the global generator (model/nn/keyed_dropout.h), so a step
+  // split into row shards draws what the whole step draws.
+  bool keyed_dropout = false;
+  // Set when steps are split over several threads (CPU, num_threads >= 2).
+  std::unique_ptr<StepWorkers> workers;
 
   // The item tower's inputs for `ids` (a [U] int64 tensor on `device` when
   // the tables are there; the same ids as a vector otherwise).
@@ -257,6 +291,112 @@ struct Trainer::State {
     in.ids = LongTensor(ids, device);
     for (const torch::Tensor& t : state_tables) in.states.push_back(t.index_select(0, in.ids));
     return in;
+  }
+
+  // The step's loss from the item embeddings `emb` [U, d] and the queries
+  // (the encoder outputs at the positions with a target).
+  torch::Tensor BatchLoss(const Batch& b, const ItemInputs& in, const torch::Tensor& emb,
+                          const torch::Tensor& queries) {
+    torch::Tensor cand_local = LongTensor(b.candidates, device);
+    torch::Tensor cands = emb.index_select(0, cand_local);
+    torch::Tensor prior;
+    if (options.popularity_correction) {
+      prior = log_prior.index_select(0, in.ids.index_select(0, cand_local));
+    }
+    const int64_t c = static_cast<int64_t>(b.candidates.size());
+    torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
+                                 .index_select(0, LongTensor(b.position_row, device));
+    return InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, device), prior, excluded);
+  }
+
+  // Sharded step, forward (CPU, `workers` set). The same math as the
+  // single-thread step, cut at two detach boundaries so that the heavy
+  // parts run as independent graphs on the workers:
+  //  1. item chunks in parallel: the side network over chunk c of the U
+  //     distinct items; the chunks' outputs detached into the leaf `emb`;
+  //  2. row shards in parallel: the user encoder over shard s of the
+  //     packed rows (rows are independent; keyed dropout with first_row =
+  //     the shard's first row draws what the whole batch draws), each
+  //     shard's input a leaf, outputs detached into the leaf `out`;
+  //  3. the loss (small) on the calling thread.
+  torch::Tensor ShardedForward(const Batch& b, const ItemInputs& in, const DropoutKey& key,
+                               PhaseClock* clock, ShardedStep* g) {
+    const int n = workers->shards();
+    const int64_t L = options.max_len, R = b.packed_rows;
+    const int64_t u = static_cast<int64_t>(b.items.size());
+    g->item_bounds = SplitRange(u, n);
+    g->item_out.assign(n, torch::Tensor());
+    workers->Run([&](int c) {
+      const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
+      if (count == 0) return;
+      ItemInputs chunk;
+      chunk.ids = in.ids.narrow(0, from, count);
+      for (const torch::Tensor& t : in.states) chunk.states.push_back(t.narrow(0, from, count));
+      g->item_out[c] = model->EmbedItems(chunk);
+    });
+    std::vector<torch::Tensor> parts;
+    for (const torch::Tensor& t : g->item_out) {
+      if (t.defined()) parts.push_back(t);
+    }
+    g->emb = torch::cat(parts).detach().requires_grad_(true);
+    clock->Lap(&phases.side_forward);
+    torch::Tensor table =
+        torch::cat({g->emb, torch::zeros({1, g->emb.size(1)}, g->emb.options())});
+    g->seq = table.index_select(0, LongTensor(b.seq_local, device)).view({R, L, -1});
+    torch::Tensor valid = BoolTensor(b.valid, {R, L}, device);
+    torch::Tensor positions = LongTensor(b.slot_position, device).view({R, L});
+    torch::Tensor allowed = BoolTensor(b.allowed, {R, L, L}, device);
+    g->row_bounds = SplitRange(R, n);
+    g->shard_in.assign(n, torch::Tensor());
+    g->shard_out.assign(n, torch::Tensor());
+    workers->Run([&](int sh) {
+      const int64_t from = g->row_bounds[sh], count = g->row_bounds[sh + 1] - from;
+      if (count == 0) return;
+      g->shard_in[sh] = g->seq.narrow(0, from, count).detach().requires_grad_(true);
+      const DropoutKey shard_key{key.key, from};
+      g->shard_out[sh] = model->EncodeUsersPacked(
+          g->shard_in[sh], valid.narrow(0, from, count), positions.narrow(0, from, count),
+          allowed.narrow(0, from, count), &shard_key);
+    });
+    parts.clear();
+    for (const torch::Tensor& t : g->shard_out) {
+      if (t.defined()) parts.push_back(t);
+    }
+    g->out = torch::cat(parts).detach().requires_grad_(true);
+    torch::Tensor queries =
+        g->out.reshape({R * L, -1}).index_select(0, LongTensor(b.positions, device));
+    clock->Lap(&phases.user_encoder);
+    return BatchLoss(b, in, g->emb, queries);
+  }
+
+  // Sharded step, backward: the loss on the calling thread (gradients of
+  // `out` and of `emb` through the candidates); the row shards' encoder
+  // backward in parallel (into the encoder's gradients and each shard's
+  // input); those inputs' gradients into `emb` (calling thread); the item
+  // chunks' side-network backward in parallel. Concurrent backward calls
+  // accumulate into the shared parameters' gradients under LibTorch's
+  // per-parameter lock (AccumulateGrad); with 2 shards the sum 0 + a + b is
+  // the same in either order (IEEE addition commutes), so runs are
+  // bit-reproducible; with more shards the order may vary in the last bits.
+  void ShardedBackward(const torch::Tensor& loss, ShardedStep* g) {
+    loss.backward();
+    const torch::Tensor out_grad = g->out.grad();
+    workers->Run([&](int sh) {
+      if (!g->shard_out[sh].defined()) return;
+      const int64_t from = g->row_bounds[sh], count = g->row_bounds[sh + 1] - from;
+      g->shard_out[sh].backward(out_grad.narrow(0, from, count));
+    });
+    std::vector<torch::Tensor> seq_grads;
+    for (const torch::Tensor& t : g->shard_in) {
+      if (t.defined()) seq_grads.push_back(t.grad());
+    }
+    g->seq.backward(torch::cat(seq_grads));
+    const torch::Tensor emb_grad = g->emb.grad();
+    workers->Run([&](int c) {
+      if (!g->item_out[c].defined()) return;
+      const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
+      g->item_out[c].backward(emb_grad.narrow(0, from, count));
+    });
   }
 
   // Item embeddings of all items, [N, d], computed in chunks; no grad.
@@ -352,7 +492,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (s->device.is_cuda() && !torch::cuda::is_available()) {
     return absl::UnavailableError("device=cuda requested but no CUDA device is available");
   }
-  if (o.num_threads > 0) LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);
+  s->keyed_dropout = !s->device.is_cuda();
+  if (o.num_threads >= 2 && o.shard_steps && !s->device.is_cuda() &&
+      s->kind != ModelKind::kPopularity) {
+    // Coarse-grained: N shards of each step, each on one intra-op thread.
+    LOG(INFO) << "threads: steps split over " << o.num_threads << " workers, each with "
+              << ConfigureTorchThreads(1);
+    s->workers = std::make_unique<StepWorkers>(o.num_threads);
+    s->phases.shards = o.num_threads;
+  } else if (o.num_threads > 0) {
+    LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);
+  }
   if (o.amp != "auto" && o.amp != "bf16" && o.amp != "fp16" && o.amp != "off") {
     return absl::InvalidArgumentError(
         absl::StrCat("amp \"", o.amp, "\": expected auto, bf16, fp16 or off"));
@@ -487,8 +637,12 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       if (step + 1 < steps) next = std::async(std::launch::async, make_batch, step + 1);
       ASSIGN_OR_RETURN(ItemInputs in, s.Inputs(b.items));
       clock.Lap(&s.phases.gather);
+      const DropoutKey dropout_key{StepDropoutKey(s.options.seed, epoch, step), 0};
       torch::Tensor loss;
-      {
+      ShardedStep sharded;
+      if (s.workers) {
+        loss = s.ShardedForward(b, in, dropout_key, &clock, &sharded);
+      } else {
         AutocastScope autocast(s.amp);
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
         clock.Lap(&s.phases.side_forward);
@@ -500,20 +654,12 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             s.model
                 ->EncodeUsersPacked(seq, BoolTensor(b.valid, {R, L}, s.device),
                                     LongTensor(b.slot_position, s.device).view({R, L}),
-                                    BoolTensor(b.allowed, {R, L, L}, s.device))
+                                    BoolTensor(b.allowed, {R, L, L}, s.device),
+                                    s.keyed_dropout ? &dropout_key : nullptr)
                 .reshape({R * L, -1});
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
         clock.Lap(&s.phases.user_encoder);
-        torch::Tensor cand_local = LongTensor(b.candidates, s.device);
-        torch::Tensor cands = emb.index_select(0, cand_local);
-        torch::Tensor prior;
-        if (s.options.popularity_correction) {
-          prior = s.log_prior.index_select(0, in.ids.index_select(0, cand_local));
-        }
-        const int64_t c = static_cast<int64_t>(b.candidates.size());
-        torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, s.device)
-                                     .index_select(0, LongTensor(b.position_row, s.device));
-        loss = InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, s.device), prior, excluded);
+        loss = s.BatchLoss(b, in, emb, queries);
       }
       const double l = loss.item<double>();
       clock.Lap(&s.phases.loss);
@@ -525,7 +671,9 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
       }
       s.optimizer->zero_grad();
-      if (s.scaler) {
+      if (s.workers) {
+        s.ShardedBackward(loss, &sharded);
+      } else if (s.scaler) {
         s.scaler->Scale(loss).backward();
       } else {
         loss.backward();

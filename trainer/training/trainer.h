@@ -78,7 +78,13 @@ struct TrainerOptions {
   double weight_decay = 0.0;
   bool popularity_correction = true;  // logit - log p(item)
   uint64_t seed = 42;
-  int num_threads = 0;            // intra-op threads (process-wide); 0: LibTorch's default
+  // CPU threads. With shard_steps (the default) and num_threads >= 2 on the
+  // CPU, each step is split into num_threads shards run by a team of
+  // threads with one intra-op thread each (see "Threads" in
+  // trainer/README.md); otherwise num_threads intra-op (OpenMP) threads,
+  // process-wide. 0: LibTorch's default.
+  int num_threads = 0;
+  bool shard_steps = true;
   int eval_batch_size = 256;      // users per scoring batch ([B, N] scores: 21 MB on Scientific)
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
@@ -116,6 +122,7 @@ struct PhaseTimes {
   double loss = 0;          // candidates, mask, in-batch softmax, loss value
   double backward = 0;      // zero_grad + backward
   double optimizer = 0;     // Adam step
+  int shards = 1;           // workers a step is split over (1: not split)
   double evaluation = 0;    // Evaluate() calls (validation / test)
   int64_t evaluations = 0;
 };

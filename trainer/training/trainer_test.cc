@@ -1,5 +1,9 @@
 #include "trainer/training/trainer.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
@@ -45,6 +49,63 @@ TEST_F(TrainerTest, DeterministicUnderASeed) {
   for (size_t i = 0; i < params[0].size(); ++i) {
     EXPECT_EQ(params[0][i].values, params[1][i].values) << params[0][i].name;
   }
+}
+
+// --threads=2 splits each step over two workers (item chunks, row shards,
+// detach boundaries): with dropout on, the losses and weights are those of
+// the single-thread step, up to float rounding of the sums split in two.
+// Two 2-thread runs are bit-identical.
+TEST_F(TrainerTest, TwoThreadsTrainLikeOne) {
+  std::vector<std::vector<NamedTensor>> params;
+  std::vector<std::vector<double>> losses;
+  for (int threads : {1, 2, 2}) {
+    TrainerOptions o = Small();
+    o.num_threads = threads;
+    o.dropout = 0.2;
+    o.max_steps_per_epoch = 4;
+    ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(o, &catalog_.data, store_.get()));
+    EXPECT_EQ(t->phase_times().shards, threads);
+    losses.emplace_back();
+    for (int epoch = 1; epoch <= 2; ++epoch) {
+      ASSERT_OK_AND_ASSIGN(double loss, t->TrainEpoch(epoch));
+      losses.back().push_back(loss);
+    }
+    ASSERT_OK_AND_ASSIGN(auto p, t->Parameters());
+    params.push_back(std::move(p));
+  }
+  for (size_t e = 0; e < losses[0].size(); ++e) {
+    EXPECT_NEAR(losses[1][e], losses[0][e], 1e-5) << "epoch " << e + 1;
+    EXPECT_EQ(losses[2][e], losses[1][e]) << "epoch " << e + 1;
+  }
+  ASSERT_EQ(params[0].size(), params[1].size());
+  double moved = 0;
+  for (size_t i = 0; i < params[0].size(); ++i) {
+    ASSERT_EQ(params[0][i].values.size(), params[1][i].values.size());
+    EXPECT_EQ(params[2][i].values, params[1][i].values) << params[1][i].name;
+    // The key bias (rows [d, 2d) of qkv.bias) has a true gradient of 0
+    // (a query's scores all shift by q.b_k, which the softmax removes);
+    // its computed gradient is rounding noise, which Adam scales up to
+    // lr-sized steps of either sign. Those weights carry no signal either
+    // way and are left out.
+    const bool qkv_bias = absl::EndsWith(params[0][i].name, ".qkv.bias");
+    const size_t d = static_cast<size_t>(Small().embedding_dim);
+    for (size_t k = 0; k < params[0][i].values.size(); ++k) {
+      if (qkv_bias && k >= d && k < 2 * d) continue;
+      ASSERT_NEAR(params[1][i].values[k], params[0][i].values[k], 1e-5)
+          << params[0][i].name << "[" << k << "]";
+    }
+  }
+  // The runs trained (8 Adam steps moved the weights): equal weights are
+  // not equal initial weights.
+  TrainerOptions o = Small();
+  ASSERT_OK_AND_ASSIGN(auto fresh, Trainer::Create(o, &catalog_.data, store_.get()));
+  ASSERT_OK_AND_ASSIGN(auto initial, fresh->Parameters());
+  for (size_t i = 0; i < initial.size(); ++i) {
+    for (size_t k = 0; k < initial[i].values.size(); ++k) {
+      moved = std::max<double>(moved, std::abs(initial[i].values[k] - params[0][i].values[k]));
+    }
+  }
+  EXPECT_GT(moved, 1e-3);
 }
 
 TEST_F(TrainerTest, TrainsEvaluatesAndKeepsTheBestCheckpoint) {
