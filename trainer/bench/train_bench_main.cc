@@ -10,7 +10,9 @@
 //
 // Figures belong here, never in unit tests (see trainer/README.md).
 #include <sys/resource.h>
+#include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -22,6 +24,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -44,7 +47,12 @@ ABSL_FLAG(std::string, interactions, "",
           "users.tsv; empty: a synthetic set of Scientific's size under --scratch_dir");
 ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (with --interactions)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/recsys-train-bench", "where the synthetic set goes");
-ABSL_FLAG(std::string, threads, "1,2", "intra-op thread counts to measure");
+ABSL_FLAG(std::string, threads, "1,2",
+          "thread counts to measure: N (N >= 2: the step split over N workers, each on one "
+          "intra-op thread) or Ni (N intra-op threads, the step not split)");
+ABSL_FLAG(int, rounds, 1,
+          "measure the --threads list this many times, interleaved (1,2,1,2,...); the report's "
+          "\"threads_summary\" gives each entry's best and median and the ratios of the bests");
 ABSL_FLAG(int, warmup_steps, 5, "steps before the timed ones");
 ABSL_FLAG(int, steps, 60, "timed steps per thread count");
 ABSL_FLAG(std::string, epoch_threads, "1",
@@ -63,6 +71,18 @@ namespace recsys {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double ThreadCpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+double ProcessCpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 double LoadAverage1() {
   std::ifstream f("/proc/loadavg");
@@ -158,23 +178,40 @@ TrainerOptions BaseOptions() {
 
 // Timed steps at `threads`: steps/s over the steps after the warm-up, and
 // the phases of those steps.
+struct ThreadSpec {
+  int threads = 1;
+  bool shard_steps = true;  // false: "Ni", intra-op threads
+  std::string label;
+};
+
 absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
-                                            const ItemStateStore& store, int threads) {
+                                            const ItemStateStore& store, const ThreadSpec& t) {
+  const int threads = t.threads;
   const int warmup = absl::GetFlag(FLAGS_warmup_steps);
   const int steps = absl::GetFlag(FLAGS_steps);
   TrainerOptions o = BaseOptions();
   o.num_threads = threads;
+  o.shard_steps = t.shard_steps;
   o.max_steps_per_epoch = warmup + steps;
   Clock::time_point t0, t1;
-  PhaseTimes p0;
+  PhaseTimes p0, p1;
+  double main_cpu0 = 0, main_cpu1 = 0, proc_cpu0 = 0, proc_cpu1 = 0;
   const Trainer* self = nullptr;
+  // on_progress runs on the training thread: its CPU clock is the caller's.
   o.on_progress = [&](const TrainProgress& p) {
     if (p.finished_epoch != nullptr) return absl::OkStatus();
     if (p.step == warmup) {
       t0 = Clock::now();
       p0 = self->phase_times();
+      main_cpu0 = ThreadCpuSeconds();
+      proc_cpu0 = ProcessCpuSeconds();
     }
-    if (p.step == warmup + steps) t1 = Clock::now();
+    if (p.step == warmup + steps) {
+      t1 = Clock::now();
+      p1 = self->phase_times();
+      main_cpu1 = ThreadCpuSeconds();
+      proc_cpu1 = ProcessCpuSeconds();
+    }
     return absl::OkStatus();
   };
   ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(o, &data, &store));
@@ -184,12 +221,31 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   const double secs = std::chrono::duration<double>(t1 - t0).count();
   nlohmann::json j;
   j["threads"] = threads;
+  j["spec"] = t.label;
+  j["shards"] = trainer->phase_times().shards;  // workers a step ran on (1: not split)
+  j["intra_op_threads"] = t.shard_steps && threads >= 2 ? 1 : threads;
   j["timed_steps"] = steps;
   j["steps_per_second"] = steps / secs;
   j["ms_per_step"] = 1000.0 * secs / steps;
   j["mean_loss"] = loss;
   j["phases"] = PhasesJson(p0, trainer->phase_times());
   j["load_average_1m"] = {load_before, LoadAverage1()};
+  // CPU time per step (not wall): the whole process, the training thread.
+  // For split steps, the projection for an idle machine: the training
+  // thread's work outside its own shards (serial) plus, per parallel
+  // phase, the busiest shard's CPU time. It leaves out the wake-ups at the
+  // phase boundaries and memory-bandwidth sharing.
+  const double per = 1000.0 / steps;
+  j["process_cpu_ms_per_step"] = per * (proc_cpu1 - proc_cpu0);
+  j["main_thread_cpu_ms_per_step"] = per * (main_cpu1 - main_cpu0);
+  if (p1.shards > 1) {
+    const double serial = (main_cpu1 - main_cpu0) - (p1.shard0_cpu - p0.shard0_cpu);
+    const double critical = p1.critical_cpu - p0.critical_cpu;
+    j["serial_cpu_ms_per_step"] = per * serial;
+    j["parallel_cpu_ms_per_step"] = per * (p1.shard_cpu - p0.shard_cpu);
+    j["critical_cpu_ms_per_step"] = per * critical;
+    j["projected_idle_ms_per_step"] = per * (serial + critical);
+  }
   return j;
 }
 
@@ -261,6 +317,53 @@ std::vector<int> ParseThreads(const std::string& s) {
   return out;
 }
 
+absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
+  std::vector<ThreadSpec> out;
+  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
+    ThreadSpec t;
+    t.label = std::string(p);
+    if (absl::EndsWith(p, "i")) {
+      t.shard_steps = false;
+      p.remove_suffix(1);
+    }
+    if (!absl::SimpleAtoi(p, &t.threads) || t.threads < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--threads: \"", t.label, "\" is not N or Ni with N >= 1"));
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+// Per --threads entry over the rounds: ms/step best, median, all, with the
+// load averages; and each entry's best and per-round ratios against the
+// first entry (steps/s of the entry / steps/s of the first).
+nlohmann::json ThreadsSummary(const std::vector<ThreadSpec>& specs, const nlohmann::json& steps) {
+  nlohmann::json out = nlohmann::json::object();
+  const size_t n = specs.size();
+  std::vector<std::vector<double>> ms(n);
+  for (size_t i = 0; i < steps.size(); ++i) ms[i % n].push_back(steps[i]["ms_per_step"]);
+  for (size_t k = 0; k < n; ++k) {
+    nlohmann::json e;
+    e["ms_per_step_best"] = *std::min_element(ms[k].begin(), ms[k].end());
+    e["ms_per_step_median"] = Median(ms[k]);
+    e["ms_per_step_all"] = ms[k];
+    e["speedup_of_bests_vs_" + specs[0].label] =
+        *std::min_element(ms[0].begin(), ms[0].end()) / e["ms_per_step_best"].get<double>();
+    std::vector<double> ratios;
+    for (size_t r = 0; r < ms[k].size(); ++r) ratios.push_back(ms[0][r] / ms[k][r]);
+    e["speedup_per_round_vs_" + specs[0].label] = ratios;
+    out[specs[k].label] = e;
+  }
+  return out;
+}
+
 absl::Status Run() {
   ASSIGN_OR_RETURN(Data d, PrepareData());
   ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
@@ -283,19 +386,28 @@ absl::Status Run() {
                         {"max_len", absl::GetFlag(FLAGS_max_len)},
                         {"warmup_steps", absl::GetFlag(FLAGS_warmup_steps)},
                         {"timed_steps", absl::GetFlag(FLAGS_steps)},
+                        {"rounds", absl::GetFlag(FLAGS_rounds)},
                         {"device", absl::GetFlag(FLAGS_device)},
                         {"standardize_states", true}, {"layer_mode", "every_second"}};
   report["store_open_seconds"] = open_seconds;
   nlohmann::json steps = nlohmann::json::array(), epochs = nlohmann::json::array(),
                  reference = nlohmann::json::array();
-  for (int t : ParseThreads(absl::GetFlag(FLAGS_threads))) {
-    ASSIGN_OR_RETURN(nlohmann::json j, MeasureSteps(data, *store, t));
-    LOG(INFO) << "threads " << t << ": " << j.dump();
-    steps.push_back(j);
-    nlohmann::json r = RunReference(d, t);
-    LOG(INFO) << "pytorch reference, threads " << t << ": " << r.dump();
-    reference.push_back(r);
+  ASSIGN_OR_RETURN(std::vector<ThreadSpec> specs, ParseThreadSpecs(absl::GetFlag(FLAGS_threads)));
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  for (int round = 0; round < rounds; ++round) {
+    for (const ThreadSpec& t : specs) {
+      ASSIGN_OR_RETURN(nlohmann::json j, MeasureSteps(data, *store, t));
+      j["round"] = round + 1;
+      LOG(INFO) << "threads " << t.label << ": " << j.dump();
+      steps.push_back(j);
+      if (round == 0) {
+        nlohmann::json r = RunReference(d, t.threads);
+        LOG(INFO) << "pytorch reference, threads " << t.threads << ": " << r.dump();
+        reference.push_back(r);
+      }
+    }
   }
+  if (!specs.empty()) report["threads_summary"] = ThreadsSummary(specs, steps);
   for (int t : ParseThreads(absl::GetFlag(FLAGS_epoch_threads))) {
     ASSIGN_OR_RETURN(nlohmann::json j, MeasureEpoch(data, *store, t));
     LOG(INFO) << "epoch, threads " << t << ": " << j.dump();

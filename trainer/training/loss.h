@@ -5,7 +5,7 @@
 //   logit[n, c] = q_n . e_c - log p(c)        (when log_prior is given)
 //   logit[n, c] = -inf   where excluded[n, c] and c != target_n
 //                        (the user's own items are not negatives)
-//   loss = mean_n -log softmax(logit[n])[target_n]
+//   loss = mean_n -log softmax(logit[n])[target_n]   (`sum`: the sum over n)
 // Computed in float32 whatever the input dtype (autocast-safe).
 #ifndef RECSYS_TRAINER_TRAIN_LOSS_H_
 #define RECSYS_TRAINER_TRAIN_LOSS_H_
@@ -20,7 +20,7 @@ torch::Tensor InBatchSoftmaxLoss(const torch::Tensor& queries,
                                  const torch::Tensor& candidates,
                                  const torch::Tensor& targets,
                                  const torch::Tensor& log_prior,
-                                 const torch::Tensor& excluded);
+                                 const torch::Tensor& excluded, bool sum = false);
 
 }  // namespace recsys
 

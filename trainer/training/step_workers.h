@@ -37,6 +37,16 @@ class StepWorkers {
   // Calls fn(0) .. fn(shards - 1) concurrently; returns when all are done.
   void Run(const std::function<void(int)>& fn);
 
+  // CPU time (the threads' own, CLOCK_THREAD_CPUTIME_ID) spent in the
+  // shards since construction: per shard, and summed over Run() calls of
+  // the busiest shard's time (the critical path if every shard had a core
+  // of its own). Read by the owner between Run() calls.
+  struct CpuTimes {
+    std::vector<double> per_shard;
+    double critical = 0;
+  };
+  const CpuTimes& cpu_times() const { return cpu_; }
+
  private:
   void WorkerLoop(int shard);
 
@@ -52,6 +62,8 @@ class StepWorkers {
   int pending_ = 0;         // workers still running it
   bool stop_ = false;
   std::vector<std::exception_ptr> errors_;  // per shard
+  std::vector<double> run_cpu_;             // per shard, this Run()
+  CpuTimes cpu_;                            // owner's thread only
   std::vector<std::thread> threads_;
 };
 

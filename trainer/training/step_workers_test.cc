@@ -1,5 +1,7 @@
 #include "trainer/training/step_workers.h"
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -75,6 +77,29 @@ TEST(StepWorkersTest, AShardsExceptionIsRethrownAndTheTeamStaysUsable) {
   workers.Run([&](int s) { seen[s] = s + 1; });
   for (int v : seen) sum += v;
   EXPECT_EQ(sum, 3);
+}
+
+TEST(StepWorkersTest, CountsEachShardsCpuTimeAndTheCriticalPath) {
+  StepWorkers workers(2);
+  // Shard 1 burns CPU until its thread has used >= 20 ms (bounded by a
+  // wall deadline); shard 0 returns at once.
+  workers.Run([](int s) {
+    if (s == 0) return;
+    timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    volatile double sink = 0;
+    do {
+      for (int i = 0; i < 10000; ++i) sink = sink + i;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1e3 + (t.tv_nsec - t0.tv_nsec) * 1e-6 < 20 &&
+             std::chrono::steady_clock::now() < deadline);
+  });
+  const StepWorkers::CpuTimes& c = workers.cpu_times();
+  ASSERT_EQ(c.per_shard.size(), 2u);
+  EXPECT_GE(c.per_shard[1], 0.019);
+  EXPECT_LT(c.per_shard[0], c.per_shard[1]);
+  EXPECT_DOUBLE_EQ(c.critical, c.per_shard[1]);
 }
 
 TEST(StepWorkersTest, OneShardRunsInline) {

@@ -239,17 +239,20 @@ std::vector<int64_t> SplitRange(int64_t n, int parts) {
   return b;
 }
 
-// A sharded step's graph, cut at detach boundaries (see ShardedForward).
+// A sharded step's graphs, cut at one detach boundary (see ShardedForward).
 struct ShardedStep {
-  std::vector<int64_t> item_bounds;        // item chunk c: [b[c], b[c+1]) of the U items
-  std::vector<torch::Tensor> item_out;     // chunk c's embeddings (graph: item tower)
-  torch::Tensor emb;                       // leaf [U, d]: all chunks, detached
-  torch::Tensor seq;                       // [R, L, d] from emb (graph: index_select)
-  std::vector<int64_t> row_bounds;         // row shard s: packed rows [b[s], b[s+1])
-  std::vector<torch::Tensor> shard_in;     // leaf per shard: its rows of seq
-  std::vector<torch::Tensor> shard_out;    // its encoder outputs (graph: user encoder)
-  torch::Tensor out;                       // leaf [R, L, d]: all shards, detached
+  std::vector<int64_t> item_bounds;      // item chunk c: [b[c], b[c+1]) of the U items
+  std::vector<torch::Tensor> item_out;   // chunk c's embeddings (graph: item tower)
+  torch::Tensor emb;                     // leaf [U, d]: all chunks, detached
+  std::vector<torch::Tensor> loss_sum;   // per row shard: the sum of its positions' losses
+  int64_t positions = 0;                 // N, the divisor of the mean
 };
+
+// A contiguous slice [from, from + n) of a CPU index vector as a tensor.
+template <typename T>
+torch::Tensor Slice(const std::vector<T>& v, int64_t from, int64_t n, torch::Dtype dtype) {
+  return torch::from_blob(const_cast<T*>(v.data()) + from, {n}, dtype).clone();
+}
 
 struct Trainer::State {
   TrainerOptions options;
@@ -309,29 +312,40 @@ struct Trainer::State {
     return InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, device), prior, excluded);
   }
 
-  // Sharded step, forward (CPU, `workers` set). The same math as the
-  // single-thread step, cut at two detach boundaries so that the heavy
-  // parts run as independent graphs on the workers:
-  //  1. item chunks in parallel: the side network over chunk c of the U
-  //     distinct items; the chunks' outputs detached into the leaf `emb`;
-  //  2. row shards in parallel: the user encoder over shard s of the
-  //     packed rows (rows are independent; keyed dropout with first_row =
-  //     the shard's first row draws what the whole batch draws), each
-  //     shard's input a leaf, outputs detached into the leaf `out`;
-  //  3. the loss (small) on the calling thread.
-  torch::Tensor ShardedForward(const Batch& b, const ItemInputs& in, const DropoutKey& key,
-                               PhaseClock* clock, ShardedStep* g) {
+  // Sharded step, forward (CPU, `workers` set): the math of the
+  // single-thread step, run as independent graphs on the workers:
+  //  1. item chunks in parallel: chunk c of the U distinct items gathers
+  //     its states and runs the side network; the chunks' outputs are
+  //     detached into one leaf `emb` [U, d];
+  //  2. row shards in parallel: shard s takes packed rows [r_s, r_s+1)
+  //     (rows are independent), builds its input rows from `emb`, runs the
+  //     user encoder (keyed dropout with first_row = r_s draws what the
+  //     whole batch draws for those rows) and the sum of the losses of the
+  //     positions in its rows against all the batch's candidates.
+  // The loss is (sum over shards) / N. Returns it; the graphs stay in `g`.
+  absl::StatusOr<torch::Tensor> ShardedForward(const Batch& b, const DropoutKey& key,
+                                               PhaseClock* clock, ItemInputs* in,
+                                               ShardedStep* g) {
     const int n = workers->shards();
     const int64_t L = options.max_len, R = b.packed_rows;
     const int64_t u = static_cast<int64_t>(b.items.size());
+    const bool dense = kind == ModelKind::kIisan && !state_tables.empty();
+    if (dense) {
+      in->ids = LongTensor(b.items, device);
+    } else {
+      ASSIGN_OR_RETURN(*in, Inputs(b.items));
+    }
     g->item_bounds = SplitRange(u, n);
     g->item_out.assign(n, torch::Tensor());
     workers->Run([&](int c) {
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
       if (count == 0) return;
       ItemInputs chunk;
-      chunk.ids = in.ids.narrow(0, from, count);
-      for (const torch::Tensor& t : in.states) chunk.states.push_back(t.narrow(0, from, count));
+      chunk.ids = in->ids.narrow(0, from, count);
+      for (size_t m = 0; m < (dense ? state_tables.size() : in->states.size()); ++m) {
+        chunk.states.push_back(dense ? state_tables[m].index_select(0, chunk.ids)
+                                     : in->states[m].narrow(0, from, count));
+      }
       g->item_out[c] = model->EmbedItems(chunk);
     });
     std::vector<torch::Tensor> parts;
@@ -340,57 +354,70 @@ struct Trainer::State {
     }
     g->emb = torch::cat(parts).detach().requires_grad_(true);
     clock->Lap(&phases.side_forward);
-    torch::Tensor table =
-        torch::cat({g->emb, torch::zeros({1, g->emb.size(1)}, g->emb.options())});
-    g->seq = table.index_select(0, LongTensor(b.seq_local, device)).view({R, L, -1});
-    torch::Tensor valid = BoolTensor(b.valid, {R, L}, device);
-    torch::Tensor positions = LongTensor(b.slot_position, device).view({R, L});
-    torch::Tensor allowed = BoolTensor(b.allowed, {R, L, L}, device);
-    g->row_bounds = SplitRange(R, n);
-    g->shard_in.assign(n, torch::Tensor());
-    g->shard_out.assign(n, torch::Tensor());
-    workers->Run([&](int sh) {
-      const int64_t from = g->row_bounds[sh], count = g->row_bounds[sh + 1] - from;
-      if (count == 0) return;
-      g->shard_in[sh] = g->seq.narrow(0, from, count).detach().requires_grad_(true);
-      const DropoutKey shard_key{key.key, from};
-      g->shard_out[sh] = model->EncodeUsersPacked(
-          g->shard_in[sh], valid.narrow(0, from, count), positions.narrow(0, from, count),
-          allowed.narrow(0, from, count), &shard_key);
-    });
-    parts.clear();
-    for (const torch::Tensor& t : g->shard_out) {
-      if (t.defined()) parts.push_back(t);
+    const torch::Tensor cand_local = LongTensor(b.candidates, device);
+    torch::Tensor prior;
+    if (options.popularity_correction) {
+      prior = log_prior.index_select(0, in->ids.index_select(0, cand_local));
     }
-    g->out = torch::cat(parts).detach().requires_grad_(true);
-    torch::Tensor queries =
-        g->out.reshape({R * L, -1}).index_select(0, LongTensor(b.positions, device));
+    const int64_t c = static_cast<int64_t>(b.candidates.size());
+    const std::vector<int64_t> row_bounds = SplitRange(R, n);
+    g->positions = static_cast<int64_t>(b.positions.size());
+    g->loss_sum.assign(n, torch::Tensor());
+    workers->Run([&](int sh) {
+      const int64_t r0 = row_bounds[sh], rows = row_bounds[sh + 1] - r0;
+      if (rows == 0) return;
+      std::vector<int64_t> local, target, user;
+      for (size_t i = 0; i < b.positions.size(); ++i) {
+        const int64_t flat = b.positions[i];
+        if (flat < r0 * L || flat >= (r0 + rows) * L) continue;
+        local.push_back(flat - r0 * L);
+        target.push_back(b.target[i]);
+        user.push_back(b.position_row[i]);
+      }
+      if (local.empty()) return;
+      torch::Tensor table =
+          torch::cat({g->emb, torch::zeros({1, g->emb.size(1)}, g->emb.options())});
+      torch::Tensor seq = table.index_select(0, Slice(b.seq_local, r0 * L, rows * L, torch::kLong))
+                              .view({rows, L, -1});
+      torch::Tensor valid = Slice(b.valid, r0 * L, rows * L, torch::kUInt8)
+                                .to(torch::kBool).view({rows, L});
+      torch::Tensor positions = Slice(b.slot_position, r0 * L, rows * L, torch::kLong)
+                                    .view({rows, L});
+      torch::Tensor allowed = Slice(b.allowed, r0 * L * L, rows * L * L, torch::kUInt8)
+                                  .to(torch::kBool).view({rows, L, L});
+      const DropoutKey shard_key{key.key, r0};
+      torch::Tensor out =
+          model->EncodeUsersPacked(seq, valid, positions, allowed, &shard_key)
+              .reshape({rows * L, -1});
+      torch::Tensor queries = out.index_select(0, LongTensor(local, device));
+      torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
+                                   .index_select(0, LongTensor(user, device));
+      g->loss_sum[sh] = InBatchSoftmaxLoss(queries, g->emb.index_select(0, cand_local),
+                                           LongTensor(target, device), prior, excluded,
+                                           /*sum=*/true);
+    });
+    torch::Tensor total;
+    for (const torch::Tensor& t : g->loss_sum) {
+      if (t.defined()) total = total.defined() ? total + t.detach() : t.detach();
+    }
     clock->Lap(&phases.user_encoder);
-    return BatchLoss(b, in, g->emb, queries);
+    return total / static_cast<double>(g->positions);
   }
 
-  // Sharded step, backward: the loss on the calling thread (gradients of
-  // `out` and of `emb` through the candidates); the row shards' encoder
-  // backward in parallel (into the encoder's gradients and each shard's
-  // input); those inputs' gradients into `emb` (calling thread); the item
-  // chunks' side-network backward in parallel. Concurrent backward calls
-  // accumulate into the shared parameters' gradients under LibTorch's
-  // per-parameter lock (AccumulateGrad); with 2 shards the sum 0 + a + b is
-  // the same in either order (IEEE addition commutes), so runs are
-  // bit-reproducible; with more shards the order may vary in the last bits.
-  void ShardedBackward(const torch::Tensor& loss, ShardedStep* g) {
-    loss.backward();
-    const torch::Tensor out_grad = g->out.grad();
+  // Sharded step, backward: each row shard's loss (scaled by 1 / N) back
+  // through its encoder graph into the encoder's gradients and `emb`, in
+  // parallel; then each item chunk's side network backward from its rows of
+  // emb's gradient, in parallel. Concurrent backward calls accumulate into
+  // the shared gradients (parameters, `emb`) under LibTorch's per-variable
+  // lock (AccumulateGrad), each adding one term: with 2 shards the sum
+  // 0 + a + b is the same in either order (IEEE addition commutes), so
+  // runs are bit-reproducible; with more, the order may vary the last bits.
+  void ShardedBackward(ShardedStep* g) {
+    const torch::Tensor scale =
+        torch::full({}, 1.0 / static_cast<double>(g->positions), g->emb.options());
     workers->Run([&](int sh) {
-      if (!g->shard_out[sh].defined()) return;
-      const int64_t from = g->row_bounds[sh], count = g->row_bounds[sh + 1] - from;
-      g->shard_out[sh].backward(out_grad.narrow(0, from, count));
+      if (g->loss_sum[sh].defined()) g->loss_sum[sh].backward(scale);
     });
-    std::vector<torch::Tensor> seq_grads;
-    for (const torch::Tensor& t : g->shard_in) {
-      if (t.defined()) seq_grads.push_back(t.grad());
-    }
-    g->seq.backward(torch::cat(seq_grads));
     const torch::Tensor emb_grad = g->emb.grad();
     workers->Run([&](int c) {
       if (!g->item_out[c].defined()) return;
@@ -635,14 +662,16 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
       Batch b = next.get();
       if (step + 1 < steps) next = std::async(std::launch::async, make_batch, step + 1);
-      ASSIGN_OR_RETURN(ItemInputs in, s.Inputs(b.items));
-      clock.Lap(&s.phases.gather);
       const DropoutKey dropout_key{StepDropoutKey(s.options.seed, epoch, step), 0};
       torch::Tensor loss;
       ShardedStep sharded;
+      ItemInputs in;
       if (s.workers) {
-        loss = s.ShardedForward(b, in, dropout_key, &clock, &sharded);
+        // Gather time counts in side_forward (the chunks gather their own).
+        ASSIGN_OR_RETURN(loss, s.ShardedForward(b, dropout_key, &clock, &in, &sharded));
       } else {
+        ASSIGN_OR_RETURN(in, s.Inputs(b.items));
+        clock.Lap(&s.phases.gather);
         AutocastScope autocast(s.amp);
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
         clock.Lap(&s.phases.side_forward);
@@ -672,7 +701,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       }
       s.optimizer->zero_grad();
       if (s.workers) {
-        s.ShardedBackward(loss, &sharded);
+        s.ShardedBackward(&sharded);
       } else if (s.scaler) {
         s.scaler->Scale(loss).backward();
       } else {
@@ -687,6 +716,12 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       }
       clock.Lap(&s.phases.optimizer);
       ++s.phases.steps;
+      if (s.workers) {
+        const StepWorkers::CpuTimes& cpu = s.workers->cpu_times();
+        s.phases.shard0_cpu = cpu.per_shard[0];
+        s.phases.shard_cpu = std::accumulate(cpu.per_shard.begin(), cpu.per_shard.end(), 0.0);
+        s.phases.critical_cpu = cpu.critical;
+      }
       loss_sum += l;
       done += static_cast<int64_t>(b.positions.size());
       s.progress->SetPhase(absl::StrFormat("epoch %d/%d step %d/%d loss %.4f", epoch,

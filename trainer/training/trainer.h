@@ -123,6 +123,13 @@ struct PhaseTimes {
   double backward = 0;      // zero_grad + backward
   double optimizer = 0;     // Adam step
   int shards = 1;           // workers a step is split over (1: not split)
+  // Split steps only: CPU seconds (thread CPU time, not wall) spent in the
+  // parallel phases: by the calling thread's shard, by all shards, and
+  // summed over the phases of the busiest shard (the critical path with a
+  // free core per worker).
+  double shard0_cpu = 0;
+  double shard_cpu = 0;
+  double critical_cpu = 0;
   double evaluation = 0;    // Evaluate() calls (validation / test)
   int64_t evaluations = 0;
 };
