@@ -31,6 +31,7 @@
 #include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
 #include "trainer/training/loss_scaler.h"
+#include "trainer/training/sharded_adam.h"
 #include "trainer/training/step_workers.h"
 #include "trainer/training/torch_threads.h"
 
@@ -712,7 +713,11 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       // scaler backs off); the weights never see Inf.
       if (!s.scaler || s.scaler->UnscaleAndUpdate({s.flat_params[0].grad(),
                                                      s.flat_params[1].grad()})) {
-        s.optimizer->step();
+        if (s.workers) {
+          ShardedAdamStep(*s.optimizer, *s.workers);  // bit-identical to step()
+        } else {
+          s.optimizer->step();
+        }
       }
       clock.Lap(&s.phases.optimizer);
       ++s.phases.steps;
