@@ -10,6 +10,16 @@
 // for descheduled ones (2 threads measured ~30x slower than 1 on this
 // 2-core machine under load, trainer/README.md "Speed").
 //
+// The trainer's --threads=N >= 2 on the CPU does not use this for N: it
+// calls ConfigureTorchThreads(1) and splits each step over N workers of its
+// own (trainer.cc "sharded step", trainer/README.md "Threads"): this
+// step's ops are too small for intra-op parallelism, and OpenMP's spinning
+// workers plus OpenBLAS's fought for the cores (2 intra-op threads: 27 ms
+// a step against 14 ms for 1 on a quiet 2-core machine). With one intra-op
+// thread per process, each worker thread also runs its ops inline:
+// LibTorch initialises a new thread's OpenMP thread count from the
+// process-wide setting.
+//
 // Thread-safety: call from one thread, before training starts; the settings
 // are process-wide (one training per process, as the trainer service does).
 #ifndef RECSYS_TRAINER_TRAINING_TORCH_THREADS_H_

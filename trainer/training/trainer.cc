@@ -428,25 +428,52 @@ struct Trainer::State {
   }
 
   // Item embeddings of all items, [N, d], computed in chunks; no grad.
+  // With workers (and the states in dense tables, or SASRec's ID table),
+  // `shards` chunks at a time run in parallel.
   absl::StatusOr<torch::Tensor> AllItemEmbeddings() {
-    std::vector<torch::Tensor> parts;
     const int64_t n = data->num_items();
-    for (int64_t begin = 0; begin < n; begin += options.item_chunk) {
-      const int64_t end = std::min(n, begin + options.item_chunk);
-      ItemInputs in;
-      if (kind == ModelKind::kIisan && !state_tables.empty()) {
-        in.ids = torch::arange(begin, end, torch::TensorOptions().dtype(torch::kLong).device(device));
-        for (const torch::Tensor& t : state_tables) in.states.push_back(t.narrow(0, begin, end - begin));
+    const int64_t chunks = (n + options.item_chunk - 1) / options.item_chunk;
+    std::vector<torch::Tensor> parts(chunks);
+    std::vector<absl::Status> errors(chunks);
+    auto chunk = [&](int64_t ci) {
+      torch::NoGradGuard no_grad;  // per thread
+      const int64_t begin = ci * options.item_chunk;
+      absl::StatusOr<torch::Tensor> e = ItemEmbeddingsOf(begin, std::min(n, begin + options.item_chunk));
+      if (e.ok()) {
+        parts[ci] = *std::move(e);
       } else {
-        std::vector<int64_t> ids(end - begin);
-        std::iota(ids.begin(), ids.end(), begin);
-        ASSIGN_OR_RETURN(in, GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids,
-                                              device));
+        errors[ci] = e.status();
       }
-      AutocastScope autocast(amp);
-      parts.push_back(model->EmbedItems(in).to(torch::kFloat));
+    };
+    const bool parallel = workers && (kind == ModelKind::kSasrec || !state_tables.empty());
+    const int width = parallel ? workers->shards() : 1;
+    for (int64_t g = 0; g < chunks; g += width) {
+      if (parallel) {
+        workers->Run([&](int sh) {
+          if (g + sh < chunks) chunk(g + sh);
+        });
+      } else {
+        chunk(g);
+      }
     }
+    for (const absl::Status& e : errors) RETURN_IF_ERROR(e);
     return torch::cat(parts, 0);
+  }
+
+  // The embeddings of items [begin, end).
+  absl::StatusOr<torch::Tensor> ItemEmbeddingsOf(int64_t begin, int64_t end) {
+    ItemInputs in;
+    if (kind == ModelKind::kIisan && !state_tables.empty()) {
+      in.ids = torch::arange(begin, end, torch::TensorOptions().dtype(torch::kLong).device(device));
+      for (const torch::Tensor& t : state_tables) in.states.push_back(t.narrow(0, begin, end - begin));
+    } else {
+      std::vector<int64_t> ids(end - begin);
+      std::iota(ids.begin(), ids.end(), begin);
+      ASSIGN_OR_RETURN(in, GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids,
+                                            device));
+    }
+    AutocastScope autocast(amp);
+    return model->EmbedItems(in).to(torch::kFloat);
   }
 
   // [B, d] user vectors from the last max_len items of each history.
@@ -762,8 +789,8 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
     if (s.kind != ModelKind::kPopularity) {
       ASSIGN_OR_RETURN(items, s.AllItemEmbeddings());
     }
-    for (size_t begin = 0; begin < examples.size(); begin += s.options.eval_batch_size) {
-      const size_t end = std::min(examples.size(), begin + s.options.eval_batch_size);
+    // The ranks of examples [begin, end) (scoring, finiteness, ranking).
+    auto rank_batch = [&](size_t begin, size_t end) -> absl::StatusOr<std::vector<TargetRank>> {
       std::vector<int64_t> targets;
       std::vector<std::vector<int32_t>> histories;
       std::vector<const std::vector<int32_t>*> hist_ptrs;
@@ -784,13 +811,38 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
             "evaluation: the model gave examples ", begin, "..", end - 1,
             " non-finite scores (NaN or Inf); no metrics are reported for such a model"));
       }
-      std::vector<TargetRank> ranks = RankTargets(scores, targets, histories);
-      for (size_t i = 0; i < ranks.size(); ++i) {
-        const auto& h = histories[i];
-        if (repeated_target_is_miss && std::find(h.begin(), h.end(), targets[i]) != h.end()) {
-          metrics.Add(std::numeric_limits<int64_t>::max());
-        } else {
-          metrics.Add(ranks[i].higher, ranks[i].tied);
+      return RankTargets(scores, targets, histories);
+    };
+    // With workers, `shards` batches at a time are ranked in parallel; the
+    // metrics take them in order, so the report does not depend on it.
+    const size_t batch = s.options.eval_batch_size;
+    const size_t batches = (examples.size() + batch - 1) / batch;
+    const int width = s.workers ? s.workers->shards() : 1;
+    for (size_t g = 0; g < batches; g += width) {
+      std::vector<absl::StatusOr<std::vector<TargetRank>>> ranked(
+          width, absl::InternalError("evaluation batch not run"));
+      auto one = [&](int sh) {
+        torch::NoGradGuard no_grad_here;  // per thread
+        const size_t begin = (g + sh) * batch;
+        if (g + sh < batches) ranked[sh] = rank_batch(begin, std::min(examples.size(), begin + batch));
+      };
+      if (s.workers) {
+        s.workers->Run(one);
+      } else {
+        one(0);
+      }
+      for (int sh = 0; sh < width && g + sh < batches; ++sh) {
+        RETURN_IF_ERROR(ranked[sh].status());
+        const size_t begin = (g + sh) * batch;
+        const std::vector<TargetRank>& ranks = *ranked[sh];
+        for (size_t i = 0; i < ranks.size(); ++i) {
+          const auto& h = examples[begin + i].history;
+          const int64_t target = examples[begin + i].target;
+          if (repeated_target_is_miss && std::find(h.begin(), h.end(), target) != h.end()) {
+            metrics.Add(std::numeric_limits<int64_t>::max());
+          } else {
+            metrics.Add(ranks[i].higher, ranks[i].tied);
+          }
         }
       }
     }
