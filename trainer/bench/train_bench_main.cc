@@ -49,7 +49,8 @@ ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (with --interact
 ABSL_FLAG(std::string, scratch_dir, "/tmp/recsys-train-bench", "where the synthetic set goes");
 ABSL_FLAG(std::string, threads, "1,2",
           "thread counts to measure: N (N >= 2: the step split over N workers, each on one "
-          "intra-op thread) or Ni (N intra-op threads, the step not split)");
+          "intra-op thread), Ni (N intra-op threads, the step not split) or Ns (the N shards "
+          "of a split step one after another on one thread: the split's own cost)");
 ABSL_FLAG(int, rounds, 1,
           "measure the --threads list this many times, interleaved (1,2,1,2,...); the report's "
           "\"threads_summary\" gives each entry's best and median and the ratios of the bests");
@@ -181,6 +182,7 @@ TrainerOptions BaseOptions() {
 struct ThreadSpec {
   int threads = 1;
   bool shard_steps = true;  // false: "Ni", intra-op threads
+  bool serial = false;      // "Ns": the shards in turn on one thread
   std::string label;
 };
 
@@ -192,6 +194,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   TrainerOptions o = BaseOptions();
   o.num_threads = threads;
   o.shard_steps = t.shard_steps;
+  o.serial_shards = t.serial;
   o.max_steps_per_epoch = warmup + steps;
   Clock::time_point t0, t1;
   PhaseTimes p0, p1;
@@ -224,6 +227,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   j["spec"] = t.label;
   j["shards"] = trainer->phase_times().shards;  // workers a step ran on (1: not split)
   j["intra_op_threads"] = t.shard_steps && threads >= 2 ? 1 : threads;
+  j["serial_shards"] = t.serial;
   j["timed_steps"] = steps;
   j["steps_per_second"] = steps / secs;
   j["ms_per_step"] = 1000.0 * secs / steps;
@@ -324,6 +328,9 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
     t.label = std::string(p);
     if (absl::EndsWith(p, "i")) {
       t.shard_steps = false;
+      p.remove_suffix(1);
+    } else if (absl::EndsWith(p, "s")) {
+      t.serial = true;
       p.remove_suffix(1);
     }
     if (!absl::SimpleAtoi(p, &t.threads) || t.threads < 1) {

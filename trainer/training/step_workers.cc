@@ -15,10 +15,12 @@ double ThreadCpuSeconds() {
 
 }  // namespace
 
-StepWorkers::StepWorkers(int shards) : shards_(shards < 1 ? 1 : shards) {
+StepWorkers::StepWorkers(int shards, bool serial)
+    : shards_(shards < 1 ? 1 : shards), serial_(serial) {
   errors_.resize(shards_);
   run_cpu_.assign(shards_, 0.0);
   cpu_.per_shard.assign(shards_, 0.0);
+  if (serial_) return;
   for (int s = 1; s < shards_; ++s) threads_.emplace_back([this, s] { WorkerLoop(s); });
 }
 
@@ -62,12 +64,16 @@ void StepWorkers::WorkerLoop(int shard) {
 }
 
 void StepWorkers::Run(const std::function<void(int)>& fn) {
-  if (shards_ == 1) {
-    const double cpu0 = ThreadCpuSeconds();
-    fn(0);
-    const double cpu = ThreadCpuSeconds() - cpu0;
-    cpu_.per_shard[0] += cpu;
-    cpu_.critical += cpu;
+  if (shards_ == 1 || serial_) {
+    double busiest = 0;
+    for (int sh = 0; sh < shards_; ++sh) {
+      const double cpu0 = ThreadCpuSeconds();
+      fn(sh);
+      const double cpu = ThreadCpuSeconds() - cpu0;
+      cpu_.per_shard[sh] += cpu;
+      busiest = std::max(busiest, cpu);
+    }
+    cpu_.critical += busiest;
     return;
   }
   {

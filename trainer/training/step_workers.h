@@ -28,7 +28,10 @@ namespace recsys {
 class StepWorkers {
  public:
   // REQUIRES: shards >= 1 (1: Run() calls the function inline, no thread).
-  explicit StepWorkers(int shards);
+  // `serial` (for measurements): no threads; Run() calls the shards one
+  // after another on the caller, so the split's own cost can be told apart
+  // from what running in parallel costs.
+  explicit StepWorkers(int shards, bool serial = false);
   ~StepWorkers();
   StepWorkers(const StepWorkers&) = delete;
   StepWorkers& operator=(const StepWorkers&) = delete;
@@ -54,6 +57,7 @@ class StepWorkers {
   // CMake build for the GPU machine (trainer/gpu) has only a thin Abseil
   // shim without Await. Everything below mu_ is guarded by it.
   const int shards_;
+  const bool serial_;
   std::mutex mu_;
   std::condition_variable work_;  // a new generation, or stop
   std::condition_variable done_;  // pending_ reached 0

@@ -102,6 +102,19 @@ TEST(StepWorkersTest, CountsEachShardsCpuTimeAndTheCriticalPath) {
   EXPECT_DOUBLE_EQ(c.critical, c.per_shard[1]);
 }
 
+TEST(StepWorkersTest, SerialRunsEveryShardInOrderOnTheCaller) {
+  StepWorkers workers(3, /*serial=*/true);
+  std::vector<int> order;
+  std::vector<std::thread::id> ids;
+  workers.Run([&](int s) {
+    order.push_back(s);
+    ids.push_back(std::this_thread::get_id());
+  });
+  EXPECT_EQ(order, std::vector<int>({0, 1, 2}));
+  for (const auto& id : ids) EXPECT_EQ(id, std::this_thread::get_id());
+  EXPECT_EQ(workers.cpu_times().per_shard.size(), 3u);
+}
+
 TEST(StepWorkersTest, OneShardRunsInline) {
   StepWorkers workers(1);
   std::thread::id id;

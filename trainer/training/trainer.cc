@@ -553,7 +553,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     // Coarse-grained: N shards of each step, each on one intra-op thread.
     LOG(INFO) << "threads: steps split over " << o.num_threads << " workers, each with "
               << ConfigureTorchThreads(1);
-    s->workers = std::make_unique<StepWorkers>(o.num_threads);
+    s->workers = std::make_unique<StepWorkers>(o.num_threads, o.serial_shards);
     s->phases.shards = o.num_threads;
   } else if (o.num_threads > 0) {
     LOG(INFO) << "threads: " << ConfigureTorchThreads(o.num_threads);

@@ -18,7 +18,9 @@
 // include it cheaply.
 //
 // Thread-safety: not thread-safe; one Trainer per thread. The InteractionData
-// and ItemStateStore must outlive it.
+// and ItemStateStore must outlive it. With num_threads >= 2 on the CPU it
+// runs each step (and evaluation) on a team of threads of its own
+// (step_workers.h), joined when it is destroyed.
 #ifndef RECSYS_TRAINER_TRAINING_TRAINER_H_
 #define RECSYS_TRAINER_TRAINING_TRAINER_H_
 
@@ -85,6 +87,9 @@ struct TrainerOptions {
   // process-wide. 0: LibTorch's default.
   int num_threads = 0;
   bool shard_steps = true;
+  // Measurement only (train_bench "Ns"): the num_threads shards of a split
+  // step run one after another on the calling thread.
+  bool serial_shards = false;
   int eval_batch_size = 256;      // users per scoring batch ([B, N] scores: 21 MB on Scientific)
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
