@@ -242,7 +242,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   const double per = 1000.0 / steps;
   j["process_cpu_ms_per_step"] = per * (proc_cpu1 - proc_cpu0);
   j["main_thread_cpu_ms_per_step"] = per * (main_cpu1 - main_cpu0);
-  if (p1.shards > 1) {
+  if (p1.shards > 1 && !t.serial) {
     const double serial = (main_cpu1 - main_cpu0) - (p1.shard0_cpu - p0.shard0_cpu);
     const double critical = p1.critical_cpu - p0.critical_cpu;
     j["serial_cpu_ms_per_step"] = per * serial;
