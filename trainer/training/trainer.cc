@@ -322,7 +322,9 @@ struct Trainer::State {
   //     (rows are independent), builds its input rows from `emb`, runs the
   //     user encoder (keyed dropout with first_row = r_s draws what the
   //     whole batch draws for those rows) and the sum of the losses of the
-  //     positions in its rows against all the batch's candidates.
+  //     positions in its rows against all the batch's candidates, then at
+  //     once that sum's backward (scaled by 1 / N) into the encoder's
+  //     gradients and `emb`'s. REQUIRES: gradients zeroed.
   // The loss is (sum over shards) / N. Returns it; the graphs stay in `g`.
   absl::StatusOr<torch::Tensor> ShardedForward(const Batch& b, const DropoutKey& key,
                                                PhaseClock* clock, ItemInputs* in,
@@ -364,6 +366,8 @@ struct Trainer::State {
     const std::vector<int64_t> row_bounds = SplitRange(R, n);
     g->positions = static_cast<int64_t>(b.positions.size());
     g->loss_sum.assign(n, torch::Tensor());
+    const torch::Tensor scale =
+        torch::full({}, 1.0 / static_cast<double>(g->positions), g->emb.options());
     workers->Run([&](int sh) {
       const int64_t r0 = row_bounds[sh], rows = row_bounds[sh + 1] - r0;
       if (rows == 0) return;
@@ -396,6 +400,9 @@ struct Trainer::State {
       g->loss_sum[sh] = InBatchSoftmaxLoss(queries, g->emb.index_select(0, cand_local),
                                            LongTensor(target, device), prior, excluded,
                                            /*sum=*/true);
+      // Straight on into this shard's backward (one hand-off fewer); the
+      // weights change only at the optimizer step, after the loss check.
+      g->loss_sum[sh].backward(scale);
     });
     torch::Tensor total;
     for (const torch::Tensor& t : g->loss_sum) {
@@ -405,20 +412,14 @@ struct Trainer::State {
     return total / static_cast<double>(g->positions);
   }
 
-  // Sharded step, backward: each row shard's loss (scaled by 1 / N) back
-  // through its encoder graph into the encoder's gradients and `emb`, in
-  // parallel; then each item chunk's side network backward from its rows of
-  // emb's gradient, in parallel. Concurrent backward calls accumulate into
+  // Sharded step, backward (the encoder's ran in ShardedForward): each
+  // item chunk's side network backward from its rows of emb's gradient, in
+  // parallel. Concurrent backward calls (here and in the row shards) accumulate into
   // the shared gradients (parameters, `emb`) under LibTorch's per-variable
   // lock (AccumulateGrad), each adding one term: with 2 shards the sum
   // 0 + a + b is the same in either order (IEEE addition commutes), so
   // runs are bit-reproducible; with more, the order may vary the last bits.
   void ShardedBackward(ShardedStep* g) {
-    const torch::Tensor scale =
-        torch::full({}, 1.0 / static_cast<double>(g->positions), g->emb.options());
-    workers->Run([&](int sh) {
-      if (g->loss_sum[sh].defined()) g->loss_sum[sh].backward(scale);
-    });
     const torch::Tensor emb_grad = g->emb.grad();
     workers->Run([&](int c) {
       if (!g->item_out[c].defined()) return;
@@ -695,7 +696,9 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       ShardedStep sharded;
       ItemInputs in;
       if (s.workers) {
-        // Gather time counts in side_forward (the chunks gather their own).
+        // Gather time counts in side_forward (the chunks gather their own),
+        // the encoder's backward in user_encoder.
+        s.optimizer->zero_grad();
         ASSIGN_OR_RETURN(loss, s.ShardedForward(b, dropout_key, &clock, &in, &sharded));
       } else {
         ASSIGN_OR_RETURN(in, s.Inputs(b.items));
@@ -727,7 +730,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             "learning rates (item_tower_lr %g, user_encoder_lr %g) and the input states",
             epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
       }
-      s.optimizer->zero_grad();
+      if (!s.workers) s.optimizer->zero_grad();  // split steps: before their forward
       if (s.workers) {
         s.ShardedBackward(&sharded);
       } else if (s.scaler) {

@@ -123,7 +123,7 @@ struct PhaseTimes {
   int64_t steps = 0;
   double gather = 0;        // batch indices + item states (cache -> F32, standardised)
   double side_forward = 0;  // item tower forward (side network / ID table)
-  double user_encoder = 0;  // sequence assembly + user-encoder forward
+  double user_encoder = 0;  // sequence assembly + user-encoder forward (split steps: + its backward)
   double loss = 0;          // candidates, mask, in-batch softmax, loss value
   double backward = 0;      // zero_grad + backward
   double optimizer = 0;     // Adam step
