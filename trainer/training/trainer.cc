@@ -338,7 +338,10 @@ struct Trainer::State {
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
     }
-    g->item_bounds = SplitRange(u, n);
+    // SASRec's item side is an ID-table lookup whose backward makes a dense
+    // [items, d] gradient per call: one chunk (on the caller), not n.
+    g->item_bounds = SplitRange(u, kind == ModelKind::kSasrec ? 1 : n);
+    g->item_bounds.resize(n + 1, u);
     g->item_out.assign(n, torch::Tensor());
     workers->Run([&](int c) {
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
