@@ -169,9 +169,7 @@ absl::StatusOr<std::vector<std::vector<float>>> ServingModel::EncodeRows(
         impl_->embeddings.index_select(0, torch::tensor(idx, torch::kInt64))
             .view({b, max_len, d});
     seq.mul_(valid.unsqueeze(-1).to(torch::kFloat32));  // padding rows are zero
-    torch::Tensor user =
-        impl_->encoder->forward(seq, valid).index({torch::indexing::Slice(), max_len - 1})
-            .contiguous();
+    torch::Tensor user = impl_->encoder->ForwardLast(seq, valid).contiguous();
     const float* p = user.data_ptr<float>();
     out.reserve(b);
     for (int64_t u = 0; u < b; ++u) out.emplace_back(p + u * d, p + (u + 1) * d);
