@@ -54,6 +54,32 @@ TEST(DistanceKernelsTest, BlockMatchesDoublePrecisionReference) {
   }
 }
 
+// The block kernel's passes (triples, a last pair, single queries) sum
+// every score as InnerProductMany does: the same bits, so a query's hits
+// and scores do not depend on how many queries shared its batch.
+TEST(DistanceKernelsTest, BlockScoresHaveTheBitsOfOneQueryAtATime) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int d : {7, 20, 64, 65}) {
+    for (int64_t m : {3, 5, 256}) {
+      for (int64_t nq = 1; nq <= 8; ++nq) {
+        std::vector<float> queries(nq * d), rows(m * d);
+        for (float& v : queries) v = u(rng);
+        for (float& v : rows) v = u(rng);
+        std::vector<float> out(nq * m), one(m);
+        InnerProductBlock(queries.data(), nq, rows.data(), m, d, out.data());
+        for (int64_t q = 0; q < nq; ++q) {
+          InnerProductMany(queries.data() + q * d, rows.data(), m, d, one.data());
+          for (int64_t i = 0; i < m; ++i) {
+            ASSERT_EQ(out[q * m + i], one[i])
+                << "d=" << d << " m=" << m << " nq=" << nq << " q=" << q << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(DistanceKernelsTest, FirstAboveFindsTheFirstLargerScore) {
   std::vector<float> s(37, 0.5f);
   EXPECT_EQ(FirstAbove(s.data(), 37, 0.5f), 37);  // equal is not above
