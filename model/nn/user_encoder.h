@@ -29,6 +29,11 @@ class TransformerBlockImpl : public torch::nn::Module {
   explicit TransformerBlockImpl(const UserEncoderOptions& options);
   // x: [B, L, D]; allowed: [B, L, L] bool (query, key).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed);
+  // forward(x, allowed)[:, L - 1] without the other positions' outputs: the
+  // query, attention, out-projection, LNs and FFN of the last position only,
+  // over keys and values of all L. allowed_last: [B, L] bool, what the last
+  // position may attend to (allowed[:, L - 1]). Returns [B, D].
+  torch::Tensor ForwardLast(const torch::Tensor& x, const torch::Tensor& allowed_last);
 
  private:
   UserEncoderOptions options_;
@@ -55,6 +60,12 @@ class UserEncoderImpl : public torch::nn::Module {
   torch::Tensor ForwardPacked(const torch::Tensor& items, const torch::Tensor& valid,
                               const torch::Tensor& positions, const torch::Tensor& allowed);
   const UserEncoderOptions& options() const { return options_; }
+  // forward(items, valid)[:, L - 1] for inference (serving, evaluation):
+  // earlier blocks as in forward, the last block for the last position only
+  // (38% fewer multiply-adds than forward at max_len 10, 2 layers, d 64, FFN
+  // 256). Returns [B, D]; equal to forward's last position up to float
+  // rounding (a few ulps: the last block's matmuls have fewer rows).
+  torch::Tensor ForwardLast(const torch::Tensor& items, const torch::Tensor& valid);
 
  private:
   UserEncoderOptions options_;
