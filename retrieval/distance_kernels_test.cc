@@ -34,7 +34,7 @@ TEST(DistanceKernelsTest, BlockMatchesDoublePrecisionReference) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   for (int d : {1, 7, 8, 20, 24, 64, 65}) {
     for (int64_t m : {1, 3, 4, 5, 8, 17, 100, 256}) {
-      for (int64_t nq : {1, 2, 3, 4, 5, 6, 7, 9}) {
+      for (int64_t nq : {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14}) {
         std::vector<float> queries(nq * d), rows(m * d);
         for (float& v : queries) v = u(rng);
         for (float& v : rows) v = u(rng);
@@ -47,6 +47,32 @@ TEST(DistanceKernelsTest, BlockMatchesDoublePrecisionReference) {
             ASSERT_NEAR(out[q * m + i], want, Tol(d))
                 << "d=" << d << " m=" << m << " nq=" << nq << " q=" << q << " i=" << i;
             ASSERT_NEAR(pout[q * m + i], want, Tol(d));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The block kernel's passes (triples, a last pair, single queries) sum
+// every score as InnerProductMany does: the same bits, so a query's hits
+// and scores do not depend on how many queries shared its batch.
+TEST(DistanceKernelsTest, BlockScoresHaveTheBitsOfOneQueryAtATime) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int d : {7, 20, 64, 65}) {
+    for (int64_t m : {3, 5, 256}) {
+      for (int64_t nq = 1; nq <= 14; ++nq) {
+        std::vector<float> queries(nq * d), rows(m * d);
+        for (float& v : queries) v = u(rng);
+        for (float& v : rows) v = u(rng);
+        std::vector<float> out(nq * m), one(m);
+        InnerProductBlock(queries.data(), nq, rows.data(), m, d, out.data());
+        for (int64_t q = 0; q < nq; ++q) {
+          InnerProductMany(queries.data() + q * d, rows.data(), m, d, one.data());
+          for (int64_t i = 0; i < m; ++i) {
+            ASSERT_EQ(out[q * m + i], one[i])
+                << "d=" << d << " m=" << m << " nq=" << nq << " q=" << q << " i=" << i;
           }
         }
       }
@@ -73,7 +99,7 @@ TEST(DistanceKernelsTest, FirstAboveFindsTheFirstLargerScore) {
 
 TEST(DistanceKernelsTest, NamesTheKernelInUse) {
   const std::string name = DistanceKernelName();
-  EXPECT_TRUE(name == "avx2+fma" || name == "portable") << name;
+  EXPECT_TRUE(name == "avx2+fma" || name == "avx2+fma+avx512vl" || name == "portable") << name;
 }
 
 // Every dimension from 1 to 130 covers full 16/8-lane steps and every tail

@@ -26,9 +26,9 @@ namespace {
 constexpr int64_t kBlockRows = 256;
 
 // Inner-product batches of at least this many queries score each block of
-// rows for all of them in one InnerProductBlock call (three queries per
-// pass over the rows); smaller ones one query at a time.
-constexpr int64_t kBlockKernelMinQueries = 3;
+// rows for all of them in one InnerProductBlock call (three, or a last
+// two, queries per pass over the rows); a single query alone.
+constexpr int64_t kBlockKernelMinQueries = 2;
 
 // Puts the better-than-worst of m scores (rows i0..) into a k-heap. C is
 // faiss::CMin (inner product: keep the largest) or faiss::CMax (L2); the

@@ -138,11 +138,13 @@ std::string BatchUserMessage(int index, absl::string_view message) {
   return absl::StrCat("users[", index, "]", names_field ? "." : ": ", message);
 }
 
-void AddHit(const pb::SearchHit& hit, pb::RecommendResponse* response) {
+// Moves the hit's key and payload into the response (the sidecar's reply
+// is dropped afterwards): no copy of every payload string.
+void MoveHit(pb::SearchHit* hit, pb::RecommendResponse* response) {
   auto* item = response->add_items();
-  item->set_key(hit.key());
-  item->set_score(hit.score());
-  *item->mutable_payload() = hit.payload();
+  item->mutable_key()->swap(*hit->mutable_key());
+  item->set_score(hit->score());
+  item->mutable_payload()->swap(*hit->mutable_payload());
 }
 
 }  // namespace
@@ -375,8 +377,8 @@ void RecommenderService::SearchAlone(std::shared_ptr<UserCall> call) {
           "retrieval sidecar: ", call->result.results_size(), " results for 1 query")));
       return;
     }
-    for (const pb::SearchHit& hit : call->result.results(0).hits()) {
-      AddHit(hit, call->response);
+    for (pb::SearchHit& hit : *call->result.mutable_results(0)->mutable_hits()) {
+      MoveHit(&hit, call->response);
     }
     call->Finish(absl::OkStatus());
   });
@@ -423,10 +425,10 @@ void RecommenderService::SearchTogether(std::vector<std::shared_ptr<UserCall>> c
         call.Finish(failed);
         continue;
       }
-      for (const pb::SearchHit& hit : group->result.results(i).hits()) {
+      for (pb::SearchHit& hit : *group->result.mutable_results(i)->mutable_hits()) {
         if (call.response->items_size() >= call.request->k()) break;
         if (call.exclude.count(hit.key())) continue;
-        AddHit(hit, call.response);
+        MoveHit(&hit, call.response);
       }
       call.Finish(absl::OkStatus());
     }

@@ -14,6 +14,7 @@
 #include "model/model_version.h"
 #include "model/nn/recommender.h"
 #include "model/nn/user_encoder.h"
+#include "server/user_encoder_kernel.h"
 
 namespace recsys {
 namespace {
@@ -31,7 +32,9 @@ struct ServingModel::Impl {
   std::vector<float> popularity;      // per row; empty: no table
   std::vector<int64_t> popular_rows;  // by descending popularity
   torch::Tensor embeddings;  // [num_items, d] float, CPU
-  UserEncoder encoder{nullptr};
+  // The encoder's weights as the serving kernel holds them (built from the
+  // LibTorch module the weights were loaded into, which is then dropped).
+  std::unique_ptr<UserEncoderKernel> kernel;
 };
 
 ServingModel::ServingModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -70,10 +73,10 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
     impl->embeddings = torch::empty({n, info.embedding_dim}, torch::kFloat32);
     std::memcpy(impl->embeddings.data_ptr<float>(), items.values.data(),
                 items.values.size() * sizeof(float));
-    impl->encoder = UserEncoder(UserEncoderOptionsFor(manifest.network).dropout(0.0));
-    impl->encoder->eval();
+    UserEncoder encoder(UserEncoderOptionsFor(manifest.network).dropout(0.0));
+    encoder->eval();
     torch::NoGradGuard no_grad;
-    for (auto& p : impl->encoder->named_parameters(/*recurse=*/true)) {
+    for (auto& p : encoder->named_parameters(/*recurse=*/true)) {
       const std::string stored = absl::StrCat(kUserEncoderPrefix, p.key());
       absl::StatusOr<TensorView> t = weights->Get(stored);
       if (!t.ok()) return Damaged(dir, absl::StrCat("missing weight ", stored));
@@ -85,6 +88,9 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
       }
       std::memcpy(p.value().data_ptr<float>(), t->data, t->size_bytes);
     }
+    absl::StatusOr<std::unique_ptr<UserEncoderKernel>> kernel = UserEncoderKernel::Create(*encoder);
+    if (!kernel.ok()) return Damaged(dir, kernel.status().message());
+    impl->kernel = std::move(*kernel);
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("building the user encoder of ", dir, ": ", e.what_without_backtrace()));
@@ -149,37 +155,30 @@ absl::StatusOr<std::vector<std::vector<float>>> ServingModel::EncodeRows(
   const int64_t b = static_cast<int64_t>(users.size());
   std::vector<std::vector<float>> out;
   if (b == 0) return out;
-  try {
-    torch::InferenceMode inference;
-    // Left-padded to max_len: each user's newest item sits at the last
-    // position, which is the output read.
-    std::vector<int64_t> idx(b * max_len, 0);
-    torch::Tensor valid = torch::zeros({b, max_len}, torch::kBool);
-    bool* v = valid.data_ptr<bool>();
-    for (int64_t u = 0; u < b; ++u) {
-      const std::vector<int64_t>& rows = users[u];
-      const int64_t len = std::min<int64_t>(max_len, static_cast<int64_t>(rows.size()));
-      const int64_t pad = max_len - len;
-      for (int64_t j = 0; j < len; ++j) {
-        idx[u * max_len + pad + j] = rows[rows.size() - len + j];
-        v[u * max_len + pad + j] = true;
+  // Left-padded to max_len: each user's newest item sits at the last
+  // position, which is the output read.
+  std::vector<float> seq(b * max_len * d, 0.0f);  // padding rows are zero
+  std::vector<uint8_t> valid(b * max_len, 0);
+  const float* table = impl_->embeddings.data_ptr<float>();
+  for (int64_t u = 0; u < b; ++u) {
+    const std::vector<int64_t>& rows = users[u];
+    const int64_t len = std::min<int64_t>(max_len, static_cast<int64_t>(rows.size()));
+    const int64_t pad = max_len - len;
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t row = rows[rows.size() - len + j];
+      if (row < 0 || row >= info_.num_items) {
+        return absl::InvalidArgumentError(absl::StrCat("item row ", row, " not in [0, ",
+                                                       info_.num_items, ")"));
       }
+      std::memcpy(seq.data() + (u * max_len + pad + j) * d, table + row * d, d * sizeof(float));
+      valid[u * max_len + pad + j] = 1;
     }
-    torch::Tensor seq =
-        impl_->embeddings.index_select(0, torch::tensor(idx, torch::kInt64))
-            .view({b, max_len, d});
-    seq.mul_(valid.unsqueeze(-1).to(torch::kFloat32));  // padding rows are zero
-    torch::Tensor user =
-        impl_->encoder->forward(seq, valid).index({torch::indexing::Slice(), max_len - 1})
-            .contiguous();
-    const float* p = user.data_ptr<float>();
-    out.reserve(b);
-    for (int64_t u = 0; u < b; ++u) out.emplace_back(p + u * d, p + (u + 1) * d);
-    return out;
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("user encoder failed: ", e.what_without_backtrace()));
   }
+  std::vector<float> user(b * d);
+  impl_->kernel->ForwardLast(seq.data(), valid.data(), b, user.data());
+  out.reserve(b);
+  for (int64_t u = 0; u < b; ++u) out.emplace_back(user.data() + u * d, user.data() + (u + 1) * d);
+  return out;
 }
 
 }  // namespace recsys

@@ -8,7 +8,8 @@
 // `version()`.
 //
 // EncodeRows is the batched form the server's EncodeBatcher calls: one
-// LibTorch forward for many users. The popularity table (optional, written at
+// forward for many users (server/user_encoder_kernel.h: the LibTorch
+// module's last position on plain float arrays). The popularity table (optional, written at
 // training time, model/model_version.h) ranks items for cold start.
 //
 // Thread-safety: immutable after Load(); every method may run concurrently.

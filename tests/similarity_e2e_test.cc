@@ -217,12 +217,14 @@ class SimilarityE2eTest : public ::testing::Test {
     if (info != nullptr) *info = out.info();
     return s;
   }
-  static grpc::Status Publish(const std::string& name, v1::SimilarityCollectionInfo* info = nullptr) {
+  static grpc::Status Publish(const std::string& name, v1::SimilarityCollectionInfo* info = nullptr,
+                              v1::PublishSimilarityResponse* response = nullptr) {
     v1::PublishSimilarityRequest r;
     r.set_collection(name);
     v1::PublishSimilarityResponse out;
     const grpc::Status s = stub_->Publish(Ctx().get(), r, &out);
     if (info != nullptr) *info = out.info();
+    if (response != nullptr) *response = out;
     return s;
   }
   static int Eval(const std::vector<std::string>& extra, const std::string& name) {
@@ -483,8 +485,12 @@ TEST_F(SimilarityE2eTest, E_RestartedServerAnswersFromStoredStateAndTakesNewEntr
   // The text collection too; its refit over restored + new entries equals
   // a fit over all of them at once in a fresh collection.
   ASSERT_TRUE(IndexExamples("grow", 40, 50).ok());
-  ASSERT_TRUE(Publish("grow", &info).ok());
+  v1::PublishSimilarityResponse grown;
+  ASSERT_TRUE(Publish("grow", &info, &grown).ok());
   EXPECT_EQ(info.entry_count(), 50);
+  // A weight-free encoder is refitted, so every entry is embedded again.
+  EXPECT_EQ(grown.embedded_entries(), 50);
+  EXPECT_EQ(grown.reused_entries(), 0);
   EXPECT_NE(info.encoder_fingerprint(), grow_v1);
   ASSERT_TRUE(create("grow_ref").ok());
   ASSERT_TRUE(IndexExamples("grow_ref", 0, 50).ok());
@@ -664,10 +670,66 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
   more.set_source("d d d");
   ASSERT_TRUE(Index("ts_ex", {more}).ok());
   v1::SimilarityCollectionInfo info;
-  ASSERT_TRUE(Publish("ts_ex", &info).ok());
+  v1::PublishSimilarityResponse published;
+  ASSERT_TRUE(Publish("ts_ex", &info, &published).ok());
   EXPECT_EQ(info.entry_count(), 7);
   EXPECT_EQ(info.encoder_fingerprint(), created.encoder_fingerprint());
   EXPECT_EQ(select("d d d").examples(0).example().key(), "ex-6");
+  // A fixed encoder: only the new entry went through the module; the six
+  // restored ones kept their vectors in the sidecar.
+  EXPECT_EQ(published.embedded_entries(), 1);
+  EXPECT_EQ(published.reused_entries(), 6);
+  // The answers equal those of a collection built from all seven at once.
+  v1::SimilarityCollectionConfig ref_config = config;
+  ref_config.set_name("ts_ref");
+  ASSERT_TRUE(Create(ref_config).ok());
+  examples.push_back(more);
+  ASSERT_TRUE(Index("ts_ref", examples).ok());
+  ASSERT_TRUE(Publish("ts_ref", nullptr, &published).ok());
+  EXPECT_EQ(published.embedded_entries(), 7);
+  auto select_in = [](const std::string& collection, const std::string& source) {
+    v1::SelectExamplesRequest r;
+    r.set_collection(collection);
+    r.set_source(source);
+    r.set_k(7);
+    r.set_pair("en-es");
+    v1::SelectExamplesResponse out;
+    const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  };
+  for (const char* source : {"b b c", "d d d", "a"}) {
+    const v1::SelectExamplesResponse a = select_in("ts_ex", source);
+    const v1::SelectExamplesResponse b = select_in("ts_ref", source);
+    ASSERT_EQ(a.examples_size(), 7) << source;
+    ASSERT_EQ(b.examples_size(), 7) << source;
+    EXPECT_EQ(a.prompt(), b.prompt()) << source;
+    for (int j = 0; j < 7; ++j) {
+      EXPECT_EQ(a.examples(j).example().key(), b.examples(j).example().key()) << source;
+      EXPECT_NEAR(a.examples(j).score(), b.examples(j).score(), 1e-6) << source;
+    }
+  }
+
+  // The sidecar's source collection rolled back behind this service's back
+  // (to version 1: six entries) stages fewer entries than are published
+  // here: the next Publish embeds and upserts every entry again, and ex-6
+  // is back.
+  const std::string rollback_log = JoinPath(*dir_, "recctl_rollback_g.log");
+  ASSERT_EQ(RunToEnd({Runfile("clients/recctl/recctl"),
+                      absl::StrCat("--retrieval=127.0.0.1:", retrieval_->port), "collections",
+                      "rollback", "--collection=sim.ts_ex.src", "--version=1"},
+                     rollback_log),
+            0)
+      << Tail(rollback_log);
+  v1::TranslationExample last = Example(7);
+  last.set_source("c c a");
+  ASSERT_TRUE(Index("ts_ex", {last}).ok());
+  ASSERT_TRUE(Publish("ts_ex", &info, &published).ok());
+  EXPECT_EQ(info.entry_count(), 8);
+  EXPECT_EQ(published.embedded_entries(), 8);
+  EXPECT_EQ(published.reused_entries(), 0);
+  EXPECT_EQ(select("d d d").examples(0).example().key(), "ex-6");
+  EXPECT_EQ(select("c c a").examples(0).example().key(), "ex-7");
 }
 
 // Acknowledged, unpublished batches survive a kill -9 (the staging log,

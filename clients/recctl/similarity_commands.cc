@@ -279,6 +279,8 @@ Command Publish() {
             if (!s.ok()) return RpcError(s, "publish");
             if (c.json()) return PrintedJson(c, resp);
             PrintInfo(c, resp.info());
+            c.out() << "embedded " << resp.embedded_entries() << " entries, reused "
+                    << resp.reused_entries() << "\n";
             return absl::OkStatus();
           }};
 }

@@ -40,6 +40,30 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
   return ln2_(y + drop(ffn2_(drop(torch::gelu(ffn1_(y)), 2)), 3));
 }
 
+torch::Tensor TransformerBlockImpl::ForwardLast(const torch::Tensor& x,
+                                                const torch::Tensor& allowed_last) {
+  const int64_t b = x.size(0), l = x.size(1), h = options_.num_heads();
+  const int64_t d = options_.dim(), hd = d / h;
+  // qkv_'s rows are [q | k | v]: the query from the last position only, keys
+  // and values from all of them.
+  const torch::Tensor& w = qkv_->weight;
+  const torch::Tensor& bias = qkv_->bias;
+  torch::Tensor last = x.select(1, l - 1);  // [B, D]
+  torch::Tensor q = torch::linear(last, w.slice(0, 0, d), bias.slice(0, 0, d)).view({b, h, 1, hd});
+  // [B, L, 2, H, hd] -> 2 x [B, H, L, hd]
+  auto kv = torch::linear(x, w.slice(0, d, 3 * d), bias.slice(0, d, 3 * d))
+                .view({b, l, 2, h, hd})
+                .permute({2, 0, 3, 1, 4});
+  torch::Tensor k = kv[0], v = kv[1];
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(1.0 * hd);  // [B, H, 1, L]
+  scores = scores.masked_fill(allowed_last.view({b, 1, 1, l}).logical_not(),
+                              -std::numeric_limits<float>::infinity());
+  torch::Tensor attn = dropout_(torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type()));
+  torch::Tensor ctx = torch::matmul(attn, v).reshape({b, d});  // [B, H, 1, hd] -> [B, D]
+  torch::Tensor y = ln1_(last + dropout_(out_(ctx)));
+  return ln2_(y + dropout_(ffn2_(dropout_(torch::gelu(ffn1_(y))))));
+}
+
 UserEncoderImpl::UserEncoderImpl(const UserEncoderOptions& o) : options_(o) {
   positions_ = register_module("positions", torch::nn::Embedding(o.max_len(), o.dim()));
   {
@@ -106,6 +130,33 @@ torch::Tensor UserEncoderImpl::ForwardPacked(const torch::Tensor& items,
     x = blocks_[i]->forward(x, allowed, &block_key);
   }
   return x;
+}
+
+torch::Tensor UserEncoderImpl::ForwardLast(const torch::Tensor& items,
+                                           const torch::Tensor& valid) {
+  const int64_t l = items.size(1);
+  TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
+              "user encoder expects [B, L, ", options_.dim(), "], got ", items.sizes());
+  TORCH_CHECK(l >= 1 && l <= options_.max_len(), "sequence length ", l,
+              " not in [1, max_len ", options_.max_len(), "]");
+  TORCH_CHECK(valid.sizes() == items.sizes().slice(0, 2), "valid mask must be [B, L]");
+  const auto dev = items.device();
+  torch::Tensor pos = torch::arange(options_.max_len() - l, options_.max_len(),
+                                    torch::TensorOptions().dtype(torch::kLong).device(dev));
+  torch::Tensor x = items + positions_(pos).unsqueeze(0);
+  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+  if (blocks_.empty()) return x.select(1, l - 1);
+  // The same mask as forward's; the last block needs only its last row,
+  // which is every valid position and the last one itself.
+  torch::Tensor allowed_last = valid.clone();
+  allowed_last.select(1, l - 1).fill_(true);
+  if (blocks_.size() > 1) {
+    torch::Tensor causal = torch::ones({l, l}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
+    torch::Tensor self = torch::eye(l, torch::TensorOptions().dtype(torch::kBool).device(dev));
+    torch::Tensor allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | self.unsqueeze(0));
+    for (size_t i = 0; i + 1 < blocks_.size(); ++i) x = blocks_[i]->forward(x, allowed);
+  }
+  return blocks_.back()->ForwardLast(x, allowed_last);
 }
 
 }  // namespace recsys

@@ -1,5 +1,6 @@
 #include "model/nn/user_encoder.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -132,6 +133,85 @@ TEST(UserEncoderTest, KeyedDropoutRowShardsEqualTheWholeBatch) {
   torch::Tensor a = enc->ForwardPacked(items, valid, pos, allowed, &key);
   torch::Tensor b = enc->ForwardPacked(items, valid, pos, allowed, &other);
   EXPECT_TRUE(torch::equal(a, b));
+}
+
+// Random weights (every parameter, LayerNorms and biases too, moved off its
+// initial value by N(0, noise)), left-padded histories of every length
+// 1..max_len with garbage in the padded slots, batch sizes 1..33.
+struct LastPositionDifference {
+  float max_abs_difference = 0;
+  float max_abs_output = 0;
+};
+
+LastPositionDifference CompareWithForward(int64_t num_layers, double noise,
+                                          bool inference_mode, uint64_t seed) {
+  torch::manual_seed(seed);
+  const UserEncoderOptions o = UserEncoderOptions().num_layers(num_layers);  // serving's shape
+  UserEncoder enc(o);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : enc->parameters()) p.add_(torch::randn_like(p) * noise);
+  }
+  enc->eval();
+  const int64_t L = o.max_len();
+  LastPositionDifference worst;
+  for (int64_t b = 1; b <= 33; ++b) {
+    torch::Tensor items = torch::randn({b, L, o.dim()});
+    torch::Tensor len = (torch::arange(b) % L) + 1;  // 1..L, each several times
+    len = len.index_select(0, torch::randperm(b));
+    torch::Tensor valid = torch::arange(L).unsqueeze(0).ge(L - len.unsqueeze(1));
+    torch::Tensor full, last;
+    if (inference_mode) {
+      torch::InferenceMode guard;
+      full = enc->forward(items, valid).select(1, L - 1).clone();
+      last = enc->ForwardLast(items, valid).clone();
+    } else {
+      torch::NoGradGuard guard;
+      full = enc->forward(items, valid).select(1, L - 1);
+      last = enc->ForwardLast(items, valid);
+    }
+    EXPECT_EQ(last.sizes(), torch::IntArrayRef({b, o.dim()}));
+    EXPECT_FALSE(torch::isnan(last).any().item<bool>());
+    worst.max_abs_difference =
+        std::max(worst.max_abs_difference, (full - last).abs().max().item<float>());
+    worst.max_abs_output = std::max(worst.max_abs_output, full.abs().max().item<float>());
+  }
+  return worst;
+}
+
+TEST(UserEncoderTest, ForwardLastEqualsForwardAtTheLastPosition) {
+  for (int64_t layers : {1, 2, 3}) {
+    for (bool inference_mode : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << layers << " layers, InferenceMode " << inference_mode);
+      // 1e-6 of the largest output (|out| reaches 3-4 after the LayerNorm):
+      // the last block's matmuls have B rows instead of B * L and OpenBLAS
+      // rounds them differently. Measured: up to 1.2e-6 with weights near
+      // their initial scale, 2.4e-6 with larger ones (~5-10 float ulps).
+      for (double noise : {0.05, 0.2}) {
+        LastPositionDifference d = CompareWithForward(layers, noise, inference_mode, 11 + layers);
+        EXPECT_LE(d.max_abs_difference, 1e-6 * std::max(1.0f, d.max_abs_output)) << noise;
+      }
+    }
+  }
+}
+
+// A window shorter than max_len (positions still count from the right), a
+// single-item history, and a sequence that changes only in an earlier item.
+TEST(UserEncoderTest, ForwardLastShortWindowAndEarlierItemsMatter) {
+  UserEncoder enc = Make();
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({4, 3, 8});
+  torch::Tensor valid = torch::tensor({{true, true, true}, {false, true, true},
+                                       {false, false, true}, {true, true, true}});
+  torch::Tensor full = enc->forward(x, valid).select(1, 2);
+  EXPECT_LE((enc->ForwardLast(x, valid) - full).abs().max().item<float>(), 1e-6);
+  torch::Tensor x2 = x.clone();
+  x2[3][0] = torch::randn({8}) * 3;
+  torch::Tensor changed = enc->ForwardLast(x2, valid);
+  EXPECT_FALSE(torch::allclose(changed[3], full[3], 1e-3, 1e-3));
+  EXPECT_TRUE(torch::equal(changed.slice(0, 0, 3), enc->ForwardLast(x, valid).slice(0, 0, 3)));
+  EXPECT_THROW(enc->ForwardLast(torch::randn({1, 6, 8}), torch::ones({1, 6}, torch::kBool)),
+               c10::Error);
 }
 
 }  // namespace

@@ -167,9 +167,10 @@ grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext
                                                      const v1::PublishSimilarityRequest* request,
                                                      v1::PublishSimilarityResponse* response) {
   return Unary(ctx, "Publish", [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->Publish(request->collection());
-    if (!info.ok()) return info.status();
-    *response->mutable_info() = std::move(*info);
+    absl::StatusOr<v1::PublishSimilarityResponse> published =
+        store_->Publish(request->collection());
+    if (!published.ok()) return published.status();
+    *response = std::move(*published);
     return absl::OkStatus();
   }, /*own_thread=*/true);
 }

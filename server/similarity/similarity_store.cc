@@ -665,9 +665,11 @@ absl::StatusOr<int64_t> SimilarityStore::IndexImages(const std::string& name,
   return Stage(*c, std::move(batch), "pixels");
 }
 
-absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std::string& name) {
+absl::StatusOr<v1::PublishSimilarityResponse> SimilarityStore::Publish(const std::string& name) {
   ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, FindUsable(name));
   std::map<std::string, Entry> merged;
+  std::vector<std::string> staged_keys;
+  int64_t published_count = 0;
   int64_t version = 0;
   {
     absl::MutexLock staging(&c->stage_mu);
@@ -684,7 +686,11 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     }
     c->publishing = true;
     merged = c->entries;
-    for (const auto& [k, e] : c->staged) merged[k] = e;
+    published_count = static_cast<int64_t>(c->entries.size());
+    for (const auto& [k, e] : c->staged) {
+      merged[k] = e;
+      staged_keys.push_back(k);
+    }
     version = c->live + 1;
   }
   auto done = [&](absl::Status s) {
@@ -692,23 +698,52 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     c->publishing = false;
     return s;
   };
-  // A version the sidecar built but this store never recorded (a crash in
-  // between) is skipped, never reused.
-  absl::StatusOr<v1::CollectionInfo> sc = retrieval_->Describe(SourceCollection(name));
-  if (!sc.ok()) return done(sc.status());
-  for (const v1::VersionInfo& v : sc->versions()) version = std::max(version, v.version() + 1);
-
+  const bool text = c->text();
+  std::vector<std::string> sidecar = {SourceCollection(name)};
+  if (text) sidecar.push_back(TargetCollection(name));
+  if (c->exact_copy()) sidecar.push_back(ExactCollection(name));
   const int64_t n = static_cast<int64_t>(merged.size());
+  // A version the sidecar built but this store never recorded (a crash in
+  // between) is skipped, never reused. A fixed encoder's vectors do not
+  // depend on the other entries, so only the staged entries are embedded
+  // and upserted when every sidecar collection stages at least the
+  // published ones (a crash after some upserts leaves it between that and
+  // n: the upserts are idempotent).
+  std::shared_ptr<const CollectionEncoder> encoder = c->base;
+  bool incremental = !encoder->needs_fit();
+  for (const std::string& sc_name : sidecar) {
+    absl::StatusOr<v1::CollectionInfo> sc = retrieval_->Describe(sc_name);
+    if (!sc.ok()) return done(sc.status());
+    for (const v1::VersionInfo& v : sc->versions()) version = std::max(version, v.version() + 1);
+    if (sc->staging_entry_count() < published_count) {
+      if (incremental) {
+        LOG(WARNING) << "similarity collection " << name << ": sidecar collection " << sc_name
+                     << " stages " << sc->staging_entry_count() << " entries, fewer than the "
+                     << published_count << " published here; re-embedding all " << n;
+      }
+      incremental = false;
+    }
+  }
+
+  // The entries to embed and upsert, in key order.
   std::vector<const std::string*> keys;
   std::vector<const Entry*> entries;
-  for (const auto& [k, e] : merged) {
-    keys.push_back(&k);
-    entries.push_back(&e);
+  if (incremental) {
+    for (const std::string& k : staged_keys) {
+      auto it = merged.find(k);
+      keys.push_back(&it->first);
+      entries.push_back(&it->second);
+    }
+  } else {
+    for (const auto& [k, e] : merged) {
+      keys.push_back(&k);
+      entries.push_back(&e);
+    }
   }
-  std::shared_ptr<const CollectionEncoder> encoder = c->base;
+  const int64_t m = static_cast<int64_t>(entries.size());
   const int d = encoder->dimension();
   std::vector<float> vectors, targets;
-  if (c->text()) {
+  if (text) {
     if (encoder->needs_fit()) {
       std::vector<std::string> sources;
       for (const Entry* e : entries) sources.push_back(e->source);
@@ -716,9 +751,9 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
       if (!fitted.ok()) return done(fitted.status());
       encoder = std::move(*fitted);
     }
-    vectors.resize(n * d);
-    targets.resize(n * d);
-    for (int64_t i = 0; i < n; ++i) {
+    vectors.resize(m * d);
+    targets.resize(m * d);
+    for (int64_t i = 0; i < m; ++i) {
       absl::StatusOr<std::vector<float>> s = encoder->EmbedText(entries[i]->source);
       absl::StatusOr<std::vector<float>> t = encoder->EmbedText(entries[i]->target);
       if (!s.ok()) return done(s.status());
@@ -734,7 +769,7 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
       if (!fitted.ok()) return done(fitted.status());
       encoder = std::move(*fitted);
     }
-    absl::StatusOr<std::vector<float>> embedded = encoder->EmbedFeatureRows(rows, n);
+    absl::StatusOr<std::vector<float>> embedded = encoder->EmbedFeatureRows(rows, m);
     if (!embedded.ok()) return done(embedded.status());
     vectors = std::move(*embedded);
   }
@@ -742,15 +777,13 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     absl::Status w = WriteFileAtomically(StatePath(c->dir, version), encoder->Serialize());
     if (!w.ok()) return done(w);
   }
-  auto upsert = [&](const std::string& collection, const std::vector<float>& v,
-                    bool payload) -> absl::Status {
+  auto upsert = [&](const std::string& collection, const std::vector<float>& v) -> absl::Status {
     absl::StatusOr<int64_t> up = retrieval_->UpsertAll(
-        collection, n, [&](int64_t i, v1::Entry* out) {
+        collection, m, [&](int64_t i, v1::Entry* out) {
           out->set_key(*keys[i]);
           out->mutable_vector()->mutable_values()->Assign(v.begin() + i * d,
                                                           v.begin() + (i + 1) * d);
-          if (payload) out->mutable_payload()->insert(entries[i]->payload.begin(),
-                                                      entries[i]->payload.end());
+          out->mutable_payload()->insert(entries[i]->payload.begin(), entries[i]->payload.end());
         });
     if (!up.ok()) return up.status();
     absl::StatusOr<v1::VersionInfo> live = retrieval_->PublishAndWait(collection, version);
@@ -761,24 +794,35 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     }
     return absl::OkStatus();
   };
-  absl::Status s = upsert(SourceCollection(name), vectors, true);
-  if (s.ok() && c->text()) s = upsert(TargetCollection(name), targets, true);
-  if (s.ok() && c->exact_copy()) s = upsert(ExactCollection(name), vectors, true);
+  absl::Status s = upsert(SourceCollection(name), vectors);
+  if (s.ok() && text) s = upsert(TargetCollection(name), targets);
+  if (s.ok() && c->exact_copy()) s = upsert(ExactCollection(name), vectors);
   if (!s.ok()) return done(s);
+  static MetricFamily<Counter>* const publish_entries = MetricsRegistry::Global().AddCounter(
+      "recsys_similarity_publish_entries_total",
+      "Entries of published similarity versions: embedded by the Publish, or reused unchanged "
+      "from the previous version (fixed encoders embed only what was indexed since).",
+      {"how"});
+  publish_entries->WithLabels({"embedded"})->Increment(static_cast<double>(m));
+  publish_entries->WithLabels({"reused"})->Increment(static_cast<double>(n - m));
 
   auto p = std::make_shared<Published>();
   p->version = version;
   p->encoder = encoder;
   p->entry_count = n;
-  for (const Entry* e : entries) {
-    for (const auto& [field, value] : e->payload) {
+  std::vector<const std::string*> all_keys;
+  std::vector<const Entry*> all_entries;
+  for (const auto& [k, e] : merged) {
+    all_keys.push_back(&k);
+    all_entries.push_back(&e);
+    for (const auto& [field, value] : e.payload) {
       if (field != "source" && field != "target") ++p->label_counts[field][value];
     }
   }
   // The entries go to disk before the record names the version live, so a
   // restart finds every entry the next Publish refits on.
   s = WriteStoredEntries(EntriesPath(c->dir, version), n, [&](int64_t i, StoredEntry* out) {
-    ToStored(*keys[i], *entries[i], out);
+    ToStored(*all_keys[i], *all_entries[i], out);
   });
   if (!s.ok()) return done(s);
   {
@@ -814,7 +858,11 @@ absl::StatusOr<v1::SimilarityCollectionInfo> SimilarityStore::Publish(const std:
     if (!rm.ok()) LOG(WARNING) << rm;
   }
   while (static_cast<int>(c->versions.size()) > kVersionsKept) c->versions.erase(c->versions.begin());
-  return InfoLocked(*c);
+  v1::PublishSimilarityResponse out;
+  *out.mutable_info() = InfoLocked(*c);
+  out.set_embedded_entries(m);
+  out.set_reused_entries(n - m);
+  return out;
 }
 
 absl::StatusOr<std::shared_ptr<const SimilarityStore::Published>> SimilarityStore::Pinned(

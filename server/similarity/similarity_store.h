@@ -14,7 +14,14 @@
 // staging any of it, so a refused batch changes nothing. Publish fits a
 // weight-free encoder on every entry (published and staged), writes the
 // fitted state to `state_dir/<c>/v<N>.state` (checksummed by the embedder),
-// embeds, upserts, publishes version N in the sidecar and waits for it,
+// embeds every entry and upserts them all; a fixed encoder (BERT, ViT,
+// TorchScript: the same vectors whatever else is indexed) embeds and
+// upserts only the staged entries, the sidecar's next version being its
+// previous one plus those (unless the sidecar stages fewer entries than
+// are published here, e.g. after a rollback outside this service: then
+// every entry, as for a weight-free one). It then publishes version N in
+// the sidecar and waits for it (the version must hold exactly the merged
+// entry count),
 // writes the entries to `v<N>.entries`, and only then records N in
 // `state_dir/<c>/collection.pb` (written atomically, with a CRC-32C) and
 // makes it live here. Queries always pin the version
@@ -113,7 +120,7 @@ class SimilarityStore {
   absl::StatusOr<int64_t> IndexImages(const std::string& name,
                                       const std::vector<v1::ImageCase>& cases,
                                       const v1::Window* window) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<v1::SimilarityCollectionInfo> Publish(const std::string& name)
+  absl::StatusOr<v1::PublishSimilarityResponse> Publish(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<v1::SelectExamplesResponse> SelectExamples(
