@@ -39,10 +39,12 @@ ABSL_FLAG(double, user_encoder_lr, 1e-3, "learning rate of the user encoder");
 ABSL_FLAG(double, weight_decay, 0.0, "Adam weight decay");
 ABSL_FLAG(double, dropout, 0.1, "user-encoder dropout");
 ABSL_FLAG(uint64_t, seed, 42, "random seed");
-// On a small shared CPU, one intra-op thread is much faster than several:
-// OpenMP workers spin while other processes hold the cores (measured ~10x on
-// the 2-core build machine). Raise it on a dedicated machine.
-ABSL_FLAG(int, threads, 1, "intra-op threads (0: LibTorch default)");
+// 1 by default: on this 2-core build machine the split step at 2 threads
+// measured 1.17-1.52x one thread when the second core was idle, but
+// 0.7-1.1x while other processes held it. Raise it on a dedicated machine.
+ABSL_FLAG(int, threads, 1,
+          "CPU threads: >= 2 splits each step over that many workers (1 intra-op thread each; "
+          "trainer/README.md \"Threads\"); 0: LibTorch default");
 ABSL_FLAG(int, max_steps_per_epoch, 0, "cap on steps per epoch (0: all)");
 ABSL_FLAG(bool, standardize_states, true,
           "standardize cached states per dimension over the catalog (see "

@@ -46,7 +46,7 @@
 ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
 ABSL_FLAG(std::string, models_dir, "", "where model versions are written");
 ABSL_FLAG(int64_t, version, 0, "the model version this job writes");
-ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads");
+ABSL_FLAG(int, threads, 1, "CPU threads per training step (>= 2: the split step, trainer/README.md \"Threads\")");
 ABSL_FLAG(std::string, resume_dir, "",
           "train: per-epoch resumable state; continues after the newest epoch there");
 ABSL_FLAG(std::string, cache_out, "", "refresh: where the updated text cache is written");

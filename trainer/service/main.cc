@@ -22,7 +22,7 @@ ABSL_FLAG(std::string, data_dir, "", "Job store (jobs.sqlite) and per-job files.
 ABSL_FLAG(std::string, models_dir, "", "Model versions (default: <data_dir>/models).");
 ABSL_FLAG(std::string, devices, "cpu", "Comma-separated devices, one job queue each.");
 ABSL_FLAG(std::string, worker, "", "The job_worker binary (default: beside this one).");
-ABSL_FLAG(int, worker_threads, 1, "LibTorch intra-op threads per job.");
+ABSL_FLAG(int, worker_threads, 1, "CPU threads per job (>= 2: the split training step; trainer/README.md \"Threads\").");
 ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar (empty: no publish).");
 ABSL_FLAG(std::string, model_name, "items", "Model name = the sidecar's item collection.");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(2),
