@@ -476,8 +476,11 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
 // the run took.
 int64_t RunHealthChecks(const std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>>& stubs,
                         int clients, double* seconds) {
-  struct Call {
-    grpc::ClientContext context;
+  // One per client, reused call after call and destroyed here once every
+  // client stopped (like ClientLoop).
+  struct Client {
+    grpc::health::v1::Health::Stub* stub = nullptr;
+    std::unique_ptr<grpc::ClientContext> context;
     grpc::health::v1::HealthCheckRequest request;
     grpc::health::v1::HealthCheckResponse response;
   };
@@ -485,23 +488,26 @@ int64_t RunHealthChecks(const std::vector<std::unique_ptr<grpc::health::v1::Heal
   std::atomic<int64_t> ok{0}, failed{0};
   absl::Mutex mu;
   int running = clients;
-  std::function<void(grpc::health::v1::Health::Stub*)> issue =
-      [&](grpc::health::v1::Health::Stub* stub) {
+  std::vector<Client> slots(clients);
+  std::function<void(Client*)> issue = [&](Client* c) {
     if (stop.load(std::memory_order_relaxed) || failed.load() >= 1000) {
       absl::MutexLock lock(&mu);
       --running;
       return;
     }
-    auto call = std::make_shared<Call>();
-    call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    stub->async()->Check(&call->context, &call->request, &call->response,
-                         [&, stub, call](grpc::Status s) {
-                           (s.ok() ? ok : failed).fetch_add(1);
-                           issue(stub);
-                         });
+    c->context = std::make_unique<grpc::ClientContext>();
+    c->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    c->stub->async()->Check(c->context.get(), &c->request, &c->response,
+                            [&, c](grpc::Status s) {
+                              (s.ok() ? ok : failed).fetch_add(1);
+                              issue(c);
+                            });
   };
   const absl::Time start = absl::Now();
-  for (int t = 0; t < clients; ++t) issue(stubs[t % stubs.size()].get());
+  for (int t = 0; t < clients; ++t) {
+    slots[t].stub = stubs[t % stubs.size()].get();
+    issue(&slots[t]);
+  }
   while (absl::Now() - start < absl::Seconds(*seconds)) absl::SleepFor(absl::Milliseconds(20));
   stop = true;
   {
