@@ -14,6 +14,8 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_http.h"
+#include "common/user_input.h"
+#include "common/validation.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 
 namespace recsys {
@@ -37,6 +39,17 @@ void BlockTerminationSignals() {
   g_signals_blocked = true;
 }
 
+absl::Status ValidateUnixSocketPath(const std::string& path) {
+  if (path.empty()) return absl::OkStatus();
+  if (path[0] != '/' || path.size() > kMaxUnixSocketPathBytes) {
+    return InvalidField("unix_socket",
+                        absl::StrCat("expected an absolute path of at most ",
+                                     kMaxUnixSocketPathBytes, " bytes"),
+                        QuoteUserInput(path));
+  }
+  return absl::OkStatus();
+}
+
 struct ServiceServer::State {
   ServerOptions options;
   HealthService health;
@@ -49,6 +62,9 @@ struct ServiceServer::State {
 
 absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
     const ServerOptions& options, const std::vector<grpc::Service*>& services) {
+  if (absl::Status valid = ValidateUnixSocketPath(options.unix_socket); !valid.ok()) {
+    return valid;
+  }
   std::unique_ptr<ServiceServer> s(new ServiceServer());
   s->state_ = std::make_unique<State>();
   State& st = *s->state_;
@@ -58,6 +74,11 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
                            &s->grpc_port_);
+  int unix_selected = 0;
+  if (!options.unix_socket.empty()) {
+    builder.AddListeningPort("unix:" + options.unix_socket,
+                             grpc::InsecureServerCredentials(), &unix_selected);
+  }
   // gRPC enables SO_REUSEPORT by default: a second instance on the same port
   // would silently take half the connections instead of failing to start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -82,7 +103,12 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
   if (st.server == nullptr || s->grpc_port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot start gRPC server on ", options.address,
-                     " (address in use or invalid?)"));
+                     options.unix_socket.empty() ? "" : " and unix:",
+                     options.unix_socket, " (address in use or invalid?)"));
+  }
+  if (!options.unix_socket.empty() && unix_selected == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on unix:", options.unix_socket, " (directory missing or not writable?)"));
   }
 
   if (options.metrics_port >= 0) {
@@ -112,7 +138,9 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
       return w;
     }
   }
-  LOG(INFO) << "listening: grpc " << s->grpc_target() << ", metrics "
+  LOG(INFO) << "listening: grpc " << s->grpc_target()
+            << (options.unix_socket.empty() ? "" : " and ") << s->unix_target()
+            << ", metrics "
             << (st.http ? absl::StrCat("http://", options.metrics_host, ":",
                                        st.http->port(), "/metrics")
                         : std::string("off"));
@@ -132,6 +160,11 @@ int ServiceServer::metrics_port() const {
 
 std::string ServiceServer::grpc_target() const {
   return absl::StrCat("127.0.0.1:", grpc_port_);
+}
+
+std::string ServiceServer::unix_target() const {
+  return state_->options.unix_socket.empty() ? std::string()
+                                              : "unix:" + state_->options.unix_socket;
 }
 
 void ServiceServer::SetServing(bool serving) {

@@ -20,6 +20,7 @@
 #ifndef RECSYS_COMMON_SERVER_H_
 #define RECSYS_COMMON_SERVER_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,12 @@ class MetricsRegistry;
 struct ServerOptions {
   // host:port for gRPC; port 0 picks a free port (see grpc_port()).
   std::string address = "127.0.0.1:0";
+  // If set, the same server also listens on this Unix domain socket (an
+  // absolute path of at most kMaxUnixSocketPathBytes bytes; clients connect
+  // to "unix:" + path), for a caller on the same host such as the
+  // recommendation server beside its retrieval sidecar. A stale socket file
+  // at the path is replaced. "" (the default): TCP only.
+  std::string unix_socket;
   // HTTP /metrics and /healthz: -1 disables, 0 picks a free port.
   int metrics_port = 0;
   std::string metrics_host = "127.0.0.1";
@@ -60,6 +67,13 @@ struct ServerOptions {
 // later, so that only ServiceServer::Wait() receives them. Call first in main.
 void BlockTerminationSignals();
 
+// sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
+inline constexpr size_t kMaxUnixSocketPathBytes = 107;
+
+// INVALID_ARGUMENT naming `unix_socket` unless `path` is "" or an absolute
+// path of at most kMaxUnixSocketPathBytes bytes.
+absl::Status ValidateUnixSocketPath(const std::string& path);
+
 class ServiceServer {
  public:
   // Starts listening. `services` are not owned and must outlive the server.
@@ -70,6 +84,8 @@ class ServiceServer {
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
   std::string grpc_target() const;  // "127.0.0.1:port"
+  // "unix:" + options.unix_socket, or "" when it is not set.
+  std::string unix_target() const;
 
   // Health of the whole server and of each registered service.
   void SetServing(bool serving);

@@ -1,6 +1,7 @@
 // The flags every service binary shares, defined once, and the
 // ServerOptions they make (common/server.h):
 //   --address        gRPC listen address (port 0: any free port)
+//   --unix_socket    also listen on this Unix domain socket ("": TCP only)
 //   --metrics_host   where /metrics and /healthz listen (0.0.0.0 in a pod)
 //   --metrics_port   their port (0: any free port, -1: off)
 //   --port_file      where the chosen ports are written once listening
@@ -18,6 +19,7 @@
 #include "common/server.h"
 
 ABSL_DECLARE_FLAG(std::string, address);
+ABSL_DECLARE_FLAG(std::string, unix_socket);
 ABSL_DECLARE_FLAG(std::string, metrics_host);
 ABSL_DECLARE_FLAG(int, metrics_port);
 ABSL_DECLARE_FLAG(std::string, port_file);

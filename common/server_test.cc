@@ -1,5 +1,7 @@
 #include "common/server.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -249,6 +251,64 @@ TEST_F(ServerTest, WritesPortFile) {
   EXPECT_EQ(ports, "grpc_port=" + std::to_string(server_->grpc_port()) +
                        "\nmetrics_port=" +
                        std::to_string(server_->metrics_port()) + "\n");
+}
+
+// A fresh directory short enough for a socket path (Bazel's TEST_TMPDIR can
+// be longer than sun_path).
+std::string ShortTempDir() {
+  char dir[] = "/tmp/server_test_XXXXXX";
+  if (mkdtemp(dir) == nullptr) return "/tmp";
+  return dir;
+}
+
+TEST_F(ServerTest, AlsoServesOnAUnixSocket) {
+  ServerOptions options;
+  const std::string dir = ShortTempDir();
+  options.unix_socket = dir + "/server.sock";
+  // A socket file left by an earlier run is replaced.
+  for (int run = 0; run < 2; ++run) {
+    server_.reset();
+    Start(options);
+    EXPECT_EQ(server_->unix_target(), "unix:" + options.unix_socket);
+    auto over_unix = Health::NewStub(grpc::CreateChannel(server_->unix_target(),
+                                                         grpc::InsecureChannelCredentials()));
+    auto check = [&](HealthCheckResponse* out) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+      HealthCheckRequest req;
+      return over_unix->Check(&ctx, req, out);
+    };
+    HealthCheckResponse resp;
+    ASSERT_TRUE(check(&resp).ok());
+    EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+    server_->SetServing(true);
+    ASSERT_TRUE(check(&resp).ok());
+    EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+    // TCP still serves beside it.
+    ASSERT_TRUE(Check("", &resp).ok());
+    EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  }
+  EXPECT_EQ(ServerOptions().unix_socket, "");  // off by default
+  server_.reset();
+  (void)RemoveRecursively(dir);
+}
+
+TEST_F(ServerTest, RejectsABadUnixSocketPath) {
+  SleepService other;
+  ServerOptions options;
+  options.unix_socket = "relative.sock";
+  EXPECT_THAT(ServiceServer::Create(options, {&other}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("unix_socket: expected an absolute path of at most 107 bytes, "
+                                 "got 'relative.sock'")));
+  options.unix_socket = "/" + std::string(107, 'a');
+  EXPECT_THAT(ServiceServer::Create(options, {&other}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unix_socket: ")));
+  options.unix_socket = "/" + std::string(106, 'a');  // fits, but no such file system entry
+  EXPECT_OK(ValidateUnixSocketPath(options.unix_socket));
+  options.unix_socket = "/tmp/server_test_no_such_dir_" + std::to_string(getpid()) + "/x.sock";
+  EXPECT_THAT(ServiceServer::Create(options, {&other}),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("unix:")));
 }
 
 TEST_F(ServerTest, BusyAddressIsAnError) {

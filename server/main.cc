@@ -21,7 +21,9 @@
 #include "server/sidecar_versions.h"
 
 ABSL_FLAG(std::string, models_dir, "", "Model version directories (trainer export).");
-ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar.");
+ABSL_FLAG(std::string, retrieval, "",
+          "host:port of the retrieval sidecar, or unix:PATH when it listens on --unix_socket "
+          "on this host.");
 ABSL_FLAG(std::string, model_name, "items",
           "Model name; also the retrieval collection holding its items.");
 ABSL_FLAG(int, versions_to_keep, 2, "Model versions kept loaded.");

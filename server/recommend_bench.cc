@@ -72,6 +72,7 @@
 #include "model/model_version.h"
 #include "model/nn/user_encoder.h"
 #include "nlohmann/json.hpp"
+#include "proto/health.grpc.pb.h"
 #include "proto/recommender.grpc.pb.h"
 #include "retrieval/client/retrieval_client.h"
 #include "retrieval/distance_kernels.h"
@@ -89,6 +90,12 @@ ABSL_FLAG(std::string, max_batch_wait, "0s", "Server --max_batch_wait.");
 ABSL_FLAG(int, encode_threads, 1, "Server --encode_threads.");
 ABSL_FLAG(bool, version_switch, true, "Run the version switch at the largest client count.");
 ABSL_FLAG(int, channels, 4, "gRPC channels the clients share.");
+ABSL_FLAG(bool, rpc_floor, true,
+          "Also time a trivial unary RPC (grpc.health.v1 Check) to the server and to the "
+          "sidecar at the largest client count: what one gRPC hop costs here.");
+ABSL_FLAG(bool, sidecar_unix_socket, false,
+          "The server reaches the sidecar over a Unix domain socket (its --unix_socket) "
+          "instead of TCP on loopback.");
 
 namespace recsys {
 namespace {
@@ -462,6 +469,67 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
   return r;
 }
 
+// Closed-loop clients of a trivial unary RPC, the health service's Check
+// (answered on the callback thread: parse, a map lookup, reply): what one
+// gRPC hop costs the caller and the callee on this machine, with nothing
+// behind it. Returns the calls that succeeded; `seconds` is set to the time
+// the run took.
+int64_t RunHealthChecks(const std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>>& stubs,
+                        int clients, double* seconds) {
+  // One per client, reused call after call and destroyed here once every
+  // client stopped (like ClientLoop).
+  struct Client {
+    grpc::health::v1::Health::Stub* stub = nullptr;
+    std::unique_ptr<grpc::ClientContext> context;
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> ok{0}, failed{0};
+  absl::Mutex mu;
+  int running = clients;
+  std::vector<Client> slots(clients);
+  std::function<void(Client*)> issue = [&](Client* c) {
+    if (stop.load(std::memory_order_relaxed) || failed.load() >= 1000) {
+      absl::MutexLock lock(&mu);
+      --running;
+      return;
+    }
+    c->context = std::make_unique<grpc::ClientContext>();
+    c->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    c->stub->async()->Check(c->context.get(), &c->request, &c->response,
+                            [&, c](grpc::Status s) {
+                              (s.ok() ? ok : failed).fetch_add(1);
+                              issue(c);
+                            });
+  };
+  const absl::Time start = absl::Now();
+  for (int t = 0; t < clients; ++t) {
+    slots[t].stub = stubs[t % stubs.size()].get();
+    issue(&slots[t]);
+  }
+  while (absl::Now() - start < absl::Seconds(*seconds)) absl::SleepFor(absl::Milliseconds(20));
+  stop = true;
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* n) { return *n == 0; }, &running));
+  }
+  *seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return ok.load();
+}
+
+std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> HealthStubs(
+    const std::string& target, int channels) {
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> stubs;
+  for (int i = 0; i < std::max(1, channels); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench_channel", i);
+    stubs.push_back(grpc::health::v1::Health::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
+  }
+  return stubs;
+}
+
 // The pipeline in process: encode one user, score every item with the
 // sidecar's kernel, top k without the history.
 LevelResult RunInProcess(const ServingModel& model, const Catalog& c, int threads_n,
@@ -528,10 +596,14 @@ absl::Status Run(const char* argv0) {
   const std::string models = JoinPath(work, "models");
   ASSIGN_OR_RETURN(std::string v1_dir, WriteVersion(models, 1, catalog));
 
+  // Always listened on (so both runs start the same processes); used when
+  // --sidecar_unix_socket.
+  const std::string sidecar_socket = JoinPath(work, "sidecar.sock");
   Child sidecar;
   RETURN_IF_ERROR(Spawn(Runfile(argv0, "retrieval/retrieval_server"),
                         {"--address=127.0.0.1:0", "--metrics_port=-1",
                          absl::StrCat("--data_dir=", JoinPath(work, "sidecar")),
+                         absl::StrCat("--unix_socket=", sidecar_socket),
                          absl::StrCat("--port_file=", JoinPath(work, "sidecar.ports"))},
                         JoinPath(work, "sidecar.log"), &sidecar));
   ASSIGN_OR_RETURN(auto sidecar_ports, AwaitPorts(JoinPath(work, "sidecar.ports")));
@@ -551,7 +623,10 @@ absl::Status Run(const char* argv0) {
   RETURN_IF_ERROR(Spawn(
       Runfile(argv0, "server/recommendation_server"),
       {"--address=127.0.0.1:0", "--metrics_port=0", absl::StrCat("--models_dir=", models),
-       absl::StrCat("--retrieval=", co.target), "--poll_interval=200ms",
+       absl::StrCat("--retrieval=", absl::GetFlag(FLAGS_sidecar_unix_socket)
+                                        ? "unix:" + sidecar_socket
+                                        : co.target),
+       "--poll_interval=200ms",
        absl::StrCat("--port_file=", JoinPath(work, "server.ports")),
        absl::StrCat("--max_batch_size=", absl::GetFlag(FLAGS_max_batch_size)),
        absl::StrCat("--max_batch_wait=", absl::GetFlag(FLAGS_max_batch_wait)),
@@ -592,6 +667,8 @@ absl::Status Run(const char* argv0) {
                      {"max_batch_size", absl::GetFlag(FLAGS_max_batch_size)},
                      {"max_batch_wait", absl::GetFlag(FLAGS_max_batch_wait)},
                      {"encode_threads", absl::GetFlag(FLAGS_encode_threads)},
+                     {"server_to_sidecar", absl::GetFlag(FLAGS_sidecar_unix_socket)
+                                               ? "unix socket" : "tcp loopback"},
                      {"seconds_per_level", absl::GetFlag(FLAGS_seconds)},
                      {"cores", std::thread::hardware_concurrency()}};
   const double seconds = absl::GetFlag(FLAGS_seconds);
@@ -642,6 +719,31 @@ absl::Status Run(const char* argv0) {
         {"in_process_best_rps", best_in_process},
         {"throughput_ratio_to_best_in_process",
          last["server"]["throughput_rps"].get<double>() / std::max(1e-9, best_in_process)}};
+  }
+
+  if (absl::GetFlag(FLAGS_rpc_floor) && !levels.empty()) {
+    const int clients = levels.back();
+    const int channels = absl::GetFlag(FLAGS_channels);
+    json floor = {{"clients", clients}, {"rpc", "grpc.health.v1.Health/Check"}};
+    struct Hop {
+      const char* name;
+      std::string target;
+    };
+    const Hop hops[] = {{"server_tcp", absl::StrCat("127.0.0.1:", server_ports.first)},
+                        {"sidecar_tcp", co.target},
+                        {"sidecar_unix", "unix:" + sidecar_socket}};
+    for (const Hop& hop : hops) {
+      auto health = HealthStubs(hop.target, channels);
+      double took = seconds;
+      const CpuSample a = SampleCpu(server.pid, sidecar.pid);
+      const int64_t calls = RunHealthChecks(health, clients, &took);
+      const CpuSample b = SampleCpu(server.pid, sidecar.pid);
+      json r = CpuReport(a, b, calls, took);
+      r["calls"] = calls;
+      r["throughput_rps"] = calls / std::max(1e-9, took);
+      floor[hop.name] = r;
+    }
+    report["rpc_floor"] = floor;
   }
 
   if (absl::GetFlag(FLAGS_version_switch) && !levels.empty()) {

@@ -49,7 +49,11 @@ sed -i 's/$/ \&amp; co/' "$T/data/items.tsv"
 train 1
 [ -f "$T/models/1/manifest.json" ] || fail "no model version 1"
 
-start retrieval "$RETRIEVAL" --data_dir="$T/retrieval"
+# The sidecar also listens on a Unix socket (--unix_socket; the path must
+# fit sockaddr_un, so not under the long TEST_TMPDIR).
+SOCK_DIR=$(mktemp -d /tmp/recommend_e2e.XXXXXX)
+SOCK="$SOCK_DIR/retrieval.sock"
+start retrieval "$RETRIEVAL" --data_dir="$T/retrieval" --unix_socket="$SOCK"
 publish --version_dir="$T/models/1" --items="$T/data/items.tsv" | tee "$T/publish1.log"
 grep -q "published items version 1" "$T/publish1.log" || fail "publish v1"
 
@@ -85,6 +89,26 @@ scores = [i["score"] for i in items]
 assert scores == sorted(scores, reverse=True), scores
 print("v1 recommends", [i["key"] for i in items[:3]], "...")
 PY
+
+# A second recommendation server reaching the sidecar over its Unix socket
+# (--retrieval=unix:PATH) answers the same items, scores and titles.
+start recommender_unix "$RECOMMENDER" --models_dir="$T/models" \
+  --retrieval="unix:$SOCK" --poll_interval=100ms
+deadline=$((SECONDS + 60))
+until "$RECCTL" --recommender="127.0.0.1:$recommender_unix_PORT" recommend items --json \
+    --history="$HISTORY" --k=10 >"$T/rec1_unix.json" 2>"$T/err"; do
+  [ $SECONDS -lt $deadline ] || { tail -20 "$T/recommender_unix.log"; fail "no answer over unix: $(cat "$T/err")"; }
+  sleep 0.1
+done
+/usr/bin/python3 - "$T/rec1.json" "$T/rec1_unix.json" <<'PY'
+import json, sys
+tcp, unix = (json.load(open(f)) for f in sys.argv[1:3])
+assert unix["model"]["version"] == "1", unix
+assert unix["items"] == tcp["items"], (unix["items"], tcp["items"])
+print("over the unix socket: the same", len(unix["items"]), "items")
+PY
+kill -TERM "$recommender_unix_PID"
+wait "$recommender_unix_PID" || fail "recommender_unix exited $?"
 
 # Bad input: precise statuses, nothing served.
 if recommend --history="$HISTORY" --k=0 2>"$T/err"; then
@@ -195,4 +219,5 @@ for name in recommender retrieval; do
   wait "$pid" && rc=0 || rc=$?
   [ "$rc" -eq 0 ] || { tail "$T/$name.log"; fail "$name exited $rc"; }
 done
+rm -rf "$SOCK_DIR"
 echo "recommend e2e: ok"

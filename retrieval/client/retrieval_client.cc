@@ -22,7 +22,7 @@ absl::Status Failed(const grpc::Status& s, absl::string_view what) {
 absl::StatusOr<std::unique_ptr<RetrievalClient>> RetrievalClient::Create(
     const Options& options) {
   if (options.target.empty()) {
-    return absl::InvalidArgumentError("retrieval target: expected host:port, got nothing");
+    return absl::InvalidArgumentError("retrieval target: expected host:port or unix:PATH, got nothing");
   }
   if (options.upsert_batch_size < 1) {
     return absl::InvalidArgumentError("upsert_batch_size: must be >= 1");

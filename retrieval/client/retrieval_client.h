@@ -29,7 +29,7 @@ namespace recsys {
 class RetrievalClient {
  public:
   struct Options {
-    std::string target;                              // host:port (Create only)
+    std::string target;  // host:port, or unix:PATH for a sidecar's --unix_socket (Create only)
     absl::Duration deadline = absl::Seconds(30);     // per unary call
     absl::Duration stream_deadline = absl::Minutes(10);  // Upsert, PublishAndWait
     int upsert_batch_size = 1000;                    // entries per stream message
