@@ -65,8 +65,11 @@ start() {  # name, unit, retrieval port
   done
   eval "${name}_GRPC=$(sed -n 's/^grpc_port=//p' "$T/$name.ports")"
   local metrics; metrics=$(sed -n 's/^metrics_port=//p' "$T/$name.ports")
-  curl -sf --max-time 5 "http://127.0.0.1:$metrics/metrics" | grep -q '^process_start_time_seconds ' ||
+  # Into a variable first: `curl | grep -q` under pipefail fails when grep
+  # exits before curl has written everything (SIGPIPE).
+  local page; page=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics/metrics") ||
     fail "$unit: /metrics does not answer"
+  grep -q '^process_start_time_seconds ' <<<"$page" || fail "$unit: /metrics has no process metrics"
 }
 
 stop() {  # name, unit: SIGTERM, exit 0 within TimeoutStopSec

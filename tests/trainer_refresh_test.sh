@@ -148,10 +148,10 @@ C trainer versions | grep -Eq "^2 +refresh .* yes +yes" || fail "versions: $(C t
 metrics=$(curl -sf "http://127.0.0.1:$trainer_METRICS/metrics")
 for o in "reused $want_reused" "recomputed $((N_ADDED + N_CHANGED))" "removed $N_REMOVED"; do
   set -- $o
-  echo "$metrics" | grep -q "recsys_trainer_refresh_items{outcome=\"$1\"} $2\$" ||
+  grep -q "recsys_trainer_refresh_items{outcome=\"$1\"} $2\$" <<<"$metrics" ||
     fail "metric $1: $(echo "$metrics" | grep recsys_trainer_refresh_items)"
 done
-echo "$metrics" | grep -q 'recsys_trainer_jobs{kind="refresh",state="PUBLISHED"} 1' || fail "jobs gauge"
+grep -q 'recsys_trainer_jobs{kind="refresh",state="PUBLISHED"} 1' <<<"$metrics" || fail "jobs gauge"
 py "c = $counts
 print('refresh: %.2f s in the worker (encode %.2f s, embed %.2f s), %.2f s submit-to-PUBLISHED; '
       'one training epoch: %.2f s; worker / epoch = %.2f' %

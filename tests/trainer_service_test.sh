@@ -194,11 +194,11 @@ tcli publish --json --version="$V1" | grep -q '"upserted"' || fail "re-publish o
 [ "$(sidecar_live)" = "$V1" ] || fail "re-published $V1 is not live: $(sidecar_live)"
 expect_refused NOT_FOUND "no model version 77" publish --version=77
 metrics=$(curl -sf "http://127.0.0.1:$trainer_METRICS/metrics")
-echo "$metrics" | grep -q 'recsys_trainer_jobs{kind="train",state="PUBLISHED"} 2' ||
+grep -q 'recsys_trainer_jobs{kind="train",state="PUBLISHED"} 2' <<<"$metrics" ||
   fail "jobs gauge: $(echo "$metrics" | grep recsys_trainer_jobs)"
-echo "$metrics" | grep -q 'recsys_trainer_queue_length{device="cpu"} 0' || fail "queue gauge"
-echo "$metrics" | grep -q 'recsys_trainer_published_version{model="items"} '"$V1" || fail "published gauge"
-echo "$metrics" | grep -q 'recsys_trainer_epoch_seconds_count{device="cpu"}' || fail "epoch histogram"
+grep -q 'recsys_trainer_queue_length{device="cpu"} 0' <<<"$metrics" || fail "queue gauge"
+grep -q 'recsys_trainer_published_version{model="items"} '"$V1" <<<"$metrics" || fail "published gauge"
+grep -q 'recsys_trainer_epoch_seconds_count{device="cpu"}' <<<"$metrics" || fail "epoch histogram"
 kill -TERM "$trainer_PID"
 wait "$trainer_PID" || fail "trainer did not exit 0 on SIGTERM"
 echo PASS
