@@ -1,7 +1,7 @@
 // A persistent team of threads that runs one function on N shards at once:
 // shard 0 on the calling thread, shards 1..N-1 on N-1 workers started once
 // (no thread is created per step). Between calls the workers sleep on a
-// condition (absl::Mutex::Await), they never spin, so a 2-core machine's
+// condition variable, they never spin, so a 2-core machine's
 // other core is free while the caller runs a serial part of the step.
 //
 // Used by the trainer to split a CPU training step into shards (see
