@@ -646,17 +646,18 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
   }
   ASSERT_TRUE(Index("ts_ex", examples).ok());
   ASSERT_TRUE(Publish("ts_ex").ok());
-  auto select = [](const std::string& source) {
+  auto select_in = [](const std::string& collection, const std::string& source, int k) {
     v1::SelectExamplesRequest r;
-    r.set_collection("ts_ex");
+    r.set_collection(collection);
     r.set_source(source);
-    r.set_k(3);
+    r.set_k(k);
     r.set_pair("en-es");
     v1::SelectExamplesResponse out;
     const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
     EXPECT_TRUE(st.ok()) << st.error_message();
     return out;
   };
+  auto select = [&](const std::string& source) { return select_in("ts_ex", source, 3); };
   const v1::SelectExamplesResponse before = select("b b c");
   ASSERT_EQ(before.examples_size(), 3);
   EXPECT_EQ(before.examples(0).example().key(), "ex-2");
@@ -687,20 +688,9 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
   ASSERT_TRUE(Index("ts_ref", examples).ok());
   ASSERT_TRUE(Publish("ts_ref", nullptr, &published).ok());
   EXPECT_EQ(published.embedded_entries(), 7);
-  auto select_in = [](const std::string& collection, const std::string& source) {
-    v1::SelectExamplesRequest r;
-    r.set_collection(collection);
-    r.set_source(source);
-    r.set_k(7);
-    r.set_pair("en-es");
-    v1::SelectExamplesResponse out;
-    const grpc::Status st = stub_->SelectExamples(Ctx().get(), r, &out);
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    return out;
-  };
   for (const char* source : {"b b c", "d d d", "a"}) {
-    const v1::SelectExamplesResponse a = select_in("ts_ex", source);
-    const v1::SelectExamplesResponse b = select_in("ts_ref", source);
+    const v1::SelectExamplesResponse a = select_in("ts_ex", source, 7);
+    const v1::SelectExamplesResponse b = select_in("ts_ref", source, 7);
     ASSERT_EQ(a.examples_size(), 7) << source;
     ASSERT_EQ(b.examples_size(), 7) << source;
     EXPECT_EQ(a.prompt(), b.prompt()) << source;

@@ -79,24 +79,33 @@ UserEncoderImpl::UserEncoderImpl(const UserEncoderOptions& o) : options_(o) {
   }
 }
 
-torch::Tensor UserEncoderImpl::forward(const torch::Tensor& items,
-                                       const torch::Tensor& valid) {
-  const int64_t l = items.size(1);
+torch::Tensor UserEncoderImpl::EmbedLeftPadded(const torch::Tensor& items,
+                                               const torch::Tensor& valid) {
   TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
               "user encoder expects [B, L, ", options_.dim(), "], got ", items.sizes());
+  const int64_t l = items.size(1);
   TORCH_CHECK(l <= options_.max_len(), "sequence length ", l, " > max_len ",
               options_.max_len());
   TORCH_CHECK(valid.sizes() == items.sizes().slice(0, 2), "valid mask must be [B, L]");
-  const auto dev = items.device();
   // Left-padded: the last position is max_len - 1.
   torch::Tensor pos = torch::arange(options_.max_len() - l, options_.max_len(),
-                                    torch::TensorOptions().dtype(torch::kLong).device(dev));
+                                    torch::TensorOptions().dtype(torch::kLong).device(items.device()));
   torch::Tensor x = items + positions_(pos).unsqueeze(0);
-  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
-  torch::Tensor causal = torch::ones({l, l}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
-  torch::Tensor self = torch::eye(l, torch::TensorOptions().dtype(torch::kBool).device(dev));
-  // allowed[b, q, k] = k <= q and (k valid or k == q).
-  torch::Tensor allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | self.unsqueeze(0));
+  return dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+}
+
+torch::Tensor UserEncoderImpl::CausalAllowed(const torch::Tensor& valid) {
+  const int64_t l = valid.size(1);
+  const auto bools = torch::TensorOptions().dtype(torch::kBool).device(valid.device());
+  torch::Tensor causal = torch::ones({l, l}, bools).tril();
+  torch::Tensor self = torch::eye(l, bools);
+  return causal.unsqueeze(0) & (valid.unsqueeze(1) | self.unsqueeze(0));
+}
+
+torch::Tensor UserEncoderImpl::forward(const torch::Tensor& items,
+                                       const torch::Tensor& valid) {
+  torch::Tensor x = EmbedLeftPadded(items, valid);
+  const torch::Tensor allowed = CausalAllowed(valid);
   for (auto& block : blocks_) x = block->forward(x, allowed);
   return x;
 }
@@ -134,26 +143,17 @@ torch::Tensor UserEncoderImpl::ForwardPacked(const torch::Tensor& items,
 
 torch::Tensor UserEncoderImpl::ForwardLast(const torch::Tensor& items,
                                            const torch::Tensor& valid) {
-  const int64_t l = items.size(1);
-  TORCH_CHECK(items.dim() == 3 && items.size(2) == options_.dim(),
-              "user encoder expects [B, L, ", options_.dim(), "], got ", items.sizes());
-  TORCH_CHECK(l >= 1 && l <= options_.max_len(), "sequence length ", l,
-              " not in [1, max_len ", options_.max_len(), "]");
-  TORCH_CHECK(valid.sizes() == items.sizes().slice(0, 2), "valid mask must be [B, L]");
-  const auto dev = items.device();
-  torch::Tensor pos = torch::arange(options_.max_len() - l, options_.max_len(),
-                                    torch::TensorOptions().dtype(torch::kLong).device(dev));
-  torch::Tensor x = items + positions_(pos).unsqueeze(0);
-  x = dropout_(ln_in_(x)) * valid.unsqueeze(-1).to(x.scalar_type());
+  const int64_t l = items.dim() == 3 ? items.size(1) : 0;
+  TORCH_CHECK(l >= 1, "user encoder: ForwardLast needs at least one position, got ",
+              items.sizes());
+  torch::Tensor x = EmbedLeftPadded(items, valid);
   if (blocks_.empty()) return x.select(1, l - 1);
   // The same mask as forward's; the last block needs only its last row,
   // which is every valid position and the last one itself.
   torch::Tensor allowed_last = valid.clone();
   allowed_last.select(1, l - 1).fill_(true);
   if (blocks_.size() > 1) {
-    torch::Tensor causal = torch::ones({l, l}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
-    torch::Tensor self = torch::eye(l, torch::TensorOptions().dtype(torch::kBool).device(dev));
-    torch::Tensor allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | self.unsqueeze(0));
+    const torch::Tensor allowed = CausalAllowed(valid);
     for (size_t i = 0; i + 1 < blocks_.size(); ++i) x = blocks_[i]->forward(x, allowed);
   }
   return blocks_.back()->ForwardLast(x, allowed_last);

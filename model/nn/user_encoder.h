@@ -77,6 +77,13 @@ class UserEncoderImpl : public torch::nn::Module {
   torch::Tensor ForwardLast(const torch::Tensor& items, const torch::Tensor& valid);
 
  private:
+  // forward's and ForwardLast's input: checks the shapes, adds the
+  // positions of a left-padded window of L, LayerNorm and dropout, padded
+  // rows zeroed.
+  torch::Tensor EmbedLeftPadded(const torch::Tensor& items, const torch::Tensor& valid);
+  // [B, L, L]: query q may attend to key k iff k <= q and (k valid or k == q).
+  static torch::Tensor CausalAllowed(const torch::Tensor& valid);
+
   UserEncoderOptions options_;
   torch::nn::Embedding positions_{nullptr};
   torch::nn::LayerNorm ln_in_{nullptr};
