@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/little_endian.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -371,8 +372,7 @@ absl::Status SafetensorsWriter::WriteTo(
   // Pad with spaces so the data section starts 8-byte aligned.
   while ((text.size() + 8) % 8 != 0) text.push_back(' ');
   std::string prefix;
-  uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) prefix.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+  AppendLittleEndian<uint64_t>(&prefix, text.size());
   RETURN_IF_ERROR(append(prefix));
   RETURN_IF_ERROR(append(text));
   std::string piece;

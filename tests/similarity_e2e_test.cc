@@ -208,6 +208,18 @@ class SimilarityE2eTest : public ::testing::Test {
     w->WritesDone();
     return w->Finish();
   }
+  // Six examples ex-0..ex-5 whose sources use the TorchScript test
+  // module's few-word vocabulary.
+  static std::vector<v1::TranslationExample> ShortExamples() {
+    const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
+    std::vector<v1::TranslationExample> examples;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      v1::TranslationExample e = Example(static_cast<int>(i));
+      e.set_source(sources[i]);
+      examples.push_back(e);
+    }
+    return examples;
+  }
   static grpc::Status Create(const v1::SimilarityCollectionConfig& config,
                              v1::SimilarityCollectionInfo* info = nullptr) {
     v1::CreateSimilarityCollectionRequest r;
@@ -637,13 +649,7 @@ TEST_F(SimilarityE2eTest, G_TorchScriptCollectionSurvivesARestart) {
   EXPECT_TRUE(absl::StartsWith(created.encoder_fingerprint(),
                                "torchscript/torchscript-ts_text.pt mean l2 weights="))
       << created.encoder_fingerprint();
-  const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
-  std::vector<v1::TranslationExample> examples;
-  for (size_t i = 0; i < sources.size(); ++i) {
-    v1::TranslationExample e = Example(static_cast<int>(i));
-    e.set_source(sources[i]);
-    examples.push_back(e);
-  }
+  std::vector<v1::TranslationExample> examples = ShortExamples();
   ASSERT_TRUE(Index("ts_ex", examples).ok());
   ASSERT_TRUE(Publish("ts_ex").ok());
   auto select_in = [](const std::string& collection, const std::string& source, int k) {
@@ -826,13 +832,7 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
   v1::SimilarityCollectionInfo created;
   ASSERT_TRUE(Create(ts_config, &created).ok());
   EXPECT_EQ(created.state(), v1::SIMILARITY_COLLECTION_OK);
-  const std::vector<std::string> sources = {"a b", "c d", "b b c", "d a", "a a a d", "c"};
-  std::vector<v1::TranslationExample> examples;
-  for (size_t i = 0; i < sources.size(); ++i) {
-    v1::TranslationExample e = Example(static_cast<int>(i));
-    e.set_source(sources[i]);
-    examples.push_back(e);
-  }
+  std::vector<v1::TranslationExample> examples = ShortExamples();
   ASSERT_TRUE(Index("ts_fail", examples).ok());
   ASSERT_TRUE(Publish("ts_fail").ok());
   v1::SimilarityCollectionConfig wf_config;

@@ -9,24 +9,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/little_endian.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace recsys {
 namespace similarity {
 namespace {
-
-template <typename T>
-void AppendLe(std::string* out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-template <typename T>
-T ReadLe(const char* p) {
-  T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(p[i])) << (8 * i);
-  return v;
-}
 
 constexpr char kLogPrefix[] = "staged-";
 constexpr char kLogSuffix[] = ".log";
@@ -46,8 +35,8 @@ bool LogRecordAt(absl::string_view data, size_t at, StagedBatch* batch, size_t* 
                  bool* complete) {
   *complete = false;
   if (data.size() - at < kLogHeaderBytes) return false;
-  const uint32_t n = ReadLe<uint32_t>(data.data() + at);
-  const uint32_t crc = ReadLe<uint32_t>(data.data() + at + 4);
+  const uint32_t n = ReadLittleEndian<uint32_t>(data.data() + at);
+  const uint32_t crc = ReadLittleEndian<uint32_t>(data.data() + at + 4);
   if (n > data.size() - at - kLogHeaderBytes) return false;
   *complete = true;
   const absl::string_view body = data.substr(at + kLogHeaderBytes, n);
@@ -175,8 +164,8 @@ absl::Status StagingLog::Append(const StagedBatch& batch) {
   if (batch.entries_size() == 0) return absl::InvalidArgumentError("an empty staged batch");
   std::string body = batch.SerializeAsString();
   std::string record;
-  AppendLe<uint32_t>(&record, static_cast<uint32_t>(body.size()));
-  AppendLe<uint32_t>(&record, Crc32c(body));
+  AppendLittleEndian<uint32_t>(&record, static_cast<uint32_t>(body.size()));
+  AppendLittleEndian<uint32_t>(&record, Crc32c(body));
   record += body;
   absl::Status s;
   size_t off = 0;

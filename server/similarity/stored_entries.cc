@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/little_endian.h"
 #include "common/status_macros.h"
 
 namespace recsys {
@@ -14,18 +15,6 @@ constexpr char kMagic[] = "SIMENTS1";
 constexpr size_t kMagicBytes = 8;
 constexpr size_t kTrailerBytes = 12;  // uint64 count + uint32 crc
 constexpr size_t kPieceBytes = 1 << 20;
-
-template <typename T>
-void AppendLe(std::string* out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-template <typename T>
-T ReadLe(const char* p) {
-  T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(p[i])) << (8 * i);
-  return v;
-}
 
 }  // namespace
 
@@ -48,14 +37,14 @@ absl::Status WriteStoredEntries(const std::string& path, int64_t count,
       fill(i, &entry);
       bytes.clear();
       entry.SerializeToString(&bytes);
-      AppendLe<uint32_t>(&piece, static_cast<uint32_t>(bytes.size()));
+      AppendLittleEndian<uint32_t>(&piece, static_cast<uint32_t>(bytes.size()));
       piece += bytes;
       RETURN_IF_ERROR(flush(false));
     }
-    AppendLe<uint64_t>(&piece, static_cast<uint64_t>(count));
+    AppendLittleEndian<uint64_t>(&piece, static_cast<uint64_t>(count));
     RETURN_IF_ERROR(flush(true));
     std::string trailer;
-    AppendLe<uint32_t>(&trailer, crc);
+    AppendLittleEndian<uint32_t>(&trailer, crc);
     return append(trailer);
   });
 }
@@ -71,14 +60,14 @@ absl::StatusOr<std::vector<StoredEntry>> ReadStoredEntries(const std::string& pa
     return damaged("no header or trailer");
   }
   const size_t end = bytes.size() - kTrailerBytes;
-  const uint64_t count = ReadLe<uint64_t>(bytes.data() + end);
-  const uint32_t crc = ReadLe<uint32_t>(bytes.data() + end + 8);
+  const uint64_t count = ReadLittleEndian<uint64_t>(bytes.data() + end);
+  const uint32_t crc = ReadLittleEndian<uint32_t>(bytes.data() + end + 8);
   if (Crc32c(absl::string_view(bytes).substr(0, end + 8)) != crc) return damaged("checksum");
   std::vector<StoredEntry> out;
   size_t at = kMagicBytes;
   while (at < end) {
     if (end - at < 4) return damaged("truncated record length");
-    const uint32_t n = ReadLe<uint32_t>(bytes.data() + at);
+    const uint32_t n = ReadLittleEndian<uint32_t>(bytes.data() + at);
     at += 4;
     if (n > end - at) return damaged("record past the end");
     StoredEntry e;

@@ -36,6 +36,22 @@ struct Fixture {
   std::vector<ItemTableRow> items;
 };
 
+// Version 1 of a small model (1 epoch, d 16) on the fixture's users.
+TrainPipelineOptions SmallVersionOne(const std::string& interactions, const std::string& text_cache,
+                                     const std::string& models_dir) {
+  TrainPipelineOptions p;
+  p.interactions = interactions;
+  p.text_cache = text_cache;
+  p.models_dir = models_dir;
+  p.version = 1;
+  p.trainer.epochs = 1;
+  p.trainer.embedding_dim = 16;
+  p.trainer.bottleneck = 8;
+  p.trainer.ffn_dim = 32;
+  p.trainer.num_threads = 1;
+  return p;
+}
+
 // Trains version 1 once for the whole test binary.
 const Fixture& Trained() {
   static const Fixture* f = [] {
@@ -58,17 +74,8 @@ const Fixture& Trained() {
     so.num_states = 5;
     so.hidden_size = 16;
     EXPECT_OK(WriteStandinTextCache(JoinPath(f->dir, "items.tsv"), f->cache, so));
-    TrainPipelineOptions p;
-    p.interactions = JoinPath(f->dir, "users.tsv");
-    p.text_cache = f->cache;
-    p.models_dir = f->models;
-    p.version = 1;
-    p.trainer.epochs = 1;
-    p.trainer.embedding_dim = 16;
-    p.trainer.bottleneck = 8;
-    p.trainer.ffn_dim = 32;
-    p.trainer.num_threads = 1;
-    EXPECT_OK(RunTrainPipeline(p).status());
+    EXPECT_OK(RunTrainPipeline(SmallVersionOne(JoinPath(f->dir, "users.tsv"), f->cache, f->models))
+                  .status());
     absl::StatusOr<std::vector<ItemTableRow>> items = ReadItemTable(JoinPath(f->dir, "items.tsv"));
     EXPECT_OK(items.status());
     f->items = *items;
@@ -238,16 +245,8 @@ TEST(EmbeddingRefreshTest, BertBackboneFromBuildCacheIsRecreatedOrRefused) {
   co.output_path = JoinPath(dir, "bert.st");
   ASSERT_OK(BuildTextCache(f.items, encoder.get(), co).status());
 
-  TrainPipelineOptions p;
-  p.interactions = JoinPath(f.dir, "users.tsv");
-  p.text_cache = co.output_path;
-  p.models_dir = JoinPath(dir, "models");
-  p.version = 1;
-  p.trainer.epochs = 1;
-  p.trainer.embedding_dim = 16;
-  p.trainer.bottleneck = 8;
-  p.trainer.ffn_dim = 32;
-  p.trainer.num_threads = 1;
+  const TrainPipelineOptions p =
+      SmallVersionOne(JoinPath(f.dir, "users.tsv"), co.output_path, JoinPath(dir, "models"));
   ASSERT_OK(RunTrainPipeline(p).status());
 
   std::vector<ItemTableRow> now = f.items;
@@ -325,17 +324,8 @@ TEST(EmbeddingRefreshTest, ImageSideReencodesChangedImageFiles) {
   co.image_base_dir = dir;
   ASSERT_OK(BuildImageCache(images, vit.get(), co).status());
 
-  TrainPipelineOptions p;
-  p.interactions = JoinPath(f.dir, "users.tsv");
-  p.text_cache = f.cache;
+  TrainPipelineOptions p = SmallVersionOne(JoinPath(f.dir, "users.tsv"), f.cache, JoinPath(dir, "models"));
   p.image_cache = co.output_path;
-  p.models_dir = JoinPath(dir, "models");
-  p.version = 1;
-  p.trainer.epochs = 1;
-  p.trainer.embedding_dim = 16;
-  p.trainer.bottleneck = 8;
-  p.trainer.ffn_dim = 32;
-  p.trainer.num_threads = 1;
   ASSERT_OK(RunTrainPipeline(p).status());
 
   // Item 0's image file is replaced; a new item gets item 9's title and a
