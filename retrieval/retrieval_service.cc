@@ -679,6 +679,18 @@ absl::Status ValidateSearchRequest(const pb::SearchRequest& req,
                      options.max_exclude_keys, ", got ",
                      req.exclude_keys_size()));
   }
+  int64_t total_excluded = req.exclude_keys_size();
+  for (int i = 0; i < req.queries_size(); ++i) {
+    const int n = req.queries(i).exclude_keys_size();
+    total_excluded += n;
+    if (total_excluded > options.max_exclude_keys) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "queries[", i, "].exclude_keys: expected at most ",
+          options.max_exclude_keys,
+          " exclude keys in the request and its queries together, got ",
+          total_excluded, " by this query (", n, " in it)"));
+    }
+  }
   if (req.params().nprobe() < 0 || req.params().nprobe() > 65536 ||
       req.params().ef_search() < 0 || req.params().ef_search() > 65536) {
     return absl::InvalidArgumentError(
@@ -715,6 +727,9 @@ absl::StatusOr<SearchPlan> PlanSearch(
     BatchQuery& out = plan.queries[i];
     out.k = req.k();
     out.exclude_ids = excluded;
+    for (const std::string& key : q.exclude_keys()) {
+      if (auto id = v.Find(key)) out.exclude_ids.push_back(*id);
+    }
     out.deadline = deadline;
     if (q.has_vector()) {
       out.vector.assign(q.vector().values().begin(), q.vector().values().end());

@@ -174,6 +174,25 @@ TEST_F(RetrievalServiceTest, EndToEndUpsertPublishSearchGet) {
     EXPECT_EQ(h.payload().at("parity"), "even");
   }
 
+  // Per-query exclusion: one batch, two users with the same vector; only
+  // the first has key123 (and an unknown key) in its history.
+  {
+    pb::SearchRequest two = VectorQuery("items", q, 3);
+    *two.add_queries() = two.queries(0);
+    two.mutable_queries(0)->add_exclude_keys("key123");
+    two.mutable_queries(0)->add_exclude_keys("not-in-the-collection");
+    pb::SearchResponse both;
+    ASSERT_TRUE(Search(two, &both).ok());
+    ASSERT_EQ(both.results_size(), 2);
+    ASSERT_EQ(both.results(0).hits_size(), 3);
+    ASSERT_EQ(both.results(1).hits_size(), 3);
+    EXPECT_EQ(both.results(1).hits(0).key(), "key123");
+    for (const auto& h : both.results(0).hits()) EXPECT_NE(h.key(), "key123");
+    // The first user's hits are the second's without key123, in order.
+    EXPECT_EQ(both.results(0).hits(0).key(), both.results(1).hits(1).key());
+    EXPECT_EQ(both.results(0).hits(1).key(), both.results(1).hits(2).key());
+  }
+
   // "More like this" by key, in a client batch with a vector query.
   pb::SearchRequest by_key;
   by_key.set_collection("items");
@@ -274,6 +293,21 @@ TEST_F(RetrievalServiceTest, BadInputGetsPreciseCodes) {
   EXPECT_THAT(s.error_message(), HasSubstr("queries[0].vector[3]"));
   s = Search(VectorQuery("items", std::vector<float>(3, 1.f), 5), &resp);
   EXPECT_THAT(s.error_message(), HasSubstr("expected dimension 16"));
+  {
+    // 10,000 exclude keys in all (the default bound): 9,000 on the request,
+    // 1,000 on the first query, 1 more on the second is one too many.
+    pb::SearchRequest many = VectorQuery("items", q, 5);
+    *many.add_queries() = many.queries(0);
+    for (int i = 0; i < 9000; ++i) many.add_exclude_keys(absl::StrCat("r", i));
+    for (int i = 0; i < 1000; ++i) many.mutable_queries(0)->add_exclude_keys(absl::StrCat("q", i));
+    ASSERT_TRUE(Search(many, &resp).ok());
+    many.mutable_queries(1)->add_exclude_keys("one-more");
+    s = Search(many, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(),
+                HasSubstr("queries[1].exclude_keys: expected at most 10000 exclude keys in the "
+                          "request and its queries together, got 10001"));
+  }
   pb::SearchRequest pinned = VectorQuery("items", q, 5);
   pinned.set_version(9);
   EXPECT_EQ(Search(pinned, &resp).error_code(), grpc::StatusCode::NOT_FOUND);

@@ -158,7 +158,9 @@ struct RecommenderService::UserCall : EncodeTask {
   std::function<void(const absl::Status&)> done;
   std::shared_ptr<const ServingModel> model;
   absl::flat_hash_set<std::string> exclude;  // history keys, unless include_history
-  int known_excluded = 0;  // of those, the ones in the catalog
+  // Of those, the ones in the catalog, each once in history order (views
+  // into the request): the keys the sidecar is asked to leave out.
+  std::vector<absl::string_view> known_exclude;
   const absl::Time start = absl::Now();
   absl::Time retrieve_start;
   // Single-user sidecar calls.
@@ -168,6 +170,17 @@ struct RecommenderService::UserCall : EncodeTask {
   pb::GetRequest get;
   pb::GetResponse got;
   std::vector<int64_t> popular;  // cold start candidates
+
+  // Moves the sidecar's hits for this user into the response, up to k. The
+  // sidecar left the known history out; the check here also drops a history
+  // key the version's catalog lacks but its collection holds.
+  void TakeHits(pb::SearchResult* result) {
+    for (pb::SearchHit& hit : *result->mutable_hits()) {
+      if (response->items_size() >= request->k()) break;
+      if (exclude.count(hit.key())) continue;
+      MoveHit(&hit, response);
+    }
+  }
 
   void Finish(const absl::Status& s) {
     const ServiceMetrics& m = ServiceMetrics::Get();
@@ -251,7 +264,9 @@ void RecommenderService::Answer(std::shared_ptr<UserCall> call) {
   call->response->set_unknown_history_items(unknown);
   if (!r.include_history()) {
     for (const std::string& key : r.history()) {
-      if (call->exclude.insert(key).second && m.RowOf(key) >= 0) ++call->known_excluded;
+      if (call->exclude.insert(key).second && m.RowOf(key) >= 0) {
+        call->known_exclude.push_back(key);
+      }
     }
   }
   if (call->rows.empty()) {
@@ -329,20 +344,30 @@ void RecommenderService::OnEncoded(const std::shared_ptr<const ServingModel>& mo
     metrics.batch_size->Observe(call->batch_size);
     groups[FilterKey(call->request->payload_filter())].push_back(std::move(call));
   }
+  // One multi-query Search per filter, split where the users' exclusions
+  // together would pass the sidecar's limit.
+  auto search = [this](std::vector<std::shared_ptr<UserCall>> calls) {
+    if (calls.size() == 1) {
+      SearchAlone(std::move(calls[0]));
+    } else if (!calls.empty()) {
+      SearchTogether(std::move(calls));
+    }
+  };
   for (auto& [unused, calls] : groups) {
     std::vector<std::shared_ptr<UserCall>> together;
+    size_t excluded = 0;
     for (auto& call : calls) {
-      if (call->request->k() + call->known_excluded > options_.max_sidecar_k) {
-        SearchAlone(std::move(call));
-      } else {
-        together.push_back(std::move(call));
+      const size_t n = call->known_exclude.size();
+      if (!together.empty() &&
+          excluded + n > static_cast<size_t>(options_.max_sidecar_exclude_keys)) {
+        search(std::move(together));
+        together.clear();
+        excluded = 0;
       }
+      excluded += n;
+      together.push_back(std::move(call));
     }
-    if (together.size() == 1) {
-      SearchAlone(std::move(together[0]));
-    } else if (!together.empty()) {
-      SearchTogether(std::move(together));
-    }
+    search(std::move(together));
   }
 }
 
@@ -355,12 +380,7 @@ void RecommenderService::SearchAlone(std::shared_ptr<UserCall> call) {
   search.set_include_payload(true);
   *search.add_queries()->mutable_vector()->mutable_values() = {call->user.begin(),
                                                                call->user.end()};
-  if (!call->exclude.empty()) {
-    absl::flat_hash_set<absl::string_view> sent;  // each key once, history order
-    for (const std::string& key : r.history()) {
-      if (sent.insert(key).second) search.add_exclude_keys(key);
-    }
-  }
+  for (absl::string_view key : call->known_exclude) search.add_exclude_keys(std::string(key));
   search.mutable_payload_filter()->insert(r.payload_filter().begin(), r.payload_filter().end());
   // Inherits the caller's deadline and cancellation.
   call->context = grpc::ClientContext::FromCallbackServerContext(*call->server_context);
@@ -377,9 +397,7 @@ void RecommenderService::SearchAlone(std::shared_ptr<UserCall> call) {
           "retrieval sidecar: ", call->result.results_size(), " results for 1 query")));
       return;
     }
-    for (pb::SearchHit& hit : *call->result.mutable_results(0)->mutable_hits()) {
-      MoveHit(&hit, call->response);
-    }
+    call->TakeHits(call->result.mutable_results(0));
     call->Finish(absl::OkStatus());
   });
 }
@@ -397,11 +415,11 @@ void RecommenderService::SearchTogether(std::vector<std::shared_ptr<UserCall>> c
   int k = 1;
   absl::Time deadline = absl::InfinitePast();
   for (const auto& call : group->calls) {
-    // Exact: the best k + |known history| hold the best k not in the history.
-    k = std::max(k, call->request->k() + call->known_excluded);
+    k = std::max(k, call->request->k());
     deadline = std::max(deadline, call->deadline);
-    *search.add_queries()->mutable_vector()->mutable_values() = {call->user.begin(),
-                                                                 call->user.end()};
+    pb::SearchQuery* query = search.add_queries();
+    *query->mutable_vector()->mutable_values() = {call->user.begin(), call->user.end()};
+    for (absl::string_view key : call->known_exclude) query->add_exclude_keys(std::string(key));
   }
   search.set_k(k);
   if (deadline != absl::InfiniteFuture()) group->context.set_deadline(absl::ToChronoTime(deadline));
@@ -425,11 +443,7 @@ void RecommenderService::SearchTogether(std::vector<std::shared_ptr<UserCall>> c
         call.Finish(failed);
         continue;
       }
-      for (pb::SearchHit& hit : *group->result.mutable_results(i)->mutable_hits()) {
-        if (call.response->items_size() >= call.request->k()) break;
-        if (call.exclude.count(hit.key())) continue;
-        MoveHit(&hit, call.response);
-      }
+      call.TakeHits(group->result.mutable_results(i));
       call.Finish(absl::OkStatus());
     }
   });

@@ -51,7 +51,7 @@ class RecommenderService final : public recsys::v1::Recommender::CallbackService
     int max_k = 1000;
     int max_history = 1000;            // longer histories are refused
     int max_batch_users = 64;          // users per RecommendBatch
-    int max_sidecar_k = 1000;          // the sidecar's k limit
+    int max_sidecar_exclude_keys = 10000;  // the sidecar's limit per Search
     EncodeBatcher::Options batching;
   };
 
