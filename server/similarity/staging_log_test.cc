@@ -13,21 +13,15 @@
 #include "common/status_matchers.h"
 #include "common/test_paths.h"
 #include "gtest/gtest.h"
+#include "server/similarity/test_entries.h"
 
 namespace recsys {
 namespace similarity {
 namespace {
 
-void Fill(int64_t i, StoredEntry* e) {
-  e->set_key("k" + std::to_string(i));
-  (*e->mutable_payload())["class"] = std::to_string(i % 3);
-  e->set_source(std::string(static_cast<size_t>(i % 7), 'a'));
-  for (int j = 0; j < 5; ++j) e->add_features(0.25f * i + j);
-}
-
 StagedBatch Batch(int64_t first, int64_t n) {
   StagedBatch b;
-  for (int64_t i = first; i < first + n; ++i) Fill(i, b.add_entries());
+  for (int64_t i = first; i < first + n; ++i) FillTestEntry(i, b.add_entries());
   return b;
 }
 

@@ -6,38 +6,32 @@
 #include "common/status_matchers.h"
 #include "common/test_paths.h"
 #include "gtest/gtest.h"
+#include "server/similarity/test_entries.h"
 
 namespace recsys {
 namespace similarity {
 namespace {
 
-void Fill(int64_t i, StoredEntry* e) {
-  e->set_key("k" + std::to_string(i));
-  (*e->mutable_payload())["class"] = std::to_string(i % 3);
-  e->set_source(std::string(static_cast<size_t>(i % 7), 'a'));
-  for (int j = 0; j < 5; ++j) e->add_features(0.25f * i + j);
-}
-
 TEST(StoredEntriesTest, RoundTrip) {
   const std::string path = TestTempPath("entries_roundtrip");
   // Over 1 MiB, so that the checksum spans several appended pieces.
   constexpr int64_t kCount = 40'000;
-  ASSERT_OK(WriteStoredEntries(path, kCount, Fill));
+  ASSERT_OK(WriteStoredEntries(path, kCount, FillTestEntry));
   ASSERT_OK_AND_ASSIGN(std::vector<StoredEntry> got, ReadStoredEntries(path));
   ASSERT_EQ(got.size(), static_cast<size_t>(kCount));
   for (int64_t i : {int64_t{0}, int64_t{1}, int64_t{12345}, kCount - 1}) {
     StoredEntry want;
-    Fill(i, &want);
+    FillTestEntry(i, &want);
     EXPECT_EQ(got[i].SerializeAsString(), want.SerializeAsString()) << i;
   }
-  ASSERT_OK(WriteStoredEntries(path, 0, Fill));
+  ASSERT_OK(WriteStoredEntries(path, 0, FillTestEntry));
   ASSERT_OK_AND_ASSIGN(got, ReadStoredEntries(path));
   EXPECT_TRUE(got.empty());
 }
 
 TEST(StoredEntriesTest, DamageIsDataLossAndMissingIsNotFound) {
   const std::string path = TestTempPath("entries_damaged");
-  ASSERT_OK(WriteStoredEntries(path, 100, Fill));
+  ASSERT_OK(WriteStoredEntries(path, 100, FillTestEntry));
   ASSERT_OK_AND_ASSIGN(std::string good, ReadFileToString(path));
   for (size_t at : {size_t{3}, size_t{20}, good.size() / 2, good.size() - 13, good.size() - 1}) {
     std::string bad = good;
