@@ -18,12 +18,14 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -50,7 +52,9 @@ ABSL_FLAG(std::string, scratch_dir, "/tmp/recsys-train-bench", "where the synthe
 ABSL_FLAG(std::string, threads, "1,2",
           "thread counts to measure: N (N >= 2: the step split over N workers, each on one "
           "intra-op thread), Ni (N intra-op threads, the step not split) or Ns (the N shards "
-          "of a split step one after another on one thread: the split's own cost)");
+          "of a split step one after another on one thread: the split's own cost) or Np (N "
+          "independent 1-thread trainers at once, each its own model: what N cores give this "
+          "work with nothing shared but the machine; ms_per_step is wall time / all steps)");
 ABSL_FLAG(int, rounds, 1,
           "measure the --threads list this many times, interleaved (1,2,1,2,...); the report's "
           "\"threads_summary\" gives each entry's best and median and the ratios of the bests");
@@ -183,8 +187,89 @@ struct ThreadSpec {
   int threads = 1;
   bool shard_steps = true;  // false: "Ni", intra-op threads
   bool serial = false;      // "Ns": the shards in turn on one thread
+  bool independent = false; // "Np": N separate 1-thread trainers at once
   std::string label;
 };
+
+// "Np": N trainers (1 thread each, the same options and data, each its own
+// model) training at once on N threads. They start their timed steps
+// together (a barrier after the warm-up); ms_per_step is the wall time from
+// that start to the last one's end over all N x steps timed steps, so that
+// 1000 / ms_per_step is the steps/s the N cores delivered together.
+absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
+                                                  const ItemStateStore& store,
+                                                  const ThreadSpec& t) {
+  const int n = t.threads;
+  const int warmup = absl::GetFlag(FLAGS_warmup_steps);
+  const int steps = absl::GetFlag(FLAGS_steps);
+  struct Barrier {
+    int arrived = 0;
+    int n = 0;
+    bool Open() const { return arrived >= n; }
+  };
+  absl::Mutex mu;
+  Barrier barrier{0, n};
+  Clock::time_point start;
+  std::vector<Clock::time_point> end(n);
+  std::vector<absl::Status> status(n);
+  std::vector<double> loss(n, 0);
+  std::vector<std::unique_ptr<Trainer>> trainers(n);
+  for (int i = 0; i < n; ++i) {
+    TrainerOptions o = BaseOptions();
+    o.num_threads = 1;
+    o.max_steps_per_epoch = warmup + steps;
+    o.on_progress = [&, i](const TrainProgress& p) {
+      if (p.finished_epoch != nullptr) return absl::OkStatus();
+      if (p.step == warmup) {
+        absl::MutexLock lock(&mu);
+        if (++barrier.arrived == n) start = Clock::now();
+        mu.Await(absl::Condition(&barrier, &Barrier::Open));
+      }
+      if (p.step == warmup + steps) end[i] = Clock::now();
+      return absl::OkStatus();
+    };
+    ASSIGN_OR_RETURN(trainers[i], Trainer::Create(o, &data, &store));
+  }
+  const double load_before = LoadAverage1();
+  const double proc_cpu0 = ProcessCpuSeconds();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<double> l = trainers[i]->TrainEpoch(1);
+      if (l.ok()) {
+        loss[i] = *l;
+      } else {
+        status[i] = l.status();
+        absl::MutexLock lock(&mu);
+        barrier.arrived = n;  // a failed trainer must not hold the others at the barrier
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const double proc_cpu1 = ProcessCpuSeconds();
+  for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+  Clock::time_point last = start;
+  nlohmann::json each = nlohmann::json::array();
+  for (int i = 0; i < n; ++i) {
+    last = std::max(last, end[i]);
+    each.push_back(1000.0 * std::chrono::duration<double>(end[i] - start).count() / steps);
+  }
+  const double secs = std::chrono::duration<double>(last - start).count();
+  nlohmann::json j;
+  j["threads"] = n;
+  j["spec"] = t.label;
+  j["independent_trainers"] = n;
+  j["timed_steps"] = steps;
+  j["steps_per_second"] = n * steps / secs;
+  j["ms_per_step"] = 1000.0 * secs / (n * steps);
+  j["ms_per_step_of_each"] = each;  // each trainer's own wall time per step
+  double mean_loss = 0;
+  for (double l : loss) mean_loss += l / n;
+  j["mean_loss"] = mean_loss;
+  j["load_average_1m"] = {load_before, LoadAverage1()};
+  j["process_cpu_ms_per_step"] = 1000.0 * (proc_cpu1 - proc_cpu0) / (n * (warmup + steps));
+  return j;
+}
 
 absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
                                             const ItemStateStore& store, const ThreadSpec& t) {
@@ -332,10 +417,13 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
     } else if (absl::EndsWith(p, "s")) {
       t.serial = true;
       p.remove_suffix(1);
+    } else if (absl::EndsWith(p, "p")) {
+      t.independent = true;
+      p.remove_suffix(1);
     }
     if (!absl::SimpleAtoi(p, &t.threads) || t.threads < 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--threads: \"", t.label, "\" is not N or Ni with N >= 1"));
+          "--threads: \"", t.label, "\" is not N, Ni, Ns or Np with N >= 1"));
     }
     out.push_back(t);
   }
@@ -403,7 +491,8 @@ absl::Status Run() {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   for (int round = 0; round < rounds; ++round) {
     for (const ThreadSpec& t : specs) {
-      ASSIGN_OR_RETURN(nlohmann::json j, MeasureSteps(data, *store, t));
+      ASSIGN_OR_RETURN(nlohmann::json j, t.independent ? MeasureIndependent(data, *store, t)
+                                                       : MeasureSteps(data, *store, t));
       j["round"] = round + 1;
       LOG(INFO) << "threads " << t.label << ": " << j.dump();
       steps.push_back(j);
