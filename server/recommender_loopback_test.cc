@@ -327,6 +327,60 @@ TEST_F(RecommenderLoopbackTest, BatchAnswersEachUserWithItsOwnStatus) {
   }
 }
 
+// Keys that are not UTF-8 (a proto3 string must be): INVALID_ARGUMENT naming
+// the key, in a batch for that user only; the server keeps answering.
+TEST_F(RecommenderLoopbackTest, KeysThatAreNotUtf8AreInvalidArgumentNamingTheKey) {
+  StartService({});
+  pb::RecommendResponse resp;
+  grpc::Status s = Recommend(Request({"a", "caf\xe9", "b"}, 2), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "history[1]: expected valid UTF-8, got 'caf\\xe9'");
+
+  pb::RecommendRequest filtered = Request({"a"}, 2);
+  (*filtered.mutable_payload_filter())["title"] = "\xff";
+  s = Recommend(filtered, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "payload_filter['title']: expected valid UTF-8, got '\\xff'");
+
+  pb::RecommendBatchRequest batch;
+  *batch.add_users() = Request({"a", "b"}, 2);
+  *batch.add_users() = Request({"c", "\xc3("}, 2);
+  *batch.add_users() = Request({"d"}, 2);
+  pb::RecommendBatchResponse batch_resp;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    s = stub_->RecommendBatch(&ctx, batch, &batch_resp);
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(batch_resp.results_size(), 3);
+  EXPECT_EQ(batch_resp.results(1).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(batch_resp.results(1).message(),
+            "users[1].history[1]: expected valid UTF-8, got '\\xc3('");
+  EXPECT_EQ(batch_resp.results(1).response().items_size(), 0);
+  for (int i : {0, 2}) {
+    EXPECT_EQ(batch_resp.results(i).code(), 0) << batch_resp.results(i).message();
+    ExpectSameRanking(batch_resp.results(i).response(), Expected(1, batch.users(i)),
+                      absl::StrCat("user ", i));
+  }
+
+  pb::SimilarItemsRequest similar;
+  similar.set_item_key("\xe2\x82");  // a cut-off euro sign
+  similar.set_k(3);
+  pb::SimilarItemsResponse similar_resp;
+  {
+    grpc::ClientContext ctx;
+    s = stub_->SimilarItems(&ctx, similar, &similar_resp);
+  }
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "item_key: expected valid UTF-8, got '\\xe2\\x82'");
+
+  // Still serving, and the same answers as before.
+  pb::RecommendRequest good = Request({"a", "b"}, 2);
+  ASSERT_TRUE(Recommend(good, &resp).ok());
+  ExpectSameRanking(resp, Expected(1, good), "after the bad requests");
+}
+
 TEST_F(RecommenderLoopbackTest, VersionSwitchUnderLoadFailsNothingAndMixesNothing) {
   RecommenderService::Options o;
   o.batching.max_batch_size = 8;

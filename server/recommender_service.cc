@@ -14,6 +14,7 @@
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/metrics.h"
+#include "common/raw_request.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
 #include "common/validation.h"
@@ -137,6 +138,28 @@ std::string BatchUserMessage(int index, absl::string_view message) {
       pb::RecommendRequest::descriptor()->FindFieldByName(std::string(head)) != nullptr;
   return absl::StrCat("users[", index, "]", names_field ? "." : ": ", message);
 }
+
+// A raw call's request and response (parsed and serialized here, see
+// common/raw_request.h), alive until the call finishes.
+template <typename Request, typename Response>
+struct RawCall {
+  RawCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* out, const char* method)
+      : reactor(context->DefaultReactor()), out(out), record(Calls(), method) {}
+
+  // Serializes the response when `s` is OK, then finishes the call with
+  // what the caller gets.
+  void Finish(absl::Status s) {
+    if (s.ok()) s = SerializeResponse(response, out);
+    record.Finish(s);
+    reactor->Finish(ToGrpcStatus(s));
+  }
+
+  Request request;
+  Response response;
+  grpc::ServerUnaryReactor* const reactor;
+  grpc::ByteBuffer* const out;
+  CallRecord record;
+};
 
 // Moves the hit's key and payload into the response (the sidecar's reply
 // is dropped afterwards): no copy of every payload string.
@@ -450,71 +473,95 @@ void RecommenderService::SearchTogether(std::vector<std::shared_ptr<UserCall>> c
 }
 
 grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerContext* context,
-                                                        const pb::RecommendRequest* request,
-                                                        pb::RecommendResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<CallRecord>(Calls(), "Recommend");
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  auto raw = std::make_shared<RawCall<pb::RecommendRequest, pb::RecommendResponse>>(
+      context, response, "Recommend");
+  grpc::ServerUnaryReactor* reactor = raw->reactor;
+  if (absl::Status parsed = ParseRequest(*request, &raw->request); !parsed.ok()) {
+    raw->Finish(parsed);
+    return reactor;
+  }
   auto call = std::make_shared<UserCall>();
-  call->request = request;
-  call->response = response;
+  call->request = &raw->request;
+  call->response = &raw->response;
   call->server_context = context;
-  call->done = [reactor, record](const absl::Status& s) {
-    record->Finish(s);
-    reactor->Finish(ToGrpcStatus(s));
-  };
+  call->done = [raw](const absl::Status& s) { raw->Finish(s); };
   Answer(std::move(call));
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RecommenderService::RecommendBatch(
-    grpc::CallbackServerContext* context, const pb::RecommendBatchRequest* request,
-    pb::RecommendBatchResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<CallRecord>(Calls(), "RecommendBatch");
-  absl::Status valid = request->users_size() == 0
+grpc::ServerUnaryReactor* RecommenderService::RecommendBatch(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  auto raw = std::make_shared<RawCall<pb::RecommendBatchRequest, pb::RecommendBatchResponse>>(
+      context, response, "RecommendBatch");
+  grpc::ServerUnaryReactor* reactor = raw->reactor;
+  // Why each user could not be read, when the batch did not parse whole (a
+  // key that is not UTF-8 fails that user only).
+  std::vector<absl::Status> unreadable;
+  if (absl::Status parsed = ParseRequest(*request, &raw->request); !parsed.ok()) {
+    std::vector<std::string> users;
+    if (SplitRepeatedField(FlatBytes(*request), 1, &users).ok()) {
+      raw->request.Clear();
+      for (const std::string& bytes : users) {
+        unreadable.push_back(ParseRequestBytes(bytes, raw->request.add_users()));
+      }
+    }
+    if (std::all_of(unreadable.begin(), unreadable.end(),
+                    [](const absl::Status& s) { return s.ok(); })) {
+      raw->Finish(parsed);  // not the users: the batch itself is broken
+      return reactor;
+    }
+  }
+  const pb::RecommendBatchRequest& batch = raw->request;
+  absl::Status valid = batch.users_size() == 0
                            ? InvalidField("users", "at least one user", "none")
-                           : CheckMaxSize("users", request->users_size(),
-                                          options_.max_batch_users);
+                           : CheckMaxSize("users", batch.users_size(), options_.max_batch_users);
   if (!valid.ok()) {
-    record->Finish(valid);
-    reactor->Finish(ToGrpcStatus(valid));
+    raw->Finish(valid);
     return reactor;
   }
-  const int n = request->users_size();
-  for (int i = 0; i < n; ++i) response->add_results();
+  const int n = batch.users_size();
+  for (int i = 0; i < n; ++i) raw->response.add_results();
   auto left = std::make_shared<std::atomic<int>>(n);
   for (int i = 0; i < n; ++i) {
-    pb::RecommendBatchResult* result = response->mutable_results(i);
+    pb::RecommendBatchResult* result = raw->response.mutable_results(i);
     auto call = std::make_shared<UserCall>();
-    call->request = &request->users(i);
+    call->request = &batch.users(i);
     call->response = result->mutable_response();
     call->server_context = context;
-    call->done = [reactor, record, left, result, i](const absl::Status& s) {
+    call->done = [raw, left, result, i](const absl::Status& s) {
       result->set_code(static_cast<int32_t>(s.code()));
       result->set_message(BatchUserMessage(i, s.message()));
       if (!s.ok()) result->clear_response();
       ServiceMetrics::Get()
           .batch_users->WithLabels({absl::StatusCodeToString(s.code())})
           ->Increment();
-      if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        record->Finish(absl::OkStatus());
-        reactor->Finish(grpc::Status::OK);
-      }
+      if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) raw->Finish(absl::OkStatus());
     };
+    if (i < static_cast<int>(unreadable.size()) && !unreadable[i].ok()) {
+      call->done(unreadable[i]);
+      continue;
+    }
     Answer(std::move(call));
   }
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RecommenderService::SimilarItems(
-    grpc::CallbackServerContext* context, const pb::SimilarItemsRequest* request,
-    pb::SimilarItemsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<CallRecord>(Calls(), "SimilarItems");
-  auto finish = [reactor, record](const absl::Status& s) {
-    record->Finish(s);
-    reactor->Finish(ToGrpcStatus(s));
-  };
+grpc::ServerUnaryReactor* RecommenderService::SimilarItems(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* raw_request,
+                                                           grpc::ByteBuffer* raw_response) {
+  auto raw = std::make_shared<RawCall<pb::SimilarItemsRequest, pb::SimilarItemsResponse>>(
+      context, raw_response, "SimilarItems");
+  grpc::ServerUnaryReactor* reactor = raw->reactor;
+  auto finish = [raw](const absl::Status& s) { raw->Finish(s); };
+  const pb::SimilarItemsRequest* request = &raw->request;
+  pb::SimilarItemsResponse* response = &raw->response;
+  if (absl::Status parsed = ParseRequest(*raw_request, &raw->request); !parsed.ok()) {
+    finish(parsed);
+    return reactor;
+  }
   absl::Status valid = ValidateSimilarItemsRequest(*request, options_);
   if (!valid.ok()) {
     finish(valid);

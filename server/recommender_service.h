@@ -11,13 +11,17 @@
 // sidecar.
 //
 // Sidecar queries of one encoded batch are grouped by payload filter; a group
-// of several users goes as one multi-query Search asking k + |history| per
-// query (the sidecar has one exclude list per request), and each user's own
-// history is dropped here, which is exact while k + |history| <= the
-// sidecar's k limit; beyond it, or alone, a user gets its own Search with
-// exclude_keys. A single-user Search inherits the caller's deadline and
+// of several users goes as one multi-query Search, each query with its own
+// user's known history as its exclude_keys (split where the group's
+// exclusions would pass the sidecar's limit); a user alone gets its own
+// Search. A single-user Search inherits the caller's deadline and
 // cancellation; a group's Search carries the latest of its callers'
 // deadlines, so one caller giving up does not fail the others.
+//
+// Recommend, RecommendBatch and SimilarItems carry callers' keys and are
+// registered raw (common/raw_request.h): a key that is not UTF-8 gets
+// INVALID_ARGUMENT naming it ("history[2]: expected valid UTF-8, got ..."),
+// in a batch for that user only, instead of gRPC's bare UNIMPLEMENTED.
 //
 // SimilarItems: a by-key Search of the same version's collection (the item
 // itself left out by the sidecar).
@@ -44,7 +48,11 @@
 
 namespace recsys {
 
-class RecommenderService final : public recsys::v1::Recommender::CallbackService {
+class RecommenderService final
+    : public recsys::v1::Recommender::WithRawCallbackMethod_Recommend<
+          recsys::v1::Recommender::WithRawCallbackMethod_RecommendBatch<
+              recsys::v1::Recommender::WithRawCallbackMethod_SimilarItems<
+                  recsys::v1::Recommender::CallbackService>>> {
  public:
   struct Options {
     std::string model_name = "items";  // also the retrieval collection name
@@ -59,15 +67,17 @@ class RecommenderService final : public recsys::v1::Recommender::CallbackService
                      recsys::v1::Retrieval::StubInterface* retrieval);
   ~RecommenderService() override;
 
+  // Raw: a RecommendRequest, RecommendBatchRequest, SimilarItemsRequest in,
+  // the matching response out.
   grpc::ServerUnaryReactor* Recommend(grpc::CallbackServerContext* context,
-                                      const recsys::v1::RecommendRequest* request,
-                                      recsys::v1::RecommendResponse* response) override;
-  grpc::ServerUnaryReactor* RecommendBatch(
-      grpc::CallbackServerContext* context, const recsys::v1::RecommendBatchRequest* request,
-      recsys::v1::RecommendBatchResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* RecommendBatch(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* SimilarItems(grpc::CallbackServerContext* context,
-                                         const recsys::v1::SimilarItemsRequest* request,
-                                         recsys::v1::SimilarItemsResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const recsys::v1::ListModelsRequest* request,
                                        recsys::v1::ListModelsResponse* response) override;

@@ -959,4 +959,50 @@ TEST_F(SimilarityE2eTest, I_ChangedModuleFailsOneCollectionNotTheServer) {
 }
 
 }  // namespace
+// Text that is not UTF-8 (a proto3 string must be): the stream ends with
+// INVALID_ARGUMENT naming the message and the field, the messages before it
+// stay staged and acknowledged, nothing of it or later ones is staged; a
+// query with such a source is refused naming `source`.
+TEST_F(SimilarityE2eTest, J_TextThatIsNotUtf8IsRefusedNamingTheField) {
+  v1::SimilarityCollectionConfig config;
+  config.set_name("utf8");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  ASSERT_TRUE(Create(config).ok());
+  v1::IndexResponse staged;
+  auto ctx = Ctx();
+  auto w = stub_->IndexExamples(ctx.get(), &staged);
+  v1::IndexExamplesRequest r;
+  r.set_collection("utf8");
+  *r.add_examples() = Example(0);
+  *r.add_examples() = Example(1);
+  ASSERT_TRUE(w->Write(r));
+  r.clear_examples();
+  *r.add_examples() = Example(2);
+  v1::TranslationExample bad = Example(3);
+  bad.set_source("caf\xe9 au lait");
+  *r.add_examples() = bad;
+  w->Write(r);  // may fail once the server has ended the stream
+  r.clear_examples();
+  *r.add_examples() = Example(4);
+  w->Write(r);
+  w->WritesDone();
+  const grpc::Status s = w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(),
+            "message 1 of the IndexExamples stream: examples[1].source: expected valid UTF-8, "
+            "got 'caf\\xe9 au lait' (staged before it: 1 messages, 2 entries; nothing of it or "
+            "later messages)");
+  EXPECT_EQ(Describe("utf8").staged_count(), 2);
+
+  v1::SelectExamplesRequest q;
+  q.set_collection("utf8");
+  q.set_source("\xff");
+  q.set_k(2);
+  q.set_pair("en-es");
+  v1::SelectExamplesResponse out;
+  const grpc::Status qs = stub_->SelectExamples(Ctx().get(), q, &out);
+  EXPECT_EQ(qs.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(qs.error_message(), "source: expected valid UTF-8, got '\\xff'");
+}
+
 }  // namespace recsys

@@ -10,6 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
+#include "common/raw_request.h"
+#include "common/status_macros.h"
 #include "common/user_input.h"
 
 namespace recsys {
@@ -40,30 +42,58 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* me
   return reactor;
 }
 
+// A unary call registered raw: the request parsed here (text that is not
+// UTF-8 is INVALID_ARGUMENT naming the field), `work` run inline, the
+// response serialized on OK.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx, const char* method,
+                                   const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                   std::function<absl::Status(const Request&, Response*)> work) {
+  return Unary(ctx, method, [in, out, work = std::move(work)]() -> absl::Status {
+    Request request;
+    RETURN_IF_ERROR(ParseRequest(*in, &request));
+    Response response;
+    RETURN_IF_ERROR(work(request, &response));
+    return SerializeResponse(response, out);
+  });
+}
+
+int Entries(const v1::IndexExamplesRequest& r) { return r.examples_size(); }
+int Entries(const v1::IndexImagesRequest& r) { return r.cases_size(); }
+
 // Where the query's time went, for the benchmark (similarity_bench).
 void AddTiming(grpc::CallbackServerContext* ctx, const QueryTiming& t) {
   ctx->AddTrailingMetadata("x-encode-seconds", absl::StrFormat("%.9f", t.encode_seconds));
   ctx->AddTrailingMetadata("x-search-seconds", absl::StrFormat("%.9f", t.search_seconds));
 }
 
-// A client stream of batches: each message staged through `stage` as it
-// arrives; the first failure ends the call with its status.
+// A client stream of batches, read raw: each message parsed (see
+// RawUnary) and staged through `stage` as it arrives; the first failure
+// ends the call with its status.
 template <typename Request>
-class IndexReactor final : public grpc::ServerReadReactor<Request> {
+class IndexReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   using StageFn = std::function<absl::StatusOr<int64_t>(const Request&)>;
-  IndexReactor(const char* method, v1::IndexResponse* response, StageFn stage)
-      : record_(Calls(), method), response_(response), stage_(std::move(stage)) {
-    this->StartRead(&request_);
+  IndexReactor(const char* method, grpc::ByteBuffer* response, StageFn stage)
+      : method_(method), record_(Calls(), method), response_(response), stage_(std::move(stage)) {
+    StartRead(&buffer_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (first_) {
         Finish(absl::InvalidArgumentError("collection: the stream sent no message"));
       } else {
-        response_->set_staged(staged_);
-        Finish(absl::OkStatus());
+        v1::IndexResponse response;
+        response.set_staged(staged_);
+        Finish(SerializeResponse(response, response_));
       }
+      return;
+    }
+    if (absl::Status parsed = ParseRequest(buffer_, &request_); !parsed.ok()) {
+      Finish(absl::InvalidArgumentError(absl::StrCat(
+          "message ", messages_, " of the ", method_, " stream: ", parsed.message(),
+          " (staged before it: ", messages_, " messages, ", entries_,
+          " entries; nothing of it or later messages)")));
       return;
     }
     if (first_) {
@@ -83,19 +113,25 @@ class IndexReactor final : public grpc::ServerReadReactor<Request> {
       return;
     }
     staged_ = *staged;
-    this->StartRead(&request_);
+    ++messages_;
+    entries_ += Entries(request_);
+    StartRead(&buffer_);
   }
   void OnDone() override { delete this; }
 
  private:
   void Finish(const absl::Status& status) {
     record_.Finish(status);
-    grpc::ServerReadReactor<Request>::Finish(ToGrpcStatus(status));
+    grpc::ServerReadReactor<grpc::ByteBuffer>::Finish(ToGrpcStatus(status));
   }
+  const char* const method_;
   CallRecord record_;
-  v1::IndexResponse* response_;
+  grpc::ByteBuffer* const response_;
   StageFn stage_;
+  grpc::ByteBuffer buffer_;
   Request request_;
+  int64_t messages_ = 0;  // staged so far
+  int64_t entries_ = 0;
   std::string collection_;
   bool first_ = true;
   int64_t staged_ = 0;
@@ -143,8 +179,8 @@ grpc::ServerUnaryReactor* SimilarityService::DropCollection(
                [this, request]() { return store_->Drop(request->collection()); });
 }
 
-grpc::ServerReadReactor<v1::IndexExamplesRequest>* SimilarityService::IndexExamples(
-    grpc::CallbackServerContext*, v1::IndexResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* SimilarityService::IndexExamples(
+    grpc::CallbackServerContext*, grpc::ByteBuffer* response) {
   return new IndexReactor<v1::IndexExamplesRequest>(
       "IndexExamples", response, [this](const v1::IndexExamplesRequest& r) {
         return store_->IndexExamples(
@@ -153,8 +189,8 @@ grpc::ServerReadReactor<v1::IndexExamplesRequest>* SimilarityService::IndexExamp
       });
 }
 
-grpc::ServerReadReactor<v1::IndexImagesRequest>* SimilarityService::IndexImages(
-    grpc::CallbackServerContext*, v1::IndexResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* SimilarityService::IndexImages(
+    grpc::CallbackServerContext*, grpc::ByteBuffer* response) {
   return new IndexReactor<v1::IndexImagesRequest>(
       "IndexImages", response, [this](const v1::IndexImagesRequest& r) {
         return store_->IndexImages(
@@ -175,12 +211,16 @@ grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext
   }, /*own_thread=*/true);
 }
 
-grpc::ServerUnaryReactor* SimilarityService::SelectExamples(
-    grpc::CallbackServerContext* ctx, const v1::SelectExamplesRequest* request,
-    v1::SelectExamplesResponse* response) {
-  return Unary(ctx, "SelectExamples", [this, ctx, request, response]() -> absl::Status {
+grpc::ServerUnaryReactor* SimilarityService::SelectExamples(grpc::CallbackServerContext* ctx,
+                                                             const grpc::ByteBuffer* raw_request,
+                                                             grpc::ByteBuffer* raw_response) {
+  using Request = v1::SelectExamplesRequest;
+  using Response = v1::SelectExamplesResponse;
+  return RawUnary<Request, Response>(
+      ctx, "SelectExamples", raw_request, raw_response,
+      [this, ctx](const Request& request, Response* response) -> absl::Status {
     QueryTiming timing;
-    absl::StatusOr<v1::SelectExamplesResponse> r = store_->SelectExamples(*request, &timing);
+    absl::StatusOr<v1::SelectExamplesResponse> r = store_->SelectExamples(request, &timing);
     AddTiming(ctx, timing);
     if (!r.ok()) return r.status();
     *response = std::move(*r);
@@ -189,11 +229,15 @@ grpc::ServerUnaryReactor* SimilarityService::SelectExamples(
 }
 
 grpc::ServerUnaryReactor* SimilarityService::SearchImages(grpc::CallbackServerContext* ctx,
-                                                          const v1::SearchImagesRequest* request,
-                                                          v1::SearchImagesResponse* response) {
-  return Unary(ctx, "SearchImages", [this, ctx, request, response]() -> absl::Status {
+                                                          const grpc::ByteBuffer* raw_request,
+                                                          grpc::ByteBuffer* raw_response) {
+  using Request = v1::SearchImagesRequest;
+  using Response = v1::SearchImagesResponse;
+  return RawUnary<Request, Response>(
+      ctx, "SearchImages", raw_request, raw_response,
+      [this, ctx](const Request& request, Response* response) -> absl::Status {
     QueryTiming timing;
-    absl::StatusOr<v1::SearchImagesResponse> r = store_->SearchImages(*request, &timing);
+    absl::StatusOr<v1::SearchImagesResponse> r = store_->SearchImages(request, &timing);
     AddTiming(ctx, timing);
     if (!r.ok()) return r.status();
     *response = std::move(*r);

@@ -21,7 +21,17 @@
 namespace recsys {
 namespace similarity {
 
-class SimilarityService final : public v1::Similarity::CallbackService {
+// IndexExamples, IndexImages, SelectExamples and SearchImages carry callers'
+// text and are registered raw (common/raw_request.h): text that is not
+// UTF-8 gets INVALID_ARGUMENT naming the message and field. Typed, gRPC
+// 1.51 ended an index stream at such a message as if the client had
+// finished it: OK, with that message and every later one silently dropped.
+class SimilarityService final
+    : public v1::Similarity::WithRawCallbackMethod_IndexExamples<
+          v1::Similarity::WithRawCallbackMethod_IndexImages<
+              v1::Similarity::WithRawCallbackMethod_SelectExamples<
+                  v1::Similarity::WithRawCallbackMethod_SearchImages<
+                      v1::Similarity::CallbackService>>>> {
  public:
   explicit SimilarityService(SimilarityStore* store) : store_(store) {}
 
@@ -37,19 +47,22 @@ class SimilarityService final : public v1::Similarity::CallbackService {
   grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* ctx,
                                            const v1::DropSimilarityCollectionRequest* request,
                                            v1::DropSimilarityCollectionResponse* response) override;
-  grpc::ServerReadReactor<v1::IndexExamplesRequest>* IndexExamples(
-      grpc::CallbackServerContext* ctx, v1::IndexResponse* response) override;
-  grpc::ServerReadReactor<v1::IndexImagesRequest>* IndexImages(
-      grpc::CallbackServerContext* ctx, v1::IndexResponse* response) override;
+  // Raw: IndexExamplesRequest / IndexImagesRequest messages in, an
+  // IndexResponse out.
+  grpc::ServerReadReactor<grpc::ByteBuffer>* IndexExamples(grpc::CallbackServerContext* ctx,
+                                                           grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* IndexImages(grpc::CallbackServerContext* ctx,
+                                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
                                     const v1::PublishSimilarityRequest* request,
                                     v1::PublishSimilarityResponse* response) override;
+  // Raw: a SelectExamplesRequest / SearchImagesRequest in, its response out.
   grpc::ServerUnaryReactor* SelectExamples(grpc::CallbackServerContext* ctx,
-                                           const v1::SelectExamplesRequest* request,
-                                           v1::SelectExamplesResponse* response) override;
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* SearchImages(grpc::CallbackServerContext* ctx,
-                                         const v1::SearchImagesRequest* request,
-                                         v1::SearchImagesResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* ctx,
                                      const v1::EvaluateRequest* request,
                                      v1::EvaluateResponse* response) override;
