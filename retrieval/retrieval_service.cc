@@ -11,11 +11,11 @@
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/metrics.h"
+#include "common/raw_request.h"
 #include "common/status_macros.h"
 #include "common/user_input.h"
 #include "faiss/utils/distances.h"
 #include "grpcpp/support/proto_buffer_reader.h"
-#include "grpcpp/support/proto_buffer_writer.h"
 #include "retrieval/upsert_wire.pb.h"
 
 namespace recsys {
@@ -95,8 +95,8 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
 }
 
 // Unary calls registered raw: the request is parsed here, so one gRPC
-// cannot parse (invalid UTF-8 in a key) is INVALID_ARGUMENT instead of
-// gRPC's bare UNIMPLEMENTED. `fn(const Req&, Resp*, CallRecord&)` runs
+// cannot parse (invalid UTF-8 in a key) is INVALID_ARGUMENT naming the
+// field (common/raw_request.h) instead of gRPC's bare UNIMPLEMENTED. `fn(const Req&, Resp*, CallRecord&)` runs
 // synchronously; the response is serialized only on OK.
 template <typename Req, typename Resp, typename Fn>
 grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx,
@@ -105,23 +105,10 @@ grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx,
                                    Fn fn) {
   return Unary(ctx, method, [&](CallRecord& rec) -> absl::Status {
     Req req;
-    grpc::ByteBuffer copy(*in);  // shares the slices
-    grpc::ProtoBufferReader reader(&copy);
-    if (!req.ParseFromZeroCopyStream(&reader)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the request is not a valid ", req.GetTypeName(),
-          ": a key or other string field holds invalid UTF-8 (proto3 "
-          "strings must be UTF-8), or the bytes are not protobuf"));
-    }
+    RETURN_IF_ERROR(ParseRequest(*in, &req));
     Resp resp;
     RETURN_IF_ERROR(fn(req, &resp, rec));
-    grpc::ProtoBufferWriter writer(out, grpc::kProtoBufferWriterMaxBufferLength,
-                                   static_cast<int>(resp.ByteSizeLong()));
-    if (!resp.SerializeToZeroCopyStream(&writer)) {
-      return absl::InternalError(
-          absl::StrCat("cannot serialize the ", resp.GetTypeName()));
-    }
-    return absl::OkStatus();
+    return SerializeResponse(resp, out);
   });
 }
 
@@ -501,17 +488,9 @@ class RetrievalService::UpsertReactor
     return absl::OkStatus();
   }
 
-  void Done(const absl::Status& s) {
+  void Done(absl::Status s) {
+    if (s.ok()) s = SerializeResponse(resp_proto_, resp_);
     record_.Finish(s);
-    if (s.ok()) {
-      grpc::ProtoBufferWriter writer(resp_, grpc::kProtoBufferWriterMaxBufferLength,
-                                     static_cast<int>(resp_proto_.ByteSizeLong()));
-      if (!resp_proto_.SerializeToZeroCopyStream(&writer)) {
-        Finish(grpc::Status(grpc::StatusCode::INTERNAL,
-                            "cannot serialize the UpsertResponse"));
-        return;
-      }
-    }
     Finish(ToGrpcStatus(s));
   }
 
