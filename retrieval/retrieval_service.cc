@@ -744,15 +744,26 @@ void ResultToProto(const CollectionVersion& v, const std::vector<SearchHit>& hit
 }  // namespace
 
 grpc::ServerUnaryReactor* RetrievalService::Search(
-    grpc::CallbackServerContext* ctx, const pb::SearchRequest* req,
-    pb::SearchResponse* resp) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
   auto record = std::make_shared<CallRecord>(Calls(), "Search");
   auto* reactor = ctx->DefaultReactor();
-  auto finish = [record, reactor](const absl::Status& s) {
+  struct Call {
+    pb::SearchRequest request;
+    pb::SearchResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  auto finish = [record, reactor, call, raw_resp](absl::Status s) {
+    if (s.ok()) s = SerializeResponse(call->response, raw_resp);
     record->Finish(s);
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   };
+  if (absl::Status s = ParseRequest(*raw_req, &call->request); !s.ok()) {
+    return finish(s);
+  }
+  const pb::SearchRequest* req = &call->request;
+  pb::SearchResponse* resp = &call->response;
   // Validate.
   if (absl::Status s = ValidateSearchRequest(*req, options_); !s.ok()) {
     return finish(s);

@@ -34,7 +34,7 @@
 namespace recsys {
 namespace retrieval {
 
-// Upsert, Delete and Get (the calls that carry callers' keys) are
+// Upsert, Delete, Get and Search (the calls that carry callers' keys) are
 // registered raw (ByteBuffer in, ByteBuffer out) so that the service, not
 // gRPC, parses them: a message with invalid UTF-8 gets INVALID_ARGUMENT
 // (for Upsert naming the entry, see upsert_wire.proto) instead of being
@@ -43,7 +43,8 @@ class RetrievalService final
     : public recsys::v1::Retrieval::WithRawCallbackMethod_Upsert<
           recsys::v1::Retrieval::WithRawCallbackMethod_Delete<
               recsys::v1::Retrieval::WithRawCallbackMethod_Get<
-                  recsys::v1::Retrieval::CallbackService>>> {
+                  recsys::v1::Retrieval::WithRawCallbackMethod_Search<
+                      recsys::v1::Retrieval::CallbackService>>>> {
  public:
   struct Options {
     SearchBatcher::Options batching;
@@ -97,9 +98,10 @@ class RetrievalService final
       grpc::CallbackServerContext* ctx,
       const recsys::v1::ListVersionsRequest* req,
       recsys::v1::ListVersionsResponse* resp) override;
+  // Raw: a SearchRequest in, a SearchResponse out.
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
-                                   const recsys::v1::SearchRequest* req,
-                                   recsys::v1::SearchResponse* resp) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
 
  private:
   class UpsertReactor;

@@ -490,8 +490,21 @@ TEST_F(RetrievalServiceTest, UnparseableUnaryRequestIsRefusedBeforeTheHandler) {
   pb::SearchResponse resp;
   grpc::Status st = Search(VectorQuery("it\xffms", std::vector<float>(kDim, 1), 1), &resp);
   // gRPC 1.51's callback server answers a request it cannot deserialize
-  // with UNIMPLEMENTED and an empty message (measured here). Upsert, whose
-  // stream used to lose data that way, reads raw bytes instead.
+  // with UNIMPLEMENTED and an empty message (measured here, before Search
+  // was registered raw; Publish still is typed).
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "collection: expected valid UTF-8, got 'it\\xffms'");
+  pb::SearchRequest keys = VectorQuery("items", std::vector<float>(kDim, 1), 1);
+  keys.add_queries()->set_key("ok");
+  keys.mutable_queries(1)->add_exclude_keys("k\xe9y");
+  st = Search(keys, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "queries[1].exclude_keys[0]: expected valid UTF-8, got 'k\\xe9y'");
+  pb::PublishRequest publish;
+  publish.set_collection("it\xffms");
+  pb::PublishResponse published;
+  grpc::ClientContext ctx;
+  st = stub_->Publish(&ctx, publish, &published);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(st.error_message(), "");
 }
