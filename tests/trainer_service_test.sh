@@ -71,6 +71,10 @@ expect_refused() {  # code, text, recctl trainer args...
 }
 expect_refused NOT_FOUND "spec.train.interactions: no such file" submit --interactions="$T/nope.tsv" \
   --text_cache="$T/data/text_states.safetensors"
+# A file name that is not UTF-8 (Latin-1 bytes: Linux allows them; a proto3
+# string does not): refused naming the field, not a bare UNIMPLEMENTED.
+expect_refused INVALID_ARGUMENT "spec.train.interactions: expected valid UTF-8, got '" \
+  submit --interactions="$T/caf"$'\xe9'".tsv" --text_cache="$T/data/text_states.safetensors"
 expect_refused INVALID_ARGUMENT "spec.device" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --device=cuda:0
 expect_refused INVALID_ARGUMENT "spec.train.text_cache" submit --interactions="$T/data/users.tsv" \

@@ -9,6 +9,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
+#include "common/raw_request.h"
+#include "common/status_macros.h"
 #include "common/validation.h"
 
 namespace recsys {
@@ -133,12 +135,15 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
 }  // namespace
 
 grpc::ServerUnaryReactor* TrainerService::SubmitJob(grpc::CallbackServerContext* context,
-                                                    const v1::SubmitJobRequest* request,
-                                                    v1::SubmitJobResponse* response) {
+                                                    const grpc::ByteBuffer* raw_request,
+                                                    grpc::ByteBuffer* raw_response) {
   return Unary(context, "SubmitJob", [&]() -> absl::Status {
-    absl::Status s = Assign(jobs_->Submit(request->spec()), response->mutable_job());
-    if (s.ok()) response->set_job_id(response->job().id());
-    return s;
+    v1::SubmitJobRequest request;
+    RETURN_IF_ERROR(ParseRequest(*raw_request, &request));
+    v1::SubmitJobResponse response;
+    RETURN_IF_ERROR(Assign(jobs_->Submit(request.spec()), response.mutable_job()));
+    response.set_job_id(response.job().id());
+    return SerializeResponse(response, raw_response);
   });
 }
 

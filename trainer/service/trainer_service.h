@@ -14,13 +14,18 @@
 
 namespace recsys {
 
-class TrainerService final : public v1::Trainer::CallbackService {
+// SubmitJob carries callers' paths and names and is registered raw
+// (common/raw_request.h): a path that is not UTF-8 (a Latin-1 file name,
+// say) is INVALID_ARGUMENT naming it, not gRPC's bare UNIMPLEMENTED.
+class TrainerService final
+    : public v1::Trainer::WithRawCallbackMethod_SubmitJob<v1::Trainer::CallbackService> {
  public:
   explicit TrainerService(JobManager* jobs) : jobs_(jobs) {}
 
+  // Raw: a SubmitJobRequest in, a SubmitJobResponse out.
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
-                                      const v1::SubmitJobRequest* request,
-                                      v1::SubmitJobResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const v1::GetJobRequest* request, v1::Job* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
