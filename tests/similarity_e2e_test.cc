@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -149,11 +151,12 @@ class SimilarityE2eTest : public ::testing::Test {
     similarity_ = new Process;
     StartSimilarity();
   }
-  static void StartSimilarity() {
-    similarity_->Start({Runfile("server/similarity/similarity_server"),
-                        absl::StrCat("--retrieval=127.0.0.1:", retrieval_->port),
-                        "--state_dir=" + JoinPath(*dir_, "s"), "--metrics_port=-1"},
-                       *dir_, "similarity");
+  static void StartSimilarity(const std::vector<std::string>& extra_flags = {}) {
+    std::vector<std::string> argv = {Runfile("server/similarity/similarity_server"),
+                                     absl::StrCat("--retrieval=127.0.0.1:", retrieval_->port),
+                                     "--state_dir=" + JoinPath(*dir_, "s"), "--metrics_port=-1"};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    similarity_->Start(argv, *dir_, "similarity");
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(64 << 20);
     stub_ = v1::Similarity::NewStub(
@@ -1003,6 +1006,51 @@ TEST_F(SimilarityE2eTest, J_TextThatIsNotUtf8IsRefusedNamingTheField) {
   const grpc::Status qs = stub_->SelectExamples(Ctx().get(), q, &out);
   EXPECT_EQ(qs.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(qs.error_message(), "source: expected valid UTF-8, got '\\xff'");
+}
+
+// CreateCollection, Publish and Evaluate run on threads of their own, at
+// most --max_long_calls at once. With the sidecar stopped (SIGSTOP), one
+// Publish holds the only slot and waits; the others are refused at once
+// with RESOURCE_EXHAUSTED; after SIGCONT the held one completes.
+TEST_F(SimilarityE2eTest, K_LongCallsBeyondTheLimitAreRefusedAtOnce) {
+  similarity_->Stop();
+  StartSimilarity({"--max_long_calls=1"});
+  v1::SimilarityCollectionConfig config;
+  config.set_name("slots");
+  config.set_kind(v1::SIMILARITY_TRANSLATION_EXAMPLES);
+  ASSERT_TRUE(Create(config).ok());
+  ASSERT_TRUE(IndexExamples("slots", 0, 8).ok());
+  ASSERT_EQ(kill(retrieval_->pid, SIGSTOP), 0);
+  constexpr int kCalls = 3;
+  std::vector<grpc::Status> status(kCalls);
+  std::atomic<int> done{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      status[i] = Publish("slots");
+      done.fetch_add(1);
+    });
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (done.load() < kCalls - 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  const int refused_before_cont = done.load();
+  kill(retrieval_->pid, SIGCONT);
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(refused_before_cont, kCalls - 1);  // while the sidecar was stopped
+  int ok = 0, exhausted = 0;
+  for (const grpc::Status& s : status) {
+    if (s.ok()) ++ok;
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++exhausted;
+      EXPECT_TRUE(absl::StrContains(s.error_message(), "Publish: at most 1 CreateCollection"))
+          << s.error_message();
+    }
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(exhausted, kCalls - 1);
+  EXPECT_EQ(Describe("slots").entry_count(), 8);
+  similarity_->Stop();
+  StartSimilarity();
 }
 
 }  // namespace recsys

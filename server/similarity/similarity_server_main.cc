@@ -5,6 +5,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/server.h"
@@ -19,6 +20,9 @@ ABSL_FLAG(std::string, state_dir, "", "Collections' records and fitted encoder s
 ABSL_FLAG(int, max_message_mb, 64, "Largest gRPC message, MiB (a batch of images).");
 ABSL_FLAG(int, max_sentence_kb, 64, "Largest source/target sentence, KiB.");
 ABSL_FLAG(int, max_image_mb, 16, "Largest encoded image, MiB.");
+ABSL_FLAG(int, max_long_calls, 4,
+          "CreateCollection, Publish and Evaluate calls (each on a thread of its own) run at "
+          "once, 1..256; more are refused with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(bool, unsafe_skip_staging_fsync, false,
           "Benchmarks only: do not fdatasync the staging log, so a crash of the machine can "
           "lose acknowledged Index batches (a kill -9 of the process does not).");
@@ -27,6 +31,11 @@ namespace recsys {
 namespace {
 
 absl::Status Run() {
+  const int max_long_calls = absl::GetFlag(FLAGS_max_long_calls);
+  if (max_long_calls < 1 || max_long_calls > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_long_calls: expected 1..256, got ", max_long_calls));
+  }
   RetrievalClient::Options co;
   co.target = absl::GetFlag(FLAGS_retrieval);
   co.deadline = absl::Seconds(60);
@@ -41,7 +50,7 @@ absl::Status Run() {
   if (!so.sync_staging_log) LOG(WARNING) << "--unsafe_skip_staging_fsync: staged batches are not fdatasync'd";
   ASSIGN_OR_RETURN(std::unique_ptr<similarity::SimilarityStore> store,
                    similarity::SimilarityStore::Create(so, retrieval.get()));
-  similarity::SimilarityService service(store.get());
+  similarity::SimilarityService service(store.get(), max_long_calls);
 
   ServerOptions options = ServerOptionsFromFlags();
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_mb) << 20;

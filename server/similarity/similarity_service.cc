@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -23,21 +24,49 @@ const CallMetrics& Calls() {
   return *m;
 }
 
-// Runs `work` (inline, or on a thread of its own) and finishes the call with
-// its status, recorded under `method`.
+// Runs `work` inline and finishes the call with its status, recorded under
+// `method`.
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* method,
-                                std::function<absl::Status()> work, bool own_thread = false) {
+                                std::function<absl::Status()> work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [reactor, method, work = std::move(work)] {
+  CallRecord record(Calls(), method);
+  const absl::Status status = work();
+  record.Finish(status);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Unary, with `work` on a thread of its own (seconds of work: loading a
+// backbone, a Publish, an evaluation) when one of `slots` is free;
+// RESOURCE_EXHAUSTED without starting anything when none is, or when no
+// thread can be started.
+grpc::ServerUnaryReactor* LongUnary(grpc::CallbackServerContext* ctx, const char* method,
+                                    CallSlots* slots, std::function<absl::Status()> work) {
+  if (!slots->TryAcquire()) {
+    return Unary(ctx, method, [method, slots] {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          method, ": at most ", slots->limit(),
+          " CreateCollection, Publish and Evaluate calls run at once (--max_long_calls); this "
+          "one was not started, retry later"));
+    });
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto run = [reactor, method, slots, work = std::move(work)] {
     CallRecord record(Calls(), method);
     const absl::Status status = work();
     record.Finish(status);
+    slots->Release();
     reactor->Finish(ToGrpcStatus(status));
   };
-  if (own_thread) {
-    std::thread(std::move(run)).detach();
-  } else {
-    run();
+  try {
+    std::thread(run).detach();
+  } catch (const std::system_error& e) {
+    slots->Release();
+    const absl::Status status = absl::ResourceExhaustedError(
+        absl::StrCat(method, ": cannot start a thread for it (", e.what(), "); retry later"));
+    CallRecord record(Calls(), method);
+    record.Finish(status);
+    reactor->Finish(ToGrpcStatus(status));
   }
   return reactor;
 }
@@ -142,12 +171,12 @@ class IndexReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 grpc::ServerUnaryReactor* SimilarityService::CreateCollection(
     grpc::CallbackServerContext* ctx, const v1::CreateSimilarityCollectionRequest* request,
     v1::CreateSimilarityCollectionResponse* response) {
-  return Unary(ctx, "CreateCollection", [this, request, response]() -> absl::Status {
+  return LongUnary(ctx, "CreateCollection", &long_calls_, [this, request, response]() -> absl::Status {
     absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->CreateCollection(request->config());
     if (!info.ok()) return info.status();
     *response->mutable_info() = std::move(*info);
     return absl::OkStatus();
-  }, /*own_thread=*/true);  // loading a backbone takes seconds
+  });  // loading a backbone takes seconds
 }
 
 grpc::ServerUnaryReactor* SimilarityService::DescribeCollection(
@@ -202,13 +231,13 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* SimilarityService::IndexImages(
 grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext* ctx,
                                                      const v1::PublishSimilarityRequest* request,
                                                      v1::PublishSimilarityResponse* response) {
-  return Unary(ctx, "Publish", [this, request, response]() -> absl::Status {
+  return LongUnary(ctx, "Publish", &long_calls_, [this, request, response]() -> absl::Status {
     absl::StatusOr<v1::PublishSimilarityResponse> published =
         store_->Publish(request->collection());
     if (!published.ok()) return published.status();
     *response = std::move(*published);
     return absl::OkStatus();
-  }, /*own_thread=*/true);
+  });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::SelectExamples(grpc::CallbackServerContext* ctx,
@@ -248,12 +277,12 @@ grpc::ServerUnaryReactor* SimilarityService::SearchImages(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* SimilarityService::Evaluate(grpc::CallbackServerContext* ctx,
                                                       const v1::EvaluateRequest* request,
                                                       v1::EvaluateResponse* response) {
-  return Unary(ctx, "Evaluate", [this, request, response]() -> absl::Status {
+  return LongUnary(ctx, "Evaluate", &long_calls_, [this, request, response]() -> absl::Status {
     absl::StatusOr<v1::EvaluateResponse> r = store_->Evaluate(*request);
     if (!r.ok()) return r.status();
     *response = std::move(*r);
     return absl::OkStatus();
-  }, /*own_thread=*/true);
+  });
 }
 
 }  // namespace similarity

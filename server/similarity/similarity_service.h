@@ -16,6 +16,7 @@
 #define RECSYS_SERVER_SIMILARITY_SIMILARITY_SERVICE_H_
 
 #include "proto/similarity.grpc.pb.h"
+#include "server/similarity/call_slots.h"
 #include "server/similarity/similarity_store.h"
 
 namespace recsys {
@@ -33,7 +34,10 @@ class SimilarityService final
                   v1::Similarity::WithRawCallbackMethod_SearchImages<
                       v1::Similarity::CallbackService>>>> {
  public:
-  explicit SimilarityService(SimilarityStore* store) : store_(store) {}
+  // At most `max_long_calls` CreateCollection, Publish and Evaluate calls
+  // (each on a thread of its own) run at once; more are RESOURCE_EXHAUSTED.
+  explicit SimilarityService(SimilarityStore* store, int max_long_calls = 4)
+      : store_(store), long_calls_(max_long_calls) {}
 
   grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* ctx,
                                              const v1::CreateSimilarityCollectionRequest* request,
@@ -69,6 +73,7 @@ class SimilarityService final
 
  private:
   SimilarityStore* const store_;
+  CallSlots long_calls_;
 };
 
 }  // namespace similarity
