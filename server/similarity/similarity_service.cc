@@ -96,6 +96,23 @@ void AddTiming(grpc::CallbackServerContext* ctx, const QueryTiming& t) {
   ctx->AddTrailingMetadata("x-search-seconds", absl::StrFormat("%.9f", t.search_seconds));
 }
 
+// A query (RawUnary): the store's answer, where its time went in the
+// trailing metadata.
+template <typename Request, typename Response, typename Query>
+grpc::ServerUnaryReactor* TimedQuery(grpc::CallbackServerContext* ctx, const char* method,
+                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                     Query query) {
+  return RawUnary<Request, Response>(
+      ctx, method, in, out, [ctx, query](const Request& request, Response* response) {
+        QueryTiming timing;
+        absl::StatusOr<Response> r = query(request, &timing);
+        AddTiming(ctx, timing);
+        if (!r.ok()) return r.status();
+        *response = std::move(*r);
+        return absl::OkStatus();
+      });
+}
+
 // A client stream of batches, read raw: each message parsed (see
 // RawUnary) and staged through `stage` as it arrives; the first failure
 // ends the call with its status.
@@ -244,34 +261,22 @@ grpc::ServerUnaryReactor* SimilarityService::SelectExamples(grpc::CallbackServer
                                                              const grpc::ByteBuffer* raw_request,
                                                              grpc::ByteBuffer* raw_response) {
   using Request = v1::SelectExamplesRequest;
-  using Response = v1::SelectExamplesResponse;
-  return RawUnary<Request, Response>(
+  return TimedQuery<Request, v1::SelectExamplesResponse>(
       ctx, "SelectExamples", raw_request, raw_response,
-      [this, ctx](const Request& request, Response* response) -> absl::Status {
-    QueryTiming timing;
-    absl::StatusOr<v1::SelectExamplesResponse> r = store_->SelectExamples(request, &timing);
-    AddTiming(ctx, timing);
-    if (!r.ok()) return r.status();
-    *response = std::move(*r);
-    return absl::OkStatus();
-  });
+      [this](const Request& request, QueryTiming* timing) {
+        return store_->SelectExamples(request, timing);
+      });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::SearchImages(grpc::CallbackServerContext* ctx,
                                                           const grpc::ByteBuffer* raw_request,
                                                           grpc::ByteBuffer* raw_response) {
   using Request = v1::SearchImagesRequest;
-  using Response = v1::SearchImagesResponse;
-  return RawUnary<Request, Response>(
+  return TimedQuery<Request, v1::SearchImagesResponse>(
       ctx, "SearchImages", raw_request, raw_response,
-      [this, ctx](const Request& request, Response* response) -> absl::Status {
-    QueryTiming timing;
-    absl::StatusOr<v1::SearchImagesResponse> r = store_->SearchImages(request, &timing);
-    AddTiming(ctx, timing);
-    if (!r.ok()) return r.status();
-    *response = std::move(*r);
-    return absl::OkStatus();
-  });
+      [this](const Request& request, QueryTiming* timing) {
+        return store_->SearchImages(request, timing);
+      });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Evaluate(grpc::CallbackServerContext* ctx,
