@@ -14,18 +14,22 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>  // before common/logging.h, which replaces its LOG
+
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -127,7 +131,77 @@ nlohmann::json PhasesJson(const PhaseTimes& a, const PhaseTimes& b) {
   j["sum_ms"] = ms((b.gather - a.gather) + (b.side_forward - a.side_forward) +
                    (b.user_encoder - a.user_encoder) + (b.loss - a.loss) +
                    (b.backward - a.backward) + (b.optimizer - a.optimizer));
+  // The mean step's sizes (for the matmul floor).
+  j["mean_items"] = (b.items - a.items) / n;
+  j["mean_encoder_slots"] = (b.encoder_slots - a.encoder_slots) / n;
+  j["mean_loss_positions"] = (b.loss_positions - a.loss_positions) / n;
+  j["mean_candidates"] = (b.candidates - a.candidates) / n;
   return j;
+}
+
+// The matrix products of one training step at its mean sizes, timed with
+// torch::mm on one thread (the BLAS the trainer uses, with LibTorch's
+// per-call dispatch): what the step would take if it were nothing but its
+// matmuls. Each product is timed in the forward's shape and in the two of
+// its backward (dX = dY W, dW = dY^T X), at least 0.15 s each.
+nlohmann::json MatmulFloor(const nlohmann::json& phases, int64_t blocks, int64_t hidden) {
+  const TrainerOptions o;  // the model the bench trains (BaseOptions keeps these defaults)
+  const int64_t U = std::llround(phases["mean_items"].get<double>());
+  const int64_t S = std::llround(phases["mean_encoder_slots"].get<double>());
+  const int64_t P = std::llround(phases["mean_loss_positions"].get<double>());
+  const int64_t C = std::llround(phases["mean_candidates"].get<double>());
+  const int64_t d = o.embedding_dim, bn = o.bottleneck, ffn = o.ffn_dim;
+  struct Product {
+    std::string what;
+    int64_t rows, in, out, count;  // [rows, in] x [in, out], `count` times a step
+  };
+  const std::vector<Product> products = {
+      {"side block down [U, hidden] x [hidden, bottleneck]", U, hidden, bn, blocks},
+      {"side block up [U, bottleneck] x [bottleneck, hidden]", U, bn, hidden, blocks},
+      {"item head [U, hidden] x [hidden, d]", U, hidden, d, 1},
+      {"encoder qkv [slots, d] x [d, 3d]", S, d, 3 * d, o.num_layers},
+      {"encoder out [slots, d] x [d, d]", S, d, d, o.num_layers},
+      {"encoder ffn in [slots, d] x [d, ffn]", S, d, ffn, o.num_layers},
+      {"encoder ffn out [slots, ffn] x [ffn, d]", S, ffn, d, o.num_layers},
+      {"loss logits [positions, d] x [d, candidates]", P, d, C, 1},
+  };
+  torch::NoGradGuard no_grad;
+  nlohmann::json rows = nlohmann::json::array();
+  double floor_ms = 0, mflop = 0;
+  for (const Product& p : products) {
+    const torch::Tensor x = torch::randn({p.rows, p.in}), w = torch::randn({p.in, p.out});
+    const torch::Tensor dy = torch::randn({p.rows, p.out});
+    double ms_each = 0;
+    // forward, dX, dW: the same multiply-adds each
+    for (int shape = 0; shape < 3; ++shape) {
+      auto once = [&] {
+        if (shape == 0) return torch::mm(x, w);
+        if (shape == 1) return torch::mm(dy, w.t());
+        return torch::mm(x.t(), dy);
+      };
+      for (int i = 0; i < 3; ++i) once();  // warm
+      int reps = 0;
+      const Clock::time_point t0 = Clock::now();
+      double secs = 0;
+      while (secs < 0.15) {
+        for (int i = 0; i < 10; ++i) once();
+        reps += 10;
+        secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+      ms_each += 1000.0 * secs / reps;
+    }
+    const double flop = 2.0 * p.rows * p.in * p.out * 3;
+    rows.push_back({{"product", p.what},
+                    {"shape", {p.rows, p.in, p.out}},
+                    {"per_step", p.count},
+                    {"gflops", flop / (ms_each / 1000.0) / 1e9},
+                    {"ms_per_step", ms_each * p.count}});
+    floor_ms += ms_each * p.count;
+    mflop += flop * p.count / 1e6;
+  }
+  return {{"products", rows}, {"mflop_per_step", mflop}, {"ms_per_step", floor_ms},
+          {"sizes", {{"items", U}, {"encoder_slots", S}, {"loss_positions", P},
+                     {"candidates", C}}}};
 }
 
 struct Data {
@@ -202,13 +276,11 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   const int n = t.threads;
   const int warmup = absl::GetFlag(FLAGS_warmup_steps);
   const int steps = absl::GetFlag(FLAGS_steps);
-  struct Barrier {
-    int arrived = 0;
-    int n = 0;
-    bool Open() const { return arrived >= n; }
-  };
-  absl::Mutex mu;
-  Barrier barrier{0, n};
+  // The barrier after the warm-up (std::, not absl::: the GPU machine's
+  // CMake build has only a thin Abseil shim).
+  std::mutex mu;
+  std::condition_variable opened;
+  int arrived = 0;
   Clock::time_point start;
   std::vector<Clock::time_point> end(n);
   std::vector<absl::Status> status(n);
@@ -221,9 +293,12 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
     o.on_progress = [&, i](const TrainProgress& p) {
       if (p.finished_epoch != nullptr) return absl::OkStatus();
       if (p.step == warmup) {
-        absl::MutexLock lock(&mu);
-        if (++barrier.arrived == n) start = Clock::now();
-        mu.Await(absl::Condition(&barrier, &Barrier::Open));
+        std::unique_lock<std::mutex> lock(mu);
+        if (++arrived == n) {
+          start = Clock::now();
+          opened.notify_all();
+        }
+        opened.wait(lock, [&] { return arrived >= n; });
       }
       if (p.step == warmup + steps) end[i] = Clock::now();
       return absl::OkStatus();
@@ -240,8 +315,9 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
         loss[i] = *l;
       } else {
         status[i] = l.status();
-        absl::MutexLock lock(&mu);
-        barrier.arrived = n;  // a failed trainer must not hold the others at the barrier
+        std::lock_guard<std::mutex> lock(mu);
+        arrived = n;  // a failed trainer must not hold the others at the barrier
+        opened.notify_all();
       }
     });
   }
@@ -504,6 +580,13 @@ absl::Status Run() {
     }
   }
   if (!specs.empty()) report["threads_summary"] = ThreadsSummary(specs, steps);
+  for (const nlohmann::json& j : steps) {
+    if (j.contains("phases") && j["threads"] == 1 && absl::GetFlag(FLAGS_device) == "cpu") {
+      report["matmul_floor_1_thread"] =
+          MatmulFloor(j["phases"], store->num_blocks(0), store->hidden_size(0));
+      break;
+    }
+  }
   for (int t : ParseThreads(absl::GetFlag(FLAGS_epoch_threads))) {
     ASSIGN_OR_RETURN(nlohmann::json j, MeasureEpoch(data, *store, t));
     LOG(INFO) << "epoch, threads " << t << ": " << j.dump();

@@ -754,6 +754,10 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       }
       clock.Lap(&s.phases.optimizer);
       ++s.phases.steps;
+      s.phases.items += static_cast<int64_t>(b.items.size());
+      s.phases.encoder_slots += b.packed_rows * s.options.max_len;
+      s.phases.loss_positions += static_cast<int64_t>(b.positions.size());
+      s.phases.candidates += static_cast<int64_t>(b.candidates.size());
       if (s.workers) {
         const StepWorkers::CpuTimes& cpu = s.workers->cpu_times();
         s.phases.shard0_cpu = cpu.per_shard[0];

@@ -128,6 +128,13 @@ struct PhaseTimes {
   double backward = 0;      // zero_grad + backward
   double optimizer = 0;     // Adam step
   int shards = 1;           // workers a step is split over (1: not split)
+  // Sizes summed over the steps (divide by `steps`): distinct items through
+  // the item tower (U), user-encoder slots (packed rows x max_len), loss
+  // positions and in-batch candidates.
+  int64_t items = 0;
+  int64_t encoder_slots = 0;
+  int64_t loss_positions = 0;
+  int64_t candidates = 0;
   // Split steps only: CPU seconds (thread CPU time, not wall) spent in the
   // parallel phases: by the calling thread's shard, by all shards, and
   // summed over the phases of the busiest shard (the critical path with a
