@@ -180,7 +180,9 @@ struct RecommenderService::UserCall : EncodeTask {
   grpc::CallbackServerContext* server_context = nullptr;
   std::function<void(const absl::Status&)> done;
   std::shared_ptr<const ServingModel> model;
-  absl::flat_hash_set<std::string> exclude;  // history keys, unless include_history
+  // History keys, unless include_history (views into the request, which
+  // outlives the call).
+  absl::flat_hash_set<absl::string_view> exclude;
   // Of those, the ones in the catalog, each once in history order (views
   // into the request): the keys the sidecar is asked to leave out.
   std::vector<absl::string_view> known_exclude;
