@@ -170,130 +170,16 @@ __attribute__((target("avx2,fma"))) void ManyAvx2(const float* q,
   for (; i < n; ++i) out[i] = OneAvx2<kL2>(q, base + i * d, d);
 }
 
-// Two queries x four rows per pass (a batch of two, or what is left after
-// the triples): each row chunk loaded once for both. Every score is summed
-// exactly as ManyAvx2 sums it (same lanes, same Sum4), so the two give the
-// same bits.
-__attribute__((target("avx2,fma"))) void PairAvx2(const float* x, const float* rows,
-                                                  int64_t m, int d, float* ox) {
-  const int d8 = d & ~7;
-  const float* y = x + d;
-  float* oy = ox + m;
-  int64_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const float* b[4] = {rows + i * d, rows + (i + 1) * d, rows + (i + 2) * d,
-                         rows + (i + 3) * d};
-    __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0;
-    __m256 y0 = x0, y1 = x0, y2 = x0, y3 = x0;
-    for (int j = 0; j < d8; j += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + j);
-      const __m256 yv = _mm256_loadu_ps(y + j);
-      __m256 r = _mm256_loadu_ps(b[0] + j);
-      x0 = _mm256_fmadd_ps(xv, r, x0);
-      y0 = _mm256_fmadd_ps(yv, r, y0);
-      r = _mm256_loadu_ps(b[1] + j);
-      x1 = _mm256_fmadd_ps(xv, r, x1);
-      y1 = _mm256_fmadd_ps(yv, r, y1);
-      r = _mm256_loadu_ps(b[2] + j);
-      x2 = _mm256_fmadd_ps(xv, r, x2);
-      y2 = _mm256_fmadd_ps(yv, r, y2);
-      r = _mm256_loadu_ps(b[3] + j);
-      x3 = _mm256_fmadd_ps(xv, r, x3);
-      y3 = _mm256_fmadd_ps(yv, r, y3);
-    }
-    __m128 sx = Sum4(x0, x1, x2, x3), sy = Sum4(y0, y1, y2, y3);
-    if (d8 != d) {
-      sx = _mm_add_ps(sx, _mm_setr_ps(Tail<false>(x, b[0], d8, d), Tail<false>(x, b[1], d8, d),
-                                      Tail<false>(x, b[2], d8, d), Tail<false>(x, b[3], d8, d)));
-      sy = _mm_add_ps(sy, _mm_setr_ps(Tail<false>(y, b[0], d8, d), Tail<false>(y, b[1], d8, d),
-                                      Tail<false>(y, b[2], d8, d), Tail<false>(y, b[3], d8, d)));
-    }
-    _mm_storeu_ps(ox + i, sx);
-    _mm_storeu_ps(oy + i, sy);
-  }
-  for (; i < m; ++i) {
-    ox[i] = OneAvx2<false>(x, rows + i * d, d);
-    oy[i] = OneAvx2<false>(y, rows + i * d, d);
-  }
-}
-
-// Three queries x four rows per pass: each row chunk is loaded once for
-// three queries and the twelve accumulators fill the sixteen registers
-// (measured: ~1.7x the rate of three ManyAvx2 calls on 64-d rows).
-__attribute__((target("avx2,fma"))) void InnerProductBlockAvx2(
-    const float* queries, int64_t nq, const float* rows, int64_t m, int d,
-    float* out) {
-  const int d8 = d & ~7;
-  int64_t q = 0;
-  for (; q + 3 <= nq; q += 3) {
-    const float* x = queries + q * d;
-    const float* y = x + d;
-    const float* z = y + d;
-    float* ox = out + q * m;
-    float* oy = ox + m;
-    float* oz = oy + m;
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-      const float* b[4] = {rows + i * d, rows + (i + 1) * d, rows + (i + 2) * d,
-                           rows + (i + 3) * d};
-      __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0;
-      __m256 y0 = x0, y1 = x0, y2 = x0, y3 = x0;
-      __m256 z0 = x0, z1 = x0, z2 = x0, z3 = x0;
-      for (int j = 0; j < d8; j += 8) {
-        const __m256 xv = _mm256_loadu_ps(x + j);
-        const __m256 yv = _mm256_loadu_ps(y + j);
-        const __m256 zv = _mm256_loadu_ps(z + j);
-        __m256 r = _mm256_loadu_ps(b[0] + j);
-        x0 = _mm256_fmadd_ps(xv, r, x0);
-        y0 = _mm256_fmadd_ps(yv, r, y0);
-        z0 = _mm256_fmadd_ps(zv, r, z0);
-        r = _mm256_loadu_ps(b[1] + j);
-        x1 = _mm256_fmadd_ps(xv, r, x1);
-        y1 = _mm256_fmadd_ps(yv, r, y1);
-        z1 = _mm256_fmadd_ps(zv, r, z1);
-        r = _mm256_loadu_ps(b[2] + j);
-        x2 = _mm256_fmadd_ps(xv, r, x2);
-        y2 = _mm256_fmadd_ps(yv, r, y2);
-        z2 = _mm256_fmadd_ps(zv, r, z2);
-        r = _mm256_loadu_ps(b[3] + j);
-        x3 = _mm256_fmadd_ps(xv, r, x3);
-        y3 = _mm256_fmadd_ps(yv, r, y3);
-        z3 = _mm256_fmadd_ps(zv, r, z3);
-      }
-      __m128 sx = Sum4(x0, x1, x2, x3), sy = Sum4(y0, y1, y2, y3), sz = Sum4(z0, z1, z2, z3);
-      if (d8 != d) {
-        sx = _mm_add_ps(sx, _mm_setr_ps(Tail<false>(x, b[0], d8, d), Tail<false>(x, b[1], d8, d),
-                                        Tail<false>(x, b[2], d8, d), Tail<false>(x, b[3], d8, d)));
-        sy = _mm_add_ps(sy, _mm_setr_ps(Tail<false>(y, b[0], d8, d), Tail<false>(y, b[1], d8, d),
-                                        Tail<false>(y, b[2], d8, d), Tail<false>(y, b[3], d8, d)));
-        sz = _mm_add_ps(sz, _mm_setr_ps(Tail<false>(z, b[0], d8, d), Tail<false>(z, b[1], d8, d),
-                                        Tail<false>(z, b[2], d8, d), Tail<false>(z, b[3], d8, d)));
-      }
-      _mm_storeu_ps(ox + i, sx);
-      _mm_storeu_ps(oy + i, sy);
-      _mm_storeu_ps(oz + i, sz);
-    }
-    for (; i < m; ++i) {
-      ox[i] = OneAvx2<false>(x, rows + i * d, d);
-      oy[i] = OneAvx2<false>(y, rows + i * d, d);
-      oz[i] = OneAvx2<false>(z, rows + i * d, d);
-    }
-  }
-  if (nq - q == 2) {
-    PairAvx2(queries + q * d, rows, m, d, out + q * m);
-    q += 2;
-  }
-  for (; q < nq; ++q) ManyAvx2<false>(queries + q * d, rows, m, d, out + q * m);
-}
-
-// With AVX-512VL the 256-bit instructions reach 32 registers: up to six
-// queries x four rows per pass (24 accumulators), each row chunk loaded
-// once for all of them (measured ~12% faster than the three-query passes on
-// 64-d rows, 18 queries, on this machine's AMD EPYC); a batch's remainder
-// in one pass of its size. Same lanes and Sum4 as ManyAvx2, so the same
-// bits.
+// kQ queries x four rows per pass: each row chunk is loaded once for all
+// kQ queries, with kQ x 4 accumulators: up to three fill AVX2's sixteen
+// registers (measured: ~1.7x the rate of three ManyAvx2 calls on 64-d
+// rows), up to six AVX-512VL's thirty-two (~12% faster again on 64-d rows,
+// 18 queries, on this machine's AMD EPYC). Every score is summed exactly as
+// ManyAvx2 sums it (same lanes, same Sum4), so every pass gives the same
+// bits. Always inlined: the caller's target decides which registers the
+// accumulators may use.
 template <int kQ>
-__attribute__((target("avx2,fma,avx512f,avx512vl"))) void PassAvx512Vl(
+__attribute__((target("avx2,fma"), always_inline)) inline void PassAvx2(
     const float* qs, const float* rows, int64_t m, int d, float* o) {
   const int d8 = d & ~7;
   int64_t i = 0;
@@ -330,18 +216,32 @@ __attribute__((target("avx2,fma,avx512f,avx512vl"))) void PassAvx512Vl(
   }
 }
 
+// Triples, then a remaining pair together, a last query alone.
+__attribute__((target("avx2,fma"))) void InnerProductBlockAvx2(
+    const float* queries, int64_t nq, const float* rows, int64_t m, int d,
+    float* out) {
+  int64_t q = 0;
+  for (; q + 3 <= nq; q += 3) PassAvx2<3>(queries + q * d, rows, m, d, out + q * m);
+  if (nq - q == 2) {
+    PassAvx2<2>(queries + q * d, rows, m, d, out + q * m);
+    q += 2;
+  }
+  for (; q < nq; ++q) ManyAvx2<false>(queries + q * d, rows, m, d, out + q * m);
+}
+
+// Sixes, then a batch's remainder in one pass of its size.
 __attribute__((target("avx2,fma,avx512f,avx512vl"))) void InnerProductBlockAvx512Vl(
     const float* queries, int64_t nq, const float* rows, int64_t m, int d, float* out) {
   int64_t q = 0;
-  for (; q + 6 <= nq; q += 6) PassAvx512Vl<6>(queries + q * d, rows, m, d, out + q * m);
+  for (; q + 6 <= nq; q += 6) PassAvx2<6>(queries + q * d, rows, m, d, out + q * m);
   const float* qs = queries + q * d;
   float* o = out + q * m;
   switch (nq - q) {
-    case 5: PassAvx512Vl<5>(qs, rows, m, d, o); break;
-    case 4: PassAvx512Vl<4>(qs, rows, m, d, o); break;
-    case 3: PassAvx512Vl<3>(qs, rows, m, d, o); break;
-    case 2: PassAvx512Vl<2>(qs, rows, m, d, o); break;
-    case 1: PassAvx512Vl<1>(qs, rows, m, d, o); break;
+    case 5: PassAvx2<5>(qs, rows, m, d, o); break;
+    case 4: PassAvx2<4>(qs, rows, m, d, o); break;
+    case 3: PassAvx2<3>(qs, rows, m, d, o); break;
+    case 2: PassAvx2<2>(qs, rows, m, d, o); break;
+    case 1: PassAvx2<1>(qs, rows, m, d, o); break;
     default: break;
   }
 }
