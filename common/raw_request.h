@@ -37,6 +37,18 @@ std::string FlatBytes(const grpc::ByteBuffer& in);
 // `message` as a gRPC response payload.
 absl::Status SerializeResponse(const google::protobuf::Message& message, grpc::ByteBuffer* out);
 
+// A raw unary call's body: parses `in` as a Request, runs
+// `work(const Request&, Response*)` (returning absl::Status) and, when it
+// succeeds, serializes the Response into `out`.
+template <typename Request, typename Response, typename Work>
+absl::Status HandleRaw(const grpc::ByteBuffer& in, grpc::ByteBuffer* out, Work&& work) {
+  Request request;
+  if (absl::Status parsed = ParseRequest(in, &request); !parsed.ok()) return parsed;
+  Response response;
+  if (absl::Status done = work(request, &response); !done.ok()) return done;
+  return SerializeResponse(response, out);
+}
+
 // The first string field in `bytes`, read as a `type` message, whose value
 // is not UTF-8, as "PATH: expected valid UTF-8, got 'VALUE'". PATH names
 // repeated fields by index and nested ones with dots ("users[1].history[0]",

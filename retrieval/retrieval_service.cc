@@ -103,12 +103,9 @@ grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx,
                                    const grpc::ByteBuffer* in,
                                    grpc::ByteBuffer* out, const char* method,
                                    Fn fn) {
-  return Unary(ctx, method, [&](CallRecord& rec) -> absl::Status {
-    Req req;
-    RETURN_IF_ERROR(ParseRequest(*in, &req));
-    Resp resp;
-    RETURN_IF_ERROR(fn(req, &resp, rec));
-    return SerializeResponse(resp, out);
+  return Unary(ctx, method, [&](CallRecord& rec) {
+    return HandleRaw<Req, Resp>(*in, out,
+                                [&](const Req& req, Resp* resp) { return fn(req, resp, rec); });
   });
 }
 

@@ -12,7 +12,6 @@
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/raw_request.h"
-#include "common/status_macros.h"
 #include "common/user_input.h"
 
 namespace recsys {
@@ -24,15 +23,21 @@ const CallMetrics& Calls() {
   return *m;
 }
 
-// Runs `work` inline and finishes the call with its status, recorded under
-// `method`.
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* method,
-                                std::function<absl::Status()> work) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+// Runs `work`, records it under `method` and finishes `reactor` with its
+// status.
+void RunAndFinish(grpc::ServerUnaryReactor* reactor, const char* method,
+                  const std::function<absl::Status()>& work) {
   CallRecord record(Calls(), method);
   const absl::Status status = work();
   record.Finish(status);
   reactor->Finish(ToGrpcStatus(status));
+}
+
+// Runs `work` inline.
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* method,
+                                const std::function<absl::Status()>& work) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RunAndFinish(reactor, method, work);
   return reactor;
 }
 
@@ -51,40 +56,31 @@ grpc::ServerUnaryReactor* LongUnary(grpc::CallbackServerContext* ctx, const char
     });
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [reactor, method, slots, work = std::move(work)] {
-    CallRecord record(Calls(), method);
-    const absl::Status status = work();
-    record.Finish(status);
-    slots->Release();
-    reactor->Finish(ToGrpcStatus(status));
-  };
   try {
-    std::thread(run).detach();
+    std::thread([reactor, method, slots, work = std::move(work)] {
+      RunAndFinish(reactor, method, [&] {
+        const absl::Status status = work();
+        slots->Release();
+        return status;
+      });
+    }).detach();
   } catch (const std::system_error& e) {
     slots->Release();
-    const absl::Status status = absl::ResourceExhaustedError(
-        absl::StrCat(method, ": cannot start a thread for it (", e.what(), "); retry later"));
-    CallRecord record(Calls(), method);
-    record.Finish(status);
-    reactor->Finish(ToGrpcStatus(status));
+    RunAndFinish(reactor, method, [&] {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(method, ": cannot start a thread for it (", e.what(), "); retry later"));
+    });
   }
   return reactor;
 }
 
-// A unary call registered raw: the request parsed here (text that is not
-// UTF-8 is INVALID_ARGUMENT naming the field), `work` run inline, the
-// response serialized on OK.
+// A unary call registered raw (common/raw_request.h: text that is not UTF-8
+// is INVALID_ARGUMENT naming the field), `work` run inline.
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx, const char* method,
                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
                                    std::function<absl::Status(const Request&, Response*)> work) {
-  return Unary(ctx, method, [in, out, work = std::move(work)]() -> absl::Status {
-    Request request;
-    RETURN_IF_ERROR(ParseRequest(*in, &request));
-    Response response;
-    RETURN_IF_ERROR(work(request, &response));
-    return SerializeResponse(response, out);
-  });
+  return Unary(ctx, method, [&] { return HandleRaw<Request, Response>(*in, out, work); });
 }
 
 int Entries(const v1::IndexExamplesRequest& r) { return r.examples_size(); }

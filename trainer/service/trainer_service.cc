@@ -137,13 +137,14 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
 grpc::ServerUnaryReactor* TrainerService::SubmitJob(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* raw_request,
                                                     grpc::ByteBuffer* raw_response) {
-  return Unary(context, "SubmitJob", [&]() -> absl::Status {
-    v1::SubmitJobRequest request;
-    RETURN_IF_ERROR(ParseRequest(*raw_request, &request));
-    v1::SubmitJobResponse response;
-    RETURN_IF_ERROR(Assign(jobs_->Submit(request.spec()), response.mutable_job()));
-    response.set_job_id(response.job().id());
-    return SerializeResponse(response, raw_response);
+  return Unary(context, "SubmitJob", [&] {
+    return HandleRaw<v1::SubmitJobRequest, v1::SubmitJobResponse>(
+        *raw_request, raw_response,
+        [&](const v1::SubmitJobRequest& request, v1::SubmitJobResponse* response) {
+          RETURN_IF_ERROR(Assign(jobs_->Submit(request.spec()), response->mutable_job()));
+          response->set_job_id(response->job().id());
+          return absl::OkStatus();
+        });
   });
 }
 
