@@ -725,9 +725,14 @@ absl::StatusOr<v1::PublishSimilarityResponse> SimilarityStore::Publish(const std
     }
   }
 
-  // The entries to embed and upsert, in key order.
-  std::vector<const std::string*> keys;
-  std::vector<const Entry*> entries;
+  // Every entry of the new version in key order, and of those the ones to
+  // embed and upsert: all of them, or (incremental) the staged ones.
+  std::vector<const std::string*> all_keys, keys;
+  std::vector<const Entry*> all_entries, entries;
+  for (const auto& [k, e] : merged) {
+    all_keys.push_back(&k);
+    all_entries.push_back(&e);
+  }
   if (incremental) {
     for (const std::string& k : staged_keys) {
       auto it = merged.find(k);
@@ -735,10 +740,8 @@ absl::StatusOr<v1::PublishSimilarityResponse> SimilarityStore::Publish(const std
       entries.push_back(&it->second);
     }
   } else {
-    for (const auto& [k, e] : merged) {
-      keys.push_back(&k);
-      entries.push_back(&e);
-    }
+    keys = all_keys;
+    entries = all_entries;
   }
   const int64_t m = static_cast<int64_t>(entries.size());
   const int d = encoder->dimension();
@@ -810,11 +813,7 @@ absl::StatusOr<v1::PublishSimilarityResponse> SimilarityStore::Publish(const std
   p->version = version;
   p->encoder = encoder;
   p->entry_count = n;
-  std::vector<const std::string*> all_keys;
-  std::vector<const Entry*> all_entries;
   for (const auto& [k, e] : merged) {
-    all_keys.push_back(&k);
-    all_entries.push_back(&e);
     for (const auto& [field, value] : e.payload) {
       if (field != "source" && field != "target") ++p->label_counts[field][value];
     }

@@ -1,8 +1,10 @@
 #include "trainer/training/trainer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <future>
 #include <limits>
 #include <numeric>
@@ -240,6 +242,23 @@ std::vector<int64_t> SplitRange(int64_t n, int parts) {
   return b;
 }
 
+// fn(i) for every i in [0, count): with `workers`, shards() of them at a
+// time in parallel (fn sets its own grad mode: it is per thread); without,
+// one after another on the caller.
+void ForEachInParallel(StepWorkers* workers, int64_t count,
+                       const std::function<void(int64_t)>& fn) {
+  const int width = workers != nullptr ? workers->shards() : 1;
+  for (int64_t first = 0; first < count; first += width) {
+    if (workers == nullptr) {
+      fn(first);
+      continue;
+    }
+    workers->Run([&](int sh) {
+      if (first + sh < count) fn(first + sh);
+    });
+  }
+}
+
 // A sharded step's graphs, cut at one detach boundary (see ShardedForward).
 struct ShardedStep {
   std::vector<int64_t> item_bounds;      // item chunk c: [b[c], b[c+1]) of the U items
@@ -450,16 +469,7 @@ struct Trainer::State {
       }
     };
     const bool parallel = workers && (kind == ModelKind::kSasrec || !state_tables.empty());
-    const int width = parallel ? workers->shards() : 1;
-    for (int64_t g = 0; g < chunks; g += width) {
-      if (parallel) {
-        workers->Run([&](int sh) {
-          if (g + sh < chunks) chunk(g + sh);
-        });
-      } else {
-        chunk(g);
-      }
-    }
+    ForEachInParallel(parallel ? workers.get() : nullptr, chunks, chunk);
     for (const absl::Status& e : errors) RETURN_IF_ERROR(e);
     return torch::cat(parts, 0);
   }
@@ -824,35 +834,31 @@ absl::StatusOr<RankingReport> Trainer::Evaluate(const std::vector<EvalExample>& 
       return RankTargets(scores, targets, histories);
     };
     // With workers, `shards` batches at a time are ranked in parallel; the
-    // metrics take them in order, so the report does not depend on it.
+    // metrics take them in order, so the report does not depend on it. After
+    // a failed batch no later one starts.
     const size_t batch = s.options.eval_batch_size;
-    const size_t batches = (examples.size() + batch - 1) / batch;
-    const int width = s.workers ? s.workers->shards() : 1;
-    for (size_t g = 0; g < batches; g += width) {
-      std::vector<absl::StatusOr<std::vector<TargetRank>>> ranked(
-          width, absl::InternalError("evaluation batch not run"));
-      auto one = [&](int sh) {
-        torch::NoGradGuard no_grad_here;  // per thread
-        const size_t begin = (g + sh) * batch;
-        if (g + sh < batches) ranked[sh] = rank_batch(begin, std::min(examples.size(), begin + batch));
-      };
-      if (s.workers) {
-        s.workers->Run(one);
-      } else {
-        one(0);
-      }
-      for (int sh = 0; sh < width && g + sh < batches; ++sh) {
-        RETURN_IF_ERROR(ranked[sh].status());
-        const size_t begin = (g + sh) * batch;
-        const std::vector<TargetRank>& ranks = *ranked[sh];
-        for (size_t i = 0; i < ranks.size(); ++i) {
-          const auto& h = examples[begin + i].history;
-          const int64_t target = examples[begin + i].target;
-          if (repeated_target_is_miss && std::find(h.begin(), h.end(), target) != h.end()) {
-            metrics.Add(std::numeric_limits<int64_t>::max());
-          } else {
-            metrics.Add(ranks[i].higher, ranks[i].tied);
-          }
+    const int64_t batches = static_cast<int64_t>((examples.size() + batch - 1) / batch);
+    std::vector<absl::StatusOr<std::vector<TargetRank>>> ranked(
+        batches, absl::InternalError("evaluation batch not run"));
+    std::atomic<bool> failed{false};
+    ForEachInParallel(s.workers.get(), batches, [&](int64_t i) {
+      if (failed.load()) return;
+      torch::NoGradGuard no_grad_here;  // per thread
+      const size_t begin = i * batch;
+      ranked[i] = rank_batch(begin, std::min(examples.size(), begin + batch));
+      if (!ranked[i].ok()) failed = true;
+    });
+    for (int64_t b = 0; b < batches; ++b) {
+      RETURN_IF_ERROR(ranked[b].status());
+      const size_t begin = b * batch;
+      const std::vector<TargetRank>& ranks = *ranked[b];
+      for (size_t i = 0; i < ranks.size(); ++i) {
+        const auto& h = examples[begin + i].history;
+        const int64_t target = examples[begin + i].target;
+        if (repeated_target_is_miss && std::find(h.begin(), h.end(), target) != h.end()) {
+          metrics.Add(std::numeric_limits<int64_t>::max());
+        } else {
+          metrics.Add(ranks[i].higher, ranks[i].tied);
         }
       }
     }
