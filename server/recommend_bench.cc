@@ -382,9 +382,44 @@ std::vector<std::string> HistoryOf(const Catalog& c, std::mt19937* rng) {
   return std::vector<std::string>(u.begin(), u.end() - (u.size() > 1 ? 1 : 0));
 }
 
-// One closed-loop client: the next request goes out from the previous one's
-// completion callback (gRPC's callback API), so no thread blocks per client
-// and the load generator costs the shared cores little.
+// Runs `clients` closed-loop clients for `seconds`. Each client's next call
+// goes out from its previous one's completion callback (gRPC's callback
+// API), so no thread blocks per client and the load generator costs the
+// shared cores little: send(t, next) starts client t's next call and calls
+// next() from its completion. A client stops when the run is over or when
+// give_up(t) (a dead peer fails every call at once: stop then rather than
+// spin). `midway`, if set, runs a third of the way in. Returns the seconds
+// the run took, once every client has stopped.
+double RunClosedLoop(int clients, double seconds, const std::function<bool(int)>& give_up,
+                     const std::function<void(int, std::function<void()>)>& send,
+                     const std::function<void()>& midway = nullptr) {
+  std::atomic<bool> stop{false};
+  absl::Mutex mu;
+  int running = clients;
+  std::function<void(int)> issue = [&](int t) {
+    if (stop.load(std::memory_order_relaxed) || give_up(t)) {
+      absl::MutexLock lock(&mu);
+      --running;
+      return;
+    }
+    send(t, [&issue, t] { issue(t); });
+  };
+  const absl::Time start = absl::Now();
+  for (int t = 0; t < clients; ++t) issue(t);
+  if (midway) {
+    absl::SleepFor(absl::Seconds(seconds / 3));
+    midway();
+  }
+  while (absl::Now() - start < absl::Seconds(seconds)) absl::SleepFor(absl::Milliseconds(20));
+  stop = true;
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* n) { return *n == 0; }, &running));
+  }
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+// One closed-loop Recommend client's state (RunServer).
 struct ClientLoop {
   pb::Recommender::Stub* stub = nullptr;
   std::mt19937 rng;
@@ -401,19 +436,15 @@ struct ClientLoop {
 LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>& stubs,
                       const Catalog& c, int clients, double seconds, bool sample,
                       const std::function<void()>& midway) {
-  std::atomic<bool> stop{false};
-  absl::Mutex mu;
-  int running = clients;
   std::vector<ClientLoop> loops(clients);
+  for (int t = 0; t < clients; ++t) {
+    loops[t].stub = stubs[t % stubs.size()].get();
+    loops[t].rng.seed(1000 + t);
+    loops[t].sample = sample;
+  }
   const int k = absl::GetFlag(FLAGS_k);
-  std::function<void(ClientLoop*)> issue = [&](ClientLoop* l) {
-    // A dead server fails every call at once: give up on this client then
-    // rather than spin (the failures are reported).
-    if (stop.load(std::memory_order_relaxed) || l->result.failed >= 1000) {
-      absl::MutexLock lock(&mu);
-      --running;
-      return;
-    }
+  auto send = [&](int t, std::function<void()> next) {
+    ClientLoop* l = &loops[t];
     l->history = HistoryOf(c, &l->rng);
     l->request.Clear();
     for (const auto& key : l->history) l->request.add_history(key);
@@ -423,7 +454,7 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
     l->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     l->sent = absl::Now();
     l->stub->async()->Recommend(l->context.get(), &l->request, &l->response,
-                                [&issue, l](grpc::Status s) {
+                                [l, next = std::move(next)](grpc::Status s) {
       const double ms = absl::ToDoubleMilliseconds(absl::Now() - l->sent);
       if (!s.ok()) {
         if (l->result.failed++ == 0) l->result.first_failure = s.error_message();
@@ -435,29 +466,13 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
         }
       }
       ++l->i;
-      issue(l);
+      next();
     });
   };
-  const absl::Time start = absl::Now();
-  for (int t = 0; t < clients; ++t) {
-    loops[t].stub = stubs[t % stubs.size()].get();
-    loops[t].rng.seed(1000 + t);
-    loops[t].sample = sample;
-    issue(&loops[t]);
-  }
-  if (midway) {
-    absl::SleepFor(absl::Seconds(seconds / 3));
-    midway();
-  }
-  while (absl::Now() - start < absl::Seconds(seconds)) absl::SleepFor(absl::Milliseconds(20));
-  stop = true;
-  {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(
-        +[](int* n) { return *n == 0; }, &running));
-  }
+  const double took = RunClosedLoop(
+      clients, seconds, [&](int t) { return loops[t].result.failed >= 1000; }, send, midway);
   LevelResult r;
-  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.seconds = took;
   for (auto& l : loops) {
     LevelResult& p = l.result;
     r.latency_ms.insert(r.latency_ms.end(), p.latency_ms.begin(), p.latency_ms.end());
@@ -476,45 +491,27 @@ LevelResult RunServer(const std::vector<std::unique_ptr<pb::Recommender::Stub>>&
 // the run took.
 int64_t RunHealthChecks(const std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>>& stubs,
                         int clients, double* seconds) {
-  // One per client, reused call after call and destroyed here once every
-  // client stopped (like ClientLoop).
+  // One per client, reused call after call (like ClientLoop).
   struct Client {
     grpc::health::v1::Health::Stub* stub = nullptr;
     std::unique_ptr<grpc::ClientContext> context;
     grpc::health::v1::HealthCheckRequest request;
     grpc::health::v1::HealthCheckResponse response;
   };
-  std::atomic<bool> stop{false};
   std::atomic<int64_t> ok{0}, failed{0};
-  absl::Mutex mu;
-  int running = clients;
   std::vector<Client> slots(clients);
-  std::function<void(Client*)> issue = [&](Client* c) {
-    if (stop.load(std::memory_order_relaxed) || failed.load() >= 1000) {
-      absl::MutexLock lock(&mu);
-      --running;
-      return;
-    }
+  for (int t = 0; t < clients; ++t) slots[t].stub = stubs[t % stubs.size()].get();
+  auto send = [&](int t, std::function<void()> next) {
+    Client* c = &slots[t];
     c->context = std::make_unique<grpc::ClientContext>();
     c->context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     c->stub->async()->Check(c->context.get(), &c->request, &c->response,
-                            [&, c](grpc::Status s) {
+                            [&, next = std::move(next)](grpc::Status s) {
                               (s.ok() ? ok : failed).fetch_add(1);
-                              issue(c);
+                              next();
                             });
   };
-  const absl::Time start = absl::Now();
-  for (int t = 0; t < clients; ++t) {
-    slots[t].stub = stubs[t % stubs.size()].get();
-    issue(&slots[t]);
-  }
-  while (absl::Now() - start < absl::Seconds(*seconds)) absl::SleepFor(absl::Milliseconds(20));
-  stop = true;
-  {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* n) { return *n == 0; }, &running));
-  }
-  *seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  *seconds = RunClosedLoop(clients, *seconds, [&](int) { return failed.load() >= 1000; }, send);
   return ok.load();
 }
 
