@@ -12,6 +12,11 @@ TEST(KeyedDropoutTest, RowShardsGetTheWholeTensorsMask) {
   torch::Tensor top = KeyedDropout(x.narrow(0, 0, 4), 0.3, DropoutKey{12345, 0});
   torch::Tensor bottom = KeyedDropout(x.narrow(0, 4, 3), 0.3, DropoutKey{12345, 4});
   EXPECT_TRUE(torch::equal(torch::cat({top, bottom}), whole));
+  // A shard whose first element is not the first of a hash's four (row 3
+  // starts at element 45: the second of hash 11's) draws the same too.
+  torch::Tensor head = KeyedDropout(x.narrow(0, 0, 3), 0.3, DropoutKey{12345, 0});
+  torch::Tensor tail = KeyedDropout(x.narrow(0, 3, 4), 0.3, DropoutKey{12345, 3});
+  EXPECT_TRUE(torch::equal(torch::cat({head, tail}), whole));
   // Another first_row is another part of the stream, not the same mask.
   EXPECT_FALSE(torch::equal(KeyedDropout(x.narrow(0, 0, 3), 0.3, DropoutKey{12345, 1}),
                             whole.narrow(0, 0, 3)));

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "model/nn/fused_intra_path.h"
+
 namespace recsys {
 
 SideBlockImpl::SideBlockImpl(const SideBlockOptions& o) {
@@ -39,6 +41,17 @@ torch::Tensor IntraModalPathImpl::forward(const torch::Tensor& h) {
                   h.size(2) == options_.dim(),
               "intra-modal path expects [U, ", options_.num_blocks(), ", ",
               options_.dim(), "], got ", h.sizes());
+  if (is_training() && options_.fused_cpu_training() && torch::GradMode::is_enabled()) {
+    std::vector<FusedSideBlock> fused;
+    for (int64_t i = 0; i < options_.num_blocks(); ++i) {
+      if (gates[i]->temperature() != gates[0]->temperature()) break;  // one T per path
+      fused.push_back({gates[i]->weight, blocks_[i]->down()->weight, blocks_[i]->down()->bias,
+                       blocks_[i]->up()->weight, blocks_[i]->up()->bias});
+    }
+    if (FusedIntraPathApplies(h, fused)) {
+      return FusedIntraPathForward(h, fused, gates[0]->temperature());
+    }
+  }
   torch::Tensor s = torch::zeros({h.size(0), h.size(2)}, h.options());
   for (int64_t i = 0; i < options_.num_blocks(); ++i) {
     const torch::Tensor g = gates[i]->forward();
@@ -107,7 +120,9 @@ IisanItemEncoderImpl::IisanItemEncoderImpl(const IisanItemEncoderOptions& o)
   for (const ModalitySpec& m : o.modalities) {
     intra_.push_back(register_module(
         "intra_" + m.name,
-        IntraModalPath(IntraModalPathOptions(m.num_blocks, m.dim).bottleneck(o.bottleneck))));
+        IntraModalPath(IntraModalPathOptions(m.num_blocks, m.dim)
+                           .bottleneck(o.bottleneck)
+                           .fused_cpu_training(o.fused_cpu_training))));
     heads_.push_back(register_module("head_" + m.name,
                                      torch::nn::Linear(m.dim, o.embedding_dim)));
     ++paths;

@@ -42,6 +42,8 @@ class SideBlockImpl : public torch::nn::Module {
  public:
   explicit SideBlockImpl(const SideBlockOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  const torch::nn::Linear& down() const { return down_; }
+  const torch::nn::Linear& up() const { return up_; }
 
  private:
   torch::nn::Linear down_{nullptr};
@@ -58,6 +60,7 @@ class GateImpl : public torch::nn::Module {
   explicit GateImpl(const GateOptions& options = {});
   // A scalar tensor in (0, 1).
   torch::Tensor forward();
+  double temperature() const { return options_.temperature(); }
   torch::Tensor weight;
 
  private:
@@ -71,6 +74,10 @@ struct IntraModalPathOptions {
   TORCH_ARG(int64_t, num_blocks);
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(int64_t, bottleneck) = 64;
+  // Training on float CPU tensors runs the path as one autograd node with a
+  // hand-written backward (fused_intra_path.h): the same math, fewer and
+  // larger ops. false: the blocks' LibTorch ops.
+  TORCH_ARG(bool, fused_cpu_training) = true;
 };
 
 class IntraModalPathImpl : public torch::nn::Module {
@@ -121,6 +128,7 @@ struct IisanItemEncoderOptions {
   int64_t bottleneck = 64;
   int64_t embedding_dim = 64;
   bool inter_path = true;  // only with two modalities
+  bool fused_cpu_training = true;  // IntraModalPathOptions::fused_cpu_training
 };
 
 class IisanItemEncoderImpl : public torch::nn::Module {

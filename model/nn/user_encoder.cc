@@ -1,5 +1,7 @@
 #include "model/nn/user_encoder.h"
 
+#include "model/nn/fused_block.h"
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -22,6 +24,14 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
                                             const torch::Tensor& allowed,
                                             const DropoutKey* keyed) {
   const double p = options_.dropout();
+  if (keyed != nullptr && is_training() && options_.fused_cpu_training()) {
+    const FusedBlockWeights w{qkv_->weight,  qkv_->bias,  out_->weight,  out_->bias,
+                              ln1_->weight,  ln1_->bias,  ffn1_->weight, ffn1_->bias,
+                              ffn2_->weight, ffn2_->bias, ln2_->weight,  ln2_->bias};
+    if (FusedBlockApplies(x, allowed, w)) {
+      return FusedBlockForward(x, allowed, w, options_.num_heads(), p, *keyed);
+    }
+  }
   auto drop = [&](const torch::Tensor& t, uint64_t site) {
     if (keyed == nullptr || !is_training()) return dropout_(t);
     return KeyedDropout(t, p, keyed->Site(site));

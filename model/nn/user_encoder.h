@@ -23,6 +23,10 @@ struct UserEncoderOptions {
   TORCH_ARG(int64_t, ffn_dim) = 256;
   TORCH_ARG(int64_t, max_len) = 10;
   TORCH_ARG(double, dropout) = 0.1;
+  // Training with keyed dropout on float CPU tensors runs each block as one
+  // autograd node with a hand-written backward (fused_block.h): the same
+  // math, fewer and larger ops. false: the blocks' LibTorch ops.
+  TORCH_ARG(bool, fused_cpu_training) = true;
 };
 
 // One post-LN block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
@@ -31,7 +35,9 @@ class TransformerBlockImpl : public torch::nn::Module {
   explicit TransformerBlockImpl(const UserEncoderOptions& options);
   // x: [B, L, D]; allowed: [B, L, L] bool (query, key). With `dropout`
   // (training), the block's four dropouts are keyed (keyed_dropout.h) at
-  // sites dropout->Site(0..3) instead of drawing from the global generator.
+  // sites dropout->Site(0..3) instead of drawing from the global generator;
+  // on float CPU tensors that is FusedBlockForward unless the options'
+  // fused_cpu_training is off.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed,
                         const DropoutKey* dropout = nullptr);
   // forward(x, allowed)[:, L - 1] without the other positions' outputs: the

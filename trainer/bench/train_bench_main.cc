@@ -58,7 +58,10 @@ ABSL_FLAG(std::string, threads, "1,2",
           "intra-op thread), Ni (N intra-op threads, the step not split) or Ns (the N shards "
           "of a split step one after another on one thread: the split's own cost) or Np (N "
           "independent 1-thread trainers at once, each its own model: what N cores give this "
-          "work with nothing shared but the machine; ms_per_step is wall time / all steps)");
+          "work with nothing shared but the machine; ms_per_step is wall time / all steps); a \"u\" "
+          "after any of them (1u, 2u, 2pu) runs the encoder blocks and side paths as LibTorch "
+          "ops instead of the fused ones (model/nn/fused_block.h, fused_intra_path.h): the old "
+          "path, side by side");
 ABSL_FLAG(int, rounds, 1,
           "measure the --threads list this many times, interleaved (1,2,1,2,...); the report's "
           "\"threads_summary\" gives each entry's best and median and the ratios of the bests");
@@ -262,6 +265,7 @@ struct ThreadSpec {
   bool shard_steps = true;  // false: "Ni", intra-op threads
   bool serial = false;      // "Ns": the shards in turn on one thread
   bool independent = false; // "Np": N separate 1-thread trainers at once
+  bool fused_kernels = true;  // false: "...u", LibTorch ops instead of fused kernels
   std::string label;
 };
 
@@ -289,6 +293,7 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   for (int i = 0; i < n; ++i) {
     TrainerOptions o = BaseOptions();
     o.num_threads = 1;
+    o.fused_kernels = t.fused_kernels;
     o.max_steps_per_epoch = warmup + steps;
     o.on_progress = [&, i](const TrainProgress& p) {
       if (p.finished_epoch != nullptr) return absl::OkStatus();
@@ -334,6 +339,7 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   nlohmann::json j;
   j["threads"] = n;
   j["spec"] = t.label;
+  j["fused_kernels"] = t.fused_kernels;
   j["independent_trainers"] = n;
   j["timed_steps"] = steps;
   j["steps_per_second"] = n * steps / secs;
@@ -356,6 +362,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   o.num_threads = threads;
   o.shard_steps = t.shard_steps;
   o.serial_shards = t.serial;
+  o.fused_kernels = t.fused_kernels;
   o.max_steps_per_epoch = warmup + steps;
   Clock::time_point t0, t1;
   PhaseTimes p0, p1;
@@ -389,6 +396,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   j["shards"] = trainer->phase_times().shards;  // workers a step ran on (1: not split)
   j["intra_op_threads"] = t.shard_steps && threads >= 2 ? 1 : threads;
   j["serial_shards"] = t.serial;
+  j["fused_kernels"] = t.fused_kernels;
   j["timed_steps"] = steps;
   j["steps_per_second"] = steps / secs;
   j["ms_per_step"] = 1000.0 * secs / steps;
@@ -487,6 +495,10 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
   for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
     ThreadSpec t;
     t.label = std::string(p);
+    if (absl::EndsWith(p, "u")) {
+      t.fused_kernels = false;
+      p.remove_suffix(1);
+    }
     if (absl::EndsWith(p, "i")) {
       t.shard_steps = false;
       p.remove_suffix(1);
@@ -499,7 +511,7 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
     }
     if (!absl::SimpleAtoi(p, &t.threads) || t.threads < 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--threads: \"", t.label, "\" is not N, Ni, Ns or Np with N >= 1"));
+          "--threads: \"", t.label, "\" is not N, Ni, Ns or Np with N >= 1, each optionally followed by u"));
     }
     out.push_back(t);
   }

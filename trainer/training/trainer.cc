@@ -628,7 +628,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
         net.inter_path = o.inter_path && store->num_modalities() == 2;
       }
       if (absl::Status valid = ValidateNetworkConfig(net); !valid.ok()) return valid;
-      s->model = Recommender(RecommenderOptionsFor(net));
+      RecommenderOptions model_options = RecommenderOptionsFor(net);
+      model_options.user_encoder.fused_cpu_training(o.fused_kernels);
+      model_options.item_encoder.fused_cpu_training = o.fused_kernels;
+      s->model = Recommender(model_options);
       s->model->to(s->device);
       s->flat_params = {FlattenParameters(s->model->ItemTowerParameters()),
                         FlattenParameters(s->model->UserEncoderParameters())};

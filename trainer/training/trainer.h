@@ -90,6 +90,11 @@ struct TrainerOptions {
   // Measurement only (train_bench "Ns"): the num_threads shards of a split
   // step run one after another on the calling thread.
   bool serial_shards = false;
+  // CPU training runs each user-encoder block and each intra-modal side
+  // path as one autograd node with a hand-written backward
+  // (model/nn/fused_block.h, fused_intra_path.h); false: LibTorch's ops (the
+  // same math; train_bench "Nu" measures the two side by side).
+  bool fused_kernels = true;
   int eval_batch_size = 256;      // users per scoring batch ([B, N] scores: 21 MB on Scientific)
   int item_chunk = 2048;          // items per item-tower pass at evaluation
   int max_steps_per_epoch = 0;    // 0: all (for quick smoke runs)
