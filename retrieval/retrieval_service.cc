@@ -338,9 +338,13 @@ void RetrievalService::RefreshGauges() const {
 }
 
 grpc::ServerUnaryReactor* RetrievalService::CreateCollection(
-    grpc::CallbackServerContext* ctx, const pb::CreateCollectionRequest* req,
-    pb::CreateCollectionResponse* resp) {
-  return Unary(ctx, "CreateCollection", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::CreateCollectionRequest, pb::CreateCollectionResponse>(
+      ctx, raw_req, raw_resp, "CreateCollection",
+      [&](const pb::CreateCollectionRequest& request, pb::CreateCollectionResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::CreateCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     ASSIGN_OR_RETURN(CollectionConfig config, FromProto(req->config()));
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Create(config));
@@ -351,9 +355,13 @@ grpc::ServerUnaryReactor* RetrievalService::CreateCollection(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
-    grpc::CallbackServerContext* ctx, const pb::DescribeCollectionRequest* req,
-    pb::DescribeCollectionResponse* resp) {
-  return Unary(ctx, "DescribeCollection", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::DescribeCollectionRequest, pb::DescribeCollectionResponse>(
+      ctx, raw_req, raw_resp, "DescribeCollection",
+      [&](const pb::DescribeCollectionRequest& request, pb::DescribeCollectionResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::DescribeCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     auto failed = s->Failed();
     if (auto it = failed.find(req->collection()); it != failed.end()) {
@@ -369,9 +377,13 @@ grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::ListCollections(
-    grpc::CallbackServerContext* ctx, const pb::ListCollectionsRequest* req,
-    pb::ListCollectionsResponse* resp) {
-  return Unary(ctx, "ListCollections", [&](CallRecord&) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::ListCollectionsRequest, pb::ListCollectionsResponse>(
+      ctx, raw_req, raw_resp, "ListCollections",
+      [&](const pb::ListCollectionsRequest& request, pb::ListCollectionsResponse* resp,
+          CallRecord&) -> absl::Status {
+    const pb::ListCollectionsRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     for (const auto& c : s->List()) ToProto(c->Status(), resp->add_collections());
     for (const auto& [name, error] : s->Failed()) {
@@ -382,9 +394,13 @@ grpc::ServerUnaryReactor* RetrievalService::ListCollections(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::DropCollection(
-    grpc::CallbackServerContext* ctx, const pb::DropCollectionRequest* req,
-    pb::DropCollectionResponse* resp) {
-  return Unary(ctx, "DropCollection", [&](CallRecord&) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::DropCollectionRequest, pb::DropCollectionResponse>(
+      ctx, raw_req, raw_resp, "DropCollection",
+      [&](const pb::DropCollectionRequest& request, pb::DropCollectionResponse* resp,
+          CallRecord&) -> absl::Status {
+    const pb::DropCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     return s->Drop(req->collection());
   });
@@ -575,15 +591,25 @@ grpc::ServerUnaryReactor* RetrievalService::Get(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::Publish(
-    grpc::CallbackServerContext* ctx, const pb::PublishRequest* req,
-    pb::PublishResponse* resp) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
   auto record = std::make_shared<CallRecord>(Calls(), "Publish");
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [&](const absl::Status& s) {
+  // Read raw like the others (a name that is not UTF-8 gets a status naming
+  // the field); with wait, the response is written when the build ends.
+  auto resp = std::make_shared<pb::PublishResponse>();
+  auto finish = [record, reactor, resp, raw_resp](absl::Status s) {
+    if (s.ok()) s = SerializeResponse(*resp, raw_resp);
     record->Finish(s);
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   };
+  auto fail = [&](const absl::Status& s) { return finish(s); };
+  pb::PublishRequest request;
+  if (absl::Status parsed = ParseRequest(*raw_req, &request); !parsed.ok()) {
+    return fail(parsed);
+  }
+  const pb::PublishRequest* req = &request;
   if (req->version() < 0) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "version: expected 0 (next) or a positive number, got ",
@@ -594,10 +620,9 @@ grpc::ServerUnaryReactor* RetrievalService::Publish(
   record->SetLabel(kCollectionLabel, req->collection());
   Collection::PublishCallback done;
   if (req->wait()) {
-    done = [record, reactor, resp](absl::StatusOr<VersionStatus> r) {
+    done = [finish, resp](absl::StatusOr<VersionStatus> r) {
       if (r.ok()) ToProto(*r, resp->mutable_version());
-      record->Finish(r.status());
-      reactor->Finish(ToGrpcStatus(r.status()));
+      finish(r.status());
     };
   }
   absl::StatusOr<VersionStatus> started = (*c)->Publish(req->version(), done);
@@ -610,9 +635,13 @@ grpc::ServerUnaryReactor* RetrievalService::Publish(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::Rollback(
-    grpc::CallbackServerContext* ctx, const pb::RollbackRequest* req,
-    pb::RollbackResponse* resp) {
-  return Unary(ctx, "Rollback", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::RollbackRequest, pb::RollbackResponse>(
+      ctx, raw_req, raw_resp, "Rollback",
+      [&](const pb::RollbackRequest& request, pb::RollbackResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::RollbackRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.SetLabel(kCollectionLabel, req->collection());
     ASSIGN_OR_RETURN(VersionStatus v, c->Rollback(req->version()));
@@ -622,9 +651,13 @@ grpc::ServerUnaryReactor* RetrievalService::Rollback(
 }
 
 grpc::ServerUnaryReactor* RetrievalService::ListVersions(
-    grpc::CallbackServerContext* ctx, const pb::ListVersionsRequest* req,
-    pb::ListVersionsResponse* resp) {
-  return Unary(ctx, "ListVersions", [&](CallRecord& rec) -> absl::Status {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return RawUnary<pb::ListVersionsRequest, pb::ListVersionsResponse>(
+      ctx, raw_req, raw_resp, "ListVersions",
+      [&](const pb::ListVersionsRequest& request, pb::ListVersionsResponse* resp,
+          CallRecord& rec) -> absl::Status {
+    const pb::ListVersionsRequest* req = &request;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
     rec.SetLabel(kCollectionLabel, req->collection());
     const CollectionStatus st = c->Status();

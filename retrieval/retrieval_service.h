@@ -34,17 +34,29 @@
 namespace recsys {
 namespace retrieval {
 
-// Upsert, Delete, Get and Search (the calls that carry callers' keys) are
-// registered raw (ByteBuffer in, ByteBuffer out) so that the service, not
-// gRPC, parses them: a message with invalid UTF-8 gets INVALID_ARGUMENT
-// (for Upsert naming the entry, see upsert_wire.proto) instead of being
-// dropped or refused as UNIMPLEMENTED.
-class RetrievalService final
-    : public recsys::v1::Retrieval::WithRawCallbackMethod_Upsert<
-          recsys::v1::Retrieval::WithRawCallbackMethod_Delete<
-              recsys::v1::Retrieval::WithRawCallbackMethod_Get<
-                  recsys::v1::Retrieval::WithRawCallbackMethod_Search<
-                      recsys::v1::Retrieval::CallbackService>>>> {
+// Every method is registered raw (ByteBuffer in, ByteBuffer out) so that
+// the service, not gRPC, parses the requests: a message with invalid UTF-8
+// (a key, a payload value, a collection name) gets INVALID_ARGUMENT naming
+// the field (for Upsert the message and the entry, see upsert_wire.proto)
+// instead of being dropped or refused as UNIMPLEMENTED with no message.
+namespace internal {
+namespace v1 = recsys::v1;
+// Every method registered raw (the nesting of gRPC's per-method mixins).
+using RawRetrievalService = v1::Retrieval::WithRawCallbackMethod_CreateCollection<
+    v1::Retrieval::WithRawCallbackMethod_DescribeCollection<
+        v1::Retrieval::WithRawCallbackMethod_ListCollections<
+            v1::Retrieval::WithRawCallbackMethod_DropCollection<
+                v1::Retrieval::WithRawCallbackMethod_Upsert<
+                    v1::Retrieval::WithRawCallbackMethod_Delete<
+                        v1::Retrieval::WithRawCallbackMethod_Get<
+                            v1::Retrieval::WithRawCallbackMethod_Publish<
+                                v1::Retrieval::WithRawCallbackMethod_Rollback<
+                                    v1::Retrieval::WithRawCallbackMethod_ListVersions<
+                                        v1::Retrieval::WithRawCallbackMethod_Search<
+                                            v1::Retrieval::CallbackService>>>>>>>>>>>;
+}  // namespace internal
+
+class RetrievalService final : public internal::RawRetrievalService {
  public:
   struct Options {
     SearchBatcher::Options batching;
@@ -64,22 +76,18 @@ class RetrievalService final
   // Hands over the restored state; call once.
   void SetStore(std::unique_ptr<CollectionStore> store);
 
-  grpc::ServerUnaryReactor* CreateCollection(
-      grpc::CallbackServerContext* ctx,
-      const recsys::v1::CreateCollectionRequest* req,
-      recsys::v1::CreateCollectionResponse* resp) override;
-  grpc::ServerUnaryReactor* DescribeCollection(
-      grpc::CallbackServerContext* ctx,
-      const recsys::v1::DescribeCollectionRequest* req,
-      recsys::v1::DescribeCollectionResponse* resp) override;
-  grpc::ServerUnaryReactor* ListCollections(
-      grpc::CallbackServerContext* ctx,
-      const recsys::v1::ListCollectionsRequest* req,
-      recsys::v1::ListCollectionsResponse* resp) override;
-  grpc::ServerUnaryReactor* DropCollection(
-      grpc::CallbackServerContext* ctx,
-      const recsys::v1::DropCollectionRequest* req,
-      recsys::v1::DropCollectionResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* DescribeCollection(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* ListCollections(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
   grpc::ServerReadReactor<grpc::ByteBuffer>* Upsert(
       grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
@@ -89,15 +97,14 @@ class RetrievalService final
                                 const grpc::ByteBuffer* req,
                                 grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
-                                    const recsys::v1::PublishRequest* req,
-                                    recsys::v1::PublishResponse* resp) override;
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
-                                     const recsys::v1::RollbackRequest* req,
-                                     recsys::v1::RollbackResponse* resp) override;
-  grpc::ServerUnaryReactor* ListVersions(
-      grpc::CallbackServerContext* ctx,
-      const recsys::v1::ListVersionsRequest* req,
-      recsys::v1::ListVersionsResponse* resp) override;
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* ListVersions(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
   // Raw: a SearchRequest in, a SearchResponse out.
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
                                    const grpc::ByteBuffer* request,

@@ -500,13 +500,88 @@ TEST_F(RetrievalServiceTest, UnparseableUnaryRequestIsRefusedBeforeTheHandler) {
   st = Search(keys, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(st.error_message(), "queries[1].exclude_keys[0]: expected valid UTF-8, got 'k\\xe9y'");
-  pb::PublishRequest publish;
-  publish.set_collection("it\xffms");
-  pb::PublishResponse published;
-  grpc::ClientContext ctx;
-  st = stub_->Publish(&ctx, publish, &published);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(st.error_message(), "");
+}
+
+// Every admin call is read raw as well: a collection name that is not
+// UTF-8 gets INVALID_ARGUMENT naming the field (it was UNIMPLEMENTED with
+// an empty message), and nothing is created, published or dropped.
+TEST_F(RetrievalServiceTest, AdminCallsWithInvalidUtf8NamesAreInvalidArgument) {
+  Restore();
+  ASSERT_TRUE(Create("items").ok());
+  const std::string bad = "it\xffms";
+  const std::string says = "expected valid UTF-8, got 'it\\xffms'";
+  auto expect_invalid = [&](const grpc::Status& st, const std::string& field) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_EQ(st.error_message(), field + ": " + says);
+  };
+  {
+    pb::CreateCollectionRequest req;
+    req.mutable_config()->set_name(bad);
+    req.mutable_config()->set_dimension(kDim);
+    req.mutable_config()->set_index_factory("Flat");
+    pb::CreateCollectionResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->CreateCollection(&ctx, req, &resp), "config.name");
+  }
+  {
+    pb::DescribeCollectionRequest req;
+    req.set_collection(bad);
+    pb::DescribeCollectionResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->DescribeCollection(&ctx, req, &resp), "collection");
+  }
+  {
+    pb::PublishRequest req;
+    req.set_collection(bad);
+    req.set_wait(true);
+    pb::PublishResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->Publish(&ctx, req, &resp), "collection");
+  }
+  {
+    pb::RollbackRequest req;
+    req.set_collection(bad);
+    pb::RollbackResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->Rollback(&ctx, req, &resp), "collection");
+  }
+  {
+    pb::ListVersionsRequest req;
+    req.set_collection(bad);
+    pb::ListVersionsResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->ListVersions(&ctx, req, &resp), "collection");
+  }
+  {
+    pb::DropCollectionRequest req;
+    req.set_collection(bad);
+    pb::DropCollectionResponse resp;
+    grpc::ClientContext ctx;
+    expect_invalid(stub_->DropCollection(&ctx, req, &resp), "collection");
+  }
+  // The raw calls still answer well-formed requests: the collection is
+  // there, alone, and publishes (with and without wait) through raw bytes.
+  pb::ListCollectionsResponse list;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListCollections(&ctx, pb::ListCollectionsRequest(), &list).ok());
+  }
+  ASSERT_EQ(list.collections_size(), 1);
+  EXPECT_EQ(list.collections(0).config().name(), "items");
+  int64_t first = 0;
+  for (bool wait : {true, false}) {
+    pb::UpsertResponse up;
+    ASSERT_TRUE(Upsert("items", {MakeEntries(first, 3, kDim, 1)}, &up).ok());
+    first += 3;
+    pb::PublishRequest req;
+    req.set_collection("items");
+    req.set_wait(wait);
+    pb::PublishResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status st = stub_->Publish(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_GE(resp.version().version(), 1) << "wait " << wait;
+  }
 }
 
 // Delete and Get carry callers' keys and are read raw: invalid UTF-8 is
