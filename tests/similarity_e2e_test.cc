@@ -1006,6 +1006,61 @@ TEST_F(SimilarityE2eTest, J_TextThatIsNotUtf8IsRefusedNamingTheField) {
   const grpc::Status qs = stub_->SelectExamples(Ctx().get(), q, &out);
   EXPECT_EQ(qs.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(qs.error_message(), "source: expected valid UTF-8, got '\\xff'");
+
+  // The admin calls are read raw too: a collection name that is not UTF-8
+  // names the field (these were UNIMPLEMENTED with no message), and the
+  // collection is untouched.
+  const std::string bad_name = "utf\xe9-8";
+  const std::string says = ": expected valid UTF-8, got 'utf\\xe9-8'";
+  {
+    v1::CreateSimilarityCollectionRequest req;
+    *req.mutable_config() = config;
+    req.mutable_config()->set_name(bad_name);
+    v1::CreateSimilarityCollectionResponse resp;
+    const grpc::Status st = stub_->CreateCollection(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "config.name" + says);
+  }
+  {
+    v1::DescribeSimilarityCollectionRequest req;
+    req.set_collection(bad_name);
+    v1::DescribeSimilarityCollectionResponse resp;
+    const grpc::Status st = stub_->DescribeCollection(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "collection" + says);
+  }
+  {
+    v1::PublishSimilarityRequest req;
+    req.set_collection(bad_name);
+    v1::PublishSimilarityResponse resp;
+    const grpc::Status st = stub_->Publish(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "collection" + says);
+  }
+  {
+    v1::EvaluateRequest req;
+    req.set_collection("utf8");
+    req.set_label_field("p\xe9");
+    v1::EvaluateResponse resp;
+    const grpc::Status st = stub_->Evaluate(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "label_field: expected valid UTF-8, got 'p\\xe9'");
+  }
+  {
+    v1::DropSimilarityCollectionRequest req;
+    req.set_collection(bad_name);
+    v1::DropSimilarityCollectionResponse resp;
+    const grpc::Status st = stub_->DropCollection(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "collection" + says);
+  }
+  EXPECT_EQ(Describe("utf8").staged_count(), 2);
+  v1::ListSimilarityCollectionsResponse listed;
+  ASSERT_TRUE(
+      stub_->ListCollections(Ctx().get(), v1::ListSimilarityCollectionsRequest(), &listed).ok());
+  bool found = false;
+  for (const auto& c : listed.collections()) found |= c.config().name() == "utf8";
+  EXPECT_TRUE(found);
 }
 
 // CreateCollection, Publish and Evaluate run on threads of their own, at

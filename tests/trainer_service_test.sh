@@ -75,6 +75,11 @@ expect_refused NOT_FOUND "spec.train.interactions: no such file" submit --intera
 # string does not): refused naming the field, not a bare UNIMPLEMENTED.
 expect_refused INVALID_ARGUMENT "spec.train.interactions: expected valid UTF-8, got '" \
   submit --interactions="$T/caf"$'\xe9'".tsv" --text_cache="$T/data/text_states.safetensors"
+# ListJobs is read raw as well: a page token that is not UTF-8 names the
+# field (it was UNIMPLEMENTED with no message), a foreign one says what it wants.
+expect_refused INVALID_ARGUMENT "page_token: expected valid UTF-8, got 'x\xe9'" \
+  jobs --page_token="x"$'\xe9'
+expect_refused INVALID_ARGUMENT "page_token" jobs --page_token=nonsense
 expect_refused INVALID_ARGUMENT "spec.device" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --device=cuda:0
 expect_refused INVALID_ARGUMENT "spec.train.text_cache" submit --interactions="$T/data/users.tsv" \

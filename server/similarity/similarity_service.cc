@@ -83,6 +83,26 @@ grpc::ServerUnaryReactor* RawUnary(grpc::CallbackServerContext* ctx, const char*
   return Unary(ctx, method, [&] { return HandleRaw<Request, Response>(*in, out, work); });
 }
 
+// LongUnary registered raw: the request is parsed on the callback thread
+// (a name that is not UTF-8 is INVALID_ARGUMENT naming the field, nothing
+// started), the work runs on its own thread and its response is serialized
+// there.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RawLongUnary(grpc::CallbackServerContext* ctx, const char* method,
+                                       CallSlots* slots, const grpc::ByteBuffer* in,
+                                       grpc::ByteBuffer* out,
+                                       std::function<absl::Status(const Request&, Response*)> work) {
+  auto request = std::make_shared<Request>();
+  if (absl::Status parsed = ParseRequest(*in, request.get()); !parsed.ok()) {
+    return Unary(ctx, method, [&] { return parsed; });
+  }
+  return LongUnary(ctx, method, slots, [request, out, work = std::move(work)]() -> absl::Status {
+    Response response;
+    if (absl::Status done = work(*request, &response); !done.ok()) return done;
+    return SerializeResponse(response, out);
+  });
+}
+
 int Entries(const v1::IndexExamplesRequest& r) { return r.examples_size(); }
 int Entries(const v1::IndexImagesRequest& r) { return r.cases_size(); }
 
@@ -181,44 +201,58 @@ class IndexReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* SimilarityService::CreateCollection(
-    grpc::CallbackServerContext* ctx, const v1::CreateSimilarityCollectionRequest* request,
-    v1::CreateSimilarityCollectionResponse* response) {
-  return LongUnary(ctx, "CreateCollection", &long_calls_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->CreateCollection(request->config());
-    if (!info.ok()) return info.status();
-    *response->mutable_info() = std::move(*info);
-    return absl::OkStatus();
-  });  // loading a backbone takes seconds
+grpc::ServerUnaryReactor* SimilarityService::CreateCollection(grpc::CallbackServerContext* ctx,
+                                                               const grpc::ByteBuffer* request,
+                                                               grpc::ByteBuffer* response) {
+  using Request = v1::CreateSimilarityCollectionRequest;
+  using Response = v1::CreateSimilarityCollectionResponse;
+  return RawLongUnary<Request, Response>(
+      ctx, "CreateCollection", &long_calls_, request, response,
+      [this](const Request& r, Response* out) -> absl::Status {
+        absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->CreateCollection(r.config());
+        if (!info.ok()) return info.status();
+        *out->mutable_info() = std::move(*info);
+        return absl::OkStatus();
+      });  // loading a backbone takes seconds
 }
 
 grpc::ServerUnaryReactor* SimilarityService::DescribeCollection(
-    grpc::CallbackServerContext* ctx, const v1::DescribeSimilarityCollectionRequest* request,
-    v1::DescribeSimilarityCollectionResponse* response) {
-  return Unary(ctx, "DescribeCollection", [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->Describe(request->collection());
-    if (!info.ok()) return info.status();
-    *response->mutable_info() = std::move(*info);
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  using Request = v1::DescribeSimilarityCollectionRequest;
+  using Response = v1::DescribeSimilarityCollectionResponse;
+  return RawUnary<Request, Response>(
+      ctx, "DescribeCollection", request, response,
+      [this](const Request& r, Response* out) -> absl::Status {
+        absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->Describe(r.collection());
+        if (!info.ok()) return info.status();
+        *out->mutable_info() = std::move(*info);
+        return absl::OkStatus();
+      });
 }
 
-grpc::ServerUnaryReactor* SimilarityService::ListCollections(
-    grpc::CallbackServerContext* ctx, const v1::ListSimilarityCollectionsRequest*,
-    v1::ListSimilarityCollectionsResponse* response) {
-  return Unary(ctx, "ListCollections", [this, response]() -> absl::Status {
-    for (v1::SimilarityCollectionInfo& info : store_->List()) {
-      *response->add_collections() = std::move(info);
-    }
-    return absl::OkStatus();
-  });
+grpc::ServerUnaryReactor* SimilarityService::ListCollections(grpc::CallbackServerContext* ctx,
+                                                              const grpc::ByteBuffer* request,
+                                                              grpc::ByteBuffer* response) {
+  using Request = v1::ListSimilarityCollectionsRequest;
+  using Response = v1::ListSimilarityCollectionsResponse;
+  return RawUnary<Request, Response>(ctx, "ListCollections", request, response,
+                                     [this](const Request&, Response* out) -> absl::Status {
+                                       for (v1::SimilarityCollectionInfo& info : store_->List()) {
+                                         *out->add_collections() = std::move(info);
+                                       }
+                                       return absl::OkStatus();
+                                     });
 }
 
-grpc::ServerUnaryReactor* SimilarityService::DropCollection(
-    grpc::CallbackServerContext* ctx, const v1::DropSimilarityCollectionRequest* request,
-    v1::DropSimilarityCollectionResponse*) {
-  return Unary(ctx, "DropCollection",
-               [this, request]() { return store_->Drop(request->collection()); });
+grpc::ServerUnaryReactor* SimilarityService::DropCollection(grpc::CallbackServerContext* ctx,
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  using Request = v1::DropSimilarityCollectionRequest;
+  using Response = v1::DropSimilarityCollectionResponse;
+  return RawUnary<Request, Response>(
+      ctx, "DropCollection", request, response,
+      [this](const Request& r, Response*) { return store_->Drop(r.collection()); });
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* SimilarityService::IndexExamples(
@@ -242,15 +276,18 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* SimilarityService::IndexImages(
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext* ctx,
-                                                     const v1::PublishSimilarityRequest* request,
-                                                     v1::PublishSimilarityResponse* response) {
-  return LongUnary(ctx, "Publish", &long_calls_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::PublishSimilarityResponse> published =
-        store_->Publish(request->collection());
-    if (!published.ok()) return published.status();
-    *response = std::move(*published);
-    return absl::OkStatus();
-  });
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  using Request = v1::PublishSimilarityRequest;
+  using Response = v1::PublishSimilarityResponse;
+  return RawLongUnary<Request, Response>(
+      ctx, "Publish", &long_calls_, request, response,
+      [this](const Request& r, Response* out) -> absl::Status {
+        absl::StatusOr<Response> published = store_->Publish(r.collection());
+        if (!published.ok()) return published.status();
+        *out = std::move(*published);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::SelectExamples(grpc::CallbackServerContext* ctx,
@@ -276,14 +313,18 @@ grpc::ServerUnaryReactor* SimilarityService::SearchImages(grpc::CallbackServerCo
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Evaluate(grpc::CallbackServerContext* ctx,
-                                                      const v1::EvaluateRequest* request,
-                                                      v1::EvaluateResponse* response) {
-  return LongUnary(ctx, "Evaluate", &long_calls_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<v1::EvaluateResponse> r = store_->Evaluate(*request);
-    if (!r.ok()) return r.status();
-    *response = std::move(*r);
-    return absl::OkStatus();
-  });
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
+  using Request = v1::EvaluateRequest;
+  using Response = v1::EvaluateResponse;
+  return RawLongUnary<Request, Response>(
+      ctx, "Evaluate", &long_calls_, request, response,
+      [this](const Request& r, Response* out) -> absl::Status {
+        absl::StatusOr<Response> evaluated = store_->Evaluate(r);
+        if (!evaluated.ok()) return evaluated.status();
+        *out = std::move(*evaluated);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace similarity

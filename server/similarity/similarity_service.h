@@ -22,17 +22,25 @@
 namespace recsys {
 namespace similarity {
 
-// IndexExamples, IndexImages, SelectExamples and SearchImages carry callers'
-// text and are registered raw (common/raw_request.h): text that is not
-// UTF-8 gets INVALID_ARGUMENT naming the message and field. Typed, gRPC
-// 1.51 ended an index stream at such a message as if the client had
-// finished it: OK, with that message and every later one silently dropped.
-class SimilarityService final
-    : public v1::Similarity::WithRawCallbackMethod_IndexExamples<
-          v1::Similarity::WithRawCallbackMethod_IndexImages<
-              v1::Similarity::WithRawCallbackMethod_SelectExamples<
-                  v1::Similarity::WithRawCallbackMethod_SearchImages<
-                      v1::Similarity::CallbackService>>>> {
+// Every method is registered raw (common/raw_request.h): text that is not
+// UTF-8 (a source sentence, a collection name) gets INVALID_ARGUMENT naming
+// the message and field. Typed, gRPC 1.51 ended an index stream at such a
+// message as if the client had finished it: OK, with that message and
+// every later one silently dropped; a unary call got UNIMPLEMENTED with no
+// message.
+using RawSimilarityService = v1::Similarity::WithRawCallbackMethod_CreateCollection<
+    v1::Similarity::WithRawCallbackMethod_DescribeCollection<
+        v1::Similarity::WithRawCallbackMethod_ListCollections<
+            v1::Similarity::WithRawCallbackMethod_DropCollection<
+                v1::Similarity::WithRawCallbackMethod_IndexExamples<
+                    v1::Similarity::WithRawCallbackMethod_IndexImages<
+                        v1::Similarity::WithRawCallbackMethod_Publish<
+                            v1::Similarity::WithRawCallbackMethod_SelectExamples<
+                                v1::Similarity::WithRawCallbackMethod_SearchImages<
+                                    v1::Similarity::WithRawCallbackMethod_Evaluate<
+                                        v1::Similarity::CallbackService>>>>>>>>>>;
+
+class SimilarityService final : public RawSimilarityService {
  public:
   // At most `max_long_calls` CreateCollection, Publish and Evaluate calls
   // (each on a thread of its own) run at once; more are RESOURCE_EXHAUSTED.
@@ -40,17 +48,17 @@ class SimilarityService final
       : store_(store), long_calls_(max_long_calls) {}
 
   grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* ctx,
-                                             const v1::CreateSimilarityCollectionRequest* request,
-                                             v1::CreateSimilarityCollectionResponse* response) override;
-  grpc::ServerUnaryReactor* DescribeCollection(
-      grpc::CallbackServerContext* ctx, const v1::DescribeSimilarityCollectionRequest* request,
-      v1::DescribeSimilarityCollectionResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DescribeCollection(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListCollections(grpc::CallbackServerContext* ctx,
-                                            const v1::ListSimilarityCollectionsRequest* request,
-                                            v1::ListSimilarityCollectionsResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* ctx,
-                                           const v1::DropSimilarityCollectionRequest* request,
-                                           v1::DropSimilarityCollectionResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   // Raw: IndexExamplesRequest / IndexImagesRequest messages in, an
   // IndexResponse out.
   grpc::ServerReadReactor<grpc::ByteBuffer>* IndexExamples(grpc::CallbackServerContext* ctx,
@@ -58,8 +66,8 @@ class SimilarityService final
   grpc::ServerReadReactor<grpc::ByteBuffer>* IndexImages(grpc::CallbackServerContext* ctx,
                                                          grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
-                                    const v1::PublishSimilarityRequest* request,
-                                    v1::PublishSimilarityResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   // Raw: a SelectExamplesRequest / SearchImagesRequest in, its response out.
   grpc::ServerUnaryReactor* SelectExamples(grpc::CallbackServerContext* ctx,
                                            const grpc::ByteBuffer* request,
@@ -68,8 +76,8 @@ class SimilarityService final
                                          const grpc::ByteBuffer* request,
                                          grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* ctx,
-                                     const v1::EvaluateRequest* request,
-                                     v1::EvaluateResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
 
  private:
   SimilarityStore* const store_;

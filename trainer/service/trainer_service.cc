@@ -158,9 +158,15 @@ grpc::ServerUnaryReactor* TrainerService::GetJob(grpc::CallbackServerContext* co
 }
 
 grpc::ServerUnaryReactor* TrainerService::ListJobs(grpc::CallbackServerContext* context,
-                                                   const v1::ListJobsRequest* request,
-                                                   v1::ListJobsResponse* response) {
-  return Unary(context, "ListJobs", [&] { return Assign(jobs_->List(*request), response); });
+                                                   const grpc::ByteBuffer* raw_request,
+                                                   grpc::ByteBuffer* raw_response) {
+  return Unary(context, "ListJobs", [&] {
+    return HandleRaw<v1::ListJobsRequest, v1::ListJobsResponse>(
+        *raw_request, raw_response,
+        [&](const v1::ListJobsRequest& request, v1::ListJobsResponse* response) {
+          return Assign(jobs_->List(request), response);
+        });
+  });
 }
 
 grpc::ServerUnaryReactor* TrainerService::CancelJob(grpc::CallbackServerContext* context,

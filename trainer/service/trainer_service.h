@@ -18,7 +18,8 @@ namespace recsys {
 // (common/raw_request.h): a path that is not UTF-8 (a Latin-1 file name,
 // say) is INVALID_ARGUMENT naming it, not gRPC's bare UNIMPLEMENTED.
 class TrainerService final
-    : public v1::Trainer::WithRawCallbackMethod_SubmitJob<v1::Trainer::CallbackService> {
+    : public v1::Trainer::WithRawCallbackMethod_SubmitJob<
+          v1::Trainer::WithRawCallbackMethod_ListJobs<v1::Trainer::CallbackService>> {
  public:
   explicit TrainerService(JobManager* jobs) : jobs_(jobs) {}
 
@@ -28,9 +29,11 @@ class TrainerService final
                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const v1::GetJobRequest* request, v1::Job* response) override;
+  // Raw: a ListJobsRequest in (its page_token is the caller's string), a
+  // ListJobsResponse out.
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
-                                     const v1::ListJobsRequest* request,
-                                     v1::ListJobsResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
                                       const v1::CancelJobRequest* request,
                                       v1::Job* response) override;
