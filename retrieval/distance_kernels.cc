@@ -4,6 +4,8 @@
 #include <immintrin.h>
 #endif
 
+#include "common/cpu_features.h"
+
 namespace recsys {
 namespace retrieval {
 
@@ -335,11 +337,6 @@ float InnerProductInt8Avx2(const float* scaled_q, const int8_t* codes, int d) {
 float L2SquaredInt8Avx2(const float* q, const float* scale,
                         const int8_t* codes, int d) {
   return CompactAvx2<true>(q, Int8Row{codes, scale}, d);
-}
-
-bool HaveAvx2Fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 }  // namespace

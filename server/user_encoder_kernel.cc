@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/cpu_features.h"
 #include "model/nn/user_encoder.h"
 
 namespace recsys {
@@ -119,10 +120,6 @@ __attribute__((target("avx2,fma"))) void GeluAvx2(float* x, int64_t n) {
   GeluPortable(x + i, n - i);
 }
 
-bool HaveAvx2Fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 #endif
 
 void Gelu(float* x, int64_t n) {
