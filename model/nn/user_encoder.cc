@@ -1,10 +1,10 @@
 #include "model/nn/user_encoder.h"
 
-#include "model/nn/fused_block.h"
-
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "model/nn/fused_block.h"
 
 namespace recsys {
 
