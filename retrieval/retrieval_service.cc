@@ -381,9 +381,8 @@ grpc::ServerUnaryReactor* RetrievalService::ListCollections(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::ListCollectionsRequest, pb::ListCollectionsResponse>(
       ctx, raw_req, raw_resp, "ListCollections",
-      [&](const pb::ListCollectionsRequest& request, pb::ListCollectionsResponse* resp,
+      [&](const pb::ListCollectionsRequest&, pb::ListCollectionsResponse* resp,
           CallRecord&) -> absl::Status {
-    const pb::ListCollectionsRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     for (const auto& c : s->List()) ToProto(c->Status(), resp->add_collections());
     for (const auto& [name, error] : s->Failed()) {
