@@ -442,7 +442,7 @@ TEST(CollectionHardeningTest, EveryByteFlipInMetadataIsRefused) {
     ASSERT_OK(c->Upsert(MakeEntries(20, 5, kDim, 3)));  // staged, unpublished
   }
   const std::string manifest = "versions/v00000000000000000013/MANIFEST.json";
-  for (const std::string file : {std::string("collection.json"),
+  for (const std::string& file : {std::string("collection.json"),
                                  std::string("LIVE"), manifest}) {
     const std::string path = dir + "/" + file;
     ASSERT_OK_AND_ASSIGN(const std::string original, ReadFileToString(path));
