@@ -1,5 +1,8 @@
 #include "model/nn/keyed_dropout.h"
 
+#include <cmath>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace recsys {
@@ -35,6 +38,33 @@ TEST(KeyedDropoutTest, KeepsAboutOneMinusPScaledAndDependsOnTheKey) {
   // Sites of one key draw different masks.
   const DropoutKey k{7, 0};
   EXPECT_FALSE(torch::equal(KeyedDropout(x, 0.1, k.Site(0)), KeyedDropout(x, 0.1, k.Site(1))));
+}
+
+// The mask element by element against its definition (keyed_dropout.h),
+// whichever path filled it (eight hashes at a time where the CPU has
+// AVX-512 DQ, one at a time otherwise), from shard starts inside a hash's
+// four elements, and over lengths that leave a tail.
+TEST(KeyedDropoutTest, MaskIsItsDefinitionElementByElement) {
+  constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+  for (double p : {0.1, 0.5, 0.9}) {
+    for (int64_t first_row : {0, 1, 3, 5, 77}) {
+      const int64_t row_size = 7, n = 4099;
+      const DropoutKey key{0xABCDEF0123ull, first_row};
+      std::vector<float> mask(n, -1.0f);
+      FillKeyedDropoutMask(p, key, row_size, n, mask.data());
+      const uint64_t threshold = static_cast<uint64_t>(std::llround((1.0 - p) * 65536.0));
+      const float kept = static_cast<float>(1.0 / (1.0 - p));
+      int64_t dropped = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint64_t g = static_cast<uint64_t>(first_row * row_size + i);
+        const uint64_t bits = (MixBits(key.key + ((g >> 2) + 1) * kGolden) >> (16 * (g & 3))) & 0xFFFF;
+        ASSERT_EQ(mask[i], bits < threshold ? kept : 0.0f) << "p " << p << " row " << first_row
+                                                           << " element " << i;
+        dropped += mask[i] == 0.0f;
+      }
+      EXPECT_NEAR(static_cast<double>(dropped) / n, p, 0.04);
+    }
+  }
 }
 
 TEST(KeyedDropoutTest, ZeroProbabilityIsTheIdentityAndGradientsFollowTheMask) {
