@@ -12,9 +12,9 @@
 // called with first_row = a gets exactly the rows a..b-1 of the mask the
 // whole tensor would get.
 //
-// The mask is made on the CPU (< 1 ns an element; 8 hashes at a time with
-// AVX-512 DQ, the same bits) and
-// moved to x's device; GPU training keeps LibTorch's own dropout.
+// The mask is made on the CPU (< 1 ns an element; eight hashes at a time
+// with AVX-512 DQ, the same bits) and moved to x's device; GPU training
+// keeps LibTorch's own dropout.
 // Thread-safety: pure functions, safe from any thread.
 #ifndef RECSYS_MODEL_NN_KEYED_DROPOUT_H_
 #define RECSYS_MODEL_NN_KEYED_DROPOUT_H_
