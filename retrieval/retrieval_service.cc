@@ -342,11 +342,10 @@ grpc::ServerUnaryReactor* RetrievalService::CreateCollection(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::CreateCollectionRequest, pb::CreateCollectionResponse>(
       ctx, raw_req, raw_resp, "CreateCollection",
-      [&](const pb::CreateCollectionRequest& request, pb::CreateCollectionResponse* resp,
+      [&](const pb::CreateCollectionRequest& req, pb::CreateCollectionResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::CreateCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
-    ASSIGN_OR_RETURN(CollectionConfig config, FromProto(req->config()));
+    ASSIGN_OR_RETURN(CollectionConfig config, FromProto(req.config()));
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Create(config));
     rec.SetLabel(kCollectionLabel, config.name);
     ToProto(c->Status(), resp->mutable_info());
@@ -359,18 +358,17 @@ grpc::ServerUnaryReactor* RetrievalService::DescribeCollection(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::DescribeCollectionRequest, pb::DescribeCollectionResponse>(
       ctx, raw_req, raw_resp, "DescribeCollection",
-      [&](const pb::DescribeCollectionRequest& request, pb::DescribeCollectionResponse* resp,
+      [&](const pb::DescribeCollectionRequest& req, pb::DescribeCollectionResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::DescribeCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
     auto failed = s->Failed();
-    if (auto it = failed.find(req->collection()); it != failed.end()) {
-      rec.SetLabel(kCollectionLabel, req->collection());
+    if (auto it = failed.find(req.collection()); it != failed.end()) {
+      rec.SetLabel(kCollectionLabel, req.collection());
       FailedToProto(it->first, it->second, resp->mutable_info());
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Get(req->collection()));
-    rec.SetLabel(kCollectionLabel, req->collection());
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, s->Get(req.collection()));
+    rec.SetLabel(kCollectionLabel, req.collection());
     ToProto(c->Status(), resp->mutable_info());
     return absl::OkStatus();
   });
@@ -397,11 +395,10 @@ grpc::ServerUnaryReactor* RetrievalService::DropCollection(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::DropCollectionRequest, pb::DropCollectionResponse>(
       ctx, raw_req, raw_resp, "DropCollection",
-      [&](const pb::DropCollectionRequest& request, pb::DropCollectionResponse* resp,
+      [&](const pb::DropCollectionRequest& req, pb::DropCollectionResponse* resp,
           CallRecord&) -> absl::Status {
-    const pb::DropCollectionRequest* req = &request;
     ASSIGN_OR_RETURN(CollectionStore * s, store());
-    return s->Drop(req->collection());
+    return s->Drop(req.collection());
   });
 }
 
@@ -525,12 +522,11 @@ grpc::ServerUnaryReactor* RetrievalService::Delete(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::DeleteRequest, pb::DeleteResponse>(
       ctx, raw_req, raw_resp, "Delete",
-      [&](const pb::DeleteRequest& request, pb::DeleteResponse* resp,
+      [&](const pb::DeleteRequest& req, pb::DeleteResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::DeleteRequest* req = &request;
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.SetLabel(kCollectionLabel, req->collection());
-    std::vector<std::string> keys(req->keys().begin(), req->keys().end());
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req.collection()));
+    rec.SetLabel(kCollectionLabel, req.collection());
+    std::vector<std::string> keys(req.keys().begin(), req.keys().end());
     ASSIGN_OR_RETURN(int64_t deleted, c->Delete(keys));
     resp->set_deleted(deleted);
     return absl::OkStatus();
@@ -542,23 +538,22 @@ grpc::ServerUnaryReactor* RetrievalService::Get(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::GetRequest, pb::GetResponse>(
       ctx, raw_req, raw_resp, "Get",
-      [&](const pb::GetRequest& request, pb::GetResponse* resp,
+      [&](const pb::GetRequest& req, pb::GetResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::GetRequest* req = &request;
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.SetLabel(kCollectionLabel, req->collection());
-    if (req->keys_size() > options_.max_exclude_keys) {
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req.collection()));
+    rec.SetLabel(kCollectionLabel, req.collection());
+    if (req.keys_size() > options_.max_exclude_keys) {
       return absl::InvalidArgumentError(absl::StrCat(
           "keys: expected at most ", options_.max_exclude_keys, ", got ",
-          req->keys_size()));
+          req.keys_size()));
     }
-    const std::vector<std::string> keys(req->keys().begin(),
-                                        req->keys().end());
+    const std::vector<std::string> keys(req.keys().begin(),
+                                        req.keys().end());
     RETURN_IF_ERROR(ValidateKeys(c->limits(), "keys", keys));
-    if (req->staged()) {
-      if (req->version() != 0) {
+    if (req.staged()) {
+      if (req.version() != 0) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "version: must be 0 with staged=true, got ", req->version()));
+            "version: must be 0 with staged=true, got ", req.version()));
       }
       std::vector<std::optional<Entry>> got = c->GetStaged(keys);
       for (size_t i = 0; i < keys.size(); ++i) {
@@ -567,22 +562,22 @@ grpc::ServerUnaryReactor* RetrievalService::Get(
           continue;
         }
         pb::Entry* e = resp->add_entries();
-        FillEntry(keys[i], got[i]->vector, req->include_vectors(), e);
+        FillEntry(keys[i], got[i]->vector, req.include_vectors(), e);
         e->mutable_payload()->insert(got[i]->payload.begin(),
                                      got[i]->payload.end());
       }
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(auto version, c->GetVersion(req->version()));
+    ASSIGN_OR_RETURN(auto version, c->GetVersion(req.version()));
     resp->set_version(version->version());
-    for (const std::string& key : req->keys()) {
+    for (const std::string& key : req.keys()) {
       std::optional<int64_t> id = version->Find(key);
       if (!id.has_value()) {
         resp->add_missing_keys(key);
         continue;
       }
       pb::Entry* e = resp->add_entries();
-      FillEntry(key, version->vector(*id), req->include_vectors(), e);
+      FillEntry(key, version->vector(*id), req.include_vectors(), e);
       PayloadToProto(*version, *id, e->mutable_payload());
     }
     return absl::OkStatus();
@@ -604,29 +599,28 @@ grpc::ServerUnaryReactor* RetrievalService::Publish(
     return reactor;
   };
   auto fail = [&](const absl::Status& s) { return finish(s); };
-  pb::PublishRequest request;
-  if (absl::Status parsed = ParseRequest(*raw_req, &request); !parsed.ok()) {
+  pb::PublishRequest req;
+  if (absl::Status parsed = ParseRequest(*raw_req, &req); !parsed.ok()) {
     return fail(parsed);
   }
-  const pb::PublishRequest* req = &request;
-  if (req->version() < 0) {
+  if (req.version() < 0) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "version: expected 0 (next) or a positive number, got ",
-        req->version())));
+        req.version())));
   }
-  auto c = Lookup(req->collection());
+  auto c = Lookup(req.collection());
   if (!c.ok()) return fail(c.status());
-  record->SetLabel(kCollectionLabel, req->collection());
+  record->SetLabel(kCollectionLabel, req.collection());
   Collection::PublishCallback done;
-  if (req->wait()) {
+  if (req.wait()) {
     done = [finish, resp](absl::StatusOr<VersionStatus> r) {
       if (r.ok()) ToProto(*r, resp->mutable_version());
       finish(r.status());
     };
   }
-  absl::StatusOr<VersionStatus> started = (*c)->Publish(req->version(), done);
+  absl::StatusOr<VersionStatus> started = (*c)->Publish(req.version(), done);
   if (!started.ok()) return fail(started.status());
-  if (!req->wait()) {
+  if (!req.wait()) {
     ToProto(*started, resp->mutable_version());
     return fail(absl::OkStatus());
   }
@@ -638,12 +632,11 @@ grpc::ServerUnaryReactor* RetrievalService::Rollback(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::RollbackRequest, pb::RollbackResponse>(
       ctx, raw_req, raw_resp, "Rollback",
-      [&](const pb::RollbackRequest& request, pb::RollbackResponse* resp,
+      [&](const pb::RollbackRequest& req, pb::RollbackResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::RollbackRequest* req = &request;
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.SetLabel(kCollectionLabel, req->collection());
-    ASSIGN_OR_RETURN(VersionStatus v, c->Rollback(req->version()));
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req.collection()));
+    rec.SetLabel(kCollectionLabel, req.collection());
+    ASSIGN_OR_RETURN(VersionStatus v, c->Rollback(req.version()));
     ToProto(v, resp->mutable_version());
     return absl::OkStatus();
   });
@@ -654,11 +647,10 @@ grpc::ServerUnaryReactor* RetrievalService::ListVersions(
     grpc::ByteBuffer* raw_resp) {
   return RawUnary<pb::ListVersionsRequest, pb::ListVersionsResponse>(
       ctx, raw_req, raw_resp, "ListVersions",
-      [&](const pb::ListVersionsRequest& request, pb::ListVersionsResponse* resp,
+      [&](const pb::ListVersionsRequest& req, pb::ListVersionsResponse* resp,
           CallRecord& rec) -> absl::Status {
-    const pb::ListVersionsRequest* req = &request;
-    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req->collection()));
-    rec.SetLabel(kCollectionLabel, req->collection());
+    ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, Lookup(req.collection()));
+    rec.SetLabel(kCollectionLabel, req.collection());
     const CollectionStatus st = c->Status();
     resp->set_live_version(st.live_version);
     for (const VersionStatus& v : st.versions) ToProto(v, resp->add_versions());

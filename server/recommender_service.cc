@@ -154,6 +154,14 @@ struct RawCall {
     reactor->Finish(ToGrpcStatus(s));
   }
 
+  // Parses `in` into `request`; when it does not parse, finishes the call
+  // with why. Whether it parsed.
+  bool ParseOrFinish(const grpc::ByteBuffer& in) {
+    absl::Status parsed = ParseRequest(in, &request);
+    if (!parsed.ok()) Finish(parsed);
+    return parsed.ok();
+  }
+
   Request request;
   Response response;
   grpc::ServerUnaryReactor* const reactor;
@@ -480,10 +488,7 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
   auto raw = std::make_shared<RawCall<pb::RecommendRequest, pb::RecommendResponse>>(
       context, response, "Recommend");
   grpc::ServerUnaryReactor* reactor = raw->reactor;
-  if (absl::Status parsed = ParseRequest(*request, &raw->request); !parsed.ok()) {
-    raw->Finish(parsed);
-    return reactor;
-  }
+  if (!raw->ParseOrFinish(*request)) return reactor;
   auto call = std::make_shared<UserCall>();
   call->request = &raw->request;
   call->response = &raw->response;
@@ -560,10 +565,7 @@ grpc::ServerUnaryReactor* RecommenderService::SimilarItems(grpc::CallbackServerC
   auto finish = [raw](const absl::Status& s) { raw->Finish(s); };
   const pb::SimilarItemsRequest* request = &raw->request;
   pb::SimilarItemsResponse* response = &raw->response;
-  if (absl::Status parsed = ParseRequest(*raw_request, &raw->request); !parsed.ok()) {
-    finish(parsed);
-    return reactor;
-  }
+  if (!raw->ParseOrFinish(*raw_request)) return reactor;
   absl::Status valid = ValidateSimilarItemsRequest(*request, options_);
   if (!valid.ok()) {
     finish(valid);

@@ -165,7 +165,7 @@ void AttentionBackward(const Shape& s, const float* qkv, const float* probs,
 enum Saved {
   kX, kQkv, kProbs, kCtx, kZ1, kMean1, kRstd1, kY, kH1, kGd, kZ2, kMean2, kRstd2,
   kQkvW, kOutW, kLn1W, kLn1B, kFfn1W, kFfn2W, kLn2W, kLn2B,
-  kMask0, kMask1, kMask2, kMask3, kNumSaved
+  kMask0, kMask1, kMask2, kMask3
 };
 
 class FusedBlockFunction : public torch::autograd::Function<FusedBlockFunction> {

@@ -20,7 +20,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
  public:
   // params: kParamsPerBlock per block, in FusedSideBlock's order.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor h_in,
-                               at::TensorList params, double temperature) {
+                               at::TensorList params, std::vector<double> temperatures) {
     const torch::Tensor h = h_in.contiguous();
     const int64_t U = h.size(0), K = h.size(1), D = h.size(2);
     const float* hp = h.data_ptr<float>();
@@ -30,7 +30,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     for (int64_t i = 0; i < K; ++i) {
       const torch::Tensor* p = &params[i * kParamsPerBlock];
       const float w = p[0].item<float>();
-      const float g = 1.0f / (1.0f + std::exp(-w / static_cast<float>(temperature)));
+      const float g = 1.0f / (1.0f + std::exp(-w / static_cast<float>(temperatures[i])));
       gates[i] = g;
       torch::Tensor x = torch::empty({U, D}, torch::kFloat);
       torch::Tensor diff = torch::empty({U, D}, torch::kFloat);  // h_i - s_{i-1}
@@ -71,7 +71,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     for (const torch::Tensor& p : params) saved.push_back(p);
     ctx->save_for_backward(saved);
     ctx->saved_data["gates"] = gates;
-    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["temperatures"] = temperatures;
     ctx->saved_data["shape"] = std::vector<int64_t>{U, K, D};
     return s;
   }
@@ -79,7 +79,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list v = ctx->get_saved_variables();
     const std::vector<double> gates = ctx->saved_data["gates"].toDoubleVector();
-    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const std::vector<double> temperatures = ctx->saved_data["temperatures"].toDoubleVector();
     const std::vector<int64_t> shape = ctx->saved_data["shape"].toIntVector();
     const int64_t U = shape[0], K = shape[1], D = shape[2];
     const torch::Tensor* params = &v[3 * K];
@@ -115,7 +115,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
       const torch::Tensor dx = torch::addmm(ds, da, p[1]);  // residual + down's input
       const double g = gates[i];
       const double dg = torch::dot(dx.view(-1), diff.view(-1)).item<double>();
-      out[0] = torch::full({1}, dg * g * (1.0 - g) / temperature, torch::kFloat);
+      out[0] = torch::full({1}, dg * g * (1.0 - g) / temperatures[i], torch::kFloat);
       if (want_h) dh.select(1, i).copy_(dx * static_cast<float>(g));
       if (i > 0) ds = dx * static_cast<float>(1.0 - g);
     }
@@ -141,19 +141,21 @@ bool FusedIntraPathApplies(const torch::Tensor& h, const std::vector<FusedSideBl
 }
 
 torch::Tensor FusedIntraPathForward(const torch::Tensor& h,
-                                    const std::vector<FusedSideBlock>& blocks,
-                                    double temperature) {
+                                    const std::vector<FusedSideBlock>& blocks) {
   TORCH_CHECK(FusedIntraPathApplies(h, blocks),
               "fused intra-modal path: expects float CPU [U, K, D] with K = ", blocks.size(),
               " blocks, got ", h.sizes());
-  TORCH_CHECK(temperature > 0, "fused intra-modal path: temperature ", temperature, " <= 0");
   std::vector<torch::Tensor> params;
+  std::vector<double> temperatures;
   params.reserve(blocks.size() * kParamsPerBlock);
   for (const FusedSideBlock& b : blocks) {
+    TORCH_CHECK(b.temperature > 0, "fused intra-modal path: temperature ", b.temperature,
+                " <= 0");
     params.insert(params.end(),
                   {b.gate_weight, b.down_weight, b.down_bias, b.up_weight, b.up_bias});
+    temperatures.push_back(b.temperature);
   }
-  return FusedIntraPathFunction::apply(h, at::TensorList(params), temperature);
+  return FusedIntraPathFunction::apply(h, at::TensorList(params), temperatures);
 }
 
 }  // namespace recsys

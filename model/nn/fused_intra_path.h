@@ -27,6 +27,7 @@ namespace recsys {
 // One side block's parameters as the path's modules hold them.
 struct FusedSideBlock {
   torch::Tensor gate_weight;             // [1]
+  double temperature = 0.1;              // the gate's (GateOptions), > 0
   torch::Tensor down_weight, down_bias;  // [B, D], [B]
   torch::Tensor up_weight, up_bias;      // [D, B], [D]
 };
@@ -35,13 +36,11 @@ struct FusedSideBlock {
 // with K == blocks.size() >= 1, every parameter float CPU.
 bool FusedIntraPathApplies(const torch::Tensor& h, const std::vector<FusedSideBlock>& blocks);
 
-// IntraModalPathImpl::forward(h): [U, K, D] -> [U, D]. `temperature` is the
-// gates' (GateOptions). Gradients flow to every parameter and, when it
-// requires them, to h.
-// REQUIRES: FusedIntraPathApplies(h, blocks); temperature > 0.
+// IntraModalPathImpl::forward(h): [U, K, D] -> [U, D]. Gradients flow to
+// every parameter and, when it requires them, to h.
+// REQUIRES: FusedIntraPathApplies(h, blocks); every temperature > 0.
 torch::Tensor FusedIntraPathForward(const torch::Tensor& h,
-                                    const std::vector<FusedSideBlock>& blocks,
-                                    double temperature);
+                                    const std::vector<FusedSideBlock>& blocks);
 
 }  // namespace recsys
 

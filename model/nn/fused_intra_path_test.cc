@@ -82,7 +82,7 @@ TEST(FusedIntraPathTest, OnlyTrainingWithGradientsIsFused) {
   EXPECT_EQ(evaluated.grad_fn()->name().find("FusedIntraPathFunction"), std::string::npos);
   EXPECT_LT(MaxAbs(evaluated - trained), 1e-6f);
   EXPECT_FALSE(FusedIntraPathApplies(h.to(torch::kDouble), {}));
-  EXPECT_THROW(FusedIntraPathForward(h, {}, 0.1), c10::Error);
+  EXPECT_THROW(FusedIntraPathForward(h, {}), c10::Error);
 }
 
 }  // namespace

@@ -44,13 +44,11 @@ torch::Tensor IntraModalPathImpl::forward(const torch::Tensor& h) {
   if (is_training() && options_.fused_cpu_training() && torch::GradMode::is_enabled()) {
     std::vector<FusedSideBlock> fused;
     for (int64_t i = 0; i < options_.num_blocks(); ++i) {
-      if (gates[i]->temperature() != gates[0]->temperature()) break;  // one T per path
-      fused.push_back({gates[i]->weight, blocks_[i]->down()->weight, blocks_[i]->down()->bias,
-                       blocks_[i]->up()->weight, blocks_[i]->up()->bias});
+      fused.push_back({gates[i]->weight, gates[i]->temperature(), blocks_[i]->down()->weight,
+                       blocks_[i]->down()->bias, blocks_[i]->up()->weight,
+                       blocks_[i]->up()->bias});
     }
-    if (FusedIntraPathApplies(h, fused)) {
-      return FusedIntraPathForward(h, fused, gates[0]->temperature());
-    }
+    if (FusedIntraPathApplies(h, fused)) return FusedIntraPathForward(h, fused);
   }
   torch::Tensor s = torch::zeros({h.size(0), h.size(2)}, h.options());
   for (int64_t i = 0; i < options_.num_blocks(); ++i) {

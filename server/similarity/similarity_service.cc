@@ -12,6 +12,7 @@
 #include "common/call_metrics.h"
 #include "common/grpc_status.h"
 #include "common/raw_request.h"
+#include "common/status_macros.h"
 #include "common/user_input.h"
 
 namespace recsys {
@@ -98,7 +99,7 @@ grpc::ServerUnaryReactor* RawLongUnary(grpc::CallbackServerContext* ctx, const c
   }
   return LongUnary(ctx, method, slots, [request, out, work = std::move(work)]() -> absl::Status {
     Response response;
-    if (absl::Status done = work(*request, &response); !done.ok()) return done;
+    RETURN_IF_ERROR(work(*request, &response));
     return SerializeResponse(response, out);
   });
 }
@@ -209,9 +210,7 @@ grpc::ServerUnaryReactor* SimilarityService::CreateCollection(grpc::CallbackServ
   return RawLongUnary<Request, Response>(
       ctx, "CreateCollection", &long_calls_, request, response,
       [this](const Request& r, Response* out) -> absl::Status {
-        absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->CreateCollection(r.config());
-        if (!info.ok()) return info.status();
-        *out->mutable_info() = std::move(*info);
+        ASSIGN_OR_RETURN(*out->mutable_info(), store_->CreateCollection(r.config()));
         return absl::OkStatus();
       });  // loading a backbone takes seconds
 }
@@ -224,9 +223,7 @@ grpc::ServerUnaryReactor* SimilarityService::DescribeCollection(
   return RawUnary<Request, Response>(
       ctx, "DescribeCollection", request, response,
       [this](const Request& r, Response* out) -> absl::Status {
-        absl::StatusOr<v1::SimilarityCollectionInfo> info = store_->Describe(r.collection());
-        if (!info.ok()) return info.status();
-        *out->mutable_info() = std::move(*info);
+        ASSIGN_OR_RETURN(*out->mutable_info(), store_->Describe(r.collection()));
         return absl::OkStatus();
       });
 }
@@ -283,9 +280,7 @@ grpc::ServerUnaryReactor* SimilarityService::Publish(grpc::CallbackServerContext
   return RawLongUnary<Request, Response>(
       ctx, "Publish", &long_calls_, request, response,
       [this](const Request& r, Response* out) -> absl::Status {
-        absl::StatusOr<Response> published = store_->Publish(r.collection());
-        if (!published.ok()) return published.status();
-        *out = std::move(*published);
+        ASSIGN_OR_RETURN(*out, store_->Publish(r.collection()));
         return absl::OkStatus();
       });
 }
@@ -320,9 +315,7 @@ grpc::ServerUnaryReactor* SimilarityService::Evaluate(grpc::CallbackServerContex
   return RawLongUnary<Request, Response>(
       ctx, "Evaluate", &long_calls_, request, response,
       [this](const Request& r, Response* out) -> absl::Status {
-        absl::StatusOr<Response> evaluated = store_->Evaluate(r);
-        if (!evaluated.ok()) return evaluated.status();
-        *out = std::move(*evaluated);
+        ASSIGN_OR_RETURN(*out, store_->Evaluate(r));
         return absl::OkStatus();
       });
 }
