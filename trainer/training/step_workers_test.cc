@@ -32,6 +32,24 @@ TEST(StepWorkersTest, EveryShardRunsOncePerCallOnItsOwnThread) {
 
 // The shards really overlap: each waits (bounded) until all have started,
 // which only returns true when they run at the same time.
+// The hand-off paths: sleeping at once (spin 0), watching for a moment and
+// then sleeping (1 us: most calls find the workers asleep or falling
+// asleep), and the default watch. Every call runs every shard once and
+// returns after all of them, whichever path each hand-off took.
+TEST(StepWorkersTest, EveryHandOffPathRunsEachShardOnce) {
+  for (int spin_us : {0, 1, StepWorkers::kDefaultSpinMicros}) {
+    StepWorkers workers(3, /*serial=*/false, spin_us);
+    std::vector<std::atomic<int>> runs(3);
+    for (int call = 0; call < 2000; ++call) {
+      workers.Run([&](int s) { runs[s].fetch_add(1); });
+      for (int s = 0; s < 3; ++s) {
+        ASSERT_EQ(runs[s].load(), call + 1) << "spin " << spin_us << " us, call " << call
+                                            << ", shard " << s;
+      }
+    }
+  }
+}
+
 TEST(StepWorkersTest, ShardsRunConcurrently) {
   StepWorkers workers(2);
   std::atomic<int> started{0};

@@ -759,8 +759,8 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       // scaler backs off); the weights never see Inf.
       if (!s.scaler || s.scaler->UnscaleAndUpdate({s.flat_params[0].grad(),
                                                      s.flat_params[1].grad()})) {
-        if (s.workers) {
-          ShardedAdamStep(*s.optimizer, *s.workers);  // bit-identical to step()
+        if (s.device.is_cpu()) {
+          ShardedAdamStep(*s.optimizer, s.workers.get());  // step() in one pass
         } else {
           s.optimizer->step();
         }
