@@ -106,7 +106,6 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers) {
       }
     }
   }
-  torch::NoGradGuard no_grad;
   for (auto& group : adam.param_groups()) {
     auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
     for (const torch::Tensor& p : group.params()) {
@@ -145,7 +144,8 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers) {
     }
   }
   auto update = [&](int sh, int n) {
-    // Shard boundaries rounded down to multiples of 64 elements (cache lines).
+    // Near-equal ranges of the concatenation, rounded down to multiples of
+    // 64 elements (the results do not depend on where they fall).
     auto bound = [&](int i) { return i == n ? total : (total * i / n) / 64 * 64; };
     const int64_t lo = bound(sh), hi = bound(sh + 1);
     for (const Slot& slot : slots) {
