@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>  // before common/logging.h, which replaces its LOG
 
 #include "absl/flags/flag.h"
@@ -67,6 +69,10 @@ ABSL_FLAG(int, rounds, 1,
           "\"threads_summary\" gives each entry's best and median and the ratios of the bests");
 ABSL_FLAG(int, warmup_steps, 5, "steps before the timed ones");
 ABSL_FLAG(int, steps, 60, "timed steps per thread count");
+ABSL_FLAG(std::string, torch_profile, "",
+          "also record LibTorch's profiler over each measurement but Np (warm-up "
+          "included; it slows the step, so its figures are not the report's) into "
+          "PREFIX<spec>_r<round>.json, a Chrome trace (chrome://tracing, Perfetto)");
 ABSL_FLAG(std::string, epoch_threads, "1",
           "thread counts at which a whole epoch + validation is also timed (empty: none)");
 ABSL_FLAG(int, batch_size, 64, "training windows per step");
@@ -258,6 +264,17 @@ TrainerOptions BaseOptions() {
   return o;
 }
 
+// An epoch shorter than --warmup_steps + --steps never reaches the end
+// mark: an error naming both, not a negative time.
+absl::Status CheckTimedStepsRan(bool ran, int64_t epoch_steps) {
+  if (ran) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--warmup_steps=", absl::GetFlag(FLAGS_warmup_steps), " + --steps=",
+      absl::GetFlag(FLAGS_steps), " need that many steps in one epoch; this set's epoch has ",
+      epoch_steps, " at --batch_size=", absl::GetFlag(FLAGS_batch_size),
+      ": lower --steps, or use --rounds for more measurements"));
+}
+
 // Timed steps at `threads`: steps/s over the steps after the warm-up, and
 // the phases of those steps.
 struct ThreadSpec {
@@ -290,6 +307,7 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   std::vector<absl::Status> status(n);
   std::vector<double> loss(n, 0);
   std::vector<std::unique_ptr<Trainer>> trainers(n);
+  std::atomic<int64_t> epoch_steps{0};
   for (int i = 0; i < n; ++i) {
     TrainerOptions o = BaseOptions();
     o.num_threads = 1;
@@ -297,6 +315,7 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
     o.max_steps_per_epoch = warmup + steps;
     o.on_progress = [&, i](const TrainProgress& p) {
       if (p.finished_epoch != nullptr) return absl::OkStatus();
+      epoch_steps = p.steps;
       if (p.step == warmup) {
         std::unique_lock<std::mutex> lock(mu);
         if (++arrived == n) {
@@ -329,6 +348,9 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   for (auto& th : threads) th.join();
   const double proc_cpu1 = ProcessCpuSeconds();
   for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+  for (const Clock::time_point& e : end) {
+    RETURN_IF_ERROR(CheckTimedStepsRan(e != Clock::time_point(), epoch_steps));
+  }
   Clock::time_point last = start;
   nlohmann::json each = nlohmann::json::array();
   for (int i = 0; i < n; ++i) {
@@ -354,10 +376,12 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
 }
 
 absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
-                                            const ItemStateStore& store, const ThreadSpec& t) {
+                                            const ItemStateStore& store, const ThreadSpec& t,
+                                            const std::string& profile_path) {
   const int threads = t.threads;
   const int warmup = absl::GetFlag(FLAGS_warmup_steps);
   const int steps = absl::GetFlag(FLAGS_steps);
+  int64_t epoch_steps = 0;
   TrainerOptions o = BaseOptions();
   o.num_threads = threads;
   o.shard_steps = t.shard_steps;
@@ -371,6 +395,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   // on_progress runs on the training thread: its CPU clock is the caller's.
   o.on_progress = [&](const TrainProgress& p) {
     if (p.finished_epoch != nullptr) return absl::OkStatus();
+    epoch_steps = p.steps;
     if (p.step == warmup) {
       t0 = Clock::now();
       p0 = self->phase_times();
@@ -388,7 +413,15 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(o, &data, &store));
   self = trainer.get();
   const double load_before = LoadAverage1();
-  ASSIGN_OR_RETURN(double loss, trainer->TrainEpoch(1));
+  double loss = 0;
+  {
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+    if (!profile_path.empty()) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+    }
+    ASSIGN_OR_RETURN(loss, trainer->TrainEpoch(1));
+  }
+  RETURN_IF_ERROR(CheckTimedStepsRan(t1 != Clock::time_point(), epoch_steps));
   const double secs = std::chrono::duration<double>(t1 - t0).count();
   nlohmann::json j;
   j["threads"] = threads;
@@ -548,6 +581,12 @@ nlohmann::json ThreadsSummary(const std::vector<ThreadSpec>& specs, const nlohma
 }
 
 absl::Status Run() {
+  if (absl::GetFlag(FLAGS_warmup_steps) < 1 || absl::GetFlag(FLAGS_steps) < 1) {
+    // The timed window opens when step `warmup` reports (steps count from 1).
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--warmup_steps and --steps must be at least 1; got ", absl::GetFlag(FLAGS_warmup_steps),
+        " and ", absl::GetFlag(FLAGS_steps)));
+  }
   ASSIGN_OR_RETURN(Data d, PrepareData());
   ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
   ItemStateStore::Options so;
@@ -579,8 +618,12 @@ absl::Status Run() {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   for (int round = 0; round < rounds; ++round) {
     for (const ThreadSpec& t : specs) {
+      const std::string profile =
+          absl::GetFlag(FLAGS_torch_profile).empty() || t.independent
+              ? ""
+              : absl::StrCat(absl::GetFlag(FLAGS_torch_profile), t.label, "_r", round + 1, ".json");
       ASSIGN_OR_RETURN(nlohmann::json j, t.independent ? MeasureIndependent(data, *store, t)
-                                                       : MeasureSteps(data, *store, t));
+                                                       : MeasureSteps(data, *store, t, profile));
       j["round"] = round + 1;
       LOG(INFO) << "threads " << t.label << ": " << j.dump();
       steps.push_back(j);

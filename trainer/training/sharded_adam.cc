@@ -33,13 +33,14 @@ Key StateKey(const torch::Tensor& p) {
 // LibTorch's kernels cast a double scalar for a float tensor).
 struct Slot {
   float* param = nullptr;
-  const float* grad = nullptr;
+  float* grad = nullptr;  // zeroed after it is read when zero_grad
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;
   int64_t numel = 0;
   int64_t offset = 0;  // in the concatenation of every slot
   float beta1 = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0;
   float eps = 0, weight_decay = 0, bias_correction2_sqrt = 0, neg_step_size = 0;
+  bool zero_grad = false;
 };
 
 // Adam::step's element formula on elements [from, from + count) of `s`,
@@ -50,7 +51,7 @@ struct Slot {
 // shard boundary falls.
 void UpdateRange(const Slot& s, int64_t from, int64_t count) {
   float* p = s.param + from;
-  const float* g = s.grad + from;
+  float* g = s.grad + from;
   float* m = s.exp_avg + from;
   float* v = s.exp_avg_sq + from;
   int64_t i = 0;
@@ -63,6 +64,7 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
   for (; i + 4 <= count; i += 4) {
     const __m128 pi = _mm_loadu_ps(p + i);
     __m128 gi = _mm_loadu_ps(g + i);
+    if (s.zero_grad) _mm_storeu_ps(g + i, _mm_setzero_ps());
     if (decay) gi = _mm_add_ps(gi, _mm_mul_ps(wd, pi));
     const __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), beta1), _mm_mul_ps(c1, gi));
     const __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), beta2),
@@ -75,6 +77,7 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
 #endif
   for (; i < count; ++i) {
     float gi = g[i];
+    if (s.zero_grad) g[i] = 0.0f;
     if (s.weight_decay != 0) gi = gi + s.weight_decay * p[i];
     // Each product rounded on its own, as in the lanes above (the file is
     // built with -ffp-contract=off: no fused multiply-adds).
@@ -89,7 +92,7 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
 
 }  // namespace
 
-void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers) {
+void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad) {
   auto& state = adam.state();
   using Key = typename std::decay_t<decltype(state)>::key_type;
   std::vector<Slot> slots;
@@ -102,6 +105,7 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers) {
       if (o.amsgrad() || !p.device().is_cpu() || p.scalar_type() != torch::kFloat ||
           g.scalar_type() != torch::kFloat || !p.is_contiguous() || !g.is_contiguous()) {
         adam.step();
+        if (zero_grad) adam.zero_grad();
         return;
       }
     }
@@ -128,6 +132,7 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers) {
       slot.exp_avg_sq = s.exp_avg_sq().data_ptr<float>();
       slot.numel = p.numel();
       slot.offset = total;
+      slot.zero_grad = zero_grad;
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
       slot.beta1 = static_cast<float>(beta1);
       slot.one_minus_beta1 = static_cast<float>(1 - beta1);

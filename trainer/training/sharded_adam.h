@@ -28,8 +28,10 @@
 
 namespace recsys {
 
-// `workers`: nullptr updates everything on the calling thread.
-void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers);
+// `workers`: nullptr updates everything on the calling thread. `zero_grad`:
+// also zeroes each gradient in the same pass, after reading it (what
+// adam.zero_grad() would do next, without another pass over the buffers).
+void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad = false);
 
 }  // namespace recsys
 

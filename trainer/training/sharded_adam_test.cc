@@ -112,6 +112,30 @@ TEST(ShardedAdamTest, SameBitsForAnyNumberOfWorkers) {
   EXPECT_FALSE(torch::equal(alone.flats[0].detach(), MakeOptimizer().flats[0].detach()));
 }
 
+// zero_grad: the same update, bit for bit, and every gradient zero after
+// it (what the trainer's next step relies on instead of zero_grad()), at
+// any number of workers.
+TEST(ShardedAdamTest, ZeroesGradientsInTheSamePass) {
+  for (int shards : {0, 2, 3}) {
+    Optimizer plain = MakeOptimizer(), zeroing = MakeOptimizer();
+    std::unique_ptr<StepWorkers> workers;
+    if (shards > 0) workers = std::make_unique<StepWorkers>(shards);
+    for (int step = 0; step < 3; ++step) {
+      SetGradients(plain, step);
+      SetGradients(zeroing, step);
+      ShardedAdamStep(*plain.adam, workers.get());
+      ShardedAdamStep(*zeroing.adam, workers.get(), /*zero_grad=*/true);
+      for (int g = 0; g < 2; ++g) {
+        EXPECT_TRUE(torch::equal(plain.flats[g], zeroing.flats[g])) << shards << " workers";
+        EXPECT_TRUE(torch::equal(State(plain, g, true), State(zeroing, g, true)));
+        EXPECT_EQ(zeroing.flats[g].grad().count_nonzero().item<int64_t>(), 0)
+            << shards << " workers, step " << step << ", group " << g;
+        EXPECT_GT(plain.flats[g].grad().count_nonzero().item<int64_t>(), 0);
+      }
+    }
+  }
+}
+
 // A parameter the one-pass update does not take (double) goes to
 // adam.step(): the same bits as step() itself.
 TEST(ShardedAdamTest, OtherParametersFallBackToStep) {
@@ -129,9 +153,12 @@ TEST(ShardedAdamTest, OtherParametersFallBackToStep) {
     ref_p[0].mutable_grad() = grad.clone();
     our_p[0].mutable_grad() = grad.clone();
     ref->step();
-    ShardedAdamStep(*ours, &workers);
+    ShardedAdamStep(*ours, &workers, /*zero_grad=*/step == 2);
     ASSERT_TRUE(torch::equal(ref_p[0], our_p[0])) << "step " << step;
   }
+  // The fallback zeroes too when asked.
+  EXPECT_EQ(our_p[0].grad().count_nonzero().item<int64_t>(), 0);
+  EXPECT_GT(ref_p[0].grad().count_nonzero().item<int64_t>(), 0);
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
-#include <future>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -33,6 +32,7 @@
 #include "trainer/training/flat_parameters.h"
 #include "trainer/training/loss.h"
 #include "trainer/training/loss_scaler.h"
+#include "trainer/training/one_ahead.h"
 #include "trainer/training/sharded_adam.h"
 #include "trainer/training/step_workers.h"
 #include "trainer/training/torch_threads.h"
@@ -125,18 +125,47 @@ struct Batch {
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
   std::vector<uint8_t> excluded;     // [B * C]: candidate in the user's items
+  // Split CPU steps only, made on the batch thread (off the step's serial
+  // part): `items`, `candidates` as [U], [C] int64 tensors, and each
+  // candidate's log prior [C] (with popularity correction).
+  torch::Tensor items_tensor, candidates_tensor, candidate_prior;
 };
 
-int64_t LocalIndex(const std::vector<int64_t>& sorted, int64_t id) {
-  return std::lower_bound(sorted.begin(), sorted.end(), id) - sorted.begin();
-}
+// Per item id, its index in the batch being built (-1: not in it): two such
+// maps (the batch's items, its targets) make every lookup in MakeBatch one
+// load. Entries are reset after each batch, so it is reused from step to step.
+class LocalIndexMap {
+ public:
+  explicit LocalIndexMap(int64_t num_items) : local_(num_items, -1) {}
+  // Maps the sorted distinct ids `v` to 0..n-1; Clear() before the next Set.
+  void Set(const std::vector<int64_t>& v) {
+    for (size_t i = 0; i < v.size(); ++i) local_[v[i]] = static_cast<int32_t>(i);
+    set_ = &v;
+  }
+  void Clear() {
+    for (int64_t id : *set_) local_[id] = -1;
+    set_ = nullptr;
+  }
+  int32_t operator[](int64_t id) const { return local_[id]; }
+
+ private:
+  std::vector<int32_t> local_;
+  const std::vector<int64_t>* set_ = nullptr;
+};
+
+struct BatchScratch {
+  explicit BatchScratch(int64_t num_items) : item_local(num_items), target_local(num_items) {}
+  LocalIndexMap item_local, target_local;
+  std::vector<int64_t> targets;
+};
 
 Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
-                size_t begin, size_t end, int max_len) {
+                size_t begin, size_t end, int max_len, BatchScratch* scratch) {
   Batch b;
   b.rows = static_cast<int64_t>(end - begin);
   const int64_t L = max_len;
-  std::vector<int64_t> targets;
+  std::vector<int64_t>& targets = scratch->targets;
+  targets.clear();
   for (size_t i = begin; i < end; ++i) {
     const auto& w = split.train[order[i]].items;
     b.items.insert(b.items.end(), w.begin(), w.end());
@@ -148,7 +177,12 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
   targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   const int64_t u = static_cast<int64_t>(b.items.size());
   const int64_t c = static_cast<int64_t>(targets.size());
-  for (int64_t t : targets) b.candidates.push_back(LocalIndex(b.items, t));
+  LocalIndexMap& item_local = scratch->item_local;
+  LocalIndexMap& target_local = scratch->target_local;
+  item_local.Set(b.items);
+  target_local.Set(targets);
+  b.candidates.reserve(c);
+  for (int64_t t : targets) b.candidates.push_back(item_local[t]);
   // Pack: each window (n_in inputs) goes to the first row with room.
   std::vector<int64_t> n_in(b.rows), by_length(b.rows), row_of(b.rows), slot_of(b.rows);
   for (int64_t r = 0; r < b.rows; ++r) {
@@ -181,20 +215,23 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
     const int64_t base = row_of[r] * L + slot_of[r];
     for (int64_t t = 0; t < n_in[r]; ++t) {
       const int64_t flat = base + t;
-      b.seq_local[flat] = LocalIndex(b.items, w[t]);
+      b.seq_local[flat] = item_local[w[t]];
       b.valid[flat] = 1;
       b.slot_position[flat] = first + t;
       for (int64_t k = 0; k <= t; ++k) b.allowed[flat * L + slot_of[r] + k] = 1;
       b.positions.push_back(flat);
       b.position_row.push_back(r);
-      b.target.push_back(LocalIndex(targets, w[t + 1]));
+      b.target.push_back(target_local[w[t + 1]]);
     }
-    const auto& own = split.train_items_of_user[win.user];
-    for (int64_t j = 0; j < c; ++j) {
-      b.excluded[r * c + j] =
-          std::binary_search(own.begin(), own.end(), static_cast<int32_t>(targets[j]));
+    // The user's items among the candidates: one lookup per item.
+    uint8_t* excluded = b.excluded.data() + r * c;
+    for (int32_t item : split.train_items_of_user[win.user]) {
+      const int32_t j = target_local[item];
+      if (j >= 0) excluded[j] = 1;
     }
   }
+  item_local.Clear();
+  target_local.Clear();
   return b;
 }
 
@@ -264,7 +301,7 @@ struct ShardedStep {
   std::vector<int64_t> item_bounds;      // item chunk c: [b[c], b[c+1]) of the U items
   std::vector<torch::Tensor> item_out;   // chunk c's embeddings (graph: item tower)
   torch::Tensor emb;                     // leaf [U, d]: all chunks, detached
-  std::vector<torch::Tensor> loss_sum;   // per row shard: the sum of its positions' losses
+  std::vector<float> loss_sum;           // per row shard: the sum of its positions' losses
   int64_t positions = 0;                 // N, the divisor of the mean
 };
 
@@ -303,6 +340,15 @@ struct Trainer::State {
   bool keyed_dropout = false;
   // Set when steps are split over several threads (CPU, num_threads >= 2).
   std::unique_ptr<StepWorkers> workers;
+  // Whether every gradient is zero: the CPU's optimizer step zeroes them
+  // as it reads them, so the next step need not.
+  bool grads_zero = false;
+
+  // Before a step's first backward: zeroes the gradients unless they are.
+  void ZeroGradForBackward() {
+    if (!grads_zero) optimizer->zero_grad();
+    grads_zero = false;  // the backward about to run fills them
+  }
 
   // The item tower's inputs for `ids` (a [U] int64 tensor on `device` when
   // the tables are there; the same ids as a vector otherwise).
@@ -345,15 +391,14 @@ struct Trainer::State {
   //     once that sum's backward (scaled by 1 / N) into the encoder's
   //     gradients and `emb`'s. REQUIRES: gradients zeroed.
   // The loss is (sum over shards) / N. Returns it; the graphs stay in `g`.
-  absl::StatusOr<torch::Tensor> ShardedForward(const Batch& b, const DropoutKey& key,
-                                               PhaseClock* clock, ItemInputs* in,
-                                               ShardedStep* g) {
+  absl::StatusOr<double> ShardedForward(const Batch& b, const DropoutKey& key,
+                                        PhaseClock* clock, ItemInputs* in, ShardedStep* g) {
     const int n = workers->shards();
     const int64_t L = options.max_len, R = b.packed_rows;
     const int64_t u = static_cast<int64_t>(b.items.size());
     const bool dense = kind == ModelKind::kIisan && !state_tables.empty();
     if (dense) {
-      in->ids = LongTensor(b.items, device);
+      in->ids = b.items_tensor.defined() ? b.items_tensor : LongTensor(b.items, device);
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
     }
@@ -362,6 +407,9 @@ struct Trainer::State {
     g->item_bounds = SplitRange(u, kind == ModelKind::kSasrec ? 1 : n);
     g->item_bounds.resize(n + 1, u);
     g->item_out.assign(n, torch::Tensor());
+    // Each chunk writes its rows of the leaf `emb` (no concatenation on the
+    // caller); it requires grad once they are all in.
+    g->emb = torch::empty({u, network.embedding_dim}, torch::TensorOptions().device(device));
     workers->Run([&](int c) {
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
       if (count == 0) return;
@@ -372,22 +420,25 @@ struct Trainer::State {
                                      : in->states[m].narrow(0, from, count));
       }
       g->item_out[c] = model->EmbedItems(chunk);
+      TORCH_CHECK(g->item_out[c].sizes() == g->emb.narrow(0, from, count).sizes(),
+                  "item chunk ", c, ": embeddings ", g->item_out[c].sizes(), ", expected ",
+                  g->emb.narrow(0, from, count).sizes());
+      g->emb.narrow(0, from, count).copy_(g->item_out[c].detach());
     });
-    std::vector<torch::Tensor> parts;
-    for (const torch::Tensor& t : g->item_out) {
-      if (t.defined()) parts.push_back(t);
-    }
-    g->emb = torch::cat(parts).detach().requires_grad_(true);
+    g->emb.requires_grad_(true);
     clock->Lap(&phases.side_forward);
-    const torch::Tensor cand_local = LongTensor(b.candidates, device);
+    const torch::Tensor cand_local =
+        b.candidates_tensor.defined() ? b.candidates_tensor : LongTensor(b.candidates, device);
     torch::Tensor prior;
     if (options.popularity_correction) {
-      prior = log_prior.index_select(0, in->ids.index_select(0, cand_local));
+      prior = b.candidate_prior.defined()
+                  ? b.candidate_prior
+                  : log_prior.index_select(0, in->ids.index_select(0, cand_local));
     }
     const int64_t c = static_cast<int64_t>(b.candidates.size());
     const std::vector<int64_t> row_bounds = SplitRange(R, n);
     g->positions = static_cast<int64_t>(b.positions.size());
-    g->loss_sum.assign(n, torch::Tensor());
+    g->loss_sum.assign(n, 0.0f);
     const torch::Tensor scale =
         torch::full({}, 1.0 / static_cast<double>(g->positions), g->emb.options());
     workers->Run([&](int sh) {
@@ -419,19 +470,21 @@ struct Trainer::State {
       torch::Tensor queries = out.index_select(0, LongTensor(local, device));
       torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
                                    .index_select(0, LongTensor(user, device));
-      g->loss_sum[sh] = InBatchSoftmaxLoss(queries, g->emb.index_select(0, cand_local),
-                                           LongTensor(target, device), prior, excluded,
-                                           /*sum=*/true);
+      torch::Tensor loss_sum = InBatchSoftmaxLoss(queries, g->emb.index_select(0, cand_local),
+                                                  LongTensor(target, device), prior, excluded,
+                                                  /*sum=*/true);
       // Straight on into this shard's backward (one hand-off fewer); the
       // weights change only at the optimizer step, after the loss check.
-      g->loss_sum[sh].backward(scale);
+      // The shard's graph is freed here, in parallel, not on the caller.
+      loss_sum.backward(scale);
+      g->loss_sum[sh] = loss_sum.item<float>();
     });
-    torch::Tensor total;
-    for (const torch::Tensor& t : g->loss_sum) {
-      if (t.defined()) total = total.defined() ? total + t.detach() : t.detach();
-    }
+    // In float, shard by shard, then divided by N in float: the arithmetic
+    // of the tensor ops this replaces (a float tensor / a wrapped scalar).
+    float total = 0.0f;
+    for (float t : g->loss_sum) total += t;
     clock->Lap(&phases.user_encoder);
-    return total / static_cast<double>(g->positions);
+    return static_cast<double>(total / static_cast<float>(g->positions));
   }
 
   // Sharded step, backward (the encoder's ran in ShardedForward): each
@@ -447,6 +500,7 @@ struct Trainer::State {
       if (!g->item_out[c].defined()) return;
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
       g->item_out[c].backward(emb_grad.narrow(0, from, count));
+      g->item_out[c] = torch::Tensor();  // its graph freed here, in parallel
     });
   }
 
@@ -693,29 +747,44 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   double loss_sum = 0;
   int64_t done = 0;
   const int64_t L = s.options.max_len;
-  // The next step's batch (index work on the CPU) is built on another
-  // thread while this step computes.
-  auto make_batch = [&s, &order](int64_t step) {
+  // The next step's batch (index work on the CPU, and for split steps its
+  // index tensors) is built on another thread while this step computes.
+  BatchScratch scratch(s.data->num_items());
+  const bool split_on_cpu = s.workers != nullptr && s.device.is_cpu();
+  OneAhead<Batch> next([&s, &order, &scratch, split_on_cpu](int64_t step) {
     const size_t begin = step * s.options.batch_size;
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
-    return MakeBatch(s.split, order, begin, end, s.options.max_len);
-  };
-  std::future<Batch> next;
-  if (steps > 0) next = std::async(std::launch::async, make_batch, 0);
+    Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
+    if (split_on_cpu) {
+      b.items_tensor = LongTensor(b.items, s.device);
+      b.candidates_tensor = LongTensor(b.candidates, s.device);
+      if (s.options.popularity_correction) {
+        const float* log_prior = s.log_prior.data_ptr<float>();
+        b.candidate_prior = torch::empty({static_cast<int64_t>(b.candidates.size())});
+        float* prior = b.candidate_prior.data_ptr<float>();
+        for (size_t j = 0; j < b.candidates.size(); ++j) {
+          prior[j] = log_prior[b.items[b.candidates[j]]];
+        }
+      }
+    }
+    return b;
+  });
+  if (steps > 0) next.Start(0);
   try {
     for (int64_t step = 0; step < steps; ++step) {
       PhaseClock clock(s.device.is_cuda() && s.options.time_phases);
-      Batch b = next.get();
-      if (step + 1 < steps) next = std::async(std::launch::async, make_batch, step + 1);
+      Batch b = next.Take();
+      if (step + 1 < steps) next.Start(step + 1);
       const DropoutKey dropout_key{StepDropoutKey(s.options.seed, epoch, step), 0};
       torch::Tensor loss;
+      double l = 0;
       ShardedStep sharded;
       ItemInputs in;
       if (s.workers) {
         // Gather time counts in side_forward (the chunks gather their own),
         // the encoder's backward in user_encoder.
-        s.optimizer->zero_grad();
-        ASSIGN_OR_RETURN(loss, s.ShardedForward(b, dropout_key, &clock, &in, &sharded));
+        s.ZeroGradForBackward();  // the row shards run their backward in it
+        ASSIGN_OR_RETURN(l, s.ShardedForward(b, dropout_key, &clock, &in, &sharded));
       } else {
         ASSIGN_OR_RETURN(in, s.Inputs(b.items));
         clock.Lap(&s.phases.gather);
@@ -736,8 +805,8 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
         clock.Lap(&s.phases.user_encoder);
         loss = s.BatchLoss(b, in, emb, queries);
+        l = loss.item<double>();
       }
-      const double l = loss.item<double>();
       clock.Lap(&s.phases.loss);
       if (!std::isfinite(l)) {
         // Stop before the step: it would write NaN into every weight.
@@ -746,7 +815,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
             "learning rates (item_tower_lr %g, user_encoder_lr %g) and the input states",
             epoch, step + 1, steps, l, s.options.item_tower_lr, s.options.user_encoder_lr));
       }
-      if (!s.workers) s.optimizer->zero_grad();  // split steps: before their forward
+      if (!s.workers) s.ZeroGradForBackward();  // split steps: before their forward
       if (s.workers) {
         s.ShardedBackward(&sharded);
       } else if (s.scaler) {
@@ -760,7 +829,9 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
       if (!s.scaler || s.scaler->UnscaleAndUpdate({s.flat_params[0].grad(),
                                                      s.flat_params[1].grad()})) {
         if (s.device.is_cpu()) {
-          ShardedAdamStep(*s.optimizer, s.workers.get());  // step() in one pass
+          // step() and the next zero_grad() in one pass
+          ShardedAdamStep(*s.optimizer, s.workers.get(), /*zero_grad=*/true);
+          s.grads_zero = true;
         } else {
           s.optimizer->step();
         }
