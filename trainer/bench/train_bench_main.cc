@@ -72,7 +72,9 @@ ABSL_FLAG(int, steps, 60, "timed steps per thread count");
 ABSL_FLAG(std::string, torch_profile, "",
           "also record LibTorch's profiler over each measurement but Np (warm-up "
           "included; it slows the step, so its figures are not the report's) into "
-          "PREFIX<spec>_r<round>.json, a Chrome trace (chrome://tracing, Perfetto)");
+          "PREFIX<spec>_r<round>.json, a Chrome trace (chrome://tracing, Perfetto). It "
+          "records the thread it starts on: for a split step (N >= 2) shard 0 and the serial "
+          "part only; Ns runs every shard on that thread");
 ABSL_FLAG(std::string, epoch_threads, "1",
           "thread counts at which a whole epoch + validation is also timed (empty: none)");
 ABSL_FLAG(int, batch_size, 64, "training windows per step");
@@ -414,12 +416,23 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   self = trainer.get();
   const double load_before = LoadAverage1();
   double loss = 0;
+  std::ofstream profile_file;
+  if (!profile_path.empty()) {
+    profile_file.open(profile_path);
+    if (!profile_file) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--torch_profile: cannot write \"", profile_path, "\""));
+    }
+  }
   {
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     if (!profile_path.empty()) {
-      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_file);
     }
     ASSIGN_OR_RETURN(loss, trainer->TrainEpoch(1));
+  }  // the trace is written here
+  if (!profile_path.empty() && !profile_file.flush()) {
+    return absl::InternalError(absl::StrCat("--torch_profile: writing \"", profile_path, "\" failed"));
   }
   RETURN_IF_ERROR(CheckTimedStepsRan(t1 != Clock::time_point(), epoch_steps));
   const double secs = std::chrono::duration<double>(t1 - t0).count();

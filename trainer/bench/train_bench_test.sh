@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# train_bench on a tiny demo catalog (80 users: an epoch of 2 steps at batch
+# 64): a measurement that fits the epoch gives a positive step time and,
+# with --torch_profile, a Chrome trace; one that does not, or a zero warm-up,
+# is refused with the flags named (it used to report negative times).
+set -euo pipefail
+MAKE_DEMO="$1"
+BENCH="$2"
+DIR="${TEST_TMPDIR:-$(mktemp -d)}/bench"
+"$MAKE_DEMO" --out_dir="$DIR/data" --num_items=64 --num_users=80 --num_categories=2 \
+  --num_styles=2 --text_states=5 --text_hidden=16 --image_states=5 --image_hidden=8 > /dev/null
+common=(--interactions="$DIR/data/users.tsv" --text_cache="$DIR/data/text_states.safetensors"
+        --epoch_threads= --reference_script= --threads=1,2s)
+
+"$BENCH" "${common[@]}" --warmup_steps=1 --steps=1 --torch_profile="$DIR/prof_" \
+  --out="$DIR/report.json" > /dev/null 2> "$DIR/ok.log"
+python3 - "$DIR" <<'PY'
+import json, sys
+d = sys.argv[1]
+r = json.load(open(f"{d}/report.json"))
+assert [s["spec"] for s in r["steps"]] == ["1", "2s"], r["steps"]
+for s in r["steps"]:
+    assert s["ms_per_step"] > 0, s
+    assert s["timed_steps"] == 1, s
+for spec in ("1", "2s"):
+    trace = json.load(open(f"{d}/prof_{spec}_r1.json"))
+    names = {e.get("name") for e in trace if e.get("ph") == "X"}
+    assert "aten::addmm" in names or "aten::mm" in names, sorted(names)[:20]
+PY
+
+expect_refused() {
+  local want="$1"; shift
+  if "$BENCH" "$@" > /dev/null 2> "$DIR/err.log"; then
+    echo "accepted: $*"; exit 1
+  fi
+  grep -q -- "$want" "$DIR/err.log" || { echo "no '$want' in:"; cat "$DIR/err.log"; exit 1; }
+}
+expect_refused "this set's epoch has 2" "${common[@]}" --warmup_steps=1 --steps=5
+expect_refused "must be at least 1; got 0" "${common[@]}" --warmup_steps=0 --steps=1
+expect_refused "--torch_profile: cannot write" "${common[@]}" --warmup_steps=1 --steps=1 \
+  --torch_profile="$DIR/no/such/dir/p_"
+echo "ok"
