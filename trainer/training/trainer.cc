@@ -125,10 +125,18 @@ struct Batch {
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
   std::vector<uint8_t> excluded;     // [B * C]: candidate in the user's items
-  // Split CPU steps only, made on the batch thread (off the step's serial
-  // part): `items`, `candidates` as [U], [C] int64 tensors, and each
-  // candidate's log prior [C] (with popularity correction).
+  // Split CPU steps only, made on the batch thread (off the step): `items`,
+  // `candidates` as [U], [C] int64 tensors, each candidate's log prior [C]
+  // (with popularity correction), and each row shard's inputs.
   torch::Tensor items_tensor, candidates_tensor, candidate_prior;
+  struct RowShard {
+    int64_t first_row = 0, rows = 0;  // packed rows [first_row, first_row + rows)
+    torch::Tensor seq_index;          // [rows * L] rows of the padded `emb` (U: the zero row)
+    torch::Tensor valid, slot_position, allowed;  // [rows, L] bool, long; [rows, L, L] bool
+    torch::Tensor local, target;      // [P] its positions' slots (from its first), targets
+    torch::Tensor excluded;           // [P, C] per position: candidates among its user's items
+  };
+  std::vector<RowShard> row_shards;
 };
 
 // Per item id, its index in the batch being built (-1: not in it): two such
@@ -235,6 +243,58 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
   return b;
 }
 
+// Boundaries of `parts` near-equal ranges of [0, n): part i is
+// [b[i], b[i + 1]).
+std::vector<int64_t> SplitRange(int64_t n, int parts) {
+  std::vector<int64_t> b(parts + 1);
+  for (int i = 0; i <= parts; ++i) b[i] = n * i / parts;
+  return b;
+}
+
+// A contiguous slice [from, from + n) of a CPU vector as a tensor of its own.
+template <typename T>
+torch::Tensor Slice(const std::vector<T>& v, int64_t from, int64_t n, torch::Dtype dtype) {
+  return torch::from_blob(const_cast<T*>(v.data()) + from, {n}, dtype).clone();
+}
+
+// The inputs of `shards` row shards of a split CPU step (see ShardedForward).
+std::vector<Batch::RowShard> MakeRowShards(const Batch& b, int shards, int64_t L) {
+  const std::vector<int64_t> bounds = SplitRange(b.packed_rows, shards);
+  const int64_t c = static_cast<int64_t>(b.candidates.size());
+  std::vector<Batch::RowShard> out(shards);
+  for (int sh = 0; sh < shards; ++sh) {
+    Batch::RowShard& r = out[sh];
+    r.first_row = bounds[sh];
+    r.rows = bounds[sh + 1] - bounds[sh];
+    if (r.rows == 0) continue;
+    const int64_t slot0 = r.first_row * L, slots = r.rows * L;
+    r.seq_index = Slice(b.seq_local, slot0, slots, torch::kLong);
+    // uint8 0/1 and bool have the same bytes.
+    r.valid = Slice(b.valid, slot0, slots, torch::kUInt8).view(torch::kBool).view({r.rows, L});
+    r.slot_position = Slice(b.slot_position, slot0, slots, torch::kLong).view({r.rows, L});
+    r.allowed = Slice(b.allowed, slot0 * L, slots * L, torch::kUInt8)
+                    .view(torch::kBool)
+                    .view({r.rows, L, L});
+    std::vector<int64_t> local, target, user;
+    for (size_t i = 0; i < b.positions.size(); ++i) {
+      const int64_t flat = b.positions[i];
+      if (flat < slot0 || flat >= slot0 + slots) continue;
+      local.push_back(flat - slot0);
+      target.push_back(b.target[i]);
+      user.push_back(b.position_row[i]);
+    }
+    const int64_t p = static_cast<int64_t>(local.size());
+    r.local = Slice(local, 0, p, torch::kLong);
+    r.target = Slice(target, 0, p, torch::kLong);
+    r.excluded = torch::empty({p, c}, torch::kBool);
+    uint8_t* ex = reinterpret_cast<uint8_t*>(r.excluded.data_ptr<bool>());
+    for (int64_t i = 0; i < p; ++i) {
+      std::copy_n(b.excluded.data() + user[i] * c, c, ex + i * c);
+    }
+  }
+  return out;
+}
+
 // Puts the model in eval mode for its lifetime (no dropout), back to train
 // mode on every exit path.
 class EvalModeScope {
@@ -271,14 +331,6 @@ uint64_t StepDropoutKey(uint64_t seed, int epoch, int64_t step) {
                  static_cast<uint64_t>(step));
 }
 
-// Boundaries of `parts` near-equal ranges of [0, n): part i is
-// [b[i], b[i + 1]).
-std::vector<int64_t> SplitRange(int64_t n, int parts) {
-  std::vector<int64_t> b(parts + 1);
-  for (int i = 0; i <= parts; ++i) b[i] = n * i / parts;
-  return b;
-}
-
 // fn(i) for every i in [0, count): with `workers`, shards() of them at a
 // time in parallel (fn sets its own grad mode: it is per thread); without,
 // one after another on the caller.
@@ -300,16 +352,10 @@ void ForEachInParallel(StepWorkers* workers, int64_t count,
 struct ShardedStep {
   std::vector<int64_t> item_bounds;      // item chunk c: [b[c], b[c+1]) of the U items
   std::vector<torch::Tensor> item_out;   // chunk c's embeddings (graph: item tower)
-  torch::Tensor emb;                     // leaf [U, d]: all chunks, detached
+  torch::Tensor emb;                     // leaf [U + 1, d]: all chunks, detached; row U zero
   std::vector<float> loss_sum;           // per row shard: the sum of its positions' losses
   int64_t positions = 0;                 // N, the divisor of the mean
 };
-
-// A contiguous slice [from, from + n) of a CPU index vector as a tensor.
-template <typename T>
-torch::Tensor Slice(const std::vector<T>& v, int64_t from, int64_t n, torch::Dtype dtype) {
-  return torch::from_blob(const_cast<T*>(v.data()) + from, {n}, dtype).clone();
-}
 
 struct Trainer::State {
   TrainerOptions options;
@@ -394,11 +440,11 @@ struct Trainer::State {
   absl::StatusOr<double> ShardedForward(const Batch& b, const DropoutKey& key,
                                         PhaseClock* clock, ItemInputs* in, ShardedStep* g) {
     const int n = workers->shards();
-    const int64_t L = options.max_len, R = b.packed_rows;
+    const int64_t L = options.max_len;
     const int64_t u = static_cast<int64_t>(b.items.size());
     const bool dense = kind == ModelKind::kIisan && !state_tables.empty();
     if (dense) {
-      in->ids = b.items_tensor.defined() ? b.items_tensor : LongTensor(b.items, device);
+      in->ids = b.items_tensor;
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
     }
@@ -408,8 +454,10 @@ struct Trainer::State {
     g->item_bounds.resize(n + 1, u);
     g->item_out.assign(n, torch::Tensor());
     // Each chunk writes its rows of the leaf `emb` (no concatenation on the
-    // caller); it requires grad once they are all in.
-    g->emb = torch::empty({u, network.embedding_dim}, torch::TensorOptions().device(device));
+    // caller); it requires grad once they are all in. Row U stays zero: the
+    // empty slots' input (its gradient is never read).
+    g->emb = torch::empty({u + 1, network.embedding_dim}, torch::TensorOptions().device(device));
+    g->emb[u].zero_();
     workers->Run([&](int c) {
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
       if (count == 0) return;
@@ -427,52 +475,24 @@ struct Trainer::State {
     });
     g->emb.requires_grad_(true);
     clock->Lap(&phases.side_forward);
-    const torch::Tensor cand_local =
-        b.candidates_tensor.defined() ? b.candidates_tensor : LongTensor(b.candidates, device);
-    torch::Tensor prior;
-    if (options.popularity_correction) {
-      prior = b.candidate_prior.defined()
-                  ? b.candidate_prior
-                  : log_prior.index_select(0, in->ids.index_select(0, cand_local));
-    }
-    const int64_t c = static_cast<int64_t>(b.candidates.size());
-    const std::vector<int64_t> row_bounds = SplitRange(R, n);
+    const torch::Tensor& cand_local = b.candidates_tensor;
+    const torch::Tensor& prior = b.candidate_prior;  // undefined: no popularity correction
     g->positions = static_cast<int64_t>(b.positions.size());
     g->loss_sum.assign(n, 0.0f);
     const torch::Tensor scale =
         torch::full({}, 1.0 / static_cast<double>(g->positions), g->emb.options());
     workers->Run([&](int sh) {
-      const int64_t r0 = row_bounds[sh], rows = row_bounds[sh + 1] - r0;
-      if (rows == 0) return;
-      std::vector<int64_t> local, target, user;
-      for (size_t i = 0; i < b.positions.size(); ++i) {
-        const int64_t flat = b.positions[i];
-        if (flat < r0 * L || flat >= (r0 + rows) * L) continue;
-        local.push_back(flat - r0 * L);
-        target.push_back(b.target[i]);
-        user.push_back(b.position_row[i]);
-      }
-      if (local.empty()) return;
-      torch::Tensor table =
-          torch::cat({g->emb, torch::zeros({1, g->emb.size(1)}, g->emb.options())});
-      torch::Tensor seq = table.index_select(0, Slice(b.seq_local, r0 * L, rows * L, torch::kLong))
-                              .view({rows, L, -1});
-      torch::Tensor valid = Slice(b.valid, r0 * L, rows * L, torch::kUInt8)
-                                .to(torch::kBool).view({rows, L});
-      torch::Tensor positions = Slice(b.slot_position, r0 * L, rows * L, torch::kLong)
-                                    .view({rows, L});
-      torch::Tensor allowed = Slice(b.allowed, r0 * L * L, rows * L * L, torch::kUInt8)
-                                  .to(torch::kBool).view({rows, L, L});
-      const DropoutKey shard_key{key.key, r0};
+      const Batch::RowShard& r = b.row_shards[sh];
+      if (r.rows == 0 || r.local.numel() == 0) return;
+      torch::Tensor seq = g->emb.index_select(0, r.seq_index).view({r.rows, L, -1});
+      const DropoutKey shard_key{key.key, r.first_row};
       torch::Tensor out =
-          model->EncodeUsersPacked(seq, valid, positions, allowed, &shard_key)
-              .reshape({rows * L, -1});
-      torch::Tensor queries = out.index_select(0, LongTensor(local, device));
-      torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
-                                   .index_select(0, LongTensor(user, device));
-      torch::Tensor loss_sum = InBatchSoftmaxLoss(queries, g->emb.index_select(0, cand_local),
-                                                  LongTensor(target, device), prior, excluded,
-                                                  /*sum=*/true);
+          model->EncodeUsersPacked(seq, r.valid, r.slot_position, r.allowed, &shard_key)
+              .reshape({r.rows * L, -1});
+      torch::Tensor queries = out.index_select(0, r.local);
+      torch::Tensor cands = g->emb.index_select(0, cand_local);
+      torch::Tensor loss_sum =
+          InBatchSoftmaxLoss(queries, cands, r.target, prior, r.excluded, /*sum=*/true);
       // Straight on into this shard's backward (one hand-off fewer); the
       // weights change only at the optimizer step, after the loss check.
       // The shard's graph is freed here, in parallel, not on the caller.
@@ -756,6 +776,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
     if (split_on_cpu) {
+      b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
       b.items_tensor = LongTensor(b.items, s.device);
       b.candidates_tensor = LongTensor(b.candidates, s.device);
       if (s.options.popularity_correction) {
