@@ -125,10 +125,13 @@ struct Batch {
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
   std::vector<uint8_t> excluded;     // [B * C]: candidate in the user's items
-  // Split CPU steps only, made on the batch thread (off the step): `items`,
-  // `candidates` as [U], [C] int64 tensors, each candidate's log prior [C]
-  // (with popularity correction), and each row shard's inputs.
-  torch::Tensor items_tensor, candidates_tensor, candidate_prior;
+  // IISAN with dense state tables on the CPU: the item tower's inputs (ids
+  // and gathered states), made on the batch thread, off the step.
+  ItemInputs inputs;
+  // Split CPU steps only, also made there: `candidates` as a [C] int64
+  // tensor, each candidate's log prior [C] (with popularity correction),
+  // and each row shard's inputs.
+  torch::Tensor candidates_tensor, candidate_prior;
   struct RowShard {
     int64_t first_row = 0, rows = 0;  // packed rows [first_row, first_row + rows)
     torch::Tensor seq_index;          // [rows * L] rows of the padded `emb` (U: the zero row)
@@ -442,9 +445,8 @@ struct Trainer::State {
     const int n = workers->shards();
     const int64_t L = options.max_len;
     const int64_t u = static_cast<int64_t>(b.items.size());
-    const bool dense = kind == ModelKind::kIisan && !state_tables.empty();
-    if (dense) {
-      in->ids = b.items_tensor;
+    if (b.inputs.ids.defined()) {
+      *in = b.inputs;
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
     }
@@ -463,9 +465,8 @@ struct Trainer::State {
       if (count == 0) return;
       ItemInputs chunk;
       chunk.ids = in->ids.narrow(0, from, count);
-      for (size_t m = 0; m < (dense ? state_tables.size() : in->states.size()); ++m) {
-        chunk.states.push_back(dense ? state_tables[m].index_select(0, chunk.ids)
-                                     : in->states[m].narrow(0, from, count));
+      for (const torch::Tensor& states : in->states) {
+        chunk.states.push_back(states.narrow(0, from, count));
       }
       g->item_out[c] = model->EmbedItems(chunk);
       TORCH_CHECK(g->item_out[c].sizes() == g->emb.narrow(0, from, count).sizes(),
@@ -771,13 +772,20 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   // index tensors) is built on another thread while this step computes.
   BatchScratch scratch(s.data->num_items());
   const bool split_on_cpu = s.workers != nullptr && s.device.is_cpu();
-  OneAhead<Batch> next([&s, &order, &scratch, split_on_cpu](int64_t step) {
+  const bool gather_ahead =
+      s.kind == ModelKind::kIisan && !s.state_tables.empty() && s.device.is_cpu();
+  OneAhead<Batch> next([&s, &order, &scratch, split_on_cpu, gather_ahead](int64_t step) {
     const size_t begin = step * s.options.batch_size;
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
+    if (gather_ahead) {
+      b.inputs.ids = LongTensor(b.items, s.device);
+      for (const torch::Tensor& t : s.state_tables) {
+        b.inputs.states.push_back(t.index_select(0, b.inputs.ids));
+      }
+    }
     if (split_on_cpu) {
       b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
-      b.items_tensor = LongTensor(b.items, s.device);
       b.candidates_tensor = LongTensor(b.candidates, s.device);
       if (s.options.popularity_correction) {
         const float* log_prior = s.log_prior.data_ptr<float>();
@@ -807,7 +815,11 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         s.ZeroGradForBackward();  // the row shards run their backward in it
         ASSIGN_OR_RETURN(l, s.ShardedForward(b, dropout_key, &clock, &in, &sharded));
       } else {
-        ASSIGN_OR_RETURN(in, s.Inputs(b.items));
+        if (b.inputs.ids.defined()) {
+          in = b.inputs;  // gathered with the batch
+        } else {
+          ASSIGN_OR_RETURN(in, s.Inputs(b.items));
+        }
         clock.Lap(&s.phases.gather);
         AutocastScope autocast(s.amp);
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
