@@ -168,7 +168,7 @@ struct BatchScratch {
   explicit BatchScratch(int64_t num_items) : item_local(num_items), target_local(num_items) {}
   LocalIndexMap item_local, target_local;
   std::vector<int64_t> targets;
-  std::vector<std::vector<torch::Tensor>> state_buffers;  // per modality (GatherAhead)
+  std::vector<std::vector<torch::Tensor>> state_buffers;  // per modality (FreeRows)
 };
 
 // Rows [0, n) of a buffer shaped like `table`'s rows that no tensor but the
@@ -452,11 +452,13 @@ struct Trainer::State {
 
   // Sharded step, forward (CPU, `workers` set): the math of the
   // single-thread step, run as independent graphs on the workers:
-  //  1. item chunks in parallel: chunk c of the U distinct items gathers
-  //     its states and runs the side network; the chunks' outputs are
-  //     detached into one leaf `emb` [U, d];
+  //  1. item chunks in parallel: chunk c of the U distinct items runs the
+  //     side network on its rows of the batch's gathered states; the
+  //     chunks' outputs are detached into one leaf `emb` [U + 1, d] (row U:
+  //     zeros, what empty slots read);
   //  2. row shards in parallel: shard s takes packed rows [r_s, r_s+1)
-  //     (rows are independent), builds its input rows from `emb`, runs the
+  //     (rows are independent; its inputs come with the batch,
+  //     MakeRowShards), builds its input rows from `emb`, runs the
   //     user encoder (keyed dropout with first_row = r_s draws what the
   //     whole batch draws for those rows) and the sum of the losses of the
   //     positions in its rows against all the batch's candidates, then at
@@ -791,8 +793,9 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   double loss_sum = 0;
   int64_t done = 0;
   const int64_t L = s.options.max_len;
-  // The next step's batch (index work on the CPU, and for split steps its
-  // index tensors) is built on another thread while this step computes.
+  // The next step's batch is built on another thread while this step
+  // computes: the index work, and on the CPU the gather of IISAN's states
+  // and a split step's per-shard inputs.
   BatchScratch scratch(s.data->num_items());
   const bool split_on_cpu = s.workers != nullptr && s.device.is_cpu();
   const bool gather_ahead =
