@@ -151,7 +151,10 @@ tcli watch --job="$B" >"$T/watch_build.log" || { cat "$T/watch_build.log"; fail 
 
 # --- 4. kill -9 of the trainer mid-job, then resume.
 DATA="$T/big"
-RUN=(--epochs=3 --patience=5 --seed=7)
+# Enough epochs that the job is still running when the test, having seen
+# epoch 1 end, checks and kills it (with 3, a faster trainer sometimes
+# finished first): at least 6 run (patience 5).
+RUN=(--epochs=8 --patience=5 --seed=7)
 J3=$(submit "${RUN[@]}" --publish)
 wait_field "$J3" 'len(j.get("epochs", [])) >= 1' True 60
 [ "$(field "$J3" 'j["state"]')" = JOB_RUNNING ] || fail "job $J3 ended before the kill"
