@@ -416,23 +416,22 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   self = trainer.get();
   const double load_before = LoadAverage1();
   double loss = 0;
-  std::ofstream profile_file;
-  if (!profile_path.empty()) {
-    profile_file.open(profile_path);
+  if (profile_path.empty()) {
+    ASSIGN_OR_RETURN(loss, trainer->TrainEpoch(1));
+  } else {
+    std::ofstream profile_file(profile_path);
     if (!profile_file) {
       return absl::InvalidArgumentError(
           absl::StrCat("--torch_profile: cannot write \"", profile_path, "\""));
     }
-  }
-  {
-    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
-    if (!profile_path.empty()) {
-      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_file);
+    {
+      torch::autograd::profiler::RecordProfile profile(profile_file);
+      ASSIGN_OR_RETURN(loss, trainer->TrainEpoch(1));
+    }  // the trace is written here
+    if (!profile_file.flush()) {
+      return absl::InternalError(
+          absl::StrCat("--torch_profile: writing \"", profile_path, "\" failed"));
     }
-    ASSIGN_OR_RETURN(loss, trainer->TrainEpoch(1));
-  }  // the trace is written here
-  if (!profile_path.empty() && !profile_file.flush()) {
-    return absl::InternalError(absl::StrCat("--torch_profile: writing \"", profile_path, "\" failed"));
   }
   RETURN_IF_ERROR(CheckTimedStepsRan(t1 != Clock::time_point(), epoch_steps));
   const double secs = std::chrono::duration<double>(t1 - t0).count();

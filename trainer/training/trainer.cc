@@ -148,20 +148,17 @@ struct Batch {
 class LocalIndexMap {
  public:
   explicit LocalIndexMap(int64_t num_items) : local_(num_items, -1) {}
-  // Maps the sorted distinct ids `v` to 0..n-1; Clear() before the next Set.
+  // Maps the distinct ids `v` to 0..n-1; Clear(v) before the next Set.
   void Set(const std::vector<int64_t>& v) {
     for (size_t i = 0; i < v.size(); ++i) local_[v[i]] = static_cast<int32_t>(i);
-    set_ = &v;
   }
-  void Clear() {
-    for (int64_t id : *set_) local_[id] = -1;
-    set_ = nullptr;
+  void Clear(const std::vector<int64_t>& v) {
+    for (int64_t id : v) local_[id] = -1;
   }
   int32_t operator[](int64_t id) const { return local_[id]; }
 
  private:
   std::vector<int32_t> local_;
-  const std::vector<int64_t>* set_ = nullptr;
 };
 
 struct BatchScratch {
@@ -264,8 +261,8 @@ Batch MakeBatch(const LeaveOneOutSplit& split, const std::vector<size_t>& order,
       if (j >= 0) excluded[j] = 1;
     }
   }
-  item_local.Clear();
-  target_local.Clear();
+  item_local.Clear(b.items);
+  target_local.Clear(targets);
   return b;
 }
 
@@ -494,10 +491,10 @@ struct Trainer::State {
         chunk.states.push_back(states.narrow(0, from, count));
       }
       g->item_out[c] = model->EmbedItems(chunk);
-      TORCH_CHECK(g->item_out[c].sizes() == g->emb.narrow(0, from, count).sizes(),
-                  "item chunk ", c, ": embeddings ", g->item_out[c].sizes(), ", expected ",
-                  g->emb.narrow(0, from, count).sizes());
-      g->emb.narrow(0, from, count).copy_(g->item_out[c].detach());
+      torch::Tensor rows = g->emb.narrow(0, from, count);
+      TORCH_CHECK(g->item_out[c].sizes() == rows.sizes(), "item chunk ", c, ": embeddings ",
+                  g->item_out[c].sizes(), ", expected ", rows.sizes());
+      rows.copy_(g->item_out[c].detach());
     });
     g->emb.requires_grad_(true);
     clock->Lap(&phases.side_forward);
@@ -797,10 +794,10 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   // computes: the index work, and on the CPU the gather of IISAN's states
   // and a split step's per-shard inputs.
   BatchScratch scratch(s.data->num_items());
-  const bool split_on_cpu = s.workers != nullptr && s.device.is_cpu();
+  const bool split = s.workers != nullptr;  // split steps run on the CPU only
   const bool gather_ahead =
       s.kind == ModelKind::kIisan && !s.state_tables.empty() && s.device.is_cpu();
-  OneAhead<Batch> next([&s, &order, &scratch, split_on_cpu, gather_ahead](int64_t step) {
+  OneAhead<Batch> next([&s, &order, &scratch, split, gather_ahead](int64_t step) {
     const size_t begin = step * s.options.batch_size;
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
@@ -814,7 +811,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         b.inputs.states.push_back(rows);
       }
     }
-    if (split_on_cpu) {
+    if (split) {
       b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
       b.candidates_tensor = LongTensor(b.candidates, s.device);
       if (s.options.popularity_correction) {
