@@ -1,8 +1,12 @@
 #include "model/nn/fused_intra_path.h"
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
+#include "model/nn/cpu_matmul.h"
 #include "model/nn/float4.h"
+#include "model/nn/grad_sinks.h"
 
 namespace recsys {
 namespace {
@@ -16,11 +20,19 @@ bool FloatCpu(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat;
 }
 
+// The parameters' gradient sinks (grad_sinks.h), none or one per parameter
+// (undefined for the gates); a struct, so that autograd's apply() passes it
+// through as a non-tensor.
+struct ParamSinks {
+  std::vector<torch::Tensor> tensors;
+};
+
 class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFunction> {
  public:
   // params: kParamsPerBlock per block, in FusedSideBlock's order.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor h_in,
-                               at::TensorList params, std::vector<double> temperatures) {
+                               at::TensorList params, std::vector<double> temperatures,
+                               ParamSinks sinks) {
     const torch::Tensor h = h_in.contiguous();
     const int64_t U = h.size(0), K = h.size(1), D = h.size(2);
     const float* hp = h.data_ptr<float>();
@@ -62,8 +74,8 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
           dr[d] = hr[d] - sv;
         }
       }
-      torch::Tensor a = torch::addmm(p[2], x, p[1].t()).relu_();
-      s = torch::addmm(p[4], a, p[3].t()).add_(x);
+      torch::Tensor a = LinearRows(x, p[1], p[2]).relu_();
+      s = LinearRows(a, p[3], p[4]).add_(x);
       saved.push_back(x);
       saved.push_back(a);
       saved.push_back(diff);
@@ -73,6 +85,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     ctx->saved_data["gates"] = gates;
     ctx->saved_data["temperatures"] = temperatures;
     ctx->saved_data["shape"] = std::vector<int64_t>{U, K, D};
+    if (!sinks.tensors.empty()) ctx->saved_data["sinks"] = std::move(sinks.tensors);
     return s;
   }
 
@@ -84,7 +97,22 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     const int64_t U = shape[0], K = shape[1], D = shape[2];
     const torch::Tensor* params = &v[3 * K];
     const bool want_h = ctx->needs_input_grad(0);
-    variable_list grads(1 + K * kParamsPerBlock + 1);
+    variable_list grads(1 + K * kParamsPerBlock + 2);  // h, params, temperatures, sinks
+    // A weight's or bias's gradient: returned to autograd, or added into its
+    // sink (then it is not in the graph, and undefined is returned for it).
+    const std::vector<torch::Tensor> sinks = ctx->saved_data.count("sinks") != 0
+                                                 ? ctx->saved_data["sinks"].toTensorVector()
+                                                 : std::vector<torch::Tensor>();
+    auto product = [&sinks](int64_t param, const torch::Tensor& a, const torch::Tensor& b) {
+      if (sinks.empty()) return MatmulTransposeA(a, b);  // aᵀb
+      AddMatmulTransposeAInPlace(sinks[param], a, b);
+      return torch::Tensor();
+    };
+    auto tensor = [&sinks](int64_t param, torch::Tensor grad) {
+      if (sinks.empty()) return grad;
+      sinks[param].add_(grad);
+      return torch::Tensor();
+    };
     torch::Tensor dh = want_h ? torch::empty({U, K, D}, torch::kFloat) : torch::Tensor();
     torch::Tensor ds = grad_outputs[0].contiguous();
     for (int64_t i = K - 1; i >= 0; --i) {
@@ -93,10 +121,11 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
       const torch::Tensor& diff = v[3 * i + 2];
       const torch::Tensor* p = &params[i * kParamsPerBlock];
       torch::Tensor* out = &grads[1 + i * kParamsPerBlock];
-      out[3] = torch::mm(ds.t(), a);
-      out[4] = ds.sum(0);
+      const int64_t first = i * kParamsPerBlock;
+      out[3] = product(first + 3, ds, a);
+      out[4] = tensor(first + 4, ds.sum(0));
       // relu's backward: zero where its output was 0.
-      torch::Tensor da = torch::mm(ds, p[3]);
+      torch::Tensor da = Matmul(ds, p[3]);
       {
         float* dp = da.data_ptr<float>();
         const float* ap = a.data_ptr<float>();
@@ -110,9 +139,11 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
           if (ap[j] <= 0.0f) dp[j] = 0.0f;
         }
       }
-      out[1] = torch::mm(da.t(), x);
-      out[2] = da.sum(0);
-      const torch::Tensor dx = torch::addmm(ds, da, p[1]);  // residual + down's input
+      out[1] = product(first + 1, da, x);
+      out[2] = tensor(first + 2, da.sum(0));
+      // residual + down's input; into ds itself, except the caller's gradient
+      const torch::Tensor dx = i == K - 1 ? ds.clone() : ds;
+      AddMatmulInPlace(dx, da, p[1]);
       const double g = gates[i];
       const double dg = torch::dot(dx.view(-1), diff.view(-1)).item<double>();
       out[0] = torch::full({1}, dg * g * (1.0 - g) / temperatures[i], torch::kFloat);
@@ -155,7 +186,22 @@ torch::Tensor FusedIntraPathForward(const torch::Tensor& h,
                   {b.gate_weight, b.down_weight, b.down_bias, b.up_weight, b.up_bias});
     temperatures.push_back(b.temperature);
   }
-  return FusedIntraPathFunction::apply(h, at::TensorList(params), temperatures);
+  // The gates stay in the graph (a scalar each, through autograd): the
+  // node's backward runs even though h, the frozen states, needs no gradient.
+  bool gates_need_grad = true;
+  for (size_t i = 0; i < params.size(); i += kParamsPerBlock) {
+    gates_need_grad = gates_need_grad && params[i].requires_grad();
+  }
+  std::vector<torch::Tensor> sinkable = params;
+  for (size_t i = 0; i < sinkable.size(); i += kParamsPerBlock) sinkable[i] = torch::Tensor();
+  ParamSinks sinks{SinksFor(sinkable, gates_need_grad)};
+  if (!sinks.tensors.empty()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i % kParamsPerBlock != 0) params[i] = params[i].detach();  // to the sinks
+    }
+  }
+  return FusedIntraPathFunction::apply(h, at::TensorList(params), temperatures,
+                                       std::move(sinks));
 }
 
 }  // namespace recsys

@@ -34,6 +34,10 @@ Key StateKey(const torch::Tensor& p) {
 struct Slot {
   float* param = nullptr;
   float* grad = nullptr;  // zeroed after it is read when zero_grad
+  // More gradients to add to `grad` (in order; zeroed with it): `more`
+  // rows of `more_stride` floats, from the slot's offset in each row.
+  float* more = nullptr;
+  int64_t more_rows = 0, more_stride = 0;
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;
   int64_t numel = 0;
@@ -54,6 +58,7 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
   float* g = s.grad + from;
   float* m = s.exp_avg + from;
   float* v = s.exp_avg_sq + from;
+  float* more = s.more != nullptr ? s.more + from : nullptr;
   int64_t i = 0;
 #if defined(__SSE2__)
   const __m128 beta1 = _mm_set1_ps(s.beta1), c1 = _mm_set1_ps(s.one_minus_beta1);
@@ -65,6 +70,11 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
     const __m128 pi = _mm_loadu_ps(p + i);
     __m128 gi = _mm_loadu_ps(g + i);
     if (s.zero_grad) _mm_storeu_ps(g + i, _mm_setzero_ps());
+    for (int64_t r = 0; r < s.more_rows; ++r) {
+      float* row = more + r * s.more_stride + i;
+      gi = _mm_add_ps(gi, _mm_loadu_ps(row));
+      if (s.zero_grad) _mm_storeu_ps(row, _mm_setzero_ps());
+    }
     if (decay) gi = _mm_add_ps(gi, _mm_mul_ps(wd, pi));
     const __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), beta1), _mm_mul_ps(c1, gi));
     const __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), beta2),
@@ -78,6 +88,11 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
   for (; i < count; ++i) {
     float gi = g[i];
     if (s.zero_grad) g[i] = 0.0f;
+    for (int64_t r = 0; r < s.more_rows; ++r) {
+      float* row = more + r * s.more_stride + i;
+      gi = gi + *row;
+      if (s.zero_grad) *row = 0.0f;
+    }
     if (s.weight_decay != 0) gi = gi + s.weight_decay * p[i];
     // Each product rounded on its own, as in the lanes above (the file is
     // built with -ffp-contract=off: no fused multiply-adds).
@@ -92,27 +107,59 @@ void UpdateRange(const Slot& s, int64_t from, int64_t count) {
 
 }  // namespace
 
-void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad) {
+void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad,
+                     const std::vector<torch::Tensor>& more_grads) {
   auto& state = adam.state();
   using Key = typename std::decay_t<decltype(state)>::key_type;
   std::vector<Slot> slots;
   int64_t total = 0;
+  // more_grads[index] of each parameter, checked; undefined: none.
+  std::vector<torch::Tensor> more;
+  bool fast = true;
   for (auto& group : adam.param_groups()) {
     auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
     for (const torch::Tensor& p : group.params()) {
+      const size_t index = more.size();
+      more.push_back(index < more_grads.size() ? more_grads[index] : torch::Tensor());
       if (!p.grad().defined()) continue;
       const torch::Tensor& g = p.grad();
+      const torch::Tensor& m = more.back();
+      TORCH_CHECK(!m.defined() || (m.dim() == 2 && m.size(1) == p.numel() &&
+                                   m.scalar_type() == g.scalar_type() && m.is_contiguous()),
+                  "ShardedAdamStep: more_grads[", index, "] must be [rows, ", p.numel(),
+                  "] and contiguous like the gradient, got ", m.sizes());
       if (o.amsgrad() || !p.device().is_cpu() || p.scalar_type() != torch::kFloat ||
           g.scalar_type() != torch::kFloat || !p.is_contiguous() || !g.is_contiguous()) {
-        adam.step();
-        if (zero_grad) adam.zero_grad();
-        return;
+        fast = false;
       }
     }
   }
+  if (!fast) {
+    torch::NoGradGuard no_grad;
+    size_t index = 0;
+    for (auto& group : adam.param_groups()) {
+      for (torch::Tensor& p : group.params()) {
+        const torch::Tensor& m = more[index++];
+        if (!m.defined() || !p.grad().defined()) continue;
+        for (int64_t r = 0; r < m.size(0); ++r) p.mutable_grad().add_(m[r].view(p.sizes()));
+        if (zero_grad) m.zero_();
+      }
+    }
+    adam.step();
+    if (zero_grad) {
+      for (auto& group : adam.param_groups()) {
+        for (torch::Tensor& p : group.params()) {
+          if (p.grad().defined()) p.mutable_grad().zero_();
+        }
+      }
+    }
+    return;
+  }
+  size_t index = 0;
   for (auto& group : adam.param_groups()) {
     auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
     for (const torch::Tensor& p : group.params()) {
+      const torch::Tensor& m = more[index++];
       if (!p.grad().defined()) continue;
       const Key key = StateKey<Key>(p);
       auto it = state.find(key);
@@ -128,6 +175,11 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_g
       Slot slot;
       slot.param = p.data_ptr<float>();
       slot.grad = p.grad().data_ptr<float>();
+      if (m.defined() && m.size(0) > 0) {
+        slot.more = m.data_ptr<float>();
+        slot.more_rows = m.size(0);
+        slot.more_stride = m.size(1);
+      }
       slot.exp_avg = s.exp_avg().data_ptr<float>();
       slot.exp_avg_sq = s.exp_avg_sq().data_ptr<float>();
       slot.numel = p.numel();

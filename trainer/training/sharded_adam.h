@@ -22,6 +22,8 @@
 #ifndef RECSYS_TRAINER_TRAINING_SHARDED_ADAM_H_
 #define RECSYS_TRAINER_TRAINING_SHARDED_ADAM_H_
 
+#include <vector>
+
 #include <torch/torch.h>
 
 #include "trainer/training/step_workers.h"
@@ -30,8 +32,14 @@ namespace recsys {
 
 // `workers`: nullptr updates everything on the calling thread. `zero_grad`:
 // also zeroes each gradient in the same pass, after reading it (what
-// adam.zero_grad() would do next, without another pass over the buffers).
-void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad = false);
+// adam.zero_grad() would do next, without another pass over the buffers),
+// in place (LibTorch 2's zero_grad() would drop the buffers).
+// `more_grads`: per parameter, in param_groups() order (shorter: none for
+// the rest), undefined or [rows, numel] contiguous: the gradient used is
+// p.grad() + row 0 + row 1 + ... (in that order), and the rows are zeroed
+// with it (a split step's other shards' gradients, model/nn/grad_sinks.h).
+void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_grad = false,
+                     const std::vector<torch::Tensor>& more_grads = {});
 
 }  // namespace recsys
 

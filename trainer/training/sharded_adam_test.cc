@@ -136,6 +136,47 @@ TEST(ShardedAdamTest, ZeroesGradientsInTheSamePass) {
   }
 }
 
+// more_grads (a split step's other shards' gradients): the update of the
+// summed gradient, bit for bit, rows added in order; zeroed with the
+// gradient when asked, kept otherwise.
+TEST(ShardedAdamTest, AddsMoreGradientsInOrder) {
+  for (int rows : {1, 2}) {
+    for (int shards : {0, 2}) {
+      Optimizer summed = MakeOptimizer(), split = MakeOptimizer();
+      std::unique_ptr<StepWorkers> workers;
+      if (shards > 0) workers = std::make_unique<StepWorkers>(shards);
+      std::vector<torch::Tensor> more = {torch::zeros({rows, split.flats[0].numel()}),
+                                         torch::zeros({rows, split.flats[1].numel()})};
+      for (int step = 0; step < 3; ++step) {
+        SetGradients(summed, step);
+        SetGradients(split, step);
+        for (int g = 0; g < 2; ++g) {
+          torch::manual_seed(300 + 2 * step + g);
+          more[g].copy_(torch::randn(more[g].sizes()));
+          torch::Tensor sum = summed.flats[g].grad().clone();
+          for (int r = 0; r < rows; ++r) sum = sum + more[g][r];
+          summed.flats[g].mutable_grad().copy_(sum);
+        }
+        const bool zero = step != 1;
+        ShardedAdamStep(*summed.adam, workers.get(), zero);
+        ShardedAdamStep(*split.adam, workers.get(), zero, more);
+        for (int g = 0; g < 2; ++g) {
+          EXPECT_TRUE(torch::equal(summed.flats[g], split.flats[g]))
+              << rows << " rows, " << shards << " workers, step " << step;
+          EXPECT_TRUE(torch::equal(State(summed, g, true), State(split, g, true)));
+          EXPECT_EQ(more[g].count_nonzero().item<int64_t>() == 0, zero);
+        }
+      }
+    }
+  }
+  // A shape that does not fit is refused before anything changes.
+  Optimizer o = MakeOptimizer();
+  SetGradients(o, 0);
+  const torch::Tensor before = o.flats[0].detach().clone();
+  EXPECT_THROW(ShardedAdamStep(*o.adam, nullptr, true, {torch::zeros({1, 3})}), c10::Error);
+  EXPECT_TRUE(torch::equal(o.flats[0].detach(), before));
+}
+
 // A parameter the one-pass update does not take (double) goes to
 // adam.step(): the same bits as step() itself.
 TEST(ShardedAdamTest, OtherParametersFallBackToStep) {
@@ -159,6 +200,16 @@ TEST(ShardedAdamTest, OtherParametersFallBackToStep) {
   // The fallback zeroes too when asked.
   EXPECT_EQ(our_p[0].grad().count_nonzero().item<int64_t>(), 0);
   EXPECT_GT(ref_p[0].grad().count_nonzero().item<int64_t>(), 0);
+
+  // And adds more_grads first.
+  const torch::Tensor grad = torch::randn({17}, torch::kDouble);
+  const torch::Tensor extra = torch::randn({1, 17}, torch::kDouble);
+  ref_p[0].mutable_grad() = grad + extra[0];
+  our_p[0].mutable_grad() = grad.clone();
+  ref->step();
+  ShardedAdamStep(*ours, &workers, /*zero_grad=*/true, {extra});
+  EXPECT_TRUE(torch::equal(ref_p[0], our_p[0]));
+  EXPECT_EQ(extra.count_nonzero().item<int64_t>(), 0);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "common/progress.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "model/nn/grad_sinks.h"
 #include "model/nn/recommender.h"
 #include "trainer/training/item_inputs.h"
 #include "trainer/training/epoch_checkpoint.h"
@@ -409,13 +410,35 @@ struct Trainer::State {
   bool keyed_dropout = false;
   // Set when steps are split over several threads (CPU, num_threads >= 2).
   std::unique_ptr<StepWorkers> workers;
+  // CPU training with the fused kernels: where their weights' gradients
+  // go (model/nn/grad_sinks.h), per shard of a step. Shard 0's sinks are
+  // the parameters' own gradients (views of flat_params' gradients); shard
+  // s > 0's are row s - 1 of more_grads[g], one [shards - 1, numel] buffer
+  // per parameter group (undefined with one shard), which the optimizer
+  // step adds to the gradients and zeroes.
+  std::vector<GradSinks> grad_sinks;
+  std::vector<torch::Tensor> more_grads;
   // Whether every gradient is zero: the CPU's optimizer step zeroes them
-  // as it reads them, so the next step need not.
+  // (and more_grads) as it reads them, so the next step need not.
   bool grads_zero = false;
 
+  // The sinks of shard `shard`'s graphs, or nullptr (none: autograd's).
+  const GradSinks* SinksOf(int shard) const {
+    return grad_sinks.empty() ? nullptr : &grad_sinks[shard];
+  }
+
   // Before a step's first backward: zeroes the gradients unless they are.
+  // In place, not optimizer->zero_grad(), which in LibTorch 2 drops the
+  // buffers the parameters' gradients are views of.
   void ZeroGradForBackward() {
-    if (!grads_zero) optimizer->zero_grad();
+    if (!grads_zero) {
+      for (torch::Tensor& flat : flat_params) {
+        if (flat.grad().defined()) flat.grad().zero_();
+      }
+      for (torch::Tensor& more : more_grads) {
+        if (more.defined()) more.zero_();
+      }
+    }
     grads_zero = false;  // the backward about to run fills them
   }
 
@@ -485,6 +508,7 @@ struct Trainer::State {
     workers->Run([&](int c) {
       const int64_t from = g->item_bounds[c], count = g->item_bounds[c + 1] - from;
       if (count == 0) return;
+      const ScopedGradSinks sinks(SinksOf(c));
       ItemInputs chunk;
       chunk.ids = in->ids.narrow(0, from, count);
       for (const torch::Tensor& states : in->states) {
@@ -507,6 +531,7 @@ struct Trainer::State {
     workers->Run([&](int sh) {
       const Batch::RowShard& r = b.row_shards[sh];
       if (r.rows == 0 || r.local.numel() == 0) return;
+      const ScopedGradSinks sinks(SinksOf(sh));
       torch::Tensor seq = g->emb.index_select(0, r.seq_index).view({r.rows, L, -1});
       const DropoutKey shard_key{key.key, r.first_row};
       torch::Tensor out =
@@ -730,8 +755,26 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
       model_options.item_encoder.fused_cpu_training = o.fused_kernels;
       s->model = Recommender(model_options);
       s->model->to(s->device);
-      s->flat_params = {FlattenParameters(s->model->ItemTowerParameters()),
-                        FlattenParameters(s->model->UserEncoderParameters())};
+      const std::vector<std::vector<torch::Tensor>> group_params = {
+          s->model->ItemTowerParameters(), s->model->UserEncoderParameters()};
+      s->flat_params = {FlattenParameters(group_params[0]), FlattenParameters(group_params[1])};
+      if (s->device.is_cpu() && o.fused_kernels) {
+        const int shards = s->workers ? s->workers->shards() : 1;
+        s->grad_sinks.resize(shards);
+        for (size_t g = 0; g < group_params.size(); ++g) {
+          const torch::Tensor& flat = s->flat_params[g];
+          torch::Tensor more;
+          if (shards > 1) more = torch::zeros({shards - 1, flat.numel()}, flat.options());
+          for (const torch::Tensor& p : group_params[g]) {
+            const int64_t offset = p.data_ptr<float>() - flat.data_ptr<float>();
+            s->grad_sinks[0].Add(p, p.grad());
+            for (int sh = 1; sh < shards; ++sh) {
+              s->grad_sinks[sh].Add(p, more[sh - 1].narrow(0, offset, p.numel()).view(p.sizes()));
+            }
+          }
+          s->more_grads.push_back(more);
+        }
+      }
       if (s->kind == ModelKind::kIisan) {
         for (int m = 0; m < store->num_modalities(); ++m) {
           const float* dense = store->dense_states(m);
@@ -849,6 +892,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
         }
         clock.Lap(&s.phases.gather);
         AutocastScope autocast(s.amp);
+        const ScopedGradSinks sinks(s.SinksOf(0));
         torch::Tensor emb = s.model->EmbedItems(in);  // [U, d], once per item
         clock.Lap(&s.phases.side_forward);
         torch::Tensor table = torch::cat({emb, torch::zeros({1, emb.size(1)}, emb.options())});
@@ -890,7 +934,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
                                                      s.flat_params[1].grad()})) {
         if (s.device.is_cpu()) {
           // step() and the next zero_grad() in one pass
-          ShardedAdamStep(*s.optimizer, s.workers.get(), /*zero_grad=*/true);
+          ShardedAdamStep(*s.optimizer, s.workers.get(), /*zero_grad=*/true, s.more_grads);
           s.grads_zero = true;
         } else {
           s.optimizer->step();
