@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "model/nn/grad_sinks.h"
 #include "model/nn/user_encoder.h"
 
 namespace recsys {
@@ -136,6 +137,54 @@ TEST(FusedBlockTest, RowShardsEqualTheWholeBatch) {
     EXPECT_LT(MaxAbs(a[i].grad() - b[i].grad()) / std::max(1.0f, MaxAbs(a[i].grad())), 1e-5f)
         << i;
   }
+}
+
+// With sinks set on the thread (grad_sinks.h), the fused blocks' weights
+// leave the graph and their gradients are added into the sinks: the bits
+// autograd would have left in .grad. The encoder's other parameters keep
+// their autograd gradients. With a sink missing, everything is autograd's.
+TEST(FusedBlockTest, WeightGradientsGoToTheThreadsSinks) {
+  const UserEncoderOptions o = UserEncoderOptions().dropout(0.2);
+  UserEncoder ref = MakePair(o).first, sunk = MakePair(o).first, partial = MakePair(o).first;
+  const Packed p = MakePacked(11, o.max_len(), o.dim(), 6);
+  const DropoutKey key{77, 0};
+  const torch::Tensor upstream = torch::randn({11, o.max_len(), o.dim()});
+  auto run = [&](UserEncoder& e) {
+    (e->ForwardPacked(p.items.clone().requires_grad_(true), p.valid, p.positions, p.allowed,
+                      &key) * upstream).sum().backward();
+  };
+  run(ref);
+  GradSinks sinks, some;
+  std::vector<torch::Tensor> sink_of;
+  for (const torch::Tensor& w : sunk->parameters()) {
+    sink_of.push_back(torch::zeros_like(w));
+    sinks.Add(w, sink_of.back());
+  }
+  some.Add(partial->parameters()[0], torch::zeros_like(partial->parameters()[0]));
+  {
+    const ScopedGradSinks scope(&sinks);
+    run(sunk);
+  }
+  {
+    const ScopedGradSinks scope(&some);
+    run(partial);
+  }
+  const auto want = ref->named_parameters(), got = sunk->named_parameters(),
+             fallback = partial->named_parameters();
+  int sunk_count = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string& name = want[i].key();
+    const torch::Tensor& grad = got[i].value().grad();
+    if (!grad.defined()) {
+      ++sunk_count;
+      EXPECT_TRUE(torch::equal(sink_of[i], want[i].value().grad())) << name;
+    } else {
+      EXPECT_TRUE(torch::equal(grad, want[i].value().grad())) << name;
+      EXPECT_EQ(sink_of[i].count_nonzero().item<int64_t>(), 0) << name;
+    }
+    EXPECT_TRUE(torch::equal(fallback[i].value().grad(), want[i].value().grad())) << name;
+  }
+  EXPECT_EQ(sunk_count, 2 * 12) << "every weight of both blocks";
 }
 
 TEST(FusedBlockTest, AppliesOnlyToFloatCpuTensors) {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "gtest/gtest.h"
+#include "model/nn/grad_sinks.h"
 #include "model/nn/side_network.h"
 
 namespace recsys {
@@ -69,6 +70,46 @@ TEST(FusedIntraPathTest, OneBlockAndOneItem) { ExpectFusedEqualsPlain(1, 1, 16, 
 
 // Inference (no grad) and evaluation mode take LibTorch's ops; the outputs
 // agree with the fused training path.
+// With sinks set on the thread (grad_sinks.h), the down and up layers'
+// weights and biases leave the graph and their gradients are added into
+// the sinks: the bits autograd would have left in .grad. The gates keep
+// theirs (they keep the node in the graph: the states need no gradient).
+TEST(FusedIntraPathTest, LayerGradientsGoToTheThreadsSinks) {
+  IntraModalPath ref = MakePair(3, 32, 8).first, sunk = MakePair(3, 32, 8).first;
+  const torch::Tensor h = torch::randn({29, 3, 32});
+  const torch::Tensor upstream = torch::randn({29, 32});
+  (ref->forward(h) * upstream).sum().backward();
+  GradSinks sinks;
+  std::vector<torch::Tensor> sink_of;
+  for (const torch::Tensor& w : sunk->parameters()) {
+    sink_of.push_back(torch::zeros_like(w));
+    sinks.Add(w, sink_of.back());
+  }
+  {
+    const ScopedGradSinks scope(&sinks);
+    (sunk->forward(h) * upstream).sum().backward();
+  }
+  const auto want = ref->named_parameters(), got = sunk->named_parameters();
+  int gates = 0, sunk_count = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string& name = want[i].key();
+    if (got[i].value().grad().defined()) {
+      ++gates;
+      EXPECT_TRUE(torch::equal(got[i].value().grad(), want[i].value().grad())) << name;
+      EXPECT_EQ(sink_of[i].count_nonzero().item<int64_t>(), 0) << name;
+    } else {
+      ++sunk_count;
+      EXPECT_TRUE(torch::equal(sink_of[i], want[i].value().grad())) << name;
+    }
+  }
+  EXPECT_EQ(gates, 3);
+  EXPECT_EQ(sunk_count, 3 * 4);
+  // Outside grad mode (evaluation) the sinks are not used.
+  torch::NoGradGuard no_grad;
+  const ScopedGradSinks scope(&sinks);
+  EXPECT_TRUE(torch::equal(sunk->forward(h), ref->forward(h)));
+}
+
 TEST(FusedIntraPathTest, OnlyTrainingWithGradientsIsFused) {
   auto [fused, plain] = MakePair(2, 16, 4);
   torch::Tensor h = torch::randn({5, 2, 16});
