@@ -171,12 +171,6 @@ enum Weight {
   kWLn2W, kWLn2B, kWeights
 };
 
-// The weights' gradient sinks (grad_sinks.h), none or one per weight; a
-// struct, so that autograd's apply() passes it through as a non-tensor.
-struct WeightSinks {
-  std::vector<torch::Tensor> tensors;
-};
-
 // The saved tensors, in save_for_backward's order.
 enum Saved {
   kX, kQkv, kProbs, kCtx, kZ1, kMean1, kRstd1, kY, kH1, kGd, kZ2, kMean2, kRstd2,
@@ -192,7 +186,7 @@ class FusedBlockFunction : public torch::autograd::Function<FusedBlockFunction> 
                                torch::Tensor ffn1_w, torch::Tensor ffn1_b, torch::Tensor ffn2_w,
                                torch::Tensor ffn2_b, torch::Tensor ln2_w, torch::Tensor ln2_b,
                                int64_t heads, double p, int64_t key, int64_t first_row,
-                               WeightSinks sinks) {
+                               KernelSinks sinks) {
     const Shape s{x.size(0), x.size(1), x.size(2), heads, x.size(2) / heads};
     const int64_t N = s.n(), D = s.dim, F = ffn1_w.size(0), L = s.slots;
     const DropoutKey block{static_cast<uint64_t>(key), first_row};
@@ -225,7 +219,7 @@ class FusedBlockFunction : public torch::autograd::Function<FusedBlockFunction> 
     ctx->saved_data["rows"] = s.rows;
     ctx->saved_data["slots"] = s.slots;
     ctx->saved_data["heads"] = heads;
-    if (!sinks.tensors.empty()) ctx->saved_data["sinks"] = std::move(sinks.tensors);
+    sinks.Save(ctx);
     return out.view({s.rows, L, D});
   }
 
@@ -238,54 +232,41 @@ class FusedBlockFunction : public torch::autograd::Function<FusedBlockFunction> 
     const Shape s{rows, slots, D, heads, D / heads};
     torch::Tensor g = grad_outputs[0].contiguous().view({N, D});
     const std::array<bool, 3> all = {true, true, true};
-    // Each weight's gradient: returned to autograd, or added into its sink
-    // (then undefined is returned for the weight, which is not in the graph).
-    const std::vector<torch::Tensor> sinks = ctx->saved_data.count("sinks") != 0
-                                                 ? ctx->saved_data["sinks"].toTensorVector()
-                                                 : std::vector<torch::Tensor>();
-    auto product = [&sinks](int weight, const torch::Tensor& a, const torch::Tensor& b) {
-      if (sinks.empty()) return MatmulTransposeA(a, b);  // aᵀb
-      AddMatmulTransposeAInPlace(sinks[weight], a, b);
-      return torch::Tensor();
-    };
-    auto tensor = [&sinks](int weight, torch::Tensor grad) {
-      if (sinks.empty()) return grad;
-      sinks[weight].add_(grad);
-      return torch::Tensor();
-    };
+    // Each weight's gradient: returned to autograd, or added into its sink.
+    const KernelSinks sinks = KernelSinks::Load(ctx);
 
     auto [dz2, dln2_w, dln2_b] = at::native_layer_norm_backward(
         g, v[kZ2], {D}, v[kMean2], v[kRstd2], v[kLn2W], v[kLn2B], all);
     torch::Tensor dh2 = Masked(dz2, v[kMask3]);  // dz2 itself flows on to y
-    torch::Tensor dffn2_w = product(kWFfn2W, dh2, v[kGd]);
-    torch::Tensor dffn2_b = tensor(kWFfn2B, dh2.sum(0));
+    torch::Tensor dffn2_w = sinks.Product(kWFfn2W, dh2, v[kGd]);
+    torch::Tensor dffn2_b = sinks.Add(kWFfn2B, dh2.sum(0));
     torch::Tensor dg = MaskInPlace(Matmul(dh2, v[kFfn2W]), v[kMask2]);
     torch::Tensor dh1 = at::gelu_backward(dg, v[kH1]);
-    torch::Tensor dffn1_w = product(kWFfn1W, dh1, v[kY]);
-    torch::Tensor dffn1_b = tensor(kWFfn1B, dh1.sum(0));
+    torch::Tensor dffn1_w = sinks.Product(kWFfn1W, dh1, v[kY]);
+    torch::Tensor dffn1_b = sinks.Add(kWFfn1B, dh1.sum(0));
     // In place: neither dz2 nor dh2 (dz2 itself without dropout) is read again.
     AddMatmulInPlace(dz2, dh1, v[kFfn1W]);
     const torch::Tensor& dy = dz2;
     auto [dz1, dln1_w, dln1_b] = at::native_layer_norm_backward(
         dy, v[kZ1], {D}, v[kMean1], v[kRstd1], v[kLn1W], v[kLn1B], all);
     torch::Tensor d_o = Masked(dz1, v[kMask1]);  // dz1 itself flows on to x
-    torch::Tensor dout_w = product(kWOutW, d_o, v[kCtx]);
-    torch::Tensor dout_b = tensor(kWOutB, d_o.sum(0));
+    torch::Tensor dout_w = sinks.Product(kWOutW, d_o, v[kCtx]);
+    torch::Tensor dout_b = sinks.Add(kWOutB, d_o.sum(0));
     torch::Tensor dctx = Matmul(d_o, v[kOutW]);
     torch::Tensor dqkv = torch::zeros({N, 3 * D}, torch::kFloat);
     AttentionBackward(s, v[kQkv].data_ptr<float>(), v[kProbs].data_ptr<float>(), v[kMask0],
                       dctx.data_ptr<float>(), dqkv.data_ptr<float>());
-    torch::Tensor dqkv_w = product(kWQkvW, dqkv, v[kX]);
-    torch::Tensor dqkv_b = tensor(kWQkvB, dqkv.sum(0));
+    torch::Tensor dqkv_w = sinks.Product(kWQkvW, dqkv, v[kX]);
+    torch::Tensor dqkv_b = sinks.Add(kWQkvB, dqkv.sum(0));
     // In place: neither dz1 nor d_o (dz1 itself without dropout) is read again.
     AddMatmulInPlace(dz1, dqkv, v[kQkvW]);
     const torch::Tensor& dx = dz1;
     return {dx.view({rows, slots, D}),
             torch::Tensor(),  // allowed
             dqkv_w, dqkv_b, dout_w, dout_b,
-            tensor(kWLn1W, dln1_w), tensor(kWLn1B, dln1_b),
+            sinks.Add(kWLn1W, dln1_w), sinks.Add(kWLn1B, dln1_b),
             dffn1_w, dffn1_b, dffn2_w, dffn2_b,
-            tensor(kWLn2W, dln2_w), tensor(kWLn2B, dln2_b),
+            sinks.Add(kWLn2W, dln2_w), sinks.Add(kWLn2B, dln2_b),
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor()};  // heads, p, key, first_row, sinks
   }
@@ -323,8 +304,8 @@ torch::Tensor FusedBlockForward(const torch::Tensor& x, const torch::Tensor& all
   std::vector<torch::Tensor> weights = {w.qkv_weight, w.qkv_bias,  w.out_weight, w.out_bias,
                                         w.ln1_weight, w.ln1_bias,  w.ffn1_weight, w.ffn1_bias,
                                         w.ffn2_weight, w.ffn2_bias, w.ln2_weight,  w.ln2_bias};
-  WeightSinks sinks{SinksFor(weights, x.requires_grad())};
-  if (!sinks.tensors.empty()) {
+  KernelSinks sinks = SinksFor(weights, x.requires_grad());
+  if (!sinks.empty()) {
     for (torch::Tensor& t : weights) t = t.detach();  // their gradients go to the sinks
   }
   return FusedBlockFunction::apply(

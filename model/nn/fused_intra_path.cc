@@ -20,19 +20,12 @@ bool FloatCpu(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat;
 }
 
-// The parameters' gradient sinks (grad_sinks.h), none or one per parameter
-// (undefined for the gates); a struct, so that autograd's apply() passes it
-// through as a non-tensor.
-struct ParamSinks {
-  std::vector<torch::Tensor> tensors;
-};
-
 class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFunction> {
  public:
   // params: kParamsPerBlock per block, in FusedSideBlock's order.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor h_in,
                                at::TensorList params, std::vector<double> temperatures,
-                               ParamSinks sinks) {
+                               KernelSinks sinks) {
     const torch::Tensor h = h_in.contiguous();
     const int64_t U = h.size(0), K = h.size(1), D = h.size(2);
     const float* hp = h.data_ptr<float>();
@@ -85,7 +78,7 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     ctx->saved_data["gates"] = gates;
     ctx->saved_data["temperatures"] = temperatures;
     ctx->saved_data["shape"] = std::vector<int64_t>{U, K, D};
-    if (!sinks.tensors.empty()) ctx->saved_data["sinks"] = std::move(sinks.tensors);
+    sinks.Save(ctx);
     return s;
   }
 
@@ -98,21 +91,9 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
     const torch::Tensor* params = &v[3 * K];
     const bool want_h = ctx->needs_input_grad(0);
     variable_list grads(1 + K * kParamsPerBlock + 2);  // h, params, temperatures, sinks
-    // A weight's or bias's gradient: returned to autograd, or added into its
-    // sink (then it is not in the graph, and undefined is returned for it).
-    const std::vector<torch::Tensor> sinks = ctx->saved_data.count("sinks") != 0
-                                                 ? ctx->saved_data["sinks"].toTensorVector()
-                                                 : std::vector<torch::Tensor>();
-    auto product = [&sinks](int64_t param, const torch::Tensor& a, const torch::Tensor& b) {
-      if (sinks.empty()) return MatmulTransposeA(a, b);  // aᵀb
-      AddMatmulTransposeAInPlace(sinks[param], a, b);
-      return torch::Tensor();
-    };
-    auto tensor = [&sinks](int64_t param, torch::Tensor grad) {
-      if (sinks.empty()) return grad;
-      sinks[param].add_(grad);
-      return torch::Tensor();
-    };
+    // A layer's weight or bias gradient: returned to autograd, or added
+    // into its sink (none for the gates).
+    const KernelSinks sinks = KernelSinks::Load(ctx);
     torch::Tensor dh = want_h ? torch::empty({U, K, D}, torch::kFloat) : torch::Tensor();
     torch::Tensor ds = grad_outputs[0].contiguous();
     for (int64_t i = K - 1; i >= 0; --i) {
@@ -122,8 +103,8 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
       const torch::Tensor* p = &params[i * kParamsPerBlock];
       torch::Tensor* out = &grads[1 + i * kParamsPerBlock];
       const int64_t first = i * kParamsPerBlock;
-      out[3] = product(first + 3, ds, a);
-      out[4] = tensor(first + 4, ds.sum(0));
+      out[3] = sinks.Product(first + 3, ds, a);
+      out[4] = sinks.Add(first + 4, ds.sum(0));
       // relu's backward: zero where its output was 0.
       torch::Tensor da = Matmul(ds, p[3]);
       {
@@ -139,8 +120,8 @@ class FusedIntraPathFunction : public torch::autograd::Function<FusedIntraPathFu
           if (ap[j] <= 0.0f) dp[j] = 0.0f;
         }
       }
-      out[1] = product(first + 1, da, x);
-      out[2] = tensor(first + 2, da.sum(0));
+      out[1] = sinks.Product(first + 1, da, x);
+      out[2] = sinks.Add(first + 2, da.sum(0));
       // residual + down's input; into ds itself, except the caller's gradient
       const torch::Tensor dx = i == K - 1 ? ds.clone() : ds;
       AddMatmulInPlace(dx, da, p[1]);
@@ -194,8 +175,8 @@ torch::Tensor FusedIntraPathForward(const torch::Tensor& h,
   }
   std::vector<torch::Tensor> sinkable = params;
   for (size_t i = 0; i < sinkable.size(); i += kParamsPerBlock) sinkable[i] = torch::Tensor();
-  ParamSinks sinks{SinksFor(sinkable, gates_need_grad)};
-  if (!sinks.tensors.empty()) {
+  KernelSinks sinks = SinksFor(sinkable, gates_need_grad);
+  if (!sinks.empty()) {
     for (size_t i = 0; i < params.size(); ++i) {
       if (i % kParamsPerBlock != 0) params[i] = params[i].detach();  // to the sinks
     }

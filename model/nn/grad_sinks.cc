@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "model/nn/cpu_matmul.h"
+
 namespace recsys {
 namespace {
 
@@ -28,18 +30,43 @@ ScopedGradSinks::ScopedGradSinks(const GradSinks* sinks) : previous_(this_thread
 
 ScopedGradSinks::~ScopedGradSinks() { this_threads_sinks = previous_; }
 
-std::vector<torch::Tensor> SinksFor(const std::vector<torch::Tensor>& weights,
-                                    bool keeps_graph) {
+KernelSinks SinksFor(const std::vector<torch::Tensor>& weights, bool keeps_graph) {
   const GradSinks* sinks = this_threads_sinks;
   if (sinks == nullptr || !keeps_graph || !at::GradMode::is_enabled()) return {};
-  std::vector<torch::Tensor> out(weights.size());
+  KernelSinks out;
+  out.tensors.resize(weights.size());
   for (size_t i = 0; i < weights.size(); ++i) {
     if (!weights[i].defined()) continue;
     const torch::Tensor* sink = sinks->Find(weights[i]);
     if (sink == nullptr || !weights[i].requires_grad()) return {};
-    out[i] = *sink;
+    out.tensors[i] = *sink;
   }
   return out;
+}
+
+void KernelSinks::Save(torch::autograd::AutogradContext* ctx) {
+  if (!tensors.empty()) ctx->saved_data["sinks"] = std::move(tensors);
+}
+
+KernelSinks KernelSinks::Load(torch::autograd::AutogradContext* ctx) {
+  KernelSinks out;
+  if (ctx->saved_data.count("sinks") != 0) {
+    out.tensors = ctx->saved_data["sinks"].toTensorVector();
+  }
+  return out;
+}
+
+torch::Tensor KernelSinks::Product(size_t i, const torch::Tensor& a,
+                                   const torch::Tensor& b) const {
+  if (tensors.empty()) return MatmulTransposeA(a, b);
+  AddMatmulTransposeAInPlace(tensors[i], a, b);
+  return torch::Tensor();
+}
+
+torch::Tensor KernelSinks::Add(size_t i, torch::Tensor grad) const {
+  if (tensors.empty()) return grad;
+  tensors[i].add_(grad);
+  return torch::Tensor();
 }
 
 }  // namespace recsys

@@ -26,6 +26,7 @@
 #define RECSYS_MODEL_NN_GRAD_SINKS_H_
 
 #include <unordered_map>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -57,11 +58,28 @@ class ScopedGradSinks {
   const GradSinks* previous_;
 };
 
-// For the kernels: the sink of each of `weights` if the calling thread's
-// sinks have one for every defined tensor among them, grad mode is on and
-// `keeps_graph` (an input the kernel keeps in the graph requires grad);
-// else empty. Undefined weights get undefined sinks.
-std::vector<torch::Tensor> SinksFor(const std::vector<torch::Tensor>& weights, bool keeps_graph);
+// For the kernels: their weights' sinks, passed to their autograd node (a
+// struct, so that apply() takes it for a non-tensor argument).
+struct KernelSinks {
+  std::vector<torch::Tensor> tensors;  // one per weight; empty: none
+
+  bool empty() const { return tensors.empty(); }
+  // In the node's forward / backward.
+  void Save(torch::autograd::AutogradContext* ctx);
+  static KernelSinks Load(torch::autograd::AutogradContext* ctx);
+  // In backward, weight i's gradient aᵀ · b (a Linear weight's, from its
+  // output's gradient a and its input b) or `grad`: returned, or with
+  // sinks added into sink i (the product straight in) and undefined
+  // returned (the weight is not in the graph).
+  torch::Tensor Product(size_t i, const torch::Tensor& a, const torch::Tensor& b) const;
+  torch::Tensor Add(size_t i, torch::Tensor grad) const;
+};
+
+// The sink of each of `weights` if the calling thread's sinks have one for
+// every defined tensor among them, grad mode is on and `keeps_graph` (an
+// input the kernel keeps in the graph requires grad); else none. Undefined
+// weights get undefined sinks.
+KernelSinks SinksFor(const std::vector<torch::Tensor>& weights, bool keeps_graph);
 
 }  // namespace recsys
 
