@@ -39,7 +39,6 @@ class GradSinks {
   void Add(const torch::Tensor& param, torch::Tensor sink);
   // param's sink, or nullptr.
   const torch::Tensor* Find(const torch::Tensor& param) const;
-  bool empty() const { return sinks_.empty(); }
 
  private:
   std::unordered_map<const c10::TensorImpl*, torch::Tensor> sinks_;

@@ -125,7 +125,8 @@ void ShardedAdamStep(torch::optim::Adam& adam, StepWorkers* workers, bool zero_g
       const torch::Tensor& g = p.grad();
       const torch::Tensor& m = more.back();
       TORCH_CHECK(!m.defined() || (m.dim() == 2 && m.size(1) == p.numel() &&
-                                   m.scalar_type() == g.scalar_type() && m.is_contiguous()),
+                                   m.scalar_type() == g.scalar_type() &&
+                                   m.device() == g.device() && m.is_contiguous()),
                   "ShardedAdamStep: more_grads[", index, "] must be [rows, ", p.numel(),
                   "] and contiguous like the gradient, got ", m.sizes());
       if (o.amsgrad() || !p.device().is_cpu() || p.scalar_type() != torch::kFloat ||
