@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <utility>
 
 #include <ATen/autocast_mode.h>
@@ -129,9 +130,9 @@ struct Batch {
   // IISAN with dense state tables on the CPU: the item tower's inputs (ids
   // and gathered states), made on the batch thread, off the step.
   ItemInputs inputs;
-  // Split CPU steps only, also made there: `candidates` as a [C] int64
-  // tensor, each candidate's log prior [C] (with popularity correction),
-  // and each row shard's inputs.
+  // CPU steps, also made there: `candidates` as a [C] int64 tensor and each
+  // candidate's log prior [C] (with popularity correction; State::Candidates),
+  // and for split steps each row shard's inputs.
   torch::Tensor candidates_tensor, candidate_prior;
   struct RowShard {
     int64_t first_row = 0, rows = 0;  // packed rows [first_row, first_row + rows)
@@ -422,6 +423,26 @@ struct Trainer::State {
   // (and more_grads) as it reads them, so the next step need not.
   bool grads_zero = false;
 
+  // grad_sinks and more_grads for `group_params`, the parameters behind
+  // each of flat_params.
+  void MakeGradSinks(const std::vector<std::vector<torch::Tensor>>& group_params) {
+    const int shards = workers ? workers->shards() : 1;
+    grad_sinks.resize(shards);
+    for (size_t g = 0; g < group_params.size(); ++g) {
+      const torch::Tensor& flat = flat_params[g];
+      torch::Tensor more;
+      if (shards > 1) more = torch::zeros({shards - 1, flat.numel()}, flat.options());
+      for (const torch::Tensor& p : group_params[g]) {
+        const int64_t offset = p.data_ptr<float>() - flat.data_ptr<float>();
+        grad_sinks[0].Add(p, p.grad());
+        for (int sh = 1; sh < shards; ++sh) {
+          grad_sinks[sh].Add(p, more[sh - 1].narrow(0, offset, p.numel()).view(p.sizes()));
+        }
+      }
+      more_grads.push_back(more);
+    }
+  }
+
   // The sinks of shard `shard`'s graphs, or nullptr (none: autograd's).
   const GradSinks* SinksOf(int shard) const {
     return grad_sinks.empty() ? nullptr : &grad_sinks[shard];
@@ -448,22 +469,47 @@ struct Trainer::State {
     if (kind != ModelKind::kIisan || state_tables.empty()) {
       return GatherItemInputs(kind == ModelKind::kIisan ? store : nullptr, ids, device);
     }
+    return DenseInputs(ids, nullptr);
+  }
+
+  // The batch's candidates as indices into its items [C], and with
+  // popularity correction their log priors [C] (else undefined).
+  std::pair<torch::Tensor, torch::Tensor> Candidates(const Batch& b) const {
+    torch::Tensor local = LongTensor(b.candidates, device);
+    if (!options.popularity_correction) return {local, torch::Tensor()};
+    std::vector<int64_t> ids(b.candidates.size());
+    for (size_t j = 0; j < ids.size(); ++j) ids[j] = b.items[b.candidates[j]];
+    return {local, log_prior.index_select(0, LongTensor(ids, device))};
+  }
+
+  // IISAN's inputs for `ids` from the dense state tables (REQUIRES: they
+  // exist). With `pools` (one per table, see FreeRows), the states go into
+  // pooled buffers instead of new tensors.
+  ItemInputs DenseInputs(const std::vector<int64_t>& ids,
+                         std::vector<std::vector<torch::Tensor>>* pools) const {
     ItemInputs in;
     in.ids = LongTensor(ids, device);
-    for (const torch::Tensor& t : state_tables) in.states.push_back(t.index_select(0, in.ids));
+    if (pools != nullptr) pools->resize(state_tables.size());
+    for (size_t m = 0; m < state_tables.size(); ++m) {
+      if (pools == nullptr) {
+        in.states.push_back(state_tables[m].index_select(0, in.ids));
+        continue;
+      }
+      torch::Tensor rows = FreeRows(&(*pools)[m], in.ids.size(0), state_tables[m]);
+      torch::index_select_out(rows, state_tables[m], 0, in.ids);
+      in.states.push_back(rows);
+    }
     return in;
   }
 
   // The step's loss from the item embeddings `emb` [U, d] and the queries
   // (the encoder outputs at the positions with a target).
-  torch::Tensor BatchLoss(const Batch& b, const ItemInputs& in, const torch::Tensor& emb,
+  torch::Tensor BatchLoss(const Batch& b, const torch::Tensor& emb,
                           const torch::Tensor& queries) {
-    torch::Tensor cand_local = LongTensor(b.candidates, device);
+    auto [cand_local, prior] = b.candidates_tensor.defined()
+                                   ? std::make_pair(b.candidates_tensor, b.candidate_prior)
+                                   : Candidates(b);
     torch::Tensor cands = emb.index_select(0, cand_local);
-    torch::Tensor prior;
-    if (options.popularity_correction) {
-      prior = log_prior.index_select(0, in.ids.index_select(0, cand_local));
-    }
     const int64_t c = static_cast<int64_t>(b.candidates.size());
     torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
                                  .index_select(0, LongTensor(b.position_row, device));
@@ -758,23 +804,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
       const std::vector<std::vector<torch::Tensor>> group_params = {
           s->model->ItemTowerParameters(), s->model->UserEncoderParameters()};
       s->flat_params = {FlattenParameters(group_params[0]), FlattenParameters(group_params[1])};
-      if (s->device.is_cpu() && o.fused_kernels) {
-        const int shards = s->workers ? s->workers->shards() : 1;
-        s->grad_sinks.resize(shards);
-        for (size_t g = 0; g < group_params.size(); ++g) {
-          const torch::Tensor& flat = s->flat_params[g];
-          torch::Tensor more;
-          if (shards > 1) more = torch::zeros({shards - 1, flat.numel()}, flat.options());
-          for (const torch::Tensor& p : group_params[g]) {
-            const int64_t offset = p.data_ptr<float>() - flat.data_ptr<float>();
-            s->grad_sinks[0].Add(p, p.grad());
-            for (int sh = 1; sh < shards; ++sh) {
-              s->grad_sinks[sh].Add(p, more[sh - 1].narrow(0, offset, p.numel()).view(p.sizes()));
-            }
-          }
-          s->more_grads.push_back(more);
-        }
-      }
+      if (s->device.is_cpu() && o.fused_kernels) s->MakeGradSinks(group_params);
       if (s->kind == ModelKind::kIisan) {
         for (int m = 0; m < store->num_modalities(); ++m) {
           const float* dense = store->dense_states(m);
@@ -844,28 +874,9 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
     const size_t begin = step * s.options.batch_size;
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
-    if (gather_ahead) {
-      b.inputs.ids = LongTensor(b.items, s.device);
-      scratch.state_buffers.resize(s.state_tables.size());
-      for (size_t m = 0; m < s.state_tables.size(); ++m) {
-        torch::Tensor rows = FreeRows(&scratch.state_buffers[m], b.inputs.ids.size(0),
-                                      s.state_tables[m]);
-        torch::index_select_out(rows, s.state_tables[m], 0, b.inputs.ids);
-        b.inputs.states.push_back(rows);
-      }
-    }
-    if (split) {
-      b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
-      b.candidates_tensor = LongTensor(b.candidates, s.device);
-      if (s.options.popularity_correction) {
-        const float* log_prior = s.log_prior.data_ptr<float>();
-        b.candidate_prior = torch::empty({static_cast<int64_t>(b.candidates.size())});
-        float* prior = b.candidate_prior.data_ptr<float>();
-        for (size_t j = 0; j < b.candidates.size(); ++j) {
-          prior[j] = log_prior[b.items[b.candidates[j]]];
-        }
-      }
-    }
+    if (gather_ahead) b.inputs = s.DenseInputs(b.items, &scratch.state_buffers);
+    if (s.device.is_cpu()) std::tie(b.candidates_tensor, b.candidate_prior) = s.Candidates(b);
+    if (split) b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
     return b;
   });
   if (steps > 0) next.Start(0);
@@ -908,7 +919,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
                 .reshape({R * L, -1});
         torch::Tensor queries = out.index_select(0, LongTensor(b.positions, s.device));
         clock.Lap(&s.phases.user_encoder);
-        loss = s.BatchLoss(b, in, emb, queries);
+        loss = s.BatchLoss(b, emb, queries);
         l = loss.item<double>();
       }
       clock.Lap(&s.phases.loss);
