@@ -163,11 +163,14 @@ class LocalIndexMap {
   std::vector<int32_t> local_;
 };
 
+// Per modality, buffers of gathered states to reuse (FreeRows).
+using StatePools = std::vector<std::vector<torch::Tensor>>;
+
 struct BatchScratch {
   explicit BatchScratch(int64_t num_items) : item_local(num_items), target_local(num_items) {}
   LocalIndexMap item_local, target_local;
   std::vector<int64_t> targets;
-  std::vector<std::vector<torch::Tensor>> state_buffers;  // per modality (FreeRows)
+  StatePools state_buffers;
 };
 
 // Rows [0, n) of a buffer shaped like `table`'s rows that no tensor but the
@@ -418,6 +421,9 @@ struct Trainer::State {
   // per parameter group (undefined with one shard), which the optimizer
   // step adds to the gradients and zeroes.
   std::vector<GradSinks> grad_sinks;
+  // Split steps: item chunk c's gathered states (see ShardedForward),
+  // touched only by the shard that runs chunk c.
+  std::vector<StatePools> chunk_state_pools;
   std::vector<torch::Tensor> more_grads;
   // Whether every gradient is zero: the CPU's optimizer step zeroes them
   // (and more_grads) as it reads them, so the next step need not.
@@ -485,10 +491,12 @@ struct Trainer::State {
   // IISAN's inputs for `ids` from the dense state tables (REQUIRES: they
   // exist). With `pools` (one per table, see FreeRows), the states go into
   // pooled buffers instead of new tensors.
-  ItemInputs DenseInputs(const std::vector<int64_t>& ids,
-                         std::vector<std::vector<torch::Tensor>>* pools) const {
+  ItemInputs DenseInputs(const std::vector<int64_t>& ids, StatePools* pools) const {
+    return DenseInputs(LongTensor(ids, device), pools);
+  }
+  ItemInputs DenseInputs(torch::Tensor ids, StatePools* pools) const {
     ItemInputs in;
-    in.ids = LongTensor(ids, device);
+    in.ids = std::move(ids);
     if (pools != nullptr) pools->resize(state_tables.size());
     for (size_t m = 0; m < state_tables.size(); ++m) {
       if (pools == nullptr) {
@@ -536,8 +544,15 @@ struct Trainer::State {
     const int n = workers->shards();
     const int64_t L = options.max_len;
     const int64_t u = static_cast<int64_t>(b.items.size());
+    // With the dense tables each item chunk gathers its own states, in
+    // parallel (not on the batch thread: at 2 threads it would take its
+    // ~0.4 ms a step from the shards' cores, and its wake-ups delay them).
+    const bool chunks_gather = !b.inputs.ids.defined() && kind == ModelKind::kIisan &&
+                               !state_tables.empty();
     if (b.inputs.ids.defined()) {
       *in = b.inputs;
+    } else if (chunks_gather) {
+      in->ids = LongTensor(b.items, device);
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
     }
@@ -556,9 +571,13 @@ struct Trainer::State {
       if (count == 0) return;
       const ScopedGradSinks sinks(SinksOf(c));
       ItemInputs chunk;
-      chunk.ids = in->ids.narrow(0, from, count);
-      for (const torch::Tensor& states : in->states) {
-        chunk.states.push_back(states.narrow(0, from, count));
+      if (chunks_gather) {
+        chunk = DenseInputs(in->ids.narrow(0, from, count), &chunk_state_pools[c]);
+      } else {
+        chunk.ids = in->ids.narrow(0, from, count);
+        for (const torch::Tensor& states : in->states) {
+          chunk.states.push_back(states.narrow(0, from, count));
+        }
       }
       g->item_out[c] = model->EmbedItems(chunk);
       torch::Tensor rows = g->emb.narrow(0, from, count);
@@ -864,12 +883,14 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
   int64_t done = 0;
   const int64_t L = s.options.max_len;
   // The next step's batch is built on another thread while this step
-  // computes: the index work, and on the CPU the gather of IISAN's states
-  // and a split step's per-shard inputs.
+  // computes: the index work, on the CPU a split step's per-shard inputs,
+  // and for a 1-thread CPU step the gather of IISAN's states.
   BatchScratch scratch(s.data->num_items());
   const bool split = s.workers != nullptr;  // split steps run on the CPU only
-  const bool gather_ahead =
-      s.kind == ModelKind::kIisan && !s.state_tables.empty() && s.device.is_cpu();
+  // Split steps gather in their item chunks instead (ShardedForward).
+  const bool gather_ahead = s.kind == ModelKind::kIisan && !s.state_tables.empty() &&
+                            s.device.is_cpu() && !split;
+  if (split) s.chunk_state_pools.resize(s.workers->shards());
   OneAhead<Batch> next([&s, &order, &scratch, split, gather_ahead](int64_t step) {
     const size_t begin = step * s.options.batch_size;
     const size_t end = std::min(order.size(), begin + s.options.batch_size);
