@@ -38,6 +38,45 @@ TEST(LossTest, HandComputedExample) {
   EXPECT_NEAR(InBatchSoftmaxLoss(q, e, t, {}, ex).item<double>(), (m0 + m1) / 2, 1e-5);
 }
 
+// The additive form of the exclusion (what the trainer builds on its batch
+// thread) gives the bool mask's loss and gradients bit for bit, with and
+// without the popularity correction, for a mean and a sum; a target among
+// its user's items stays a candidate.
+TEST(LossTest, AdditiveExclusionMaskMatchesTheBoolMaskBitForBit) {
+  torch::manual_seed(3);
+  const int64_t n = 7, c = 9;
+  torch::Tensor e0 = torch::randn({c, 4});
+  torch::Tensor q0 = torch::randn({n, 4});
+  torch::Tensor t = torch::randint(0, c, {n}, torch::kLong);
+  torch::Tensor ex = torch::rand({n, c}) < 0.4;
+  ex.index_put_({0, t[0].item<int64_t>()}, true);  // a target the user owns
+  torch::Tensor ex_bytes = ex.to(torch::kUInt8).contiguous();
+  torch::Tensor additive = torch::empty({n, c}, torch::kFloat);
+  for (int64_t i = 0; i < n; ++i) {
+    ExclusionMaskRow(ex_bytes.data_ptr<uint8_t>() + i * c, c, t[i].item<int64_t>(),
+                     additive.data_ptr<float>() + i * c);
+  }
+  EXPECT_EQ(additive[0][t[0].item<int64_t>()].item<float>(), 0.0f);
+  EXPECT_TRUE(torch::isinf(additive).sum().item<int64_t>() > 0);
+  torch::Tensor lp = torch::log_softmax(torch::randn({c}), 0);
+  for (const torch::Tensor& prior : {torch::Tensor(), lp}) {
+    for (bool sum : {false, true}) {
+      torch::Tensor q1 = q0.clone().requires_grad_(true), e1 = e0.clone().requires_grad_(true);
+      torch::Tensor q2 = q0.clone().requires_grad_(true), e2 = e0.clone().requires_grad_(true);
+      torch::Tensor l1 = InBatchSoftmaxLoss(q1, e1, t, prior, ex, sum);
+      torch::Tensor l2 = InBatchSoftmaxLoss(q2, e2, t, prior, additive, sum);
+      ASSERT_TRUE(std::isfinite(l1.item<float>()));
+      EXPECT_TRUE(torch::equal(l1, l2)) << l1.item<float>() << " vs " << l2.item<float>();
+      l1.backward();
+      l2.backward();
+      EXPECT_TRUE(torch::equal(q1.grad(), q2.grad()));
+      EXPECT_TRUE(torch::equal(e1.grad(), e2.grad()));
+    }
+  }
+  // A mask of the wrong shape is refused, not broadcast.
+  EXPECT_THROW(InBatchSoftmaxLoss(q0, e0, t, {}, additive.narrow(0, 0, 1)), c10::Error);
+}
+
 TEST(LossTest, GradientPushesTargetUp) {
   torch::Tensor q = torch::randn({4, 3}, torch::requires_grad());
   torch::Tensor e = torch::randn({5, 3});

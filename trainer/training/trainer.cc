@@ -132,14 +132,15 @@ struct Batch {
   ItemInputs inputs;
   // CPU steps, also made there: `candidates` as a [C] int64 tensor and each
   // candidate's log prior [C] (with popularity correction; State::Candidates),
-  // and for split steps each row shard's inputs.
-  torch::Tensor candidates_tensor, candidate_prior;
+  // for 1-thread steps the loss's exclusion in its additive form [P, C]
+  // (ExclusionMask), and for split steps each row shard's inputs.
+  torch::Tensor candidates_tensor, candidate_prior, exclusion_mask;
   struct RowShard {
     int64_t first_row = 0, rows = 0;  // packed rows [first_row, first_row + rows)
     torch::Tensor seq_index;          // [rows * L] rows of the padded `emb` (U: the zero row)
     torch::Tensor valid, slot_position, allowed;  // [rows, L] bool, long; [rows, L, L] bool
     torch::Tensor local, target;      // [P] its positions' slots (from its first), targets
-    torch::Tensor excluded;           // [P, C] per position: candidates among its user's items
+    torch::Tensor excluded;           // [P, C] float: the loss's exclusion (ExclusionMaskRow)
   };
   std::vector<RowShard> row_shards;
 };
@@ -314,13 +315,26 @@ std::vector<Batch::RowShard> MakeRowShards(const Batch& b, int shards, int64_t L
     const int64_t p = static_cast<int64_t>(local.size());
     r.local = Slice(local, 0, p, torch::kLong);
     r.target = Slice(target, 0, p, torch::kLong);
-    r.excluded = torch::empty({p, c}, torch::kBool);
-    uint8_t* ex = reinterpret_cast<uint8_t*>(r.excluded.data_ptr<bool>());
+    r.excluded = torch::empty({p, c}, torch::kFloat);
+    float* ex = r.excluded.data_ptr<float>();
     for (int64_t i = 0; i < p; ++i) {
-      std::copy_n(b.excluded.data() + user[i] * c, c, ex + i * c);
+      ExclusionMaskRow(b.excluded.data() + user[i] * c, c, target[i], ex + i * c);
     }
   }
   return out;
+}
+
+// The loss's exclusion for all of the batch's positions, in its additive
+// form: [P, C] float (ExclusionMaskRow).
+torch::Tensor ExclusionMask(const Batch& b) {
+  const int64_t c = static_cast<int64_t>(b.candidates.size());
+  const int64_t p = static_cast<int64_t>(b.positions.size());
+  torch::Tensor mask = torch::empty({p, c}, torch::kFloat);
+  float* out = mask.data_ptr<float>();
+  for (int64_t i = 0; i < p; ++i) {
+    ExclusionMaskRow(b.excluded.data() + b.position_row[i] * c, c, b.target[i], out + i * c);
+  }
+  return mask;
 }
 
 // Puts the model in eval mode for its lifetime (no dropout), back to train
@@ -519,8 +533,10 @@ struct Trainer::State {
                                    : Candidates(b);
     torch::Tensor cands = emb.index_select(0, cand_local);
     const int64_t c = static_cast<int64_t>(b.candidates.size());
-    torch::Tensor excluded = BoolTensor(b.excluded, {b.rows, c}, device)
-                                 .index_select(0, LongTensor(b.position_row, device));
+    torch::Tensor excluded = b.exclusion_mask.defined()
+                                 ? b.exclusion_mask
+                                 : BoolTensor(b.excluded, {b.rows, c}, device)
+                                       .index_select(0, LongTensor(b.position_row, device));
     return InBatchSoftmaxLoss(queries, cands, LongTensor(b.target, device), prior, excluded);
   }
 
@@ -897,6 +913,7 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
     if (gather_ahead) b.inputs = s.DenseInputs(b.items, &scratch.state_buffers);
     if (s.device.is_cpu()) std::tie(b.candidates_tensor, b.candidate_prior) = s.Candidates(b);
+    if (s.device.is_cpu() && !split) b.exclusion_mask = ExclusionMask(b);
     if (split) b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
     return b;
   });
