@@ -127,8 +127,8 @@ struct Batch {
   std::vector<int64_t> target;       // candidate index of each position
   std::vector<int64_t> candidates;   // index into items of each candidate (C)
   std::vector<uint8_t> excluded;     // [B * C]: candidate in the user's items
-  // IISAN with dense state tables on the CPU: the item tower's inputs (ids
-  // and gathered states), made on the batch thread, off the step.
+  // IISAN with dense state tables, 1-thread CPU steps: the item tower's
+  // inputs (ids and gathered states), made on the batch thread, off the step.
   ItemInputs inputs;
   // CPU steps, also made there: `candidates` as a [C] int64 tensor and each
   // candidate's log prior [C] (with popularity correction; State::Candidates),
@@ -286,10 +286,23 @@ torch::Tensor Slice(const std::vector<T>& v, int64_t from, int64_t n, torch::Dty
   return torch::from_blob(const_cast<T*>(v.data()) + from, {n}, dtype).clone();
 }
 
+// The loss's exclusion in its additive form (ExclusionMaskRow) for the
+// batch's positions `which` (indices into b.positions): [which.size(), C]
+// float.
+torch::Tensor ExclusionMask(const Batch& b, const std::vector<int64_t>& which) {
+  const int64_t c = static_cast<int64_t>(b.candidates.size());
+  torch::Tensor mask = torch::empty({static_cast<int64_t>(which.size()), c}, torch::kFloat);
+  float* out = mask.data_ptr<float>();
+  for (size_t i = 0; i < which.size(); ++i) {
+    const int64_t at = which[i];
+    ExclusionMaskRow(b.excluded.data() + b.position_row[at] * c, c, b.target[at], out + i * c);
+  }
+  return mask;
+}
+
 // The inputs of `shards` row shards of a split CPU step (see ShardedForward).
 std::vector<Batch::RowShard> MakeRowShards(const Batch& b, int shards, int64_t L) {
   const std::vector<int64_t> bounds = SplitRange(b.packed_rows, shards);
-  const int64_t c = static_cast<int64_t>(b.candidates.size());
   std::vector<Batch::RowShard> out(shards);
   for (int sh = 0; sh < shards; ++sh) {
     Batch::RowShard& r = out[sh];
@@ -304,37 +317,20 @@ std::vector<Batch::RowShard> MakeRowShards(const Batch& b, int shards, int64_t L
     r.allowed = Slice(b.allowed, slot0 * L, slots * L, torch::kUInt8)
                     .view(torch::kBool)
                     .view({r.rows, L, L});
-    std::vector<int64_t> local, target, user;
+    std::vector<int64_t> local, target, which;
     for (size_t i = 0; i < b.positions.size(); ++i) {
       const int64_t flat = b.positions[i];
       if (flat < slot0 || flat >= slot0 + slots) continue;
       local.push_back(flat - slot0);
       target.push_back(b.target[i]);
-      user.push_back(b.position_row[i]);
+      which.push_back(static_cast<int64_t>(i));
     }
     const int64_t p = static_cast<int64_t>(local.size());
     r.local = Slice(local, 0, p, torch::kLong);
     r.target = Slice(target, 0, p, torch::kLong);
-    r.excluded = torch::empty({p, c}, torch::kFloat);
-    float* ex = r.excluded.data_ptr<float>();
-    for (int64_t i = 0; i < p; ++i) {
-      ExclusionMaskRow(b.excluded.data() + user[i] * c, c, target[i], ex + i * c);
-    }
+    r.excluded = ExclusionMask(b, which);
   }
   return out;
-}
-
-// The loss's exclusion for all of the batch's positions, in its additive
-// form: [P, C] float (ExclusionMaskRow).
-torch::Tensor ExclusionMask(const Batch& b) {
-  const int64_t c = static_cast<int64_t>(b.candidates.size());
-  const int64_t p = static_cast<int64_t>(b.positions.size());
-  torch::Tensor mask = torch::empty({p, c}, torch::kFloat);
-  float* out = mask.data_ptr<float>();
-  for (int64_t i = 0; i < p; ++i) {
-    ExclusionMaskRow(b.excluded.data() + b.position_row[i] * c, c, b.target[i], out + i * c);
-  }
-  return mask;
 }
 
 // Puts the model in eval mode for its lifetime (no dropout), back to train
@@ -563,11 +559,8 @@ struct Trainer::State {
     // With the dense tables each item chunk gathers its own states, in
     // parallel (not on the batch thread: at 2 threads it would take its
     // ~0.4 ms a step from the shards' cores, and its wake-ups delay them).
-    const bool chunks_gather = !b.inputs.ids.defined() && kind == ModelKind::kIisan &&
-                               !state_tables.empty();
-    if (b.inputs.ids.defined()) {
-      *in = b.inputs;
-    } else if (chunks_gather) {
+    const bool chunks_gather = kind == ModelKind::kIisan && !state_tables.empty();
+    if (chunks_gather) {
       in->ids = LongTensor(b.items, device);
     } else {
       ASSIGN_OR_RETURN(*in, Inputs(b.items));
@@ -913,7 +906,11 @@ absl::StatusOr<double> Trainer::TrainEpoch(int epoch) {
     Batch b = MakeBatch(s.split, order, begin, end, s.options.max_len, &scratch);
     if (gather_ahead) b.inputs = s.DenseInputs(b.items, &scratch.state_buffers);
     if (s.device.is_cpu()) std::tie(b.candidates_tensor, b.candidate_prior) = s.Candidates(b);
-    if (s.device.is_cpu() && !split) b.exclusion_mask = ExclusionMask(b);
+    if (s.device.is_cpu() && !split) {
+      std::vector<int64_t> all(b.positions.size());
+      std::iota(all.begin(), all.end(), 0);
+      b.exclusion_mask = ExclusionMask(b, all);
+    }
     if (split) b.row_shards = MakeRowShards(b, s.workers->shards(), s.options.max_len);
     return b;
   });
