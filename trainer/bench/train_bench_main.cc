@@ -3,7 +3,9 @@
 // epoch at each thread count, the per-phase breakdown of a step, the
 // evaluation time, peak RSS, the load average around each measurement, and,
 // when /usr/bin/python3 can import torch, the same step in plain PyTorch
-// (reference_step.py) side by side. One JSON object on stdout (and --out).
+// (reference_step.py) side by side, and on the CPU how evenly this machine
+// runs the same work on two cores at once (core_balance.h: the ceiling of a
+// 2-thread split here). One JSON object on stdout (and --out).
 //
 //   train_bench --interactions=$D/users.tsv --text_cache=/tmp/sci_bert_standin.safetensors
 //   train_bench                     # synthetic 12,076 users x 20,825 items, text 7 x 256
@@ -41,6 +43,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "trainer/bench/core_balance.h"
 #include "trainer/data/demo_data.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/item_state_store.h"
@@ -84,6 +87,9 @@ ABSL_FLAG(std::string, device, "cpu", "cpu | cuda");
 ABSL_FLAG(std::string, python, "/usr/bin/python3", "python with torch for the reference");
 ABSL_FLAG(std::string, reference_script, "trainer/bench/reference_step.py",
           "the plain-PyTorch step (empty: skip)");
+ABSL_FLAG(double, core_balance_seconds, 1,
+          "CPU runs, after each round: how long two pinned threads do the same work at once, "
+          "to report how evenly this machine runs two cores (core_balance in the report; 0: skip)");
 ABSL_FLAG(std::string, label, "", "free text copied into the report (e.g. the commit)");
 ABSL_FLAG(std::string, out, "", "also write the JSON report here");
 
@@ -563,6 +569,25 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
   return out;
 }
 
+// MeasureCoreBalance as JSON; {"skipped": why} where it cannot run.
+nlohmann::json CoreBalanceJson(double seconds) {
+  absl::StatusOr<CoreBalance> b = MeasureCoreBalance(seconds);
+  if (!b.ok()) return {{"skipped", std::string(b.status().message())}};
+  return {{"cpus", b->cpus},
+          {"seconds", seconds},
+          {"window_ms", b->window_ms},
+          {"windows", b->windows},
+          {"alone_units_per_s", b->alone_units_per_s},
+          {"both_units_per_s", {b->both_units_per_s[0], b->both_units_per_s[1]}},
+          {"parallel_ceiling", b->parallel_ceiling},
+          {"barrier_split_ceiling", b->barrier_split_ceiling},
+          {"faster_over_slower",
+           {{"median", b->faster_over_slower_median},
+            {"p90", b->faster_over_slower_p90},
+            {"max", b->faster_over_slower_max},
+            {"windows_over_10_percent", b->windows_over_10_percent}}}};
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -599,6 +624,11 @@ absl::Status Run() {
         "--warmup_steps and --steps must be at least 1; got ", absl::GetFlag(FLAGS_warmup_steps),
         " and ", absl::GetFlag(FLAGS_steps)));
   }
+  if (!(absl::GetFlag(FLAGS_core_balance_seconds) >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--core_balance_seconds must be >= 0 (0: skip); got ",
+        absl::GetFlag(FLAGS_core_balance_seconds)));
+  }
   ASSIGN_OR_RETURN(Data d, PrepareData());
   ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
   ItemStateStore::Options so;
@@ -628,6 +658,10 @@ absl::Status Run() {
                  reference = nlohmann::json::array();
   ASSIGN_OR_RETURN(std::vector<ThreadSpec> specs, ParseThreadSpecs(absl::GetFlag(FLAGS_threads)));
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  // One probe after each round: the host's state changes within seconds.
+  const bool probe = absl::GetFlag(FLAGS_device) == "cpu" &&
+                     absl::GetFlag(FLAGS_core_balance_seconds) > 0 && !specs.empty();
+  nlohmann::json balance = nlohmann::json::array();
   for (int round = 0; round < rounds; ++round) {
     for (const ThreadSpec& t : specs) {
       const std::string profile =
@@ -645,8 +679,15 @@ absl::Status Run() {
         reference.push_back(r);
       }
     }
+    if (probe) {
+      nlohmann::json b = CoreBalanceJson(absl::GetFlag(FLAGS_core_balance_seconds));
+      b["round"] = round + 1;
+      LOG(INFO) << "core balance: " << b.dump();
+      balance.push_back(b);
+    }
   }
   if (!specs.empty()) report["threads_summary"] = ThreadsSummary(specs, steps);
+  if (!balance.empty()) report["core_balance"] = balance;
   for (const nlohmann::json& j : steps) {
     if (j.contains("phases") && j["threads"] == 1 && absl::GetFlag(FLAGS_device) == "cpu") {
       report["matmul_floor_1_thread"] =

@@ -2,7 +2,9 @@
 # train_bench on a tiny demo catalog (80 users: an epoch of 2 steps at batch
 # 64): a measurement that fits the epoch gives a positive step time and,
 # with --torch_profile, a Chrome trace; one that does not, or a zero warm-up,
-# is refused with the flags named (it used to report negative times).
+# is refused with the flags named (it used to report negative times); the
+# core-balance probe reports two CPUs' work (or why it was skipped), and a
+# negative duration is refused.
 set -euo pipefail
 MAKE_DEMO="$1"
 BENCH="$2"
@@ -13,7 +15,7 @@ common=(--interactions="$DIR/data/users.tsv" --text_cache="$DIR/data/text_states
         --epoch_threads= --reference_script= --threads=1,2s)
 
 "$BENCH" "${common[@]}" --warmup_steps=1 --steps=1 --torch_profile="$DIR/prof_" \
-  --out="$DIR/report.json" > /dev/null 2> "$DIR/ok.log"
+  --core_balance_seconds=0.3 --out="$DIR/report.json" > /dev/null 2> "$DIR/ok.log"
 python3 - "$DIR" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -22,6 +24,14 @@ assert [s["spec"] for s in r["steps"]] == ["1", "2s"], r["steps"]
 for s in r["steps"]:
     assert s["ms_per_step"] > 0, s
     assert s["timed_steps"] == 1, s
+assert [b["round"] for b in r["core_balance"]] == [1], r["core_balance"]
+b = r["core_balance"][0]
+if "skipped" in b:  # a one-CPU machine
+    assert "needs 2" in b["skipped"], b
+else:
+    assert b["windows"] >= 1 and len(b["cpus"]) == 2, b
+    assert 0 < b["barrier_split_ceiling"] <= b["parallel_ceiling"] * (1 + 1e-9), b
+    assert 1.0 <= b["faster_over_slower"]["median"] <= b["faster_over_slower"]["max"], b
 for spec in ("1", "2s"):
     trace = json.load(open(f"{d}/prof_{spec}_r1.json"))
     names = {e.get("name") for e in trace if e.get("ph") == "X"}
@@ -37,6 +47,8 @@ expect_refused() {
 }
 expect_refused "this set's epoch has 2" "${common[@]}" --warmup_steps=1 --steps=5
 expect_refused "must be at least 1; got 0" "${common[@]}" --warmup_steps=0 --steps=1
+expect_refused "core_balance_seconds must be >= 0 (0: skip); got -1" "${common[@]}" \
+  --warmup_steps=1 --steps=1 --core_balance_seconds=-1
 expect_refused "--torch_profile: cannot write" "${common[@]}" --warmup_steps=1 --steps=1 \
   --torch_profile="$DIR/no/such/dir/p_"
 echo "ok"
