@@ -7,8 +7,11 @@
 // median of 50 ms windows (a third apart at the 90th percentile), and each
 // ran 13% slower than one alone. Independent processes (train_bench's
 // `2p`) lose only the second; a split step waits for its slower half at
-// every hand-off and loses both. Without this, a 2-thread ratio below 1.7x
-// cannot be told apart from the trainer's own overhead.
+// every hand-off and loses both. Without it, a 2-thread ratio below 1.7x
+// says nothing of how much of the shortfall is the host's.
+//
+// The work stays in the L1 cache: it sees a core whose compute is shared
+// (another tenant on its SMT sibling), not shared caches or memory bandwidth.
 //
 // Thread-safety: MeasureCoreBalance starts and joins its own threads; call
 // it while nothing else of the process runs (it would measure that too).
