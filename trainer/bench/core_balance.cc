@@ -47,19 +47,24 @@ void Spin(int cpu, const std::atomic<bool>* stop, Worker* w) {
   (void)sink;
 }
 
-double Quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1))];
+// REQUIRES: `sorted` ascending and not empty.
+double Quantile(const std::vector<double>& sorted, double q) {
+  return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1))];
 }
 
 }  // namespace
 
-absl::StatusOr<CoreBalance> MeasureCoreBalance(double seconds, double window_ms) {
+absl::Status CheckCoreBalanceArgs(double seconds, double window_ms) {
   if (!(seconds > 0) || !(window_ms > 0) || window_ms / 1000.0 > seconds / 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "core balance: seconds and window_ms must be > 0 with at least 3 windows in a third "
         "of the time; got seconds ", seconds, ", window_ms ", window_ms));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CoreBalance> MeasureCoreBalance(double seconds, double window_ms) {
+  if (absl::Status s = CheckCoreBalanceArgs(seconds, window_ms); !s.ok()) return s;
   CoreBalance out;
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
@@ -129,11 +134,12 @@ absl::StatusOr<CoreBalance> MeasureCoreBalance(double seconds, double window_ms)
   out.windows = static_cast<int>(ratios.size());
   out.barrier_split_ceiling = min_sum / (out.alone_units_per_s * both_secs);
   if (out.windows > 0) {
+    std::sort(ratios.begin(), ratios.end());
     out.faster_over_slower_median = Quantile(ratios, 0.5);
     out.faster_over_slower_p90 = Quantile(ratios, 0.9);
-    out.faster_over_slower_max = *std::max_element(ratios.begin(), ratios.end());
-    out.windows_over_10_percent =
-        static_cast<int>(std::count_if(ratios.begin(), ratios.end(), [](double r) { return r > 1.10; }));
+    out.faster_over_slower_max = ratios.back();
+    out.windows_over_10_percent = static_cast<int>(
+        ratios.end() - std::upper_bound(ratios.begin(), ratios.end(), 1.10));
   }
   return out;
 }

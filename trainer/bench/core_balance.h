@@ -20,6 +20,7 @@
 
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace recsys {
@@ -50,6 +51,10 @@ struct CoreBalance {
 // than the measurement; FailedPrecondition with fewer than two usable CPUs;
 // Unavailable when the lone thread got no CPU time (nothing to compare to).
 absl::StatusOr<CoreBalance> MeasureCoreBalance(double seconds, double window_ms = 50);
+
+// MeasureCoreBalance's argument check alone (InvalidArgument as it would
+// fail), for callers that check their flags before a long run.
+absl::Status CheckCoreBalanceArgs(double seconds, double window_ms = 50);
 
 }  // namespace recsys
 
