@@ -624,10 +624,16 @@ absl::Status Run() {
         "--warmup_steps and --steps must be at least 1; got ", absl::GetFlag(FLAGS_warmup_steps),
         " and ", absl::GetFlag(FLAGS_steps)));
   }
-  if (!(absl::GetFlag(FLAGS_core_balance_seconds) >= 0)) {
+  const double balance_seconds = absl::GetFlag(FLAGS_core_balance_seconds);
+  if (!(balance_seconds >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--core_balance_seconds must be >= 0 (0: skip); got ",
-        absl::GetFlag(FLAGS_core_balance_seconds)));
+        "--core_balance_seconds must be >= 0 (0: skip); got ", balance_seconds));
+  }
+  if (balance_seconds > 0) {
+    // Refused now, not reported as skipped after the whole run.
+    if (absl::Status s = CheckCoreBalanceArgs(balance_seconds); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--core_balance_seconds: ", s.message()));
+    }
   }
   ASSIGN_OR_RETURN(Data d, PrepareData());
   ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
@@ -659,8 +665,7 @@ absl::Status Run() {
   ASSIGN_OR_RETURN(std::vector<ThreadSpec> specs, ParseThreadSpecs(absl::GetFlag(FLAGS_threads)));
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   // One probe after each round: the host's state changes within seconds.
-  const bool probe = absl::GetFlag(FLAGS_device) == "cpu" &&
-                     absl::GetFlag(FLAGS_core_balance_seconds) > 0 && !specs.empty();
+  const bool probe = absl::GetFlag(FLAGS_device) == "cpu" && balance_seconds > 0 && !specs.empty();
   nlohmann::json balance = nlohmann::json::array();
   for (int round = 0; round < rounds; ++round) {
     for (const ThreadSpec& t : specs) {
@@ -680,7 +685,7 @@ absl::Status Run() {
       }
     }
     if (probe) {
-      nlohmann::json b = CoreBalanceJson(absl::GetFlag(FLAGS_core_balance_seconds));
+      nlohmann::json b = CoreBalanceJson(balance_seconds);
       b["round"] = round + 1;
       LOG(INFO) << "core balance: " << b.dump();
       balance.push_back(b);

@@ -4,7 +4,7 @@
 # with --torch_profile, a Chrome trace; one that does not, or a zero warm-up,
 # is refused with the flags named (it used to report negative times); the
 # core-balance probe reports two CPUs' work (or why it was skipped), and a
-# negative duration is refused.
+# negative or too short duration is refused.
 set -euo pipefail
 MAKE_DEMO="$1"
 BENCH="$2"
@@ -49,6 +49,8 @@ expect_refused "this set's epoch has 2" "${common[@]}" --warmup_steps=1 --steps=
 expect_refused "must be at least 1; got 0" "${common[@]}" --warmup_steps=0 --steps=1
 expect_refused "core_balance_seconds must be >= 0 (0: skip); got -1" "${common[@]}" \
   --warmup_steps=1 --steps=1 --core_balance_seconds=-1
+expect_refused "--core_balance_seconds: core balance: seconds and window_ms" "${common[@]}" \
+  --warmup_steps=1 --steps=1 --core_balance_seconds=0.1
 expect_refused "--torch_profile: cannot write" "${common[@]}" --warmup_steps=1 --steps=1 \
   --torch_profile="$DIR/no/such/dir/p_"
 echo "ok"
