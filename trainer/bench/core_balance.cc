@@ -117,7 +117,8 @@ absl::StatusOr<CoreBalance> MeasureCoreBalance(double seconds, double window_ms)
     // stalled in it), but has no ratio.
     min_sum += 2.0 * static_cast<double>(std::min(d0, d1));
     if (d0 > 0 && d1 > 0) {
-      ratios.push_back(static_cast<double>(std::max(d0, d1)) / static_cast<double>(std::min(d0, d1)));
+      ratios.push_back(static_cast<double>(std::max(d0, d1)) /
+                       static_cast<double>(std::min(d0, d1)));
     }
     prev[0] = cur[0];
     prev[1] = cur[1];
