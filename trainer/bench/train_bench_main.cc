@@ -1,7 +1,8 @@
 // The trainer's speed on Amazon Scientific (or a synthetic set of the same
 // size when the real data or its cache is absent): steps/s and seconds per
 // epoch at each thread count, the per-phase breakdown of a step, the
-// evaluation time, peak RSS, the load average around each measurement, and,
+// evaluation time, peak RSS, the load average and the host's CPU steal
+// (host_cpu.h: time the hypervisor gave elsewhere) around each measurement, and,
 // when /usr/bin/python3 can import torch, the same step in plain PyTorch
 // (reference_step.py) side by side, and on the CPU how evenly this machine
 // runs the same work on two cores at once (core_balance.h: the ceiling of a
@@ -44,6 +45,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "trainer/bench/core_balance.h"
+#include "trainer/bench/host_cpu.h"
 #include "trainer/data/demo_data.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/item_state_store.h"
@@ -55,7 +57,8 @@
 #endif
 
 ABSL_FLAG(std::string, interactions, "",
-          "users.tsv; empty: a synthetic set of Scientific's size under --scratch_dir");
+          "users.tsv (with --text_cache; a path given must exist); empty: a synthetic set of "
+          "Scientific's size under --scratch_dir");
 ABSL_FLAG(std::string, text_cache, "", "text hidden-state cache (with --interactions)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/recsys-train-bench", "where the synthetic set goes");
 ABSL_FLAG(std::string, threads, "1,2",
@@ -87,6 +90,9 @@ ABSL_FLAG(std::string, device, "cpu", "cpu | cuda");
 ABSL_FLAG(std::string, python, "/usr/bin/python3", "python with torch for the reference");
 ABSL_FLAG(std::string, reference_script, "trainer/bench/reference_step.py",
           "the plain-PyTorch step (empty: skip)");
+ABSL_FLAG(double, quiet_steal_percent, 2,
+          "threads_summary's quiet rounds: those where the host's CPU steal (host_cpu in each "
+          "measurement) stayed below this percent for the entry and the first --threads entry");
 ABSL_FLAG(double, core_balance_seconds, 1,
           "CPU runs, after each round: how long two pinned threads do the same work at once, "
           "to report how evenly this machine runs two cores (core_balance in the report; 0: skip)");
@@ -127,6 +133,16 @@ double PeakGpuMb() {
   }
 #endif
   return -1;
+}
+
+// The host's steal and idle share between two /proc/stat readings (why
+// not, where either failed).
+nlohmann::json HostCpuJson(const absl::StatusOr<HostCpuTicks>& a,
+                           const absl::StatusOr<HostCpuTicks>& b) {
+  if (!a.ok()) return {{"unavailable", std::string(a.status().message())}};
+  if (!b.ok()) return {{"unavailable", std::string(b.status().message())}};
+  const HostCpuShare share = ShareBetween(*a, *b);
+  return {{"steal_percent", share.steal_percent}, {"idle_percent", share.idle_percent}};
 }
 
 double PeakRssMb() {
@@ -229,13 +245,24 @@ absl::StatusOr<Data> PrepareData() {
   Data d;
   d.interactions = absl::GetFlag(FLAGS_interactions);
   d.text_cache = absl::GetFlag(FLAGS_text_cache);
-  if (!d.interactions.empty() && !d.text_cache.empty() && PathExists(d.interactions) &&
-      PathExists(d.text_cache)) {
-    d.source = "given";
-    return d;
+  // A path given but absent is an error, not a quiet switch to the
+  // synthetic set (a report of the wrong data looks like the right one).
+  if (d.interactions.empty() != d.text_cache.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--interactions and --text_cache go together (both, or neither for the synthetic set); "
+        "got only ", d.interactions.empty() ? "--text_cache" : "--interactions"));
   }
   if (!d.interactions.empty()) {
-    LOG(WARNING) << "--interactions/--text_cache missing or absent: using the synthetic set";
+    for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{
+                                         "--interactions", d.interactions},
+                                     {"--text_cache", d.text_cache}}) {
+      if (!PathExists(path)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, ": no such file \"", path.substr(0, 200), "\""));
+      }
+    }
+    d.source = "given";
+    return d;
   }
   // Scientific's size: 12,076 users, 20,825 items, sequences 5.. (median 6),
   // a 7-state x 256 text cache (the stand-in BERT 6 x 256).
@@ -316,6 +343,8 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   std::vector<double> loss(n, 0);
   std::vector<std::unique_ptr<Trainer>> trainers(n);
   std::atomic<int64_t> epoch_steps{0};
+  int finished = 0;  // trainers past their timed steps (under mu)
+  absl::StatusOr<HostCpuTicks> host0 = absl::UnknownError("not read"), host1 = host0;
   for (int i = 0; i < n; ++i) {
     TrainerOptions o = BaseOptions();
     o.num_threads = 1;
@@ -328,11 +357,16 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
         std::unique_lock<std::mutex> lock(mu);
         if (++arrived == n) {
           start = Clock::now();
+          host0 = ReadHostCpuTicks();
           opened.notify_all();
         }
         opened.wait(lock, [&] { return arrived >= n; });
       }
-      if (p.step == warmup + steps) end[i] = Clock::now();
+      if (p.step == warmup + steps) {
+        end[i] = Clock::now();
+        std::lock_guard<std::mutex> lock(mu);
+        if (++finished == n) host1 = ReadHostCpuTicks();
+      }
       return absl::OkStatus();
     };
     ASSIGN_OR_RETURN(trainers[i], Trainer::Create(o, &data, &store));
@@ -379,6 +413,7 @@ absl::StatusOr<nlohmann::json> MeasureIndependent(const InteractionData& data,
   for (double l : loss) mean_loss += l / n;
   j["mean_loss"] = mean_loss;
   j["load_average_1m"] = {load_before, LoadAverage1()};
+  j["host_cpu"] = HostCpuJson(host0, host1);  // from the barrier to the last timed step
   j["process_cpu_ms_per_step"] = 1000.0 * (proc_cpu1 - proc_cpu0) / (n * (warmup + steps));
   return j;
 }
@@ -399,6 +434,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   Clock::time_point t0, t1;
   PhaseTimes p0, p1;
   double main_cpu0 = 0, main_cpu1 = 0, proc_cpu0 = 0, proc_cpu1 = 0;
+  absl::StatusOr<HostCpuTicks> host0 = absl::UnknownError("not read"), host1 = host0;
   const Trainer* self = nullptr;
   // on_progress runs on the training thread: its CPU clock is the caller's.
   o.on_progress = [&](const TrainProgress& p) {
@@ -409,12 +445,14 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
       p0 = self->phase_times();
       main_cpu0 = ThreadCpuSeconds();
       proc_cpu0 = ProcessCpuSeconds();
+      host0 = ReadHostCpuTicks();
     }
     if (p.step == warmup + steps) {
       t1 = Clock::now();
       p1 = self->phase_times();
       main_cpu1 = ThreadCpuSeconds();
       proc_cpu1 = ProcessCpuSeconds();
+      host1 = ReadHostCpuTicks();
     }
     return absl::OkStatus();
   };
@@ -454,6 +492,7 @@ absl::StatusOr<nlohmann::json> MeasureSteps(const InteractionData& data,
   j["mean_loss"] = loss;
   j["phases"] = PhasesJson(p0, trainer->phase_times());
   j["load_average_1m"] = {load_before, LoadAverage1()};
+  j["host_cpu"] = HostCpuJson(host0, host1);  // over the timed steps
   // CPU time per step (not wall): the whole process, the training thread.
   // For split steps, the projection for an idle machine: the training
   // thread's work outside its own shards (serial) plus, per parallel
@@ -480,6 +519,7 @@ absl::StatusOr<nlohmann::json> MeasureEpoch(const InteractionData& data,
   o.num_threads = threads;
   ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(o, &data, &store));
   const double load_before = LoadAverage1();
+  const absl::StatusOr<HostCpuTicks> host0 = ReadHostCpuTicks();
   const Clock::time_point t0 = Clock::now();
   ASSIGN_OR_RETURN(double loss, trainer->TrainEpoch(1));
   const Clock::time_point t1 = Clock::now();
@@ -499,6 +539,7 @@ absl::StatusOr<nlohmann::json> MeasureEpoch(const InteractionData& data,
   j["validation_ndcg10"] = valid.ndcg_at(10);
   j["phases"] = PhasesJson(PhaseTimes{}, after_train);
   j["load_average_1m"] = {load_before, LoadAverage1()};
+  j["host_cpu"] = HostCpuJson(host0, ReadHostCpuTicks());  // training and validation
   return j;
 }
 
@@ -571,9 +612,11 @@ absl::StatusOr<std::vector<ThreadSpec>> ParseThreadSpecs(const std::string& s) {
 
 // MeasureCoreBalance as JSON; {"skipped": why} where it cannot run.
 nlohmann::json CoreBalanceJson(double seconds) {
+  const absl::StatusOr<HostCpuTicks> host0 = ReadHostCpuTicks();
   absl::StatusOr<CoreBalance> b = MeasureCoreBalance(seconds);
   if (!b.ok()) return {{"skipped", std::string(b.status().message())}};
   return {{"cpus", b->cpus},
+          {"host_cpu", HostCpuJson(host0, ReadHostCpuTicks())},
           {"seconds", seconds},
           {"window_ms", b->window_ms},
           {"windows", b->windows},
@@ -594,14 +637,29 @@ double Median(std::vector<double> v) {
   return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
 }
 
-// Per --threads entry over the rounds: ms/step best, median, all, with the
-// load averages; and each entry's best and per-round ratios against the
-// first entry (steps/s of the entry / steps/s of the first).
-nlohmann::json ThreadsSummary(const std::vector<ThreadSpec>& specs, const nlohmann::json& steps) {
+// A measurement's host steal percent; -1 where it is unknown.
+double StealPercent(const nlohmann::json& step) {
+  if (!step.contains("host_cpu") || !step["host_cpu"].contains("steal_percent")) return -1;
+  return step["host_cpu"]["steal_percent"].get<double>();
+}
+
+// Per --threads entry over the rounds: ms/step best, median, all, the host's
+// steal per round; each entry's best and per-round ratios against the first
+// entry (steps/s of the entry / steps/s of the first); and the median ratio
+// over the quiet rounds, where the steal of both stayed known and below
+// `quiet_steal_percent`.
+nlohmann::json ThreadsSummary(const std::vector<ThreadSpec>& specs, const nlohmann::json& steps,
+                              double quiet_steal_percent) {
   nlohmann::json out = nlohmann::json::object();
   const size_t n = specs.size();
-  std::vector<std::vector<double>> ms(n);
-  for (size_t i = 0; i < steps.size(); ++i) ms[i % n].push_back(steps[i]["ms_per_step"]);
+  std::vector<std::vector<double>> ms(n), steal(n);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    ms[i % n].push_back(steps[i]["ms_per_step"]);
+    steal[i % n].push_back(StealPercent(steps[i]));
+  }
+  const auto quiet = [&](size_t k, size_t r) {
+    return steal[k][r] >= 0 && steal[k][r] < quiet_steal_percent;
+  };
   for (size_t k = 0; k < n; ++k) {
     nlohmann::json e;
     e["ms_per_step_best"] = *std::min_element(ms[k].begin(), ms[k].end());
@@ -612,6 +670,15 @@ nlohmann::json ThreadsSummary(const std::vector<ThreadSpec>& specs, const nlohma
     std::vector<double> ratios;
     for (size_t r = 0; r < ms[k].size(); ++r) ratios.push_back(ms[0][r] / ms[k][r]);
     e["speedup_per_round_vs_" + specs[0].label] = ratios;
+    e["host_steal_percent_all"] = steal[k];
+    std::vector<double> quiet_ratios;
+    for (size_t r = 0; r < ratios.size(); ++r) {
+      if (quiet(0, r) && quiet(k, r)) quiet_ratios.push_back(ratios[r]);
+    }
+    e["quiet_rounds"] = quiet_ratios.size();
+    if (!quiet_ratios.empty()) {
+      e["speedup_median_quiet_rounds_vs_" + specs[0].label] = Median(quiet_ratios);
+    }
     out[specs[k].label] = e;
   }
   return out;
@@ -634,6 +701,10 @@ absl::Status Run() {
     if (absl::Status s = CheckCoreBalanceArgs(balance_seconds); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--core_balance_seconds: ", s.message()));
     }
+  }
+  if (!(absl::GetFlag(FLAGS_quiet_steal_percent) >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--quiet_steal_percent must be >= 0; got ", absl::GetFlag(FLAGS_quiet_steal_percent)));
   }
   ASSIGN_OR_RETURN(Data d, PrepareData());
   ASSIGN_OR_RETURN(InteractionData data, LoadInteractions(d.interactions));
@@ -691,7 +762,10 @@ absl::Status Run() {
       balance.push_back(b);
     }
   }
-  if (!specs.empty()) report["threads_summary"] = ThreadsSummary(specs, steps);
+  if (!specs.empty()) {
+    report["threads_summary"] =
+        ThreadsSummary(specs, steps, absl::GetFlag(FLAGS_quiet_steal_percent));
+  }
   if (!balance.empty()) report["core_balance"] = balance;
   for (const nlohmann::json& j : steps) {
     if (j.contains("phases") && j["threads"] == 1 && absl::GetFlag(FLAGS_device) == "cpu") {

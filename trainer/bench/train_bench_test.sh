@@ -4,7 +4,10 @@
 # with --torch_profile, a Chrome trace; one that does not, or a zero warm-up,
 # is refused with the flags named (it used to report negative times); the
 # core-balance probe reports two CPUs' work (or why it was skipped), and a
-# negative or too short duration is refused.
+# negative or too short duration is refused; each measurement carries the
+# host's CPU steal, and a negative quiet-steal threshold is refused; a data
+# path given but absent is refused with its flag named (it used to fall back
+# to the synthetic set with a warning).
 set -euo pipefail
 MAKE_DEMO="$1"
 BENCH="$2"
@@ -24,6 +27,14 @@ assert [s["spec"] for s in r["steps"]] == ["1", "2s"], r["steps"]
 for s in r["steps"]:
     assert s["ms_per_step"] > 0, s
     assert s["timed_steps"] == 1, s
+    h = s["host_cpu"]  # one step may pass in under a tick: -1, unknown
+    assert set(h) == {"steal_percent", "idle_percent"}, h
+    for v in h.values():
+        assert v == -1 or 0 <= v <= 100, h
+for spec, e in r["threads_summary"].items():
+    assert len(e["host_steal_percent_all"]) == 1, e
+    assert e["quiet_rounds"] in (0, 1), e
+    assert (e["quiet_rounds"] == 1) == ("speedup_median_quiet_rounds_vs_1" in e), e
 assert [b["round"] for b in r["core_balance"]] == [1], r["core_balance"]
 b = r["core_balance"][0]
 if "skipped" in b:  # a one-CPU machine
@@ -51,6 +62,11 @@ expect_refused "core_balance_seconds must be >= 0 (0: skip); got -1" "${common[@
   --warmup_steps=1 --steps=1 --core_balance_seconds=-1
 expect_refused "--core_balance_seconds: core balance: seconds and window_ms" "${common[@]}" \
   --warmup_steps=1 --steps=1 --core_balance_seconds=0.1
+expect_refused "quiet_steal_percent must be >= 0; got -1" "${common[@]}" \
+  --warmup_steps=1 --steps=1 --quiet_steal_percent=-1
+expect_refused "--text_cache: no such file \"$DIR/absent.safetensors\"" \
+  --interactions="$DIR/data/users.tsv" --text_cache="$DIR/absent.safetensors" --threads=1
+expect_refused "got only --interactions" --interactions="$DIR/data/users.tsv" --threads=1
 expect_refused "--torch_profile: cannot write" "${common[@]}" --warmup_steps=1 --steps=1 \
   --torch_profile="$DIR/no/such/dir/p_"
 echo "ok"
