@@ -26,7 +26,8 @@ ABSL_FLAG(std::string, retrieval, "",
           "on this host.");
 ABSL_FLAG(std::string, model_name, "items",
           "Model name; also the retrieval collection holding its items.");
-ABSL_FLAG(int, versions_to_keep, 2, "Model versions kept loaded.");
+ABSL_FLAG(int, versions_to_keep, 2,
+          "The newest model versions kept loaded (the sidecar's live version stays loaded too).");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often models_dir and the sidecar's versions are checked.");
 ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads per batched forward.");

@@ -90,7 +90,19 @@ void ModelRegistry::Refresh() {
   }
   auto next = std::make_shared<Snapshot>();
 
-  // The newest `versions_to_keep` complete version directories.
+  // What the sidecar serves, asked before loading: the version it has live
+  // stays loaded here even when newer directories fill the newest
+  // `versions_to_keep` (versions written but not published, or whose
+  // publish failed, or a sidecar rolled back past them). When the sidecar
+  // is unreachable, the version live here now stays.
+  absl::StatusOr<ServableVersions> sidecar = ServableVersions();
+  if (options_.servable) sidecar = options_.servable();
+  if (!sidecar.ok()) LOG(WARNING) << "retrieval sidecar check failed: " << sidecar.status();
+  const int64_t keep_live =
+      !options_.servable ? 0 : sidecar.ok() ? sidecar->live : old->live;
+
+  // The newest `versions_to_keep` complete version directories, and
+  // `keep_live`.
   std::vector<int64_t> versions;
   absl::StatusOr<std::vector<int64_t>> listed = ListModelVersions(options_.models_dir);
   if (!listed.ok()) {
@@ -99,48 +111,47 @@ void ModelRegistry::Refresh() {
     versions = std::move(*listed);
   }
   std::sort(versions.rbegin(), versions.rend());
+  int newest = 0;  // of the newest versions_to_keep, loaded so far
   for (int64_t v : versions) {
-    if (static_cast<int>(next->models.size()) >= options_.versions_to_keep) break;
+    const bool live = keep_live > 0 && v == keep_live;
+    if (newest >= options_.versions_to_keep && !live) continue;
     auto have = old->models.find(v);
     if (have != old->models.end()) {
       next->models[v] = have->second;
-      continue;
+    } else {
+      const std::string dir = ModelVersionPath(options_.models_dir, v);
+      if (failed_.count(dir)) continue;
+      absl::StatusOr<std::unique_ptr<ServingModel>> model = ServingModel::Load(dir);
+      if (!model.ok()) {
+        LOG(ERROR) << "not serving model version " << v << ": " << model.status();
+        failed_[dir] = std::string(model.status().message());
+        RegistryMetrics::Get().load_failures->Increment();
+        continue;
+      }
+      LOG(INFO) << "loaded model version " << v << " (" << (*model)->info().model_kind
+                << ", " << (*model)->info().num_items << " items, d="
+                << (*model)->info().embedding_dim << ")";
+      RegistryMetrics::Get().loads->Increment();
+      next->models[v] = std::move(*model);
     }
-    const std::string dir = ModelVersionPath(options_.models_dir, v);
-    if (failed_.count(dir)) continue;
-    absl::StatusOr<std::unique_ptr<ServingModel>> model = ServingModel::Load(dir);
-    if (!model.ok()) {
-      LOG(ERROR) << "not serving model version " << v << ": " << model.status();
-      failed_[dir] = std::string(model.status().message());
-      RegistryMetrics::Get().load_failures->Increment();
-      continue;
-    }
-    LOG(INFO) << "loaded model version " << v << " (" << (*model)->info().model_kind
-              << ", " << (*model)->info().num_items << " items, d="
-              << (*model)->info().embedding_dim << ")";
-    RegistryMetrics::Get().loads->Increment();
-    next->models[v] = std::move(*model);
+    if (newest < options_.versions_to_keep) ++newest;
   }
 
   // Which loaded versions the sidecar can serve, and which is live.
   int64_t sidecar_live = 0;
-  if (options_.servable) {
-    absl::StatusOr<ServableVersions> s = options_.servable();
-    if (s.ok()) {
-      for (const auto& [v, unused] : next->models) {
-        if (s->loaded.count(v)) next->servable.insert(v);
-      }
-      sidecar_live = s->live;
-    } else {
-      // The sidecar is unreachable: keep answering with what was servable.
-      LOG(WARNING) << "retrieval sidecar check failed: " << s.status();
-      for (int64_t v : old->servable) {
-        if (next->models.count(v)) next->servable.insert(v);
-      }
-      sidecar_live = old->live;
-    }
-  } else {
+  if (!options_.servable) {
     for (const auto& [v, unused] : next->models) next->servable.insert(v);
+  } else if (sidecar.ok()) {
+    for (const auto& [v, unused] : next->models) {
+      if (sidecar->loaded.count(v)) next->servable.insert(v);
+    }
+    sidecar_live = sidecar->live;
+  } else {
+    // The sidecar is unreachable: keep answering with what was servable.
+    for (int64_t v : old->servable) {
+      if (next->models.count(v)) next->servable.insert(v);
+    }
+    sidecar_live = old->live;
   }
   if (next->servable.count(sidecar_live)) {
     next->live = sidecar_live;

@@ -2,9 +2,11 @@
 //
 // A background loop scans `models_dir` for version directories (named by
 // their decimal version number, written complete-or-absent by the trainer's
-// export), loads the newest `versions_to_keep`, and only then drops older
-// ones: during a rollout old and new versions both answer. A version whose
-// directory is damaged is reported once and skipped.
+// export), loads the newest `versions_to_keep` and the sidecar's live
+// version (when it is older: newer versions written but never published, or
+// a rollback past them, must not take it out of memory), and only then
+// drops the others: during a rollout old and new versions both answer. A
+// version whose directory is damaged is reported once and skipped.
 //
 // Which version is live follows the retrieval sidecar: a model version is
 // servable only while the sidecar has the item collection version with the
@@ -44,7 +46,7 @@ class ModelRegistry {
  public:
   struct Options {
     std::string models_dir;                           // required
-    int versions_to_keep = 2;                         // newest N stay loaded
+    int versions_to_keep = 2;                         // newest N stay loaded (+ the live one)
     absl::Duration poll_interval = absl::Seconds(2);  // directory rescan
     // Asks the retrieval sidecar what it serves; nullptr: no check.
     std::function<absl::StatusOr<ServableVersions>()> servable;

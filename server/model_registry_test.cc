@@ -72,6 +72,59 @@ TEST(ModelRegistryTest, KeepsNewestVersionsAndFollowsTheSidecar) {
   EXPECT_EQ(changes.back(), 4);
 }
 
+// Newer versions that never go live in the sidecar (written without a
+// publish, or failing it) must not push the live one out of memory: with
+// versions_to_keep = 2 and two such versions, v1 went unloaded and every
+// unpinned request failed UNAVAILABLE.
+TEST(ModelRegistryTest, TheSidecarsLiveVersionStaysLoadedBehindNewerOnes) {
+  const std::string base = FreshTestDir("models_behind");
+  ExportTestVersion(base, 1);
+  ServableVersions sidecar;
+  sidecar.loaded = {1};
+  sidecar.live = 1;
+  bool reachable = true;
+  ModelRegistry::Options o;
+  o.models_dir = base;
+  o.versions_to_keep = 2;
+  o.poll_interval = absl::Hours(1);
+  o.servable = [&]() -> absl::StatusOr<ServableVersions> {
+    if (!reachable) return absl::UnavailableError("sidecar down");
+    return sidecar;
+  };
+  ASSERT_OK_AND_ASSIGN(auto registry, ModelRegistry::Create(o));
+  ASSERT_EQ(registry->live_version(), 1);
+
+  ExportTestVersion(base, 2);
+  ExportTestVersion(base, 3);
+  registry->Refresh();
+  EXPECT_EQ(registry->live_version(), 1);
+  ASSERT_OK_AND_ASSIGN(auto live, registry->Get(0));
+  EXPECT_EQ(live->version(), 1);
+  EXPECT_EQ(registry->List().size(), 3u);  // v3, v2 (the newest two) and v1
+
+  // The sidecar publishes v3, then rolls back to v1, past v2: followed, and
+  // v1 is loaded again though it is not among the newest two.
+  sidecar.loaded = {1, 3};
+  sidecar.live = 3;
+  registry->Refresh();
+  EXPECT_EQ(registry->live_version(), 3);
+  EXPECT_EQ(registry->List().size(), 2u);  // v1 was dropped: not live anywhere
+  sidecar.live = 1;
+  registry->Refresh();
+  EXPECT_EQ(registry->live_version(), 1);
+  ASSERT_OK_AND_ASSIGN(live, registry->Get(0));
+  EXPECT_EQ(live->version(), 1);
+
+  // The sidecar unreachable while v4 and v5 arrive: v1, live here, stays.
+  reachable = false;
+  ExportTestVersion(base, 4);
+  ExportTestVersion(base, 5);
+  registry->Refresh();
+  EXPECT_EQ(registry->live_version(), 1);
+  ASSERT_OK(registry->Get(0).status());
+  EXPECT_EQ(registry->List().size(), 3u);
+}
+
 TEST(ModelRegistryTest, NothingLiveUntilTheSidecarServesAVersion) {
   const std::string base = FreshTestDir("models_none");
   ExportTestVersion(base, 5);

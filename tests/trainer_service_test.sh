@@ -71,6 +71,10 @@ expect_refused() {  # code, text, recctl trainer args...
 }
 expect_refused NOT_FOUND "spec.train.interactions: no such file" submit --interactions="$T/nope.tsv" \
   --text_cache="$T/data/text_states.safetensors"
+expect_refused INVALID_ARGUMENT "spec.train.interactions: a regular file, got the directory '" \
+  submit --interactions="$T" --text_cache="$T/data/text_states.safetensors"
+expect_refused INVALID_ARGUMENT "spec.train.text_cache: a regular file, got the special file '/dev/zero'" \
+  submit --interactions="$T/data/users.tsv" --text_cache=/dev/zero
 # A file name that is not UTF-8 (Latin-1 bytes: Linux allows them; a proto3
 # string does not): refused naming the field, not a bare UNIMPLEMENTED.
 expect_refused INVALID_ARGUMENT "spec.train.interactions: expected valid UTF-8, got '" \
@@ -89,6 +93,24 @@ expect_refused INVALID_ARGUMENT "none usable" submit --interactions="$T/short_us
   --text_cache="$T/data/text_states.safetensors"
 expect_refused INVALID_ARGUMENT "spec.train.layer_mode" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --layer_mode=bogus
+# Refused at submit, not queued: NaN and negative learning rates were taken
+# for the default and trained; an infinite one ran until the divergence
+# check; patience -3 "succeeded" with no epoch trained; an odd
+# embedding_dim failed only in the worker.
+for bad in "learning_rate=nan:spec.train.learning_rate: 0 (the default, 1e-3) or in [1e-9, 1], got nan" \
+           "learning_rate=-1:spec.train.learning_rate" "learning_rate=inf:spec.train.learning_rate" \
+           "learning_rate=5e-324:spec.train.learning_rate" \
+           "patience=-3:spec.train.patience: must be in [0, 1000], got -3" \
+           "max_steps_per_epoch=-7:spec.train.max_steps_per_epoch" \
+           "embedding_dim=3:spec.train.embedding_dim: a multiple of the user encoder's 2 attention heads, got 3"; do
+  expect_refused INVALID_ARGUMENT "${bad#*:}" submit --interactions="$T/data/users.tsv" \
+    --text_cache="$T/data/text_states.safetensors" --"${bad%%:*}"
+done
+# recctl itself: a value an int32 field cannot hold is not wrapped.
+if tcli submit --interactions="$T/data/users.tsv" --text_cache="$T/data/text_states.safetensors" \
+  --batch_size=4294967360 >"$T/out" 2>"$T/err"; then fail "--batch_size=2^32+64 was accepted"; fi
+grep -qF -- "--batch_size: expected an integer in [-2147483648, 2147483647], got '4294967360'" "$T/err" ||
+  fail "--batch_size=2^32+64: $(cat "$T/err")"
 expect_refused NOT_FOUND "job_id: no job 999" get --job=999
 expect_refused NOT_FOUND "no job 999" submit --interactions="$T/data/users.tsv" \
   --text_cache="$T/data/text_states.safetensors" --resume_from=999

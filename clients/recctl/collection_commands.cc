@@ -149,8 +149,8 @@ Command Create() {
             pb::CreateCollectionRequest req;
             auto* cfg = req.mutable_config();
             ASSIGN_OR_RETURN(*cfg->mutable_name(), c.args().Required("collection"));
-            ASSIGN_OR_RETURN(int64_t dim, c.args().GetInt("dim"));
-            cfg->set_dimension(static_cast<int32_t>(dim));
+            ASSIGN_OR_RETURN(int32_t dim, c.args().GetInt32("dim"));
+            cfg->set_dimension(dim);
             ASSIGN_OR_RETURN(pb::Metric m, ParseMetric(c.args().Get("metric")));
             cfg->set_metric(m);
             cfg->set_index_factory(c.args().Get("factory"));
@@ -226,12 +226,12 @@ Command Upsert() {
           [](Context& c) -> absl::Status {
             ASSIGN_OR_RETURN(std::string collection, c.args().Required("collection"));
             ASSIGN_OR_RETURN(std::string file, c.args().Required("file"));
-            ASSIGN_OR_RETURN(int64_t batch, c.args().GetInt("batch"));
+            ASSIGN_OR_RETURN(int32_t batch, c.args().GetInt32("batch"));
             ASSIGN_OR_RETURN(std::vector<pb::Entry> entries, ReadEntries(file));
             auto stub = Stub(c);
             RetrievalClient::Options o;
             o.stream_deadline = c.deadline();
-            o.upsert_batch_size = static_cast<int>(std::max<int64_t>(1, batch));
+            o.upsert_batch_size = std::max(1, batch);
             RetrievalClient client(stub.get(), o);
             ProgressBar bar("upsert", static_cast<int64_t>(entries.size()));
             absl::StatusOr<int64_t> n = client.UpsertAll(
@@ -313,8 +313,8 @@ Command Search() {
           [](Context& c) -> absl::Status {
             pb::SearchRequest req;
             ASSIGN_OR_RETURN(*req.mutable_collection(), c.args().Required("collection"));
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
-            req.set_k(static_cast<int32_t>(k));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
+            req.set_k(k);
             ASSIGN_OR_RETURN(int64_t version, c.args().GetInt("version"));
             req.set_version(version);
             req.set_include_payload(true);
@@ -326,10 +326,10 @@ Command Search() {
             }
             for (const std::string& key : c.args().GetList("exclude")) req.add_exclude_keys(key);
             ParsePayload(c.args().Get("filter"), req.mutable_payload_filter());
-            ASSIGN_OR_RETURN(int64_t nprobe, c.args().GetInt("nprobe"));
-            ASSIGN_OR_RETURN(int64_t ef, c.args().GetInt("ef_search"));
-            req.mutable_params()->set_nprobe(static_cast<int32_t>(nprobe));
-            req.mutable_params()->set_ef_search(static_cast<int32_t>(ef));
+            ASSIGN_OR_RETURN(int32_t nprobe, c.args().GetInt32("nprobe"));
+            ASSIGN_OR_RETURN(int32_t ef, c.args().GetInt32("ef_search"));
+            req.mutable_params()->set_nprobe(nprobe);
+            req.mutable_params()->set_ef_search(ef);
             pb::SearchResponse resp;
             grpc::Status s = Stub(c)->Search(c.Call().get(), req, &resp);
             if (!s.ok()) return RpcError(s, "search");

@@ -89,6 +89,29 @@ absl::StatusOr<int64_t> Args::GetInt(const std::string& name) const {
   return out;
 }
 
+absl::StatusOr<int32_t> Args::GetInt32(const std::string& name) const {
+  const std::string v = Get(name);
+  int32_t out = 0;
+  if (v.empty()) return out;
+  if (!absl::SimpleAtoi(v, &out)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected an integer in [",
+                                                   INT32_MIN, ", ", INT32_MAX, "], got ",
+                                                   QuoteUserInput(v)));
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> Args::GetUint64(const std::string& name) const {
+  const std::string v = Get(name);
+  uint64_t out = 0;
+  if (v.empty()) return out;
+  if (!absl::SimpleAtoi(v, &out)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", name, ": expected an integer in [0, ", UINT64_MAX, "], got ", QuoteUserInput(v)));
+  }
+  return out;
+}
+
 absl::StatusOr<double> Args::GetDouble(const std::string& name) const {
   const std::string v = Get(name);
   double out = 0;

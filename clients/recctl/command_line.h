@@ -36,6 +36,10 @@ class Args {
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   std::string Get(const std::string& name) const;
   absl::StatusOr<int64_t> GetInt(const std::string& name) const;
+  // For int32 proto fields: a value outside int32 is refused, naming the
+  // flag (a cast would wrap 4294967306 to 10).
+  absl::StatusOr<int32_t> GetInt32(const std::string& name) const;
+  absl::StatusOr<uint64_t> GetUint64(const std::string& name) const;
   absl::StatusOr<double> GetDouble(const std::string& name) const;
   absl::StatusOr<bool> GetBool(const std::string& name) const;
   absl::StatusOr<absl::Duration> GetDuration(const std::string& name) const;

@@ -1,5 +1,6 @@
 #include "clients/recctl/command_line.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -39,6 +40,25 @@ TEST(CommandLineTest, RefusesUnknownFlagsAndBadValues) {
   EXPECT_THAT(a.GetInt("k"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'ten'")));
   EXPECT_THAT(a.GetDuration("deadline"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(FlagsHelp(kSpecs), HasSubstr("--k=10"));
+}
+
+// An int32 proto field took GetInt's value through a cast: --k=4294967306
+// went out as k = 10 and was answered; --k=2147483648 as -2147483648.
+TEST(CommandLineTest, Int32FlagsRefuseWhatAnInt32CannotHold) {
+  for (const char* v : {"4294967306", "2147483648", "-2147483649"}) {
+    ASSERT_OK_AND_ASSIGN(Args a, Args::Parse({absl::StrCat("--k=", v)}, kSpecs));
+    EXPECT_THAT(a.GetInt32("k"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr(absl::StrCat("--k: expected an integer in "
+                                                                 "[-2147483648, 2147483647], got '",
+                                                                 v, "'"))));
+  }
+  ASSERT_OK_AND_ASSIGN(Args a, Args::Parse({"--k=2147483647"}, kSpecs));
+  EXPECT_THAT(a.GetInt32("k"), IsOkAndHolds(2147483647));
+  // A seed is a uint64: its upper half is usable, a negative one is not.
+  ASSERT_OK_AND_ASSIGN(Args b, Args::Parse({"--k=18446744073709551615"}, kSpecs));
+  EXPECT_THAT(b.GetUint64("k"), IsOkAndHolds(18446744073709551615ull));
+  ASSERT_OK_AND_ASSIGN(Args c, Args::Parse({"--k=-1"}, kSpecs));
+  EXPECT_THAT(c.GetUint64("k"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'-1'")));
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ Command Publish() {
            {"batch", "1000", "entries per stream message"}},
           [](Context& c) -> absl::Status {
             ASSIGN_OR_RETURN(std::string dir, c.args().Required("version_dir"));
-            ASSIGN_OR_RETURN(int64_t batch, c.args().GetInt("batch"));
+            ASSIGN_OR_RETURN(int32_t batch, c.args().GetInt32("batch"));
             if (batch < 1 || batch > 100000) {
               return absl::InvalidArgumentError(
                   absl::StrCat("--batch: expected 1..100000, got ", batch));
@@ -73,7 +73,7 @@ Command Publish() {
             RetrievalClient::Options o;
             o.deadline = c.deadline();
             o.stream_deadline = c.long_deadline();  // the upsert and the index build
-            o.upsert_batch_size = static_cast<int>(batch);
+            o.upsert_batch_size = batch;
             std::unique_ptr<v1::Retrieval::Stub> stub = v1::Retrieval::NewStub(c.Channel("retrieval"));
             RetrievalClient client(stub.get(), o);
             PublishOptions p;

@@ -77,8 +77,8 @@ Command Recommend() {
             pb::RecommendRequest req;
             ASSIGN_OR_RETURN(std::vector<std::string> history, History(c.args()));
             for (const std::string& h : history) req.add_history(h);
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
-            req.set_k(static_cast<int32_t>(k));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
+            req.set_k(k);
             ASSIGN_OR_RETURN(int64_t version, c.args().GetInt("version"));
             req.mutable_model()->set_version(version);
             ASSIGN_OR_RETURN(bool include, c.args().GetBool("include_history"));
@@ -123,8 +123,8 @@ Command Similar() {
           [](Context& c) -> absl::Status {
             pb::SimilarItemsRequest req;
             ASSIGN_OR_RETURN(*req.mutable_item_key(), c.args().Required("item"));
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
-            req.set_k(static_cast<int32_t>(k));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
+            req.set_k(k);
             ASSIGN_OR_RETURN(int64_t version, c.args().GetInt("version"));
             req.mutable_model()->set_version(version);
             pb::SimilarItemsResponse resp;
@@ -174,7 +174,7 @@ Command Load() {
             if (users.empty()) return absl::InvalidArgumentError("--file: no users in " + QuoteUserInput(file));
             ASSIGN_OR_RETURN(int64_t clients, c.args().GetInt("clients"));
             ASSIGN_OR_RETURN(int64_t requests, c.args().GetInt("requests"));
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
             ASSIGN_OR_RETURN(int64_t version, c.args().GetInt("version"));
             if (clients < 1 || clients > 256) {
               return absl::InvalidArgumentError(absl::StrCat("--clients: expected 1..256, got ", clients));
@@ -202,7 +202,7 @@ Command Load() {
                   const auto& user = users[i % users.size()];
                   pb::RecommendRequest req;
                   for (const std::string& h : user.second) req.add_history(h);
-                  req.set_k(static_cast<int32_t>(k));
+                  req.set_k(k);
                   req.mutable_model()->set_version(version);
                   pb::RecommendResponse resp;
                   const absl::Time t0 = absl::Now();
@@ -272,13 +272,13 @@ Command Batch() {
           [](Context& c) -> absl::Status {
             ASSIGN_OR_RETURN(std::string file, c.args().Required("file"));
             ASSIGN_OR_RETURN(auto read, ReadUsers(file));
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
             pb::RecommendBatchRequest req;
             std::vector<std::string> users;
             for (const auto& [user, history] : read) {
               users.push_back(user);
               pb::RecommendRequest* r = req.add_users();
-              r->set_k(static_cast<int32_t>(k));
+              r->set_k(k);
               for (const std::string& key : history) r->add_history(key);
             }
             pb::RecommendBatchResponse resp;

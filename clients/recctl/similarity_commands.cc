@@ -109,10 +109,10 @@ Command Create() {
               pb::TorchScriptEncoder* ts = cfg->mutable_encoder()->mutable_torchscript();
               ASSIGN_OR_RETURN(*ts->mutable_path(), c.args().Required("module"));
               ts->set_vocab_path(c.args().Get("vocab"));
-              ASSIGN_OR_RETURN(int64_t dimension, c.args().GetInt("dimension"));
-              ASSIGN_OR_RETURN(int64_t side, c.args().GetInt("image_size"));
-              ts->set_dimension(static_cast<int32_t>(std::clamp<int64_t>(dimension, -1, 1 << 30)));
-              ts->set_image_size(static_cast<int32_t>(std::clamp<int64_t>(side, -1, 1 << 30)));
+              ASSIGN_OR_RETURN(int32_t dimension, c.args().GetInt32("dimension"));
+              ASSIGN_OR_RETURN(int32_t side, c.args().GetInt32("image_size"));
+              ts->set_dimension(dimension);
+              ts->set_image_size(side);
             } else {
               return absl::InvalidArgumentError(absl::StrCat(
                   "--encoder: expected default, bert, vit or torchscript, got ", QuoteUserInput(enc)));
@@ -300,8 +300,8 @@ Command SelectExamples() {
             ASSIGN_OR_RETURN(*req.mutable_collection(), c.args().Required("collection"));
             req.set_source(c.args().Get("source"));
             req.set_pair(c.args().Get("pair"));
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
-            req.set_k(static_cast<int32_t>(k));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
+            req.set_k(k);
             for (auto [flag, setter] :
                  std::vector<std::pair<const char*, void (pb::SelectExamplesRequest::*)(float)>>{
                      {"min_similarity", &pb::SelectExamplesRequest::set_min_similarity},
@@ -346,8 +346,8 @@ Command SearchImages() {
             } else {
               ASSIGN_OR_RETURN(*req.mutable_key(), c.args().Required("key"));
             }
-            ASSIGN_OR_RETURN(int64_t k, c.args().GetInt("k"));
-            req.set_k(static_cast<int32_t>(k));
+            ASSIGN_OR_RETURN(int32_t k, c.args().GetInt32("k"));
+            req.set_k(k);
             req.set_modality(c.args().Get("modality"));
             req.set_body_part(c.args().Get("body_part"));
             ASSIGN_OR_RETURN(bool exclude, c.args().GetBool("exclude_same_study"));

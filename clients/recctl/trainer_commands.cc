@@ -40,7 +40,10 @@ bool Succeeded(pb::JobState s) { return s == pb::JOB_SUCCEEDED || s == pb::JOB_P
 void PrintJob(Context& c, const pb::Job& j) {
   c.out() << "job " << j.id() << " (" << KindName(j.kind()) << ", " << j.device()
           << "): " << StateName(j.state());
-  if (j.version() > 0) c.out() << ", model version " << j.version();
+  if (j.version() > 0) {
+    c.out() << ", model version " << j.version();
+    if (j.state() == pb::JOB_FAILED || j.state() == pb::JOB_CANCELLED) c.out() << " (not written)";
+  }
   c.out() << "\n";
   if (!j.error().empty()) c.out() << "error: " << j.error() << "\n";
   if (j.epochs_size() > 0) {
@@ -140,6 +143,7 @@ Command Submit() {
            {"bottleneck", "0", "train: side-block width (0: default)"},
            {"ffn_dim", "0", "train: user-encoder feed-forward width (0: default)"},
            {"seed", "0", "train: seed (0: the default)"},
+           {"learning_rate", "0", "train: learning rate of both parameter groups (0: 1e-3)"},
            {"max_steps_per_epoch", "0", "train: cap on steps per epoch"},
            {"layer_mode", "", "train: every_second | group | all (empty: default)"},
            {"num_groups", "0", "train: groups for --layer_mode=group"},
@@ -190,8 +194,8 @@ Command Submit() {
               t->set_image_cache(a.Get("image_cache"));
               t->set_items_table(a.Get("items"));
               t->set_model(a.Get("model"));
-              ASSIGN_OR_RETURN(int64_t epochs, a.GetInt("epochs"));
-              t->set_epochs(static_cast<int32_t>(epochs));
+              ASSIGN_OR_RETURN(int32_t epochs, a.GetInt32("epochs"));
+              t->set_epochs(epochs);
               for (auto [flag, setter] :
                    std::vector<std::pair<const char*, void (pb::TrainJobSpec::*)(int32_t)>>{
                        {"patience", &pb::TrainJobSpec::set_patience},
@@ -200,16 +204,18 @@ Command Submit() {
                        {"embedding_dim", &pb::TrainJobSpec::set_embedding_dim},
                        {"bottleneck", &pb::TrainJobSpec::set_bottleneck},
                        {"ffn_dim", &pb::TrainJobSpec::set_ffn_dim}}) {
-                ASSIGN_OR_RETURN(int64_t v, a.GetInt(flag));
-                (t->*setter)(static_cast<int32_t>(v));
+                ASSIGN_OR_RETURN(int32_t v, a.GetInt32(flag));
+                (t->*setter)(v);
               }
-              ASSIGN_OR_RETURN(int64_t seed, a.GetInt("seed"));
-              t->set_seed(static_cast<uint64_t>(seed));
-              ASSIGN_OR_RETURN(int64_t steps, a.GetInt("max_steps_per_epoch"));
-              t->set_max_steps_per_epoch(static_cast<int32_t>(steps));
+              ASSIGN_OR_RETURN(uint64_t seed, a.GetUint64("seed"));
+              t->set_seed(seed);
+              ASSIGN_OR_RETURN(double lr, a.GetDouble("learning_rate"));
+              t->set_learning_rate(lr);
+              ASSIGN_OR_RETURN(int32_t steps, a.GetInt32("max_steps_per_epoch"));
+              t->set_max_steps_per_epoch(steps);
               t->set_layer_mode(a.Get("layer_mode"));
-              ASSIGN_OR_RETURN(int64_t groups, a.GetInt("num_groups"));
-              t->set_num_groups(static_cast<int32_t>(groups));
+              ASSIGN_OR_RETURN(int32_t groups, a.GetInt32("num_groups"));
+              t->set_num_groups(groups);
             } else {
               return absl::InvalidArgumentError(
                   absl::StrCat("--kind: expected train, build_cache or refresh, got ",
@@ -294,8 +300,8 @@ Command Jobs() {
               }
               req.set_kind(k);
             }
-            ASSIGN_OR_RETURN(int64_t size, c.args().GetInt("page_size"));
-            req.set_page_size(static_cast<int32_t>(size));
+            ASSIGN_OR_RETURN(int32_t size, c.args().GetInt32("page_size"));
+            req.set_page_size(size);
             req.set_page_token(c.args().Get("page_token"));
             pb::ListJobsResponse resp;
             grpc::Status s = Stub(c)->ListJobs(c.Call().get(), req, &resp);

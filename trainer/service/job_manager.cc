@@ -100,8 +100,13 @@ absl::Status FileField(const std::string& field, const std::string& path, bool r
     return absl::OkStatus();
   }
   struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (stat(path.c_str(), &st) != 0) {
     return absl::NotFoundError(absl::StrCat(field, ": no such file ", QuoteUserInput(path)));
+  }
+  if (!S_ISREG(st.st_mode)) {  // a directory, a device, a FIFO (whose read would block)
+    return InvalidField(field, "a regular file",
+                        absl::StrCat(S_ISDIR(st.st_mode) ? "the directory " : "the special file ",
+                                     QuoteUserInput(path)));
   }
   return absl::OkStatus();
 }
@@ -455,6 +460,27 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
       RETURN_IF_ERROR(CheckRange("spec.train.embedding_dim", t.embedding_dim(), 0, 4096));
       RETURN_IF_ERROR(CheckRange("spec.train.bottleneck", t.bottleneck(), 0, 4096));
       RETURN_IF_ERROR(CheckRange("spec.train.ffn_dim", t.ffn_dim(), 0, 65536));
+      RETURN_IF_ERROR(CheckRange("spec.train.patience", t.patience(), 0, 1000));
+      RETURN_IF_ERROR(CheckRange("spec.train.max_steps_per_epoch", t.max_steps_per_epoch(), 0,
+                                 int64_t{1} << 30));
+      RETURN_IF_ERROR(CheckRange("spec.train.num_groups", t.num_groups(), 0, 4096));
+      // The worker's user encoder has TrainerOptions' 2 attention heads (the
+      // spec has no field for them); refused here, not after the queue.
+      constexpr int kAttentionHeads = 2;
+      const int dim = t.embedding_dim() == 0 ? 64 : t.embedding_dim();
+      if (dim % kAttentionHeads != 0) {
+        return InvalidField("spec.train.embedding_dim",
+                            absl::StrCat("a multiple of the user encoder's ", kAttentionHeads,
+                                         " attention heads"),
+                            absl::StrCat(dim));
+      }
+      // NaN and negative rates were taken for "the default", infinite ones
+      // ran until the divergence check.
+      const double lr = t.learning_rate();
+      if (lr != 0.0 && !(lr >= 1e-9 && lr <= 1.0)) {
+        return InvalidField("spec.train.learning_rate", "0 (the default, 1e-3) or in [1e-9, 1]",
+                            absl::StrCat(lr));
+      }
       LayerSelection layers;
       absl::StatusOr<LayerMode> mode =
           ParseLayerMode(t.layer_mode().empty() ? "every_second" : t.layer_mode());

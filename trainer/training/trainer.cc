@@ -733,6 +733,26 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (o.batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
   if (o.max_len < 1) return absl::InvalidArgumentError("max_len must be >= 1");
   if (o.epochs < 0) return absl::InvalidArgumentError("epochs must be >= 0");
+  // patience 0 trained no epoch at all and exported the untrained networks
+  // as a successful run.
+  if (o.patience < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "patience must be >= 1 (epochs without a validation gain before stopping), got ",
+        o.patience));
+  }
+  if (o.max_steps_per_epoch < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_steps_per_epoch must be >= 0 (0: all), got ", o.max_steps_per_epoch));
+  }
+  // NaN, infinities, zero, negative and denormal rates are refused here; a
+  // finite rate too large for the data is caught by the divergence check.
+  for (const auto& [name, lr] : {std::pair<const char*, double>{"item_tower_lr", o.item_tower_lr},
+                                 {"user_encoder_lr", o.user_encoder_lr}}) {
+    if (!(lr >= 1e-9 && std::isfinite(lr))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be a finite number >= 1e-9, got ", lr));
+    }
+  }
   if (o.item_chunk < 1 || o.eval_batch_size < 1) {
     return absl::InvalidArgumentError("item_chunk and eval_batch_size must be >= 1");
   }

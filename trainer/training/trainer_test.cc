@@ -211,6 +211,29 @@ TEST_F(TrainerTest, RejectsBadOptions) {
   o.model = "gru4rec";
   EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  o.model = "iisan";
+  ASSERT_OK(Trainer::Create(o, &catalog_.data, store_.get()).status());
+  // patience 0 trained nothing and returned the untrained networks as a
+  // successful run; NaN and negative rates were taken by the service's
+  // worker for "use the default".
+  o.patience = 0;
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("patience must be >= 1")));
+  o.patience = 3;
+  o.max_steps_per_epoch = -7;
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_steps_per_epoch")));
+  o.max_steps_per_epoch = 0;
+  for (double lr : {std::nan(""), -1e-3, 0.0, 5e-324, HUGE_VAL}) {
+    o.user_encoder_lr = lr;
+    EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("user_encoder_lr")))
+        << lr;
+  }
+  o.user_encoder_lr = 1e-3;
+  o.item_tower_lr = std::nan("");
+  EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item_tower_lr")));
 }
 
 TEST_F(TrainerTest, DivergingRunStopsWithAnErrorInsteadOfNaNMetrics) {
