@@ -106,6 +106,12 @@ for bad in "learning_rate=nan:spec.train.learning_rate: 0 (the default, 1e-3) or
   expect_refused INVALID_ARGUMENT "${bad#*:}" submit --interactions="$T/data/users.tsv" \
     --text_cache="$T/data/text_states.safetensors" --"${bad%%:*}"
 done
+# A stand-in backbone too large to build: its worker allocated until the
+# machine ran out of memory.
+printf '[PAD]\n[UNK]\n' >"$T/tiny_vocab.txt"
+expect_refused INVALID_ARGUMENT "spec.build_cache.backbone: a stand-in of at most 48 layers" \
+  submit --kind=build_cache --items="$T/data/items.tsv" --vocab="$T/tiny_vocab.txt" \
+  --output="$T/huge.safetensors" --backbone=1000x100000
 # recctl itself: a value an int32 field cannot hold is not wrapped.
 if tcli submit --interactions="$T/data/users.tsv" --text_cache="$T/data/text_states.safetensors" \
   --batch_size=4294967360 >"$T/out" 2>"$T/err"; then fail "--batch_size=2^32+64 was accepted"; fi

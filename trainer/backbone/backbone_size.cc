@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "common/user_input.h"
 
 namespace recsys {
@@ -18,6 +19,28 @@ bool ParsePair(const std::string& text, char sep, int* a, int* b) {
          *a > 0 && *b > 0;
 }
 
+// A stand-in's size is bounded: "1000x100000" parsed, and its job worker
+// allocated until the machine ran out of memory. 12 x HIDDEN^2 parameters a
+// layer (attention 4 H^2, feed-forward 8 H^2 at width 4 H): BERT-large's 24
+// layers of 1024 have 302M.
+constexpr int kMaxLayers = 48;
+constexpr int kMaxHidden = 8192;
+constexpr int64_t kMaxLayerParameters = 400'000'000;
+constexpr int kMaxImage = 4096;
+constexpr int64_t kMaxPatches = 1024;  // tokens a ViT image becomes (ViT-L/14 at 336: 576)
+
+absl::Status CheckStandInSize(const std::string& field, const std::string& size, int layers,
+                              int hidden) {
+  if (layers <= kMaxLayers && hidden <= kMaxHidden &&
+      12 * int64_t{layers} * hidden * hidden <= kMaxLayerParameters) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": a stand-in of at most ", kMaxLayers, " layers, HIDDEN at most ", kMaxHidden,
+      " and 12 x LAYERS x HIDDEN^2 at most ", kMaxLayerParameters / 1000000,
+      "M parameters (BERT-large: 302M), got ", QuoteUserInput(size)));
+}
+
 }  // namespace
 
 absl::StatusOr<BertConfig> JobBertConfig(const std::string& field, const std::string& size) {
@@ -27,6 +50,7 @@ absl::StatusOr<BertConfig> JobBertConfig(const std::string& field, const std::st
         field, ": expected LAYERSxHIDDEN (HIDDEN a multiple of 4), e.g. 6x256, got ",
         QuoteUserInput(size)));
   }
+  RETURN_IF_ERROR(CheckStandInSize(field, size, layers, hidden));
   BertConfig c;
   c.num_hidden_layers = layers;
   c.hidden_size = hidden;
@@ -48,6 +72,13 @@ absl::StatusOr<ViTConfig> JobViTConfig(const std::string& field, const std::stri
         ": expected LAYERSxHIDDEN[@IMAGE/PATCH] (HIDDEN a multiple of 64, IMAGE a multiple "
         "of PATCH), e.g. 4x192 or 2x64@32/8, got ",
         QuoteUserInput(size)));
+  }
+  RETURN_IF_ERROR(CheckStandInSize(field, size, layers, hidden));
+  const int64_t patches = int64_t{image / patch} * (image / patch);
+  if (image > kMaxImage || patches > kMaxPatches) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": IMAGE at most ", kMaxImage, " and (IMAGE / PATCH)^2 at most ", kMaxPatches,
+        " patches, got ", QuoteUserInput(size), " (", patches, " patches)"));
   }
   ViTConfig c;
   c.num_hidden_layers = layers;

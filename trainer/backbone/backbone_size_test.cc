@@ -31,6 +31,31 @@ TEST(JobBertConfigTest, RefusesNamingTheField) {
   }
 }
 
+// "1000x100000" parsed, and the job worker allocated until the machine ran
+// out of memory.
+TEST(JobBertConfigTest, RefusesStandInsTooLargeToBuild) {
+  for (const char* bad : {"1000x100000", "6x100000", "100000x256", "49x64", "24x2048",
+                          "1x2147483644"}) {
+    EXPECT_THAT(JobBertConfig("spec.build_cache.backbone", bad).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("spec.build_cache.backbone: a stand-in of at most 48 layers")))
+        << bad;
+  }
+  EXPECT_THAT(JobBertConfig("f", "24x1024").status(), IsOk());  // BERT-large's shape
+  EXPECT_THAT(JobBertConfig("f", "48x64").status(), IsOk());
+}
+
+TEST(JobViTConfigTest, RefusesStandInsTooLargeToBuild) {
+  EXPECT_THAT(JobViTConfig("f", "1000x192").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 48 layers")));
+  for (const char* bad : {"4x192@100000/1", "4x192@1024/8", "4x192@8192/1024"}) {
+    EXPECT_THAT(JobViTConfig("f", bad).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("patches")))
+        << bad;
+  }
+  EXPECT_THAT(JobViTConfig("f", "24x1024@336/14").status(), IsOk());  // ViT-L/14 at 336
+}
+
 TEST(JobViTConfigTest, DefaultIsTheBuildCacheCommandsStandIn) {
   absl::StatusOr<ViTConfig> c = JobViTConfig("f", "");
   ASSERT_THAT(c.status(), IsOk());

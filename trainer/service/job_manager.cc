@@ -544,6 +544,9 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
       return absl::OkStatus();
     }
     case v1::JobSpec::kRefresh:
+      if (!spec->refresh().backbone().empty()) {
+        RETURN_IF_ERROR(JobBertConfig("spec.refresh.backbone", spec->refresh().backbone()).status());
+      }
       return CheckRefresh(spec->refresh(), options_.models_dir);
     default:
       return InvalidField("spec.job", "one of train, build_cache, refresh", "none");
