@@ -22,7 +22,7 @@ RECCTL="$R/clients/recctl/recctl"
 py() { /usr/bin/python3 -c "$@"; }
 start_trainer() {
   start trainer "$TRAINER" --data_dir="$T/trainer" --worker="$WORKER" \
-    --retrieval="127.0.0.1:$retrieval_PORT" --cancel_grace=2s
+    --retrieval="127.0.0.1:$retrieval_PORT" --cancel_grace=2s --max_queued_jobs=1
 }
 rc() { "$RECCTL" --trainer="127.0.0.1:$trainer_PORT" --retrieval="127.0.0.1:$retrieval_PORT" "$@"; }
 tcli() { rc trainer "$@"; }
@@ -164,6 +164,9 @@ B=$(build | job_id)
   fail "build job $B: $(field "$B" 'j["state"], j.get("queue_position", 0)')"
 expect_refused ALREADY_EXISTS "already building" submit --kind=build_cache --items="$T/data/items.tsv" \
   --vocab="$T/vocab.txt" --output="$T/built_text.safetensors"
+# The queue is full (--max_queued_jobs=1: B waits, J2 runs): refused, not recorded.
+expect_refused RESOURCE_EXHAUSTED "the queue of cpu holds 1 jobs, its limit (--max_queued_jobs)" \
+  submit --interactions="$DATA/users.tsv" --text_cache="$DATA/text_states.safetensors"
 t0=$(date +%s.%N)
 tcli cancel --job="$J2" >/dev/null
 wait_field "$J2" 'j["state"]' JOB_CANCELLED 5

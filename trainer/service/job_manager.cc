@@ -308,6 +308,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   if (o.worker_path.empty()) return InvalidField("worker_path", "the job_worker binary", "''");
   if (o.models_dir.empty()) o.models_dir = JoinPath(o.data_dir, "models");
   if (o.devices.empty()) return InvalidField("devices", "at least one device", "none");
+  RETURN_IF_ERROR(CheckRange("max_queued_jobs", o.max_queued_jobs, 1, 1000000));
   for (const std::string& d : o.devices) {
     if (d == "cpu") continue;
     if (absl::StartsWith(d, "cuda")) {
@@ -562,6 +563,13 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& in) {
   int64_t id = 0;
   {
     absl::MutexLock lock(&mu_);
+    const size_t queued = queues_[spec.device()].size();
+    if (queued >= static_cast<size_t>(options_.max_queued_jobs)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "spec.device: the queue of ", spec.device(), " holds ", queued,
+          " jobs, its limit (--max_queued_jobs); submit again when some have started, or "
+          "cancel some"));
+    }
     if (kind == v1::JOB_BUILD_CACHE) {
       // Checked again under the lock that also records it: two racing
       // submits cannot both pass.

@@ -61,6 +61,10 @@ struct JobManagerOptions {
   std::string worker_path;                 // the job_worker binary (required)
   int worker_threads = 1;                  // LibTorch threads per worker
   absl::Duration cancel_grace = absl::Seconds(2);  // SIGTERM -> SIGKILL
+  // Jobs waiting on one device; a submit beyond is RESOURCE_EXHAUSTED (and
+  // recorded nowhere), so a flood of submits cannot grow the queue and the
+  // job store without bound. Jobs recovered at start are not limited.
+  int max_queued_jobs = 64;
   std::string retrieval;                   // sidecar host:port; empty: no publishing
   std::string collection = "items";        // the item collection = model name
   std::string index_factory = "Flat";      // of a new collection

@@ -25,6 +25,8 @@ ABSL_FLAG(std::string, worker, "", "The job_worker binary (default: beside this 
 ABSL_FLAG(int, worker_threads, 1, "CPU threads per job (>= 2: the split training step; trainer/README.md \"Threads\").");
 ABSL_FLAG(std::string, retrieval, "", "host:port of the retrieval sidecar (empty: no publish).");
 ABSL_FLAG(std::string, model_name, "items", "Model name = the sidecar's item collection.");
+ABSL_FLAG(int, max_queued_jobs, 64,
+          "Jobs that may wait on one device; a submit beyond is refused RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(2),
           "How long a cancelled job may take to stop before it is killed.");
 
@@ -51,6 +53,7 @@ absl::Status Run() {
   jo.retrieval = absl::GetFlag(FLAGS_retrieval);
   jo.collection = absl::GetFlag(FLAGS_model_name);
   jo.cancel_grace = absl::GetFlag(FLAGS_cancel_grace);
+  jo.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs, JobManager::Create(jo));
   TrainerService service(jobs.get());
 
