@@ -102,7 +102,8 @@ for bad in "learning_rate=nan:spec.train.learning_rate: 0 (the default, 1e-3) or
            "learning_rate=5e-324:spec.train.learning_rate" \
            "patience=-3:spec.train.patience: must be in [0, 1000], got -3" \
            "max_steps_per_epoch=-7:spec.train.max_steps_per_epoch" \
-           "embedding_dim=3:spec.train.embedding_dim: a multiple of the user encoder's 2 attention heads, got 3"; do
+           "embedding_dim=3:spec.train.embedding_dim: a multiple of the user encoder's 2 attention heads, got 3" \
+           "max_len=4096:spec.train.batch_size: 64 windows of max_len 4096 (262144 positions a step) make the attention scores"; do
   expect_refused INVALID_ARGUMENT "${bad#*:}" submit --interactions="$T/data/users.tsv" \
     --text_cache="$T/data/text_states.safetensors" --"${bad%%:*}"
 done

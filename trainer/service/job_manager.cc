@@ -31,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "model/items_table.h"
 #include "trainer/backbone/backbone_size.h"
+#include "trainer/training/step_size.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
 #include "trainer/data/standin_text_cache.h"
@@ -503,6 +504,14 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
                             "at least one user with 3 or more interactions (leave-one-out)",
                             absl::StrCat(data->num_users(), " users, none usable"));
       }
+      StepSize step;  // the worker's TrainerOptions, with the spec's 0s as its defaults
+      step.batch_size = t.batch_size() == 0 ? 64 : t.batch_size();
+      step.max_len = t.max_len() == 0 ? 10 : t.max_len();
+      step.embedding_dim = dim;
+      step.ffn_dim = t.ffn_dim() == 0 ? 256 : t.ffn_dim();
+      step.num_heads = kAttentionHeads;
+      step.num_items = data->num_items();
+      RETURN_IF_ERROR(CheckStepSize(step, "spec.train."));
       if (model == "iisan") {
         RETURN_IF_ERROR(CheckCache("spec.train.text_cache", t.text_cache(), *data, layers));
         RETURN_IF_ERROR(CheckCache("spec.train.image_cache", t.image_cache(), *data, layers));
