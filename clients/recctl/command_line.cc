@@ -78,49 +78,47 @@ absl::StatusOr<std::string> Args::Required(const std::string& name) const {
   return v;
 }
 
-absl::StatusOr<int64_t> Args::GetInt(const std::string& name) const {
-  const std::string v = Get(name);
-  int64_t out = 0;
+namespace {
+
+// A numeric flag's value: 0 when empty; `parse` (an absl Simple* parser, which
+// also refuses what T cannot hold) or INVALID_ARGUMENT saying `expected`.
+template <typename T, typename Parse>
+absl::StatusOr<T> Number(const std::string& name, const std::string& v, Parse parse,
+                         absl::string_view expected) {
+  T out{};
   if (v.empty()) return out;
-  if (!absl::SimpleAtoi(v, &out)) {
+  if (!parse(v, &out)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": expected an integer, got ", QuoteUserInput(v)));
+        absl::StrCat("--", name, ": expected ", expected, ", got ", QuoteUserInput(v)));
   }
   return out;
+}
+
+template <typename T>
+bool Integer(absl::string_view s, T* out) {
+  return absl::SimpleAtoi(s, out);
+}
+
+bool Real(absl::string_view s, double* out) { return absl::SimpleAtod(s, out); }
+
+}  // namespace
+
+absl::StatusOr<int64_t> Args::GetInt(const std::string& name) const {
+  return Number<int64_t>(name, Get(name), Integer<int64_t>, "an integer");
 }
 
 absl::StatusOr<int32_t> Args::GetInt32(const std::string& name) const {
-  const std::string v = Get(name);
-  int32_t out = 0;
-  if (v.empty()) return out;
-  if (!absl::SimpleAtoi(v, &out)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected an integer in [",
-                                                   INT32_MIN, ", ", INT32_MAX, "], got ",
-                                                   QuoteUserInput(v)));
-  }
-  return out;
+  return Number<int32_t>(name, Get(name), Integer<int32_t>,
+                         absl::StrCat("an integer in [", INT32_MIN, ", ", INT32_MAX, "]"));
 }
 
 absl::StatusOr<uint64_t> Args::GetUint64(const std::string& name) const {
-  const std::string v = Get(name);
-  uint64_t out = 0;
-  if (v.empty()) return out;
-  if (!absl::SimpleAtoi(v, &out)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": expected an integer in [0, ", UINT64_MAX, "], got ", QuoteUserInput(v)));
-  }
-  return out;
+  return Number<uint64_t>(name, Get(name), Integer<uint64_t>,
+                          absl::StrCat("an integer in [0, ", UINT64_MAX, "]"));
 }
 
 absl::StatusOr<double> Args::GetDouble(const std::string& name) const {
-  const std::string v = Get(name);
-  double out = 0;
-  if (v.empty()) return out;
-  if (!absl::SimpleAtod(v, &out)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": expected a number, got ", QuoteUserInput(v)));
-  }
-  return out;
+  return Number<double>(name, Get(name), Real, "a number");
 }
 
 absl::StatusOr<bool> Args::GetBool(const std::string& name) const {
