@@ -31,11 +31,11 @@
 #include "nlohmann/json.hpp"
 #include "model/items_table.h"
 #include "trainer/backbone/backbone_size.h"
-#include "trainer/training/step_size.h"
 #include "trainer/data/interactions.h"
 #include "trainer/data/layer_selection.h"
 #include "trainer/data/standin_text_cache.h"
 #include "trainer/service/refresh_plan.h"
+#include "trainer/training/step_size.h"
 
 namespace recsys {
 namespace {
