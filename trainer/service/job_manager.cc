@@ -35,6 +35,7 @@
 #include "trainer/data/layer_selection.h"
 #include "trainer/data/standin_text_cache.h"
 #include "trainer/service/refresh_plan.h"
+#include "trainer/service/train_spec.h"
 #include "trainer/training/step_size.h"
 
 namespace recsys {
@@ -466,15 +467,14 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
       RETURN_IF_ERROR(CheckRange("spec.train.max_steps_per_epoch", t.max_steps_per_epoch(), 0,
                                  int64_t{1} << 30));
       RETURN_IF_ERROR(CheckRange("spec.train.num_groups", t.num_groups(), 0, 4096));
-      // The worker's user encoder has TrainerOptions' 2 attention heads (the
-      // spec has no field for them); refused here, not after the queue.
-      constexpr int kAttentionHeads = 2;
-      const int dim = t.embedding_dim() == 0 ? 64 : t.embedding_dim();
-      if (dim % kAttentionHeads != 0) {
+      // What the worker will run: the settings with their defaults.
+      const v1::TrainJobSpec run = TrainSpecWithDefaults(t);
+      // Refused here, not after the queue.
+      if (run.embedding_dim() % kTrainJobAttentionHeads != 0) {
         return InvalidField("spec.train.embedding_dim",
-                            absl::StrCat("a multiple of the user encoder's ", kAttentionHeads,
-                                         " attention heads"),
-                            absl::StrCat(dim));
+                            absl::StrCat("a multiple of the user encoder's ",
+                                         kTrainJobAttentionHeads, " attention heads"),
+                            absl::StrCat(run.embedding_dim()));
       }
       // NaN and negative rates were taken for "the default", infinite ones
       // ran until the divergence check.
@@ -484,14 +484,13 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
                             absl::StrCat(lr));
       }
       LayerSelection layers;
-      absl::StatusOr<LayerMode> mode =
-          ParseLayerMode(t.layer_mode().empty() ? "every_second" : t.layer_mode());
+      absl::StatusOr<LayerMode> mode = ParseLayerMode(run.layer_mode());
       if (!mode.ok()) {
         return InvalidField("spec.train.layer_mode", "every_second, group or all",
                             QuoteUserInput(t.layer_mode()));
       }
       layers.mode = *mode;
-      layers.num_groups = t.num_groups() == 0 ? 6 : t.num_groups();
+      layers.num_groups = run.num_groups();
       absl::StatusOr<InteractionData> data = LoadInteractions(t.interactions());
       if (!data.ok()) {
         return absl::InvalidArgumentError(
@@ -504,12 +503,12 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
                             "at least one user with 3 or more interactions (leave-one-out)",
                             absl::StrCat(data->num_users(), " users, none usable"));
       }
-      StepSize step;  // the worker's TrainerOptions, with the spec's 0s as its defaults
-      step.batch_size = t.batch_size() == 0 ? 64 : t.batch_size();
-      step.max_len = t.max_len() == 0 ? 10 : t.max_len();
-      step.embedding_dim = dim;
-      step.ffn_dim = t.ffn_dim() == 0 ? 256 : t.ffn_dim();
-      step.num_heads = kAttentionHeads;
+      StepSize step;
+      step.batch_size = run.batch_size();
+      step.max_len = run.max_len();
+      step.embedding_dim = run.embedding_dim();
+      step.ffn_dim = run.ffn_dim();
+      step.num_heads = kTrainJobAttentionHeads;
       step.num_items = data->num_items();
       RETURN_IF_ERROR(CheckStepSize(step, "spec.train."));
       if (model == "iisan") {

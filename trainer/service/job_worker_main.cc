@@ -41,6 +41,7 @@
 #include "trainer/backbone/cache_builder.h"
 #include "trainer/backbone/job_backbone.h"
 #include "trainer/service/embedding_refresh.h"
+#include "trainer/service/train_spec.h"
 #include "trainer/training/train_pipeline.h"
 
 ABSL_FLAG(std::string, spec, "", "the job's JobSpec (binary protobuf file)");
@@ -71,28 +72,29 @@ T OrDefault(T value, T fallback) {
 }
 
 absl::Status RunTrain(const v1::JobSpec& job) {
-  const v1::TrainJobSpec& t = job.train();
+  const v1::TrainJobSpec t = TrainSpecWithDefaults(job.train());
   TrainPipelineOptions p;
   p.interactions = t.interactions();
   p.text_cache = t.text_cache();
   p.image_cache = t.image_cache();
-  p.layer_mode = OrDefault<std::string>(t.layer_mode(), "every_second");
-  p.num_groups = OrDefault(t.num_groups(), 6);
+  p.layer_mode = t.layer_mode();
+  p.num_groups = t.num_groups();
   p.models_dir = absl::GetFlag(FLAGS_models_dir);
   p.version = absl::GetFlag(FLAGS_version);
   TrainerOptions& o = p.trainer;
-  o.model = OrDefault<std::string>(t.model(), "iisan");
+  o.model = t.model();
   o.device = OrDefault<std::string>(job.device(), "cpu");
-  o.epochs = OrDefault(t.epochs(), 10);
-  o.patience = OrDefault(t.patience(), 3);
-  o.batch_size = OrDefault(t.batch_size(), 64);
-  o.max_len = OrDefault(t.max_len(), 10);
-  o.embedding_dim = OrDefault(t.embedding_dim(), 64);
-  o.bottleneck = OrDefault(t.bottleneck(), 64);
-  o.ffn_dim = OrDefault(t.ffn_dim(), 256);
-  o.seed = OrDefault<uint64_t>(t.seed(), 42);
+  o.epochs = t.epochs();
+  o.patience = t.patience();
+  o.batch_size = t.batch_size();
+  o.max_len = t.max_len();
+  o.embedding_dim = t.embedding_dim();
+  o.bottleneck = t.bottleneck();
+  o.ffn_dim = t.ffn_dim();
+  o.num_heads = kTrainJobAttentionHeads;
+  o.seed = t.seed();
   o.max_steps_per_epoch = t.max_steps_per_epoch();
-  if (t.learning_rate() > 0) o.item_tower_lr = o.user_encoder_lr = t.learning_rate();
+  o.item_tower_lr = o.user_encoder_lr = t.learning_rate();
   o.num_threads = absl::GetFlag(FLAGS_threads);
   o.resume_dir = absl::GetFlag(FLAGS_resume_dir);
   absl::Time last = absl::InfinitePast();
