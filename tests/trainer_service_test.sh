@@ -113,6 +113,12 @@ printf '[PAD]\n[UNK]\n' >"$T/tiny_vocab.txt"
 expect_refused INVALID_ARGUMENT "spec.build_cache.backbone: a stand-in of at most 48 layers" \
   submit --kind=build_cache --items="$T/data/items.tsv" --vocab="$T/tiny_vocab.txt" \
   --output="$T/huge.safetensors" --backbone=1000x100000
+# A build replaces its output: never a file that is not a cache.
+echo "precious" >"$T/precious.txt"
+expect_refused FAILED_PRECONDITION "exists and is not a hidden-state cache" \
+  submit --kind=build_cache --items="$T/data/items.tsv" --vocab="$T/tiny_vocab.txt" \
+  --output="$T/precious.txt"
+[ "$(cat "$T/precious.txt")" = precious ] || fail "the refused build touched its output"
 # recctl itself: a value an int32 field cannot hold is not wrapped.
 if tcli submit --interactions="$T/data/users.tsv" --text_cache="$T/data/text_states.safetensors" \
   --batch_size=4294967360 >"$T/out" 2>"$T/err"; then fail "--batch_size=2^32+64 was accepted"; fi

@@ -544,6 +544,19 @@ absl::Status JobManager::Validate(v1::JobSpec* spec) {
         return absl::NotFoundError(absl::StrCat("spec.build_cache.output: directory ",
                                                 QuoteUserInput(parent), " does not exist"));
       }
+      // A build replaces its output when done: only a cache may be replaced,
+      // so a client cannot have the service clobber any other file it can
+      // write (a config, a model file, a shell profile).
+      if (PathExists(b.output())) {
+        absl::StatusOr<std::unique_ptr<HiddenStateCache>> existing =
+            HiddenStateCache::Open(b.output());
+        if (!existing.ok()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "spec.build_cache.output: ", QuoteUserInput(b.output()),
+              " exists and is not a hidden-state cache (", existing.status().message(),
+              "); a build replaces only a cache: name a new file or remove it"));
+        }
+      }
       absl::MutexLock lock(&mu_);
       if (active_cache_outputs_.count(b.output()) > 0) {
         return absl::AlreadyExistsError(absl::StrCat(
