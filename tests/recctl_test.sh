@@ -66,6 +66,13 @@ set -e
 [ $rc1 -eq 2 ] && grep -q "unknown command 'collections serch'" "$T/err" || fail "unknown command: $rc1 $(cat "$T/err")"
 [ $rc2 -eq 2 ] && grep -q "unknown flag '--colection'" "$T/err2" || fail "unknown flag: $rc2 $(cat "$T/err2")"
 [ $rc3 -eq 1 ] && grep -qF -- "--k: expected an integer in [-2147483648, 2147483647], got 'ten'" "$T/err3" || fail "bad int: $rc3 $(cat "$T/err3")"
+# A --match that is neither word was taken for "source" (refused before any call).
+set +e
+C --similarity=127.0.0.1:1 similarity select-examples --collection=x --pair=en-es --source=hi \
+  --match=bogus 2>"$T/err4"; rc4=$?
+set -e
+[ $rc4 -eq 1 ] && grep -qF -- "--match: expected source or target, got 'bogus'" "$T/err4" ||
+  fail "bad --match: $rc4 $(cat "$T/err4")"
 
 # --help for every command.
 C --help >"$T/help.txt"

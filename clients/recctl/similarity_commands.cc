@@ -311,8 +311,14 @@ Command SelectExamples() {
               ASSIGN_OR_RETURN(double v, c.args().GetDouble(flag));
               (req.*setter)(static_cast<float>(v));
             }
-            req.set_match(c.args().Get("match") == "target" ? pb::MATCH_SOURCE_TO_TARGET
-                                                            : pb::MATCH_SOURCE_TO_SOURCE);
+            // Any other word had been taken for "source".
+            const std::string match = c.args().Get("match");
+            if (match != "source" && match != "target") {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "--match: expected source or target, got ", QuoteUserInput(match)));
+            }
+            req.set_match(match == "target" ? pb::MATCH_SOURCE_TO_TARGET
+                                            : pb::MATCH_SOURCE_TO_SOURCE);
             req.mutable_prompt_template()->set_source_language(c.args().Get("source_language"));
             req.mutable_prompt_template()->set_target_language(c.args().Get("target_language"));
             pb::SelectExamplesResponse resp;

@@ -36,8 +36,11 @@ absl::Status ValidateExampleSelectionOptions(const ExampleSelectionOptions& o) {
   }
   RETURN_IF_ERROR(CheckUnitRange(o.min_similarity, "min_similarity"));
   RETURN_IF_ERROR(CheckUnitRange(o.diversity_threshold, "diversity_threshold"));
-  if (o.min_quality.has_value() && std::isnan(*o.min_quality)) {
-    return absl::InvalidArgumentError("min_quality: NaN");
+  // An infinite bound had been taken: +inf dropped every example of a known
+  // quality, -inf none.
+  if (o.min_quality.has_value() && !std::isfinite(*o.min_quality)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_quality: expected a finite number, got ", *o.min_quality));
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,7 @@
 #include "server/similarity/example_selector.h"
 
+#include <cmath>
+
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -79,6 +81,14 @@ TEST(ExampleSelectorTest, RefusesBadOptionsAndCandidates) {
                        HasSubstr("vector")));
   EXPECT_THAT(SelectExamples({{std::nanf("")}}, {.k = 1}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
+  for (float bad : {std::nanf(""), HUGE_VALF, -HUGE_VALF}) {
+    ExampleSelectionOptions q;
+    q.min_quality = bad;
+    EXPECT_THAT(ValidateExampleSelectionOptions(q),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("min_quality: expected a finite number")))
+        << bad;
+  }
 }
 
 }  // namespace
