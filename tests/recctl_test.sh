@@ -73,6 +73,20 @@ C --similarity=127.0.0.1:1 similarity select-examples --collection=x --pair=en-e
 set -e
 [ $rc4 -eq 1 ] && grep -qF -- "--match: expected source or target, got 'bogus'" "$T/err4" ||
   fail "bad --match: $rc4 $(cat "$T/err4")"
+# A file flag naming a directory or a device: refused, not read (/dev/zero
+# was read until recctl ran out of memory).
+set +e
+C --similarity=127.0.0.1:1 similarity search-image --collection=x --image=/dev/zero 2>"$T/err5"; rc5=$?
+C --similarity=127.0.0.1:1 similarity search-image --collection=x --image="$T" 2>"$T/err6"; rc6=$?
+C --similarity=127.0.0.1:1 similarity search-image --collection=x --image="$T/err5" --key=k \
+  2>"$T/err7"; rc7=$?
+set -e
+[ $rc5 -eq 1 ] && grep -qF -- "--image: expected a regular file, got the special file '/dev/zero'" "$T/err5" ||
+  fail "--image=/dev/zero: $rc5 $(cat "$T/err5")"
+[ $rc6 -eq 1 ] && grep -qF -- "--image: expected a regular file, got the directory '" "$T/err6" ||
+  fail "--image=DIR: $rc6 $(cat "$T/err6")"
+[ $rc7 -eq 1 ] && grep -qF -- "--image and --key: give one of them, not both" "$T/err7" ||
+  fail "--image with --key: $rc7 $(cat "$T/err7")"
 
 # --help for every command.
 C --help >"$T/help.txt"

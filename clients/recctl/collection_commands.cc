@@ -96,8 +96,7 @@ void PrintCollection(Context& c, const pb::CollectionInfo& info) {
 // Reads entries from a TSV (key<TAB>v1,v2,...[<TAB>field=value;...]) or
 // JSONL ({"key": ..., "vector": [...], "payload": {...}}) file.
 absl::StatusOr<std::vector<pb::Entry>> ReadEntries(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--file: cannot read ", QuoteUserInput(path)));
+  ASSIGN_OR_RETURN(std::ifstream in, OpenInputFile("file", path));
   const bool jsonl = absl::EndsWith(path, ".jsonl") || absl::EndsWith(path, ".json");
   std::vector<pb::Entry> entries;
   std::string line;

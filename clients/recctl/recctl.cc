@@ -1,5 +1,6 @@
 #include "clients/recctl/recctl.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
+#include "common/user_input.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 
@@ -87,6 +89,22 @@ void Context::PrintJson(const google::protobuf::Message& message) const {
 absl::Status PrintedJson(const Context& c, const google::protobuf::Message& message) {
   c.PrintJson(message);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::ifstream> OpenInputFile(const std::string& flag, const std::string& path,
+                                            std::ios::openmode mode) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("--", flag, ": no such file ", QuoteUserInput(path)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": expected a regular file, got ",
+        S_ISDIR(st.st_mode) ? "the directory " : "the special file ", QuoteUserInput(path)));
+  }
+  std::ifstream in(path, mode);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", QuoteUserInput(path)));
+  return in;
 }
 
 absl::Status RpcError(const grpc::Status& status, const std::string& what) {

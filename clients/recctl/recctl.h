@@ -11,6 +11,7 @@
 #ifndef RECSYS_CLIENTS_RECCTL_RECCTL_H_
 #define RECSYS_CLIENTS_RECCTL_RECCTL_H_
 
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "clients/recctl/command_line.h"
 #include "google/protobuf/message.h"
@@ -61,6 +63,13 @@ absl::Status PrintedJson(const Context& c, const google::protobuf::Message& mess
 
 // A failed RPC as a Status that says which call failed.
 absl::Status RpcError(const grpc::Status& status, const std::string& what);
+
+// `path`, named by --`flag`, opened for reading: NOT_FOUND when it does not
+// exist or cannot be opened, INVALID_ARGUMENT naming the flag when it is not
+// a regular file (a directory read as empty; /dev/zero or a FIFO never
+// ended, and recctl read until it ran out of memory).
+absl::StatusOr<std::ifstream> OpenInputFile(const std::string& flag, const std::string& path,
+                                            std::ios::openmode mode = std::ios::in);
 
 struct Command {
   std::string group;    // "collections", "model", "recommend", "trainer", "similarity"

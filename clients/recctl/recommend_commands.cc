@@ -35,8 +35,7 @@ absl::StatusOr<std::vector<std::string>> History(const Args& args) {
   std::vector<std::string> keys = args.GetList("history");
   const std::string file = args.Get("history_file");
   if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return absl::NotFoundError(absl::StrCat("--history_file: cannot read ", QuoteUserInput(file)));
+    ASSIGN_OR_RETURN(std::ifstream in, OpenInputFile("history_file", file));
     std::string word;
     while (in >> word) {
       for (absl::string_view k : absl::StrSplit(word, ',', absl::SkipEmpty())) keys.emplace_back(k);
@@ -142,8 +141,7 @@ Command Similar() {
 // commas). Lines without a tab are a history alone.
 absl::StatusOr<std::vector<std::pair<std::string, std::vector<std::string>>>> ReadUsers(
     const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return absl::NotFoundError(absl::StrCat("--file: cannot read ", QuoteUserInput(file)));
+  ASSIGN_OR_RETURN(std::ifstream in, OpenInputFile("file", file));
   std::vector<std::pair<std::string, std::vector<std::string>>> users;
   std::string line;
   while (std::getline(in, line)) {

@@ -28,8 +28,7 @@ std::unique_ptr<pb::Similarity::Stub> Stub(Context& c) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", QuoteUserInput(path)));
+  ASSIGN_OR_RETURN(std::ifstream in, OpenInputFile(flag, path, std::ios::in | std::ios::binary));
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
@@ -347,6 +346,9 @@ Command SearchImages() {
           [](Context& c) -> absl::Status {
             pb::SearchImagesRequest req;
             ASSIGN_OR_RETURN(*req.mutable_collection(), c.args().Required("collection"));
+            if (!c.args().Get("image").empty() && !c.args().Get("key").empty()) {
+              return absl::InvalidArgumentError("--image and --key: give one of them, not both");
+            }
             if (!c.args().Get("image").empty()) {
               ASSIGN_OR_RETURN(*req.mutable_image(), ReadFile("image", c.args().Get("image")));
             } else {

@@ -158,8 +158,7 @@ Command Submit() {
             pb::JobSpec* spec = req.mutable_spec();
             const Args& a = c.args();
             if (!a.Get("spec").empty()) {
-              std::ifstream in(a.Get("spec"));
-              if (!in) return absl::NotFoundError(absl::StrCat("--spec: cannot read ", QuoteUserInput(a.Get("spec"))));
+              ASSIGN_OR_RETURN(std::ifstream in, OpenInputFile("spec", a.Get("spec")));
               std::stringstream text;
               text << in.rdbuf();
               auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), spec);
