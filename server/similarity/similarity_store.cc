@@ -1027,7 +1027,10 @@ absl::StatusOr<std::vector<float>> SimilarityStore::QueryImageVector(
   (void)c;
   absl::StatusOr<MedicalImage> decoded = DecodeMedicalImage(bytes, mo);
   if (!decoded.ok()) {
-    return absl::Status(decoded.status().code(), absl::StrCat("image: ", decoded.status().message()));
+    // The decoder's own messages may already name the field.
+    const absl::string_view m = decoded.status().message();
+    return absl::Status(decoded.status().code(),
+                        absl::StartsWith(m, "image: ") ? std::string(m) : absl::StrCat("image: ", m));
   }
   if (study != nullptr) {
     auto it = decoded->labels.find("study_instance_uid");
