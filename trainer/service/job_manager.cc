@@ -311,6 +311,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   if (o.models_dir.empty()) o.models_dir = JoinPath(o.data_dir, "models");
   if (o.devices.empty()) return InvalidField("devices", "at least one device", "none");
   RETURN_IF_ERROR(CheckRange("max_queued_jobs", o.max_queued_jobs, 1, 1000000));
+  RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 256));  // the Trainer's bound
   for (const std::string& d : o.devices) {
     if (d == "cpu") continue;
     if (absl::StartsWith(d, "cuda")) {

@@ -734,6 +734,14 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (o.batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
   if (o.max_len < 1) return absl::InvalidArgumentError("max_len must be >= 1");
   if (o.epochs < 0) return absl::InvalidArgumentError("epochs must be >= 0");
+  // 100000 threads had ended the process in std::terminate (thread creation
+  // failing); a negative count was taken for the default.
+  if (o.num_threads < 0 || o.num_threads > kMaxTrainerThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("num_threads must be in [0, ",
+                                                   kMaxTrainerThreads,
+                                                   "] (0: LibTorch's default), got ",
+                                                   o.num_threads));
+  }
   // patience 0 trained no epoch at all and exported the untrained networks
   // as a successful run.
   if (o.patience < 1) {

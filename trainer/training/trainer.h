@@ -57,6 +57,9 @@ struct TrainProgress {
   const EpochStats* finished_epoch = nullptr;
 };
 
+// The most CPU threads one trainer uses (TrainerOptions::num_threads).
+inline constexpr int kMaxTrainerThreads = 256;
+
 struct TrainerOptions {
   std::string model = "iisan";    // iisan | sasrec | popularity
   std::string device = "cpu";     // cpu | cuda | cuda:N
@@ -85,7 +88,7 @@ struct TrainerOptions {
   // threads with one intra-op thread each (see "Threads" in
   // trainer/README.md); otherwise num_threads intra-op (OpenMP) threads,
   // process-wide. 0: LibTorch's default.
-  int num_threads = 0;
+  int num_threads = 0;  // 0 .. kMaxTrainerThreads
   bool shard_steps = true;
   // Measurement only (train_bench "Ns"): the num_threads shards of a split
   // step run one after another on the calling thread.

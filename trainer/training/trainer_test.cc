@@ -231,6 +231,13 @@ TEST_F(TrainerTest, RejectsBadOptions) {
         << lr;
   }
   o.user_encoder_lr = 1e-3;
+  for (int threads : {-1, kMaxTrainerThreads + 1, 100000}) {
+    o.num_threads = threads;
+    EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_threads must be in")))
+        << threads;
+  }
+  o.num_threads = 0;
   o.item_tower_lr = std::nan("");
   EXPECT_THAT(Trainer::Create(o, &catalog_.data, store_.get()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item_tower_lr")));
