@@ -45,9 +45,10 @@ absl::StatusOr<std::unique_ptr<CollectionStore>> CollectionStore::Open(
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("data_dir: expected a directory path");
   }
-  if (options.build_threads < 0) {
+  // An unbounded count went to omp_set_num_threads at the first build.
+  if (options.build_threads < 0 || options.build_threads > 256) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "build_threads: expected >= 0, got ", options.build_threads));
+        "build_threads: expected 0..256 (0: all cores but one), got ", options.build_threads));
   }
   if (options.build_nice < 0 || options.build_nice > 19) {
     return absl::InvalidArgumentError(absl::StrCat(

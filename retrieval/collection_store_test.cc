@@ -18,10 +18,13 @@ using ::testing::HasSubstr;
 TEST(CollectionStoreTest, BadOptionsAreNamed) {
   CollectionStore::Options o;
   o.data_dir = FreshTestDir("store_bad");
-  o.build_threads = -1;
-  EXPECT_THAT(CollectionStore::Open(o).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("build_threads")));
+  for (int threads : {-1, 257, 100000}) {
+    o.build_threads = threads;
+    EXPECT_THAT(CollectionStore::Open(o).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("build_threads: expected 0..256")))
+        << threads;
+  }
   o.build_threads = 1;
   o.build_nice = 20;
   EXPECT_THAT(CollectionStore::Open(o).status(),
