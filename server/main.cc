@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/logging.h"
@@ -46,11 +47,49 @@ ABSL_FLAG(int, max_k, 1000, "Largest k.");
 namespace recsys {
 namespace {
 
+// Every numeric flag in range, before anything starts: --encode_threads=100000
+// and --torch_threads=0 had ended the process in std::terminate, and
+// --max_batch_size=0, --max_k=0 or --poll_interval=0s started a server that
+// could not answer (or spun).
+absl::Status CheckFlags() {
+  struct IntFlag {
+    const char* name;
+    int value, lo, hi;
+  };
+  for (const IntFlag& f : {IntFlag{"torch_threads", absl::GetFlag(FLAGS_torch_threads), 1, 256},
+                           IntFlag{"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
+                           IntFlag{"encode_threads", absl::GetFlag(FLAGS_encode_threads), 1, 256},
+                           IntFlag{"max_batch_size", absl::GetFlag(FLAGS_max_batch_size), 1, 4096},
+                           IntFlag{"max_batch_users", absl::GetFlag(FLAGS_max_batch_users), 1,
+                                   100000},
+                           IntFlag{"max_history", absl::GetFlag(FLAGS_max_history), 1, 1000000},
+                           IntFlag{"max_k", absl::GetFlag(FLAGS_max_k), 1, 100000},
+                           IntFlag{"versions_to_keep", absl::GetFlag(FLAGS_versions_to_keep), 1,
+                                   1000}}) {
+    if (f.value < f.lo || f.value > f.hi) {
+      return absl::InvalidArgumentError(absl::StrCat("--", f.name, ": expected ", f.lo, "..",
+                                                     f.hi, ", got ", f.value));
+    }
+  }
+  const absl::Duration wait = absl::GetFlag(FLAGS_max_batch_wait);
+  if (wait < absl::ZeroDuration() || wait > absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_batch_wait: expected 0s..1s, got ", absl::FormatDuration(wait)));
+  }
+  const absl::Duration poll = absl::GetFlag(FLAGS_poll_interval);
+  if (poll < absl::Milliseconds(10) || poll > absl::Hours(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--poll_interval: expected 10ms..1h, got ", absl::FormatDuration(poll)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run() {
   const std::string model_name = absl::GetFlag(FLAGS_model_name);
   if (absl::GetFlag(FLAGS_models_dir).empty() || absl::GetFlag(FLAGS_retrieval).empty()) {
     return absl::InvalidArgumentError("--models_dir and --retrieval are required");
   }
+  RETURN_IF_ERROR(CheckFlags());
   torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
   SetBlasThreads(absl::GetFlag(FLAGS_blas_threads));
   RetrievalClient::Options co;

@@ -22,5 +22,23 @@ check "$4" interactions      # train
 check "$5" out_dir           # make_demo_data
 check "$6" port_file         # demo_server
 check "$7" data_dir          # retrieval_repair
+# A numeric flag out of range: refused at start naming it (it had ended in
+# std::terminate, or started a server that could not answer).
+refused() {  # binary args..., then the text wanted on stderr is $WANT
+  local out rc
+  out=$(timeout 20 "$@" 2>&1); rc=$?
+  if [[ $rc == 0 || $rc == 124 || $rc -ge 128 || "$out" != *"$WANT"* ]]; then
+    echo "FAIL: $* (rc $rc) did not refuse with '$WANT':"
+    echo "$out" | tail -3
+    fail=1
+  fi
+}
+R=(--models_dir=/nonexistent --retrieval=127.0.0.1:1 --port_file=/dev/null)
+WANT="--encode_threads: expected 1..256, got 100000" refused "$2" "${R[@]}" --encode_threads=100000
+WANT="--torch_threads: expected 1..256, got 0" refused "$2" "${R[@]}" --torch_threads=0
+WANT="--max_batch_size: expected 1..4096, got 0" refused "$2" "${R[@]}" --max_batch_size=0
+WANT="--poll_interval: expected 10ms..1h, got 0" refused "$2" "${R[@]}" --poll_interval=0s
+WANT="build_threads: expected 0..256" refused "$1" --data_dir="$(mktemp -d)" --port_file=/dev/null \
+  --build_threads=100000
 [[ $fail == 0 ]] && echo PASS
 exit $fail
