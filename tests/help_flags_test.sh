@@ -22,6 +22,7 @@ check "$4" interactions      # train
 check "$5" out_dir           # make_demo_data
 check "$6" port_file         # demo_server
 check "$7" data_dir          # retrieval_repair
+check "$8" state_dir         # similarity_server
 # A numeric flag out of range: refused at start naming it (it had ended in
 # std::terminate, or started a server that could not answer).
 refused() {  # binary args..., then the text wanted on stderr is $WANT
@@ -40,5 +41,8 @@ WANT="--max_batch_size: expected 1..4096, got 0" refused "$2" "${R[@]}" --max_ba
 WANT="--poll_interval: expected 10ms..1h, got 0" refused "$2" "${R[@]}" --poll_interval=0s
 WANT="build_threads: expected 0..256" refused "$1" --data_dir="$(mktemp -d)" --port_file=/dev/null \
   --build_threads=100000
+S=(--state_dir="$(mktemp -d)" --retrieval=127.0.0.1:1 --port_file=/dev/null)  # similarity_server
+WANT="--max_message_mb: expected 1..2047, got 100000" refused "$8" "${S[@]}" --max_message_mb=100000
+WANT="--max_sentence_kb: expected 1..65536, got -5" refused "$8" "${S[@]}" --max_sentence_kb=-5
 [[ $fail == 0 ]] && echo PASS
 exit $fail
