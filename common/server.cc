@@ -65,6 +65,22 @@ absl::StatusOr<std::unique_ptr<ServiceServer>> ServiceServer::Create(
   if (absl::Status valid = ValidateUnixSocketPath(options.unix_socket); !valid.ok()) {
     return valid;
   }
+  // A metrics port outside -1..65535 or a negative grace period had been
+  // taken as they were; a message limit of 0 or below refused every call.
+  if (options.metrics_port < -1 || options.metrics_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_port: expected -1 (off), 0 (any free port) or 1..65535, got ",
+        options.metrics_port));
+  }
+  if (options.grace_period < absl::ZeroDuration() || options.grace_period > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("--grace_period: expected 0s..1h, got ",
+                                                   absl::FormatDuration(options.grace_period)));
+  }
+  if (options.max_receive_message_bytes < 1 || options.max_send_message_bytes < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max message size: expected >= 1 byte, got ", options.max_receive_message_bytes,
+                     " to receive, ", options.max_send_message_bytes, " to send"));
+  }
   std::unique_ptr<ServiceServer> s(new ServiceServer());
   s->state_ = std::make_unique<State>();
   State& st = *s->state_;

@@ -65,6 +65,30 @@ RetrievalService::Options ServiceOptionsFromFlags() {
   return o;
 }
 
+// The flags the options below do not check themselves, before anything
+// uses them: --max_message_mb=100000 overflowed an int when shifted into
+// bytes, 0 refused every call; a negative --max_build_seconds failed every
+// build; --blas_threads and --malloc_arena_max went to the libraries as given.
+absl::Status CheckFlags() {
+  struct Flag {
+    const char* name;
+    int64_t value, lo, hi;
+  };
+  for (const Flag& f : {Flag{"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
+                        Flag{"malloc_arena_max", absl::GetFlag(FLAGS_malloc_arena_max), 0, 1024},
+                        Flag{"max_message_mb", absl::GetFlag(FLAGS_max_message_mb), 1, 2047},
+                        Flag{"max_build_seconds", absl::GetFlag(FLAGS_max_build_seconds), 1,
+                             int64_t{30} * 24 * 3600},
+                        Flag{"max_build_mb", absl::GetFlag(FLAGS_max_build_mb), 0,
+                             int64_t{1} << 30}}) {
+    if (f.value < f.lo || f.value > f.hi) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", f.name, ": expected ", f.lo, "..", f.hi, ", got ", f.value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 CollectionStore::Options StoreOptionsFromFlags() {
   CollectionStore::Options o;
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
@@ -109,6 +133,10 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
   recsys::ParseCommandLineWithHelp(argc, argv, "The retrieval sidecar (versioned FAISS collections over gRPC).\n  retrieval_server --data_dir=var/retrieval --address=127.0.0.1:50051");
+  if (absl::Status flags = recsys::retrieval::CheckFlags(); !flags.ok()) {
+    LOG(ERROR) << flags;
+    return 1;
+  }
   recsys::retrieval::ConfigureMalloc(absl::GetFlag(FLAGS_malloc_arena_max));
   recsys::SetBlasThreads(absl::GetFlag(FLAGS_blas_threads));
   recsys::DisableMutexDeadlockDetection();

@@ -44,5 +44,9 @@ WANT="build_threads: expected 0..256" refused "$1" --data_dir="$(mktemp -d)" --p
 S=(--state_dir="$(mktemp -d)" --retrieval=127.0.0.1:1 --port_file=/dev/null)  # similarity_server
 WANT="--max_message_mb: expected 1..2047, got 100000" refused "$8" "${S[@]}" --max_message_mb=100000
 WANT="--max_sentence_kb: expected 1..65536, got -5" refused "$8" "${S[@]}" --max_sentence_kb=-5
+WANT="--max_message_mb: expected 1..2047, got 100000" refused "$1" --data_dir="$(mktemp -d)" \
+  --port_file=/dev/null --max_message_mb=100000
+WANT="--metrics_port: expected -1 (off), 0 (any free port) or 1..65535, got 70000" refused "$1" \
+  --data_dir="$(mktemp -d)" --port_file=/dev/null --metrics_port=70000
 [[ $fail == 0 ]] && echo PASS
 exit $fail
