@@ -23,6 +23,7 @@ check "$5" out_dir           # make_demo_data
 check "$6" port_file         # demo_server
 check "$7" data_dir          # retrieval_repair
 check "$8" state_dir         # similarity_server
+check "$9" max_queued_jobs   # trainer_server
 # A numeric flag out of range: refused at start naming it (it had ended in
 # std::terminate, or started a server that could not answer).
 refused() {  # binary args..., then the text wanted on stderr is $WANT
@@ -48,5 +49,9 @@ WANT="--max_message_mb: expected 1..2047, got 100000" refused "$1" --data_dir="$
   --port_file=/dev/null --max_message_mb=100000
 WANT="--metrics_port: expected -1 (off), 0 (any free port) or 1..65535, got 70000" refused "$1" \
   --data_dir="$(mktemp -d)" --port_file=/dev/null --metrics_port=70000
+WANT="max_queued_jobs: must be in [1, 1000000], got 0" refused "$9" --data_dir="$(mktemp -d)" \
+  --worker=/bin/true --port_file=/dev/null --max_queued_jobs=0
+WANT="cancel_grace: 0s..10m, got -1s" refused "$9" --data_dir="$(mktemp -d)" \
+  --worker=/bin/true --port_file=/dev/null --cancel_grace=-1s
 [[ $fail == 0 ]] && echo PASS
 exit $fail

@@ -312,6 +312,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   if (o.devices.empty()) return InvalidField("devices", "at least one device", "none");
   RETURN_IF_ERROR(CheckRange("max_queued_jobs", o.max_queued_jobs, 1, 1000000));
   RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 256));  // the Trainer's bound
+  if (o.cancel_grace < absl::ZeroDuration() || o.cancel_grace > absl::Minutes(10)) {
+    return InvalidField("cancel_grace", "0s..10m", absl::FormatDuration(o.cancel_grace));
+  }
   for (const std::string& d : o.devices) {
     if (d == "cpu") continue;
     if (absl::StartsWith(d, "cuda")) {

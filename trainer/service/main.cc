@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/server.h"
 #include "common/server_flags.h"
@@ -72,7 +72,11 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   recsys::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  // --help had printed "No flags matched" (this file is not trainer_server.cc).
+  recsys::ParseCommandLineWithHelp(
+      argc, argv,
+      "The Trainer service (train, build-cache and refresh jobs over gRPC).\n"
+      "  trainer_server --data_dir=var/trainer --retrieval=127.0.0.1:50051");
   absl::Status s = recsys::Run();
   if (!s.ok()) {
     LOG(ERROR) << s;
