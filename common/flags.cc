@@ -4,8 +4,19 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace recsys {
+
+absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags) {
+  for (const FlagRange& f : flags) {
+    if (f.value < f.lo || f.value > f.hi) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", f.name, ": expected ", f.lo, "..", f.hi, ", got ", f.value));
+    }
+  }
+  return absl::OkStatus();
+}
 
 bool IsProjectFlagFile(absl::string_view file) {
   return !absl::StartsWith(file, "absl/") && !absl::StrContains(file, "/absl/");

@@ -15,8 +15,11 @@
 #ifndef RECSYS_COMMON_FLAGS_H_
 #define RECSYS_COMMON_FLAGS_H_
 
+#include <cstdint>
+#include <initializer_list>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace recsys {
@@ -28,6 +31,17 @@ std::vector<char*> ParseCommandLineWithHelp(int argc, char** argv, absl::string_
 // True for a flag defined in `file` that --help lists: any file outside
 // Abseil's own sources.
 bool IsProjectFlagFile(absl::string_view file);
+
+// A numeric flag's value and the range a binary accepts, for CheckFlagRanges.
+struct FlagRange {
+  const char* name;  // without the dashes
+  int64_t value, lo, hi;
+};
+
+// OK when every value is in [lo, hi]; else INVALID_ARGUMENT for the first
+// that is not: "--name: expected lo..hi, got value". For a main to call
+// before any flag is used.
+absl::Status CheckFlagRanges(std::initializer_list<FlagRange> flags);
 
 }  // namespace recsys
 

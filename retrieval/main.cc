@@ -70,23 +70,13 @@ RetrievalService::Options ServiceOptionsFromFlags() {
 // bytes, 0 refused every call; a negative --max_build_seconds failed every
 // build; --blas_threads and --malloc_arena_max went to the libraries as given.
 absl::Status CheckFlags() {
-  struct Flag {
-    const char* name;
-    int64_t value, lo, hi;
-  };
-  for (const Flag& f : {Flag{"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
-                        Flag{"malloc_arena_max", absl::GetFlag(FLAGS_malloc_arena_max), 0, 1024},
-                        Flag{"max_message_mb", absl::GetFlag(FLAGS_max_message_mb), 1, 2047},
-                        Flag{"max_build_seconds", absl::GetFlag(FLAGS_max_build_seconds), 1,
-                             int64_t{30} * 24 * 3600},
-                        Flag{"max_build_mb", absl::GetFlag(FLAGS_max_build_mb), 0,
-                             int64_t{1} << 30}}) {
-    if (f.value < f.lo || f.value > f.hi) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", f.name, ": expected ", f.lo, "..", f.hi, ", got ", f.value));
-    }
-  }
-  return absl::OkStatus();
+  return CheckFlagRanges({
+      {"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
+      {"malloc_arena_max", absl::GetFlag(FLAGS_malloc_arena_max), 0, 1024},
+      {"max_message_mb", absl::GetFlag(FLAGS_max_message_mb), 1, 2047},
+      {"max_build_seconds", absl::GetFlag(FLAGS_max_build_seconds), 1, int64_t{30} * 24 * 3600},
+      {"max_build_mb", absl::GetFlag(FLAGS_max_build_mb), 0, int64_t{1} << 30},
+  });
 }
 
 CollectionStore::Options StoreOptionsFromFlags() {

@@ -52,25 +52,16 @@ namespace {
 // --max_batch_size=0, --max_k=0 or --poll_interval=0s started a server that
 // could not answer (or spun).
 absl::Status CheckFlags() {
-  struct IntFlag {
-    const char* name;
-    int value, lo, hi;
-  };
-  for (const IntFlag& f : {IntFlag{"torch_threads", absl::GetFlag(FLAGS_torch_threads), 1, 256},
-                           IntFlag{"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
-                           IntFlag{"encode_threads", absl::GetFlag(FLAGS_encode_threads), 1, 256},
-                           IntFlag{"max_batch_size", absl::GetFlag(FLAGS_max_batch_size), 1, 4096},
-                           IntFlag{"max_batch_users", absl::GetFlag(FLAGS_max_batch_users), 1,
-                                   100000},
-                           IntFlag{"max_history", absl::GetFlag(FLAGS_max_history), 1, 1000000},
-                           IntFlag{"max_k", absl::GetFlag(FLAGS_max_k), 1, 100000},
-                           IntFlag{"versions_to_keep", absl::GetFlag(FLAGS_versions_to_keep), 1,
-                                   1000}}) {
-    if (f.value < f.lo || f.value > f.hi) {
-      return absl::InvalidArgumentError(absl::StrCat("--", f.name, ": expected ", f.lo, "..",
-                                                     f.hi, ", got ", f.value));
-    }
-  }
+  RETURN_IF_ERROR(CheckFlagRanges({
+      {"torch_threads", absl::GetFlag(FLAGS_torch_threads), 1, 256},
+      {"blas_threads", absl::GetFlag(FLAGS_blas_threads), 1, 256},
+      {"encode_threads", absl::GetFlag(FLAGS_encode_threads), 1, 256},
+      {"max_batch_size", absl::GetFlag(FLAGS_max_batch_size), 1, 4096},
+      {"max_batch_users", absl::GetFlag(FLAGS_max_batch_users), 1, 100000},
+      {"max_history", absl::GetFlag(FLAGS_max_history), 1, 1000000},
+      {"max_k", absl::GetFlag(FLAGS_max_k), 1, 100000},
+      {"versions_to_keep", absl::GetFlag(FLAGS_versions_to_keep), 1, 1000},
+  }));
   const absl::Duration wait = absl::GetFlag(FLAGS_max_batch_wait);
   if (wait < absl::ZeroDuration() || wait > absl::Seconds(1)) {
     return absl::InvalidArgumentError(

@@ -19,6 +19,27 @@ const FlagSpec* Find(const std::vector<FlagSpec>& specs, const std::string& name
   return nullptr;
 }
 
+// A numeric flag's value: 0 when empty; `parse` (an absl Simple* parser, which
+// also refuses what T cannot hold) or INVALID_ARGUMENT saying `expected`.
+template <typename T, typename Parse>
+absl::StatusOr<T> Number(const std::string& name, const std::string& v, Parse parse,
+                         absl::string_view expected) {
+  T out{};
+  if (v.empty()) return out;
+  if (!parse(v, &out)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": expected ", expected, ", got ", QuoteUserInput(v)));
+  }
+  return out;
+}
+
+template <typename T>
+bool Integer(absl::string_view s, T* out) {
+  return absl::SimpleAtoi(s, out);
+}
+
+bool Real(absl::string_view s, double* out) { return absl::SimpleAtod(s, out); }
+
 }  // namespace
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv,
@@ -77,31 +98,6 @@ absl::StatusOr<std::string> Args::Required(const std::string& name) const {
   if (v.empty()) return absl::InvalidArgumentError(absl::StrCat("--", name, ": required"));
   return v;
 }
-
-namespace {
-
-// A numeric flag's value: 0 when empty; `parse` (an absl Simple* parser, which
-// also refuses what T cannot hold) or INVALID_ARGUMENT saying `expected`.
-template <typename T, typename Parse>
-absl::StatusOr<T> Number(const std::string& name, const std::string& v, Parse parse,
-                         absl::string_view expected) {
-  T out{};
-  if (v.empty()) return out;
-  if (!parse(v, &out)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": expected ", expected, ", got ", QuoteUserInput(v)));
-  }
-  return out;
-}
-
-template <typename T>
-bool Integer(absl::string_view s, T* out) {
-  return absl::SimpleAtoi(s, out);
-}
-
-bool Real(absl::string_view s, double* out) { return absl::SimpleAtod(s, out); }
-
-}  // namespace
 
 absl::StatusOr<int64_t> Args::GetInt(const std::string& name) const {
   return Number<int64_t>(name, Get(name), Integer<int64_t>, "an integer");

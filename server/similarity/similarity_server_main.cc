@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "common/flags.h"
 #include "common/server_flags.h"
 #include "common/status_macros.h"
 #include "retrieval/client/retrieval_client.h"
@@ -33,23 +34,13 @@ namespace {
 absl::Status Run() {
   // The sizes were shifted into bytes unchecked: 0 or a negative refused
   // every sentence or image, --max_message_mb=100000 overflowed an int.
-  struct SizeFlag {
-    const char* name;
-    int value, hi;
-  };
-  for (const SizeFlag& f : {SizeFlag{"max_message_mb", absl::GetFlag(FLAGS_max_message_mb), 2047},
-                            SizeFlag{"max_sentence_kb", absl::GetFlag(FLAGS_max_sentence_kb), 65536},
-                            SizeFlag{"max_image_mb", absl::GetFlag(FLAGS_max_image_mb), 1024}}) {
-    if (f.value < 1 || f.value > f.hi) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", f.name, ": expected 1..", f.hi, ", got ", f.value));
-    }
-  }
   const int max_long_calls = absl::GetFlag(FLAGS_max_long_calls);
-  if (max_long_calls < 1 || max_long_calls > 256) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max_long_calls: expected 1..256, got ", max_long_calls));
-  }
+  RETURN_IF_ERROR(CheckFlagRanges({
+      {"max_message_mb", absl::GetFlag(FLAGS_max_message_mb), 1, 2047},
+      {"max_sentence_kb", absl::GetFlag(FLAGS_max_sentence_kb), 1, 65536},
+      {"max_image_mb", absl::GetFlag(FLAGS_max_image_mb), 1, 1024},
+      {"max_long_calls", max_long_calls, 1, 256},
+  }));
   RetrievalClient::Options co;
   co.target = absl::GetFlag(FLAGS_retrieval);
   co.deadline = absl::Seconds(60);

@@ -2,12 +2,12 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 
 namespace recsys {
 namespace {
@@ -54,11 +54,12 @@ absl::StatusOr<HostCpuTicks> ParseProcStat(const std::string& text) {
 }
 
 absl::StatusOr<HostCpuTicks> ReadHostCpuTicks() {
-  std::ifstream f("/proc/stat");
-  if (!f) return absl::UnavailableError("cannot read /proc/stat");
-  std::stringstream s;
-  s << f.rdbuf();
-  return ParseProcStat(s.str());
+  absl::StatusOr<std::string> text = ReadFileToString("/proc/stat");
+  if (!text.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read /proc/stat: ", text.status().message()));
+  }
+  return ParseProcStat(*text);
 }
 
 HostCpuShare ShareBetween(const HostCpuTicks& a, const HostCpuTicks& b) {

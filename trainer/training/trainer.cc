@@ -769,20 +769,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     return absl::InvalidArgumentError(absl::StrCat(
         "embedding_dim ", o.embedding_dim, " must be a multiple of num_heads ", o.num_heads));
   }
-  if (o.embedding_dim < 1 || o.embedding_dim > 65536 || o.ffn_dim < 1 || o.ffn_dim > (1 << 20)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("embedding_dim (", o.embedding_dim, ") must be in [1, 65536] and ffn_dim (",
-                     o.ffn_dim, ") in [1, 1048576]"));
-  }
-  // Settings each in range can still make a step no machine holds.
-  StepSize step;
-  step.batch_size = o.batch_size;
-  step.max_len = o.max_len;
-  step.embedding_dim = o.embedding_dim;
-  step.ffn_dim = o.ffn_dim;
-  step.num_heads = o.num_heads;
-  step.num_items = data->num_items();
-  RETURN_IF_ERROR(CheckStepSize(step, ""));
   if (s->kind == ModelKind::kIisan) {
     if (store == nullptr) {
       return absl::InvalidArgumentError("model=iisan needs at least one hidden-state cache");
@@ -867,6 +853,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
         net.inter_path = o.inter_path && store->num_modalities() == 2;
       }
       if (absl::Status valid = ValidateNetworkConfig(net); !valid.ok()) return valid;
+      // Settings each in range (checked just above) can still make a step
+      // no machine holds.
+      StepSize step;
+      step.batch_size = o.batch_size;
+      step.max_len = o.max_len;
+      step.embedding_dim = o.embedding_dim;
+      step.ffn_dim = o.ffn_dim;
+      step.num_heads = o.num_heads;
+      step.num_items = data->num_items();
+      RETURN_IF_ERROR(CheckStepSize(step, ""));
       RecommenderOptions model_options = RecommenderOptionsFor(net);
       model_options.user_encoder.fused_cpu_training(o.fused_kernels);
       model_options.item_encoder.fused_cpu_training = o.fused_kernels;
